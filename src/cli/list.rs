@@ -1,0 +1,154 @@
+//! `virt-pci list`: every PCI function, grouped by IOMMU group.
+
+use super::{device_name, print_json, Context, CliResult};
+use clap::Args as ClapArgs;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use virt_pci::host::{Device, GroupMember, Host, Kind};
+use virt_pci::report;
+
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// Show the bus topology (bridges and what hangs below them) instead of groups.
+    #[arg(long)]
+    pub tree: bool,
+    /// Print JSON (schema: schemas/list.schema.json).
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Context, args: Args) -> CliResult {
+    let host = ctx.host()?;
+    if args.json {
+        return print_json(&report::list_report(&host, ctx.ids()));
+    }
+    let text = if args.tree {
+        render_tree(ctx, &host)
+    } else {
+        render_groups(ctx, &host)
+    };
+    print!("{text}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// One line for a function: address, class, name, ids, driver, reset, flags.
+pub fn device_line(ctx: &Context, host: &Host, d: &Device) -> String {
+    let s = &ctx.out;
+    let mut line = format!(
+        "{} {} [{:04x}]: {} [{:04x}:{:04x}]",
+        s.bold(&d.address.to_string()),
+        ctx.ids().class_name(d.class16()),
+        d.class16(),
+        device_name(ctx, d),
+        d.vendor(),
+        d.device()
+    );
+    match &d.driver {
+        Some(drv) => {
+            let _ = write!(line, "  driver={}", s.green(drv));
+        }
+        None => line.push_str("  driver=none"),
+    }
+    match (&d.reset_methods, d.can_reset()) {
+        (Some(m), _) if !m.is_empty() => {
+            let _ = write!(line, "  reset={}", m.join(","));
+        }
+        (_, Some(true)) => line.push_str("  reset=yes"),
+        (_, Some(false)) => {
+            let _ = write!(line, "  {}", s.yellow("reset=none"));
+        }
+        _ => {}
+    }
+    match d.kind() {
+        Kind::Bridge => {
+            let _ = write!(line, "  {}", s.dim("[bridge]"));
+        }
+        Kind::HostBridge => {
+            let _ = write!(line, "  {}", s.dim("[host bridge]"));
+        }
+        Kind::Endpoint => {}
+    }
+    for c in &d.critical {
+        let _ = write!(line, "  {}", s.red(&format!("[host-critical: {c}]")));
+    }
+    let users = host.used_by(&d.address);
+    if !users.is_empty() {
+        let names: Vec<String> = users
+            .iter()
+            .map(|u| format!("{}{}", u.domain, if u.running { " (running)" } else { "" }))
+            .collect();
+        let _ = write!(line, "  used by: {}", names.join(", "));
+    }
+    line
+}
+
+fn render_groups(ctx: &Context, host: &Host) -> String {
+    let s = &ctx.out;
+    let mut out = String::new();
+    if host.groups.is_empty() {
+        let _ = writeln!(
+            out,
+            "{}: {}",
+            s.yellow("note"),
+            match host.iommu {
+                virt_pci::host::IommuState::Unknown => "IOMMU groups are not known for this host".to_string(),
+                _ => report::NO_IOMMU_HINT.to_string(),
+            }
+        );
+        let _ = writeln!(out, "{}", s.bold("PCI functions (no IOMMU group)"));
+        for d in host.devices.values() {
+            let _ = writeln!(out, "  {}", device_line(ctx, host, d));
+        }
+        return out;
+    }
+    for (id, members) in &host.groups {
+        let _ = writeln!(out, "{}", s.bold(&format!("IOMMU group {id}")));
+        for m in members {
+            match m {
+                GroupMember::Pci(a) => match host.device(a) {
+                    Some(d) => {
+                        let _ = writeln!(out, "  {}", device_line(ctx, host, d));
+                    }
+                    None => {
+                        let _ = writeln!(out, "  {a} (listed in the group, not on the PCI bus)");
+                    }
+                },
+                GroupMember::Other(n) => {
+                    let _ = writeln!(out, "  {n}  {}", s.dim("[not a PCI function: mdev or platform device]"));
+                }
+            }
+        }
+    }
+    let orphans: Vec<&Device> = host.devices.values().filter(|d| d.iommu_group.is_none()).collect();
+    if !orphans.is_empty() {
+        let _ = writeln!(out, "{}", s.bold("No IOMMU group"));
+        for d in orphans {
+            let _ = writeln!(out, "  {}", device_line(ctx, host, d));
+        }
+    }
+    out
+}
+
+fn render_tree(ctx: &Context, host: &Host) -> String {
+    let mut out = String::new();
+    let roots: Vec<&Device> = host.devices.values().filter(|d| d.parents.is_empty()).collect();
+    fn walk(ctx: &Context, host: &Host, d: &Device, depth: usize, out: &mut String) {
+        let group = d
+            .iommu_group
+            .map(|g| format!("[group {g}] "))
+            .unwrap_or_default();
+        let _ = writeln!(out, "{}{}{}", "  ".repeat(depth), ctx.out.dim(&group), device_line(ctx, host, d));
+        for c in host.devices.values().filter(|c| c.parents.last() == Some(&d.address)) {
+            walk(ctx, host, c, depth + 1, out);
+        }
+    }
+    let mut domains: Vec<(u32, u8)> = roots.iter().map(|d| (d.address.domain, d.address.bus)).collect();
+    domains.dedup();
+    for (dom, bus) in domains {
+        let _ = writeln!(out, "{}", ctx.out.bold(&format!("pci{dom:04x}:{bus:02x}")));
+        for d in roots.iter().filter(|d| d.address.domain == dom && d.address.bus == bus) {
+            walk(ctx, host, d, 1, &mut out);
+        }
+    }
+    out
+}

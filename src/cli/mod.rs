@@ -1,0 +1,306 @@
+//! Shared pieces of the command line: global options, where the host comes
+//! from, colour, and error reporting in rustc's shape
+//! (`error: what`, `  --> where`, `help: what to do`).
+
+pub mod actions;
+pub mod edit;
+pub mod list;
+pub mod meta;
+pub mod show;
+pub mod snapshot;
+pub mod snippet;
+pub mod usb;
+pub mod validate;
+
+use clap::{Args as ClapArgs, ValueEnum};
+use std::cell::OnceCell;
+use std::io::IsTerminal;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use virt_pci::address::{AddressError, DeviceSpec};
+use virt_pci::host::{self, Host};
+use virt_pci::pciids::PciIds;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum ColorChoice {
+    Auto,
+    Always,
+    Never,
+}
+
+/// Options every command accepts: where the host comes from, names, colour.
+#[derive(ClapArgs, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Read the host from DIR/sys and DIR/proc instead of / (fake trees, chroots).
+    #[arg(long, global = true, env = "VIRT_PCI_ROOT", value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub root: Option<PathBuf>,
+    /// Read the host from a snapshot made by `virt-pci snapshot` (offline, CI).
+    #[arg(long, global = true, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub snapshot: Option<PathBuf>,
+    /// libvirt connection URI (qemu:///system, qemu+ssh://host/system, test:///path.xml).
+    #[arg(short = 'c', long = "connect", global = true, env = "LIBVIRT_DEFAULT_URI", value_name = "URI")]
+    pub connect: Option<String>,
+    /// pci.ids file for device names (default: /usr/share/misc/pci.ids).
+    #[arg(long, global = true, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub pci_ids: Option<PathBuf>,
+    /// When to use colour (NO_COLOR is respected with auto).
+    #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
+    pub color: ColorChoice,
+}
+
+/// A failure to report: message, optional location, help lines, exit code.
+#[derive(Debug)]
+pub struct CliError {
+    pub message: String,
+    pub location: Option<String>,
+    pub help: Vec<String>,
+    pub exit_code: u8,
+}
+
+impl CliError {
+    pub fn new(message: impl Into<String>) -> CliError {
+        CliError {
+            message: message.into(),
+            location: None,
+            help: Vec::new(),
+            exit_code: 1,
+        }
+    }
+
+    /// A usage or I/O problem (exit code 2).
+    pub fn usage(message: impl Into<String>) -> CliError {
+        CliError {
+            exit_code: 2,
+            ..CliError::new(message)
+        }
+    }
+
+    pub fn help(mut self, h: impl Into<String>) -> CliError {
+        self.help.push(h.into());
+        self
+    }
+
+    pub fn at(mut self, loc: impl Into<String>) -> CliError {
+        self.location = Some(loc.into());
+        self
+    }
+
+    pub fn code(mut self, c: u8) -> CliError {
+        self.exit_code = c;
+        self
+    }
+}
+
+impl From<AddressError> for CliError {
+    fn from(e: AddressError) -> Self {
+        CliError::usage(e.to_string()).help(e.help())
+    }
+}
+
+impl From<host::ResolveError> for CliError {
+    fn from(e: host::ResolveError) -> Self {
+        let mut c = CliError::new(e.message);
+        c.help = e.help;
+        c
+    }
+}
+
+pub type CliResult = Result<ExitCode, CliError>;
+
+/// Styles for terminal output (plain when colour is off).
+#[derive(Clone, Copy, Debug)]
+pub struct Styles {
+    pub on: bool,
+}
+
+impl Styles {
+    fn paint(&self, style: anstyle::Style, s: &str) -> String {
+        if self.on {
+            format!("{}{s}{}", style.render(), style.render_reset())
+        } else {
+            s.to_string()
+        }
+    }
+    pub fn bold(&self, s: &str) -> String {
+        self.paint(anstyle::Style::new().bold(), s)
+    }
+    pub fn red(&self, s: &str) -> String {
+        self.paint(anstyle::AnsiColor::Red.on_default().bold(), s)
+    }
+    pub fn yellow(&self, s: &str) -> String {
+        self.paint(anstyle::AnsiColor::Yellow.on_default().bold(), s)
+    }
+    pub fn green(&self, s: &str) -> String {
+        self.paint(anstyle::AnsiColor::Green.on_default(), s)
+    }
+    pub fn cyan(&self, s: &str) -> String {
+        self.paint(anstyle::AnsiColor::Cyan.on_default(), s)
+    }
+    pub fn dim(&self, s: &str) -> String {
+        self.paint(anstyle::Style::new().dimmed(), s)
+    }
+}
+
+/// What every command gets: the global options, resolved once.
+pub struct Context {
+    pub global: GlobalArgs,
+    pub out: Styles,
+    pub err: Styles,
+    ids: OnceCell<PciIds>,
+}
+
+fn color_on(choice: ColorChoice, tty: bool) -> bool {
+    match choice {
+        ColorChoice::Always => true,
+        ColorChoice::Never => false,
+        ColorChoice::Auto => {
+            tty && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+                && std::env::var("TERM").map(|t| t != "dumb").unwrap_or(true)
+        }
+    }
+}
+
+/// Where the host facts come from, in the order of precedence.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostSource {
+    Snapshot(PathBuf),
+    Root(PathBuf),
+    Libvirt(String),
+    Live,
+}
+
+impl Context {
+    pub fn new(global: GlobalArgs) -> Context {
+        let out = Styles {
+            on: color_on(global.color, std::io::stdout().is_terminal()),
+        };
+        let err = Styles {
+            on: color_on(global.color, std::io::stderr().is_terminal()),
+        };
+        Context {
+            global,
+            out,
+            err,
+            ids: OnceCell::new(),
+        }
+    }
+
+    /// The host source chosen by the options: `--snapshot`, then `--root`,
+    /// then `-c`/`LIBVIRT_DEFAULT_URI`, then this machine.
+    pub fn host_source(&self) -> HostSource {
+        if let Some(s) = &self.global.snapshot {
+            HostSource::Snapshot(s.clone())
+        } else if let Some(r) = &self.global.root {
+            HostSource::Root(r.clone())
+        } else if let Some(c) = &self.global.connect {
+            HostSource::Libvirt(c.clone())
+        } else {
+            HostSource::Live
+        }
+    }
+
+    /// Read the host from the chosen source.
+    pub fn host(&self) -> Result<Host, CliError> {
+        match self.host_source() {
+            HostSource::Snapshot(p) => host::snapshot::load(&p).map_err(|e| {
+                CliError::usage(e.to_string())
+                    .help("make a snapshot on the host with `virt-pci snapshot -o FILE`")
+            }),
+            HostSource::Root(r) => read_sysfs(&r),
+            HostSource::Libvirt(uri) => self.host_from_libvirt(&uri),
+            HostSource::Live => read_sysfs(std::path::Path::new("/")),
+        }
+    }
+
+    #[cfg(feature = "libvirt")]
+    fn host_from_libvirt(&self, uri: &str) -> Result<Host, CliError> {
+        Err(CliError::usage(format!("reading hosts through libvirt ({uri}) is not implemented yet")))
+    }
+
+    #[cfg(not(feature = "libvirt"))]
+    fn host_from_libvirt(&self, uri: &str) -> Result<Host, CliError> {
+        Err(CliError::usage(format!(
+            "cannot connect to {uri}: this virt-pci was built without libvirt support"
+        ))
+        .help("rebuild with `cargo build --features libvirt`, or read the host with --root or --snapshot")
+        .help("unset LIBVIRT_DEFAULT_URI to read this machine's sysfs"))
+    }
+
+    /// Device names, loaded on first use.
+    pub fn ids(&self) -> &PciIds {
+        self.ids.get_or_init(|| match PciIds::load(self.global.pci_ids.as_deref()) {
+            Ok(ids) => ids,
+            Err(e) => {
+                if let Some(p) = &self.global.pci_ids {
+                    eprintln!(
+                        "{}: cannot read {}: {e}; showing ids only",
+                        self.err.yellow("warning"),
+                        p.display()
+                    );
+                }
+                PciIds::empty()
+            }
+        })
+    }
+
+    /// Print an error in rustc's shape on stderr.
+    pub fn report(&self, e: &CliError) {
+        let s = &self.err;
+        eprintln!("{}{} {}", s.red("error"), s.bold(":"), s.bold(&e.message));
+        if let Some(l) = &e.location {
+            eprintln!("  {} {l}", s.cyan("-->"));
+        }
+        for h in &e.help {
+            eprintln!("{}{} {h}", s.cyan("help"), s.bold(":"));
+        }
+    }
+}
+
+fn read_sysfs(root: &std::path::Path) -> Result<Host, CliError> {
+    host::sysfs::read(root).map_err(|e| {
+        let mut c = CliError::usage(e.to_string());
+        if let Some(h) = e.help {
+            c = c.help(h);
+        }
+        c
+    })
+}
+
+/// Parse device specs given on the command line.
+pub fn parse_specs(specs: &[String]) -> Result<Vec<DeviceSpec>, CliError> {
+    specs
+        .iter()
+        .map(|s| DeviceSpec::parse(s).map_err(CliError::from))
+        .collect()
+}
+
+/// A device's display name: pci.ids, else the source's names, else ids.
+pub fn device_name(ctx: &Context, d: &virt_pci::host::Device) -> String {
+    let ids = ctx.ids();
+    let vendor = ids
+        .vendor(d.vendor())
+        .map(str::to_string)
+        .or_else(|| d.vendor_name.clone());
+    let device = ids
+        .device(d.vendor(), d.device())
+        .map(str::to_string)
+        .or_else(|| d.device_name.clone());
+    match (vendor, device) {
+        (Some(v), Some(dn)) => format!("{v} {dn}"),
+        (Some(v), None) => format!("{v} device {:04x}", d.device()),
+        (None, Some(dn)) => dn,
+        (None, None) => format!("Device {:04x}:{:04x}", d.vendor(), d.device()),
+    }
+}
+
+/// Print JSON on stdout.
+pub fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
+    let s = serde_json::to_string_pretty(v).map_err(|e| CliError::new(format!("cannot encode JSON: {e}")))?;
+    println!("{s}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The "not yet" answer for commands whose issue is still open.
+pub fn not_yet(what: &str) -> CliResult {
+    Err(CliError::usage(format!("`virt-pci {what}` is not implemented in this build yet")))
+}

@@ -1,0 +1,166 @@
+//! `virt-pci show DEVICE`: one device, its group, and the plan for it.
+
+use super::{device_name, parse_specs, print_json, CliResult, Context, Styles};
+use clap::Args as ClapArgs;
+use serde::Serialize;
+use std::fmt::Write as _;
+use std::process::ExitCode;
+use virt_pci::host::Host;
+use virt_pci::plan::{self, Plan, PlanOptions, Role};
+use virt_pci::report::{self, DeviceView};
+
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// The device: 0000:03:00.0, 03:00.0, pci_0000_03_00_0, 03:00 (all functions), 10de:1f82, ...
+    #[arg(required = true, value_name = "DEVICE")]
+    pub devices: Vec<String>,
+    /// Plan for the named functions only (qvm-pci's no-strict-reset), not the whole group.
+    #[arg(long)]
+    pub no_strict_group: bool,
+    /// Print JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Serialize)]
+struct ShowReport {
+    devices: Vec<DeviceView>,
+    plan: Plan,
+}
+
+pub fn run(ctx: &Context, args: Args) -> CliResult {
+    let specs = parse_specs(&args.devices)?;
+    let host = ctx.host()?;
+    let addrs = host.resolve_all(&specs)?;
+    let p = plan::plan(
+        &host,
+        &addrs,
+        PlanOptions {
+            strict_group: !args.no_strict_group,
+        },
+    );
+    if args.json {
+        let devices = addrs
+            .iter()
+            .filter_map(|a| host.device(a))
+            .map(|d| report::device_view(&host, ctx.ids(), d))
+            .collect();
+        return print_json(&ShowReport { devices, plan: p });
+    }
+    let s = &ctx.out;
+    let mut out = String::new();
+    for a in &addrs {
+        let Some(d) = host.device(a) else { continue };
+        let _ = writeln!(out, "{}  {}", s.bold(&a.to_string()), device_name(ctx, d));
+        let kv = |out: &mut String, k: &str, v: String| {
+            let _ = writeln!(out, "  {:<16} {v}", format!("{k}:"));
+        };
+        kv(&mut out, "node device", a.node_name());
+        kv(&mut out, "class", format!("{} ({})", d.class, ctx.ids().class_name(d.class16())));
+        kv(&mut out, "ids", format!("{}:{}", d.vendor_id, d.device_id));
+        if let (Some(sv), Some(sd)) = (&d.subsystem_vendor_id, &d.subsystem_device_id) {
+            kv(&mut out, "subsystem", format!("{sv}:{sd}"));
+        }
+        if let Some(r) = &d.revision {
+            kv(&mut out, "revision", r.clone());
+        }
+        kv(&mut out, "kind", format!("{:?}", d.kind()).to_lowercase());
+        kv(&mut out, "driver", d.driver.clone().unwrap_or_else(|| "none".into()));
+        if let Some(o) = &d.driver_override {
+            kv(&mut out, "driver_override", o.clone());
+        }
+        kv(
+            &mut out,
+            "reset",
+            match (&d.reset_methods, d.can_reset()) {
+                (Some(m), _) if !m.is_empty() => m.join(" "),
+                (_, Some(true)) => "yes (methods not listed)".into(),
+                (_, Some(false)) => "none (no FLR, PM or bus reset)".into(),
+                _ => "unknown".into(),
+            },
+        );
+        kv(
+            &mut out,
+            "IOMMU group",
+            d.iommu_group.map(|g| g.to_string()).unwrap_or_else(|| "none".into()),
+        );
+        if !d.parents.is_empty() {
+            let chain: Vec<String> = d.parents.iter().map(|p| p.to_string()).collect();
+            kv(&mut out, "behind", chain.join(" -> "));
+        }
+        let sib = host.siblings(a);
+        if sib.len() > 1 {
+            let v: Vec<String> = sib.iter().filter(|x| *x != a).map(|x| x.to_string()).collect();
+            kv(&mut out, "other functions", v.join(", "));
+        }
+        if let Some(pf) = d.physfn {
+            kv(&mut out, "SR-IOV PF", pf.to_string());
+        }
+        if !d.virtfns.is_empty() {
+            kv(&mut out, "SR-IOV VFs", format!("{}", d.virtfns.len()));
+        }
+        if let Some(n) = d.numa_node {
+            kv(&mut out, "NUMA node", n.to_string());
+        }
+        for c in &d.critical {
+            kv(&mut out, "host-critical", s.red(&c.to_string()));
+        }
+        for u in host.used_by(a) {
+            kv(
+                &mut out,
+                "used by",
+                format!("{}{}", u.domain, if u.running { " (running)" } else { "" }),
+            );
+        }
+        out.push('\n');
+    }
+    out.push_str(&render_plan(&host, &p, s));
+    print!("{out}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The plan in words: what travels, what stays, what blocks, what warns.
+pub fn render_plan(_host: &Host, p: &Plan, s: &Styles) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{}", s.bold("Passing through"));
+    for g in &p.groups {
+        match g.group {
+            Some(id) => {
+                let _ = writeln!(out, "  IOMMU group {id}:");
+            }
+            None => {
+                let _ = writeln!(out, "  no IOMMU group:");
+            }
+        }
+        for m in &g.members {
+            let tag = match m.role {
+                Role::Travels => s.green("travels    "),
+                Role::Stays => s.dim("stays      "),
+                Role::LeftBehind => s.yellow("left behind"),
+                Role::Blocks => s.red("blocks     "),
+            };
+            let _ = writeln!(out, "    {tag} {}  {}", m.member, s.dim(&m.reason));
+        }
+    }
+    for b in &p.blockers {
+        let _ = writeln!(out, "{}{} {}", s.red("blocker"), s.bold(&format!("[{}]:", b.code)), b.message);
+        if let Some(h) = &b.help {
+            let _ = writeln!(out, "  {}: {h}", s.cyan("help"));
+        }
+    }
+    for w in &p.warnings {
+        let _ = writeln!(out, "{}{} {}", s.yellow("warning"), s.bold(&format!("[{}]:", w.code)), w.message);
+        if let Some(h) = &w.help {
+            let _ = writeln!(out, "  {}: {h}", s.cyan("help"));
+        }
+    }
+    if p.is_blocked() {
+        let _ = writeln!(out, "verdict: {} (commands that act need --force)", s.red("blocked"));
+    } else if p.travels.is_empty() {
+        let _ = writeln!(out, "verdict: nothing to pass through");
+    } else {
+        let list: Vec<String> = p.travels.iter().map(|a| a.to_string()).collect();
+        let _ = writeln!(out, "verdict: {} — {} travel together: {}", s.green("ok"), p.travels.len(), list.join(" "));
+    }
+    out
+}

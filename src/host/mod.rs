@@ -1,0 +1,596 @@
+//! The host model: what a machine has, independent of where it was read.
+//!
+//! Every source of host facts — a sysfs tree under any root ([`sysfs`]), a
+//! saved snapshot ([`snapshot`]), libvirt's node-device XML ([`nodedev`]) or a
+//! published IOMMU listing ([`listing`]) — produces one [`Host`]. Everything
+//! downstream (the plan, the hostdev generator, the validator, the actions)
+//! reads only this model, so a remote host, a CI snapshot and the live machine
+//! give the same answers.
+//!
+//! Values keep the spelling sysfs uses where users compare them with sysfs
+//! (`vendor_id` is `0x8086`, `class` is `0x0c0330`), and unknown is `None`,
+//! never a guessed default: a listing does not say which reset methods a
+//! device has, and the plan must not pretend it has none.
+
+pub mod listing;
+pub mod nodedev;
+pub mod snapshot;
+pub mod sysfs;
+
+use crate::address::{DeviceSpec, PciAddress};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt;
+
+/// A whole host.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct Host {
+    /// Where the facts came from (`sysfs:/`, `snapshot:FILE`, `libvirt:URI`,
+    /// `listing:FILE`), for messages.
+    pub source: String,
+    /// Free-form provenance, e.g. the `# source:` line of a published listing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub provenance: Vec<String>,
+    /// IOMMU state as far as it is known.
+    pub iommu: IommuState,
+    /// Every PCI function, by address.
+    #[serde(with = "device_list")]
+    pub devices: BTreeMap<PciAddress, Device>,
+    /// IOMMU groups by number, with every member (PCI or not).
+    #[serde(with = "group_list")]
+    pub groups: BTreeMap<u32, Vec<GroupMember>>,
+    /// USB buses and the PCI controller behind each.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub usb: Vec<UsbBus>,
+    /// Domains (VMs) that use devices, when the source knows (libvirt).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub domains: Vec<DomainUse>,
+}
+
+/// Whether the host has an IOMMU with groups.
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum IommuState {
+    /// `/sys/kernel/iommu_groups` has groups.
+    Enabled,
+    /// The directory is empty (or the source says there is no IOMMU).
+    Disabled,
+    /// The source cannot tell (e.g. a plain `lspci` listing).
+    #[default]
+    Unknown,
+}
+
+/// One PCI function.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct Device {
+    pub address: PciAddress,
+    /// `0x8086`, as sysfs writes it.
+    pub vendor_id: String,
+    pub device_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subsystem_vendor_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subsystem_device_id: Option<String>,
+    /// The 24-bit class, `0x0c0330`.
+    pub class: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revision: Option<String>,
+    /// PCI header type (0 endpoint, 1 PCI-to-PCI bridge, 2 CardBus) from
+    /// config space when readable; otherwise derived from the class.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub header_type: Option<u8>,
+    pub driver: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub driver_override: Option<String>,
+    pub iommu_group: Option<u32>,
+    /// `reset_method` contents; `None` when the source does not say.
+    #[serde(default)]
+    pub reset_methods: Option<Vec<String>>,
+    /// Whether a `reset` file exists; `None` when unknown.
+    #[serde(default)]
+    pub reset: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_vga: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub numa_node: Option<i32>,
+    /// SR-IOV: the PF of a VF.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub physfn: Option<PciAddress>,
+    /// SR-IOV: the VFs of a PF.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub virtfns: Vec<PciAddress>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sriov_totalvfs: Option<u32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sriov_numvfs: Option<u32>,
+    /// Parent bridges from the root bus down to the direct parent.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub parents: Vec<PciAddress>,
+    /// The sysfs path below `/sys`, when read from sysfs (`devices/pci0000:00/...`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sysfs_path: Option<String>,
+    /// Names given by the source (libvirt, a listing) when pci.ids is absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub vendor_name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub device_name: Option<String>,
+    /// Why the host needs this function (empty when it does not).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub critical: Vec<Critical>,
+}
+
+/// Why a function must stay with the host.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Critical {
+    /// The controller behind the root filesystem.
+    RootFilesystem { block: String },
+    /// The NIC that carries the default route.
+    DefaultRoute { interface: String },
+    /// The firmware's boot VGA device (the host console).
+    BootVga,
+    /// The chipset ISA/LPC bridge (TPM, super-I/O, firmware flash).
+    IsaBridge,
+}
+
+impl fmt::Display for Critical {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Critical::RootFilesystem { block } => {
+                write!(f, "controller of the root filesystem (/dev/{block})")
+            }
+            Critical::DefaultRoute { interface } => {
+                write!(f, "NIC carrying the default route ({interface})")
+            }
+            Critical::BootVga => write!(f, "boot VGA device (the host's console)"),
+            Critical::IsaBridge => write!(
+                f,
+                "chipset ISA/LPC bridge (TPM, super-I/O, firmware flash)"
+            ),
+        }
+    }
+}
+
+/// A member of an IOMMU group: a PCI function, or something else the kernel
+/// put there (an mdev UUID, a platform device). Non-PCI members are kept:
+/// they decide whether a group can be passed through at all.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum GroupMember {
+    Pci(PciAddress),
+    Other(String),
+}
+
+impl fmt::Display for GroupMember {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            GroupMember::Pci(a) => a.fmt(f),
+            GroupMember::Other(s) => f.write_str(s),
+        }
+    }
+}
+
+impl GroupMember {
+    /// A group member as the kernel names it in `iommu_groups/N/devices`.
+    pub fn from_name(name: &str) -> GroupMember {
+        match crate::host::sysfs::parse_sysfs_bdf(name) {
+            Some(a) => GroupMember::Pci(a),
+            None => GroupMember::Other(name.to_string()),
+        }
+    }
+}
+
+impl Serialize for GroupMember {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for GroupMember {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        Ok(GroupMember::from_name(&s))
+    }
+}
+
+/// A USB bus (root hub) and what is plugged into it.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UsbBus {
+    pub bus: u32,
+    /// The PCI controller that owns the bus (`None` for non-PCI controllers).
+    pub controller: Option<PciAddress>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub devices: Vec<UsbDevice>,
+}
+
+/// One USB device.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct UsbDevice {
+    pub bus: u32,
+    pub device: u32,
+    /// `046d`, as sysfs `idVendor` writes it.
+    pub vendor_id: String,
+    pub product_id: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A libvirt domain's use of one PCI function.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct DomainUse {
+    pub domain: String,
+    pub address: PciAddress,
+    pub running: bool,
+    pub managed: bool,
+}
+
+/// What a function is, for planning.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Kind {
+    /// Header type 0: can be a hostdev.
+    Endpoint,
+    /// PCI-to-PCI bridge, root port, switch port, CardBus bridge: never a hostdev.
+    Bridge,
+    /// Class 0x0600: the host bridge (root complex).
+    HostBridge,
+}
+
+impl Device {
+    /// A minimal device for sources that know little (listings, tests).
+    pub fn new(address: PciAddress, vendor: u16, device: u16, class: u32) -> Device {
+        Device {
+            address,
+            vendor_id: format!("0x{vendor:04x}"),
+            device_id: format!("0x{device:04x}"),
+            subsystem_vendor_id: None,
+            subsystem_device_id: None,
+            class: format!("0x{class:06x}"),
+            revision: None,
+            header_type: None,
+            driver: None,
+            driver_override: None,
+            iommu_group: None,
+            reset_methods: None,
+            reset: None,
+            boot_vga: None,
+            numa_node: None,
+            physfn: None,
+            virtfns: Vec::new(),
+            sriov_totalvfs: None,
+            sriov_numvfs: None,
+            parents: Vec::new(),
+            sysfs_path: None,
+            vendor_name: None,
+            device_name: None,
+            critical: Vec::new(),
+        }
+    }
+
+    pub fn vendor(&self) -> u16 {
+        parse_hex(&self.vendor_id) as u16
+    }
+
+    pub fn device(&self) -> u16 {
+        parse_hex(&self.device_id) as u16
+    }
+
+    /// The 24-bit class code.
+    pub fn class_code(&self) -> u32 {
+        parse_hex(&self.class)
+    }
+
+    /// Base class and subclass (`0x0604` for a PCI bridge).
+    pub fn class16(&self) -> u16 {
+        (self.class_code() >> 8) as u16
+    }
+
+    pub fn kind(&self) -> Kind {
+        if let Some(h) = self.header_type {
+            if h & 0x7f == 1 || h & 0x7f == 2 {
+                return Kind::Bridge;
+            }
+        }
+        match self.class16() {
+            0x0600 => Kind::HostBridge,
+            // PCI-to-PCI (incl. subtractive), CardBus, semi-transparent, InfiniBand-to-PCI
+            0x0604 | 0x0607 | 0x0609 => Kind::Bridge,
+            _ => Kind::Endpoint,
+        }
+    }
+
+    pub fn is_bridge(&self) -> bool {
+        matches!(self.kind(), Kind::Bridge)
+    }
+
+    /// A driver that leaves an IOMMU group viable for VFIO (the kernel's
+    /// `driver_managed_dma` drivers; see libvirt.md §3).
+    pub fn driver_is_vfio_safe(&self) -> bool {
+        match self.driver.as_deref() {
+            None => true,
+            Some(d) => d == "vfio-pci" || d.starts_with("vfio") || d == "pci-stub",
+        }
+    }
+
+    /// What the source knows about resetting this function: `Some(true)` when
+    /// a reset method exists, `Some(false)` when there is none, `None` when
+    /// the source does not say.
+    pub fn can_reset(&self) -> Option<bool> {
+        match (&self.reset_methods, self.reset) {
+            (Some(m), _) if !m.is_empty() => Some(true),
+            (_, Some(r)) => Some(r),
+            (Some(_), None) => Some(false),
+            (None, None) => None,
+        }
+    }
+}
+
+/// Parse `0x8086` / `8086` as hex; 0 when unreadable (sources validate first).
+pub fn parse_hex(s: &str) -> u32 {
+    let t = s.trim();
+    let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    u32::from_str_radix(t, 16).unwrap_or(0)
+}
+
+/// Resolving a user's device spec against a host failed.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ResolveError {
+    pub spec: String,
+    pub message: String,
+    /// Candidates or a hint, one per line.
+    pub help: Vec<String>,
+}
+
+impl fmt::Display for ResolveError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ResolveError {}
+
+impl Host {
+    pub fn device(&self, a: &PciAddress) -> Option<&Device> {
+        self.devices.get(a)
+    }
+
+    /// The members of the group of `a` (empty when it has none).
+    pub fn group_of(&self, a: &PciAddress) -> &[GroupMember] {
+        self.devices
+            .get(a)
+            .and_then(|d| d.iommu_group)
+            .and_then(|g| self.groups.get(&g))
+            .map(|v| v.as_slice())
+            .unwrap_or(&[])
+    }
+
+    /// Whether any IOMMU group exists.
+    pub fn has_groups(&self) -> bool {
+        !self.groups.is_empty()
+    }
+
+    /// Domains that use `a`.
+    pub fn used_by(&self, a: &PciAddress) -> Vec<&DomainUse> {
+        self.domains.iter().filter(|u| &u.address == a).collect()
+    }
+
+    /// Functions in the same slot (multifunction siblings), including `a`.
+    pub fn siblings(&self, a: &PciAddress) -> Vec<PciAddress> {
+        let slot = a.slot_of();
+        self.devices
+            .keys()
+            .filter(|k| k.slot_of() == slot)
+            .copied()
+            .collect()
+    }
+
+    /// The functions behind a USB bus's controller.
+    pub fn usb_bus(&self, bus: u32) -> Option<&UsbBus> {
+        self.usb.iter().find(|b| b.bus == bus)
+    }
+
+    /// Turn a user's spec into functions present on this host.
+    pub fn resolve(&self, spec: &DeviceSpec) -> Result<Vec<PciAddress>, ResolveError> {
+        match spec {
+            DeviceSpec::Function(a) => {
+                if self.devices.contains_key(a) {
+                    Ok(vec![*a])
+                } else {
+                    Err(self.not_found(&a.to_string(), |d| {
+                        d.address.bus == a.bus && d.address.domain == a.domain
+                    }))
+                }
+            }
+            DeviceSpec::Slot(s) => {
+                let v: Vec<PciAddress> = self
+                    .devices
+                    .keys()
+                    .filter(|k| k.slot_of() == *s)
+                    .copied()
+                    .collect();
+                if v.is_empty() {
+                    Err(self.not_found(&s.to_string(), |d| {
+                        d.address.bus == s.bus && d.address.domain == s.domain
+                    }))
+                } else {
+                    Ok(v)
+                }
+            }
+            DeviceSpec::Ids { vendor, device } => {
+                let v: Vec<&Device> = self
+                    .devices
+                    .values()
+                    .filter(|d| d.vendor() == *vendor && d.device() == *device)
+                    .collect();
+                match v.len() {
+                    1 => Ok(vec![v[0].address]),
+                    0 => Err(ResolveError {
+                        spec: spec.to_string(),
+                        message: format!(
+                            "no PCI device with vendor:device {spec} on {}",
+                            self.source
+                        ),
+                        help: vec!["run `virt-pci list` to see the devices of this host".into()],
+                    }),
+                    _ => Err(ResolveError {
+                        spec: spec.to_string(),
+                        message: format!(
+                            "{} PCI devices match vendor:device {spec}; name one by address",
+                            v.len()
+                        ),
+                        help: v
+                            .iter()
+                            .map(|d| format!("candidate: {}", d.address))
+                            .collect(),
+                    }),
+                }
+            }
+        }
+    }
+
+    fn not_found(&self, what: &str, near: impl Fn(&Device) -> bool) -> ResolveError {
+        let mut help: Vec<String> = self
+            .devices
+            .values()
+            .filter(|d| near(d))
+            .take(8)
+            .map(|d| format!("on that bus: {}", d.address))
+            .collect();
+        if help.is_empty() {
+            help.push("run `virt-pci list` to see the devices of this host".into());
+        }
+        ResolveError {
+            spec: what.to_string(),
+            message: format!("no PCI device {what} on {}", self.source),
+            help,
+        }
+    }
+
+    /// Resolve several specs, keeping order and dropping repeats.
+    pub fn resolve_all(&self, specs: &[DeviceSpec]) -> Result<Vec<PciAddress>, ResolveError> {
+        let mut out = Vec::new();
+        for s in specs {
+            for a in self.resolve(s)? {
+                if !out.contains(&a) {
+                    out.push(a);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Recompute the critical flags that follow from the device itself
+    /// (boot VGA, ISA bridge); sources add root-fs and default-route flags.
+    pub fn mark_intrinsic_critical(&mut self) {
+        for d in self.devices.values_mut() {
+            if d.boot_vga == Some(true) && !d.critical.contains(&Critical::BootVga) {
+                d.critical.push(Critical::BootVga);
+            }
+            if d.class16() == 0x0601 && !d.critical.contains(&Critical::IsaBridge) {
+                d.critical.push(Critical::IsaBridge);
+            }
+            d.critical.sort();
+        }
+    }
+
+    /// Fill `Device::iommu_group` from `groups` (for sources that list
+    /// groups only) and make sure every group member that is a PCI function
+    /// points back at its group.
+    pub fn link_groups(&mut self) {
+        for (g, members) in &self.groups {
+            for m in members {
+                if let GroupMember::Pci(a) = m {
+                    if let Some(d) = self.devices.get_mut(a) {
+                        d.iommu_group = Some(*g);
+                    }
+                }
+            }
+        }
+        if self.iommu == IommuState::Unknown && !self.groups.is_empty() {
+            self.iommu = IommuState::Enabled;
+        }
+    }
+}
+
+mod device_list {
+    use super::Device;
+    use crate::address::PciAddress;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<PciAddress, Device>, s: S) -> Result<S::Ok, S::Error> {
+        let v: Vec<&Device> = m.values().collect();
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<PciAddress, Device>, D::Error> {
+        let v: Vec<Device> = Vec::deserialize(d)?;
+        Ok(v.into_iter().map(|d| (d.address, d)).collect())
+    }
+}
+
+mod group_list {
+    use super::GroupMember;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use std::collections::BTreeMap;
+
+    #[derive(Serialize, Deserialize)]
+    struct Group {
+        id: u32,
+        members: Vec<GroupMember>,
+    }
+
+    pub fn serialize<S: Serializer>(m: &BTreeMap<u32, Vec<GroupMember>>, s: S) -> Result<S::Ok, S::Error> {
+        let v: Vec<Group> = m
+            .iter()
+            .map(|(id, members)| Group {
+                id: *id,
+                members: members.clone(),
+            })
+            .collect();
+        v.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u32, Vec<GroupMember>>, D::Error> {
+        let v: Vec<Group> = Vec::deserialize(d)?;
+        Ok(v.into_iter().map(|g| (g.id, g.members)).collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kinds_from_class_and_header() {
+        let a = PciAddress::new(0, 0, 1, 0);
+        assert_eq!(Device::new(a, 0x8086, 0x1, 0x060400).kind(), Kind::Bridge);
+        assert_eq!(Device::new(a, 0x8086, 0x1, 0x060000).kind(), Kind::HostBridge);
+        assert_eq!(Device::new(a, 0x8086, 0x1, 0x030000).kind(), Kind::Endpoint);
+        let mut d = Device::new(a, 0x8086, 0x1, 0x088000);
+        d.header_type = Some(0x81);
+        assert_eq!(d.kind(), Kind::Bridge);
+    }
+
+    #[test]
+    fn resolve_vendor_device_lists_candidates() {
+        let mut h = Host {
+            source: "test".into(),
+            ..Host::default()
+        };
+        for f in 0..2 {
+            let a = PciAddress::new(0, 1, 0, f);
+            h.devices.insert(a, Device::new(a, 0x10de, 0x1f82, 0x030000));
+        }
+        let spec = DeviceSpec::parse("10de:1f82").unwrap();
+        let e = h.resolve(&spec).unwrap_err();
+        assert!(e.message.contains("2 PCI devices match"), "{e}");
+        assert_eq!(e.help, vec!["candidate: 0000:01:00.0", "candidate: 0000:01:00.1"]);
+        let e = h.resolve(&DeviceSpec::parse("8086:1234").unwrap()).unwrap_err();
+        assert!(e.message.contains("no PCI device with vendor:device 8086:1234"));
+        let slot = h.resolve(&DeviceSpec::parse("01:00").unwrap()).unwrap();
+        assert_eq!(slot.len(), 2);
+        let e = h.resolve(&DeviceSpec::parse("01:00.2").unwrap()).unwrap_err();
+        assert_eq!(e.message, "no PCI device 0000:01:00.2 on test");
+        assert!(e.help.contains(&"on that bus: 0000:01:00.0".to_string()));
+    }
+}

@@ -1,0 +1,108 @@
+//! Saved hosts: the whole [`Host`] model as JSON.
+//!
+//! A snapshot taken on the hypervisor (`virt-pci snapshot -o host.json`) lets
+//! CI and laptops plan, generate and validate offline with the same verdicts
+//! as on the machine itself. The file carries a format name and version so a
+//! future change of the model is detected instead of misread. The schema is
+//! `schemas/snapshot.schema.json`.
+
+use super::Host;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+pub const FORMAT: &str = "virt-pci-snapshot";
+pub const VERSION: u32 = 1;
+
+#[derive(Serialize, Deserialize)]
+struct Envelope {
+    format: String,
+    version: u32,
+    #[serde(flatten)]
+    host: Host,
+}
+
+#[derive(Debug)]
+pub struct SnapshotError {
+    pub path: PathBuf,
+    pub line: usize,
+    pub column: usize,
+    pub message: String,
+}
+
+impl fmt::Display for SnapshotError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.line > 0 {
+            write!(f, "{}:{}:{}: {}", self.path.display(), self.line, self.column, self.message)
+        } else {
+            write!(f, "{}: {}", self.path.display(), self.message)
+        }
+    }
+}
+
+impl std::error::Error for SnapshotError {}
+
+/// Serialize a host as a snapshot document (pretty JSON, trailing newline).
+pub fn to_string(host: &Host) -> String {
+    let env = Envelope {
+        format: FORMAT.into(),
+        version: VERSION,
+        host: host.clone(),
+    };
+    let mut s = serde_json::to_string_pretty(&env).unwrap_or_default();
+    s.push('\n');
+    s
+}
+
+/// Parse a snapshot document.
+pub fn from_str(text: &str, path: &Path) -> Result<Host, SnapshotError> {
+    let err = |e: serde_json::Error| SnapshotError {
+        path: path.to_path_buf(),
+        line: e.line(),
+        column: e.column(),
+        message: e.to_string(),
+    };
+    let v: serde_json::Value = serde_json::from_str(text).map_err(err)?;
+    match v.get("format").and_then(|f| f.as_str()) {
+        Some(FORMAT) => {}
+        other => {
+            return Err(SnapshotError {
+                path: path.to_path_buf(),
+                line: 0,
+                column: 0,
+                message: format!(
+                    "not a virt-pci snapshot (format is {}, expected \"{FORMAT}\"); make one with `virt-pci snapshot -o FILE`",
+                    other.map(|s| format!("\"{s}\"")).unwrap_or_else(|| "missing".into())
+                ),
+            })
+        }
+    }
+    let version = v.get("version").and_then(|x| x.as_u64()).unwrap_or(0);
+    if version != u64::from(VERSION) {
+        return Err(SnapshotError {
+            path: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!("snapshot version {version} is not supported (this virt-pci reads version {VERSION})"),
+        });
+    }
+    let env: Envelope = serde_json::from_str(text).map_err(err)?;
+    let mut host = env.host;
+    host.link_groups();
+    Ok(host)
+}
+
+/// Read a snapshot file.
+pub fn load(path: &Path) -> Result<Host, SnapshotError> {
+    let text = std::fs::read_to_string(path).map_err(|e| SnapshotError {
+        path: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the snapshot: {e}"),
+    })?;
+    let mut h = from_str(&text, path)?;
+    if h.source.is_empty() {
+        h.source = format!("snapshot:{}", path.display());
+    }
+    Ok(h)
+}

@@ -1,0 +1,399 @@
+//! Reading a host from a sysfs tree under any root directory.
+//!
+//! `--root DIR` makes every path `DIR/sys/...` and `DIR/proc/...`, so tests
+//! and benchmarks read fake trees laid out exactly as the kernel lays out the
+//! real one (see `shared/notes/sysfs.md`). Links are always resolved and
+//! their last component taken; raw link strings are never compared, because
+//! their `../` depth differs with the device's depth.
+//!
+//! This module only reads. Nothing here writes to sysfs.
+
+use super::{Critical, Device, GroupMember, Host, IommuState, UsbBus, UsbDevice};
+use crate::address::PciAddress;
+use std::collections::BTreeMap;
+use std::fmt;
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// Reading the host failed in a way the user must fix (not "a file is
+/// missing", which only makes a fact unknown).
+#[derive(Debug)]
+pub struct SysfsError {
+    pub path: PathBuf,
+    pub message: String,
+    pub help: Option<String>,
+}
+
+impl fmt::Display for SysfsError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.path.display(), self.message)
+    }
+}
+
+impl std::error::Error for SysfsError {}
+
+/// Parse a sysfs device name `DDDD:BB:SS.F` (domain of 4 or more hex digits).
+pub fn parse_sysfs_bdf(name: &str) -> Option<PciAddress> {
+    let (dom, rest) = name.split_once(':')?;
+    let (bus, rest) = rest.split_once(':')?;
+    let (slot, func) = rest.split_once('.')?;
+    let hex = |s: &str, min: usize, max: usize| {
+        if s.len() >= min && s.len() <= max && s.bytes().all(|b| b.is_ascii_hexdigit()) {
+            u32::from_str_radix(s, 16).ok()
+        } else {
+            None
+        }
+    };
+    let domain = hex(dom, 4, 8)?;
+    let bus = hex(bus, 2, 2)?;
+    let slot = hex(slot, 2, 2)?;
+    let function = hex(func, 1, 1)?;
+    if slot > 0x1f || function > 7 {
+        return None;
+    }
+    Some(PciAddress::new(domain, bus as u8, slot as u8, function as u8))
+}
+
+fn read_trim(p: &Path) -> Option<String> {
+    fs::read_to_string(p).ok().map(|s| s.trim_end_matches('\n').trim().to_string())
+}
+
+fn link_name(p: &Path) -> Option<String> {
+    // Resolve fully (the link is relative to its own directory) and take the
+    // basename, as `readlink -f` would.
+    fs::canonicalize(p)
+        .ok()
+        .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
+}
+
+/// The PCI functions along a resolved device path, root first.
+fn pci_components(p: &Path) -> Vec<PciAddress> {
+    p.components()
+        .filter_map(|c| parse_sysfs_bdf(&c.as_os_str().to_string_lossy()))
+        .collect()
+}
+
+/// Read the whole host under `root` (`/` for this machine).
+pub fn read(root: &Path) -> Result<Host, SysfsError> {
+    let sys = root.join("sys");
+    let devdir = sys.join("bus/pci/devices");
+    let entries = fs::read_dir(&devdir).map_err(|e| SysfsError {
+        path: devdir.clone(),
+        message: format!("cannot read the PCI device list: {e}"),
+        help: Some(if root == Path::new("/") {
+            "is sysfs mounted? this machine may have no PCI bus".to_string()
+        } else {
+            format!(
+                "--root {} must hold a sysfs tree (DIR/sys/bus/pci/devices)",
+                root.display()
+            )
+        }),
+    })?;
+    let sys_real = fs::canonicalize(&sys).unwrap_or_else(|_| sys.clone());
+
+    let mut host = Host {
+        source: format!("sysfs:{}", root.display()),
+        ..Host::default()
+    };
+
+    let mut names: Vec<(PciAddress, PathBuf)> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| {
+            parse_sysfs_bdf(&e.file_name().to_string_lossy()).map(|a| (a, e.path()))
+        })
+        .collect();
+    names.sort();
+
+    for (addr, link) in names {
+        let dir = fs::canonicalize(&link).unwrap_or_else(|_| link.clone());
+        let rd = |f: &str| read_trim(&dir.join(f));
+        let Some(vendor_id) = rd("vendor") else { continue };
+        let mut d = Device::new(addr, 0, 0, 0);
+        d.vendor_id = vendor_id;
+        d.device_id = rd("device").unwrap_or_else(|| "0x0000".into());
+        d.class = rd("class").unwrap_or_else(|| "0x000000".into());
+        d.subsystem_vendor_id = rd("subsystem_vendor");
+        d.subsystem_device_id = rd("subsystem_device");
+        d.revision = rd("revision");
+        d.driver = link_name(&dir.join("driver"));
+        d.driver_override = rd("driver_override").filter(|s| !s.is_empty() && s != "(null)");
+        d.iommu_group = link_name(&dir.join("iommu_group")).and_then(|n| n.parse().ok());
+        d.reset = Some(dir.join("reset").exists());
+        d.reset_methods = match rd("reset_method") {
+            Some(s) => Some(s.split_whitespace().map(str::to_string).collect()),
+            None => Some(Vec::new()),
+        };
+        d.boot_vga = rd("boot_vga").map(|s| s == "1");
+        d.numa_node = rd("numa_node").and_then(|s| s.parse().ok());
+        d.physfn = link_name(&dir.join("physfn")).and_then(|n| parse_sysfs_bdf(&n));
+        d.sriov_totalvfs = rd("sriov_totalvfs").and_then(|s| s.parse().ok());
+        d.sriov_numvfs = rd("sriov_numvfs").and_then(|s| s.parse().ok());
+        let mut vfs: Vec<(u32, PciAddress)> = fs::read_dir(&dir)
+            .map(|it| {
+                it.filter_map(|e| e.ok())
+                    .filter_map(|e| {
+                        let n = e.file_name().to_string_lossy().into_owned();
+                        let i: u32 = n.strip_prefix("virtfn")?.parse().ok()?;
+                        let t = link_name(&e.path())?;
+                        Some((i, parse_sysfs_bdf(&t)?))
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        vfs.sort();
+        d.virtfns = vfs.into_iter().map(|(_, a)| a).collect();
+        // Header type byte at offset 0x0e of config space.
+        if let Ok(cfg) = fs::read(dir.join("config")) {
+            if cfg.len() > 0x0e {
+                d.header_type = Some(cfg[0x0e] & 0x7f);
+            }
+        }
+        let comps = pci_components(&dir);
+        d.parents = comps.iter().copied().filter(|a| *a != addr).collect();
+        d.sysfs_path = dir
+            .strip_prefix(&sys_real)
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        host.devices.insert(addr, d);
+    }
+
+    // IOMMU groups, with every member (PCI or not).
+    let gdir = sys.join("kernel/iommu_groups");
+    let mut groups: BTreeMap<u32, Vec<GroupMember>> = BTreeMap::new();
+    if let Ok(it) = fs::read_dir(&gdir) {
+        for e in it.filter_map(|e| e.ok()) {
+            let Ok(id) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let mut members: Vec<GroupMember> = fs::read_dir(e.path().join("devices"))
+                .map(|m| {
+                    m.filter_map(|x| x.ok())
+                        .map(|x| GroupMember::from_name(&x.file_name().to_string_lossy()))
+                        .collect()
+                })
+                .unwrap_or_default();
+            members.sort();
+            groups.insert(id, members);
+        }
+    }
+    host.iommu = if groups.is_empty() {
+        IommuState::Disabled
+    } else {
+        IommuState::Enabled
+    };
+    host.groups = groups;
+    host.link_groups();
+
+    host.usb = read_usb(&sys);
+    mark_root_fs(root, &mut host);
+    mark_default_route(root, &mut host);
+    host.mark_intrinsic_critical();
+    Ok(host)
+}
+
+fn read_usb(sys: &Path) -> Vec<UsbBus> {
+    let dir = sys.join("bus/usb/devices");
+    let Ok(it) = fs::read_dir(&dir) else { return Vec::new() };
+    let mut buses: BTreeMap<u32, UsbBus> = BTreeMap::new();
+    let mut devices: Vec<UsbDevice> = Vec::new();
+    for e in it.filter_map(|e| e.ok()) {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let path = e.path();
+        let rd = |f: &str| read_trim(&path.join(f));
+        if let Some(n) = name.strip_prefix("usb") {
+            let Ok(bus) = n.parse::<u32>() else { continue };
+            let real = fs::canonicalize(&path).unwrap_or(path.clone());
+            let controller = pci_components(&real).last().copied();
+            buses.insert(
+                bus,
+                UsbBus {
+                    bus,
+                    controller,
+                    devices: Vec::new(),
+                },
+            );
+        } else if !name.contains(':') {
+            // A device (`1-2`, `1-2.3`); interfaces have a ':' and are skipped.
+            let (Some(b), Some(dn), Some(v), Some(p)) =
+                (rd("busnum"), rd("devnum"), rd("idVendor"), rd("idProduct"))
+            else {
+                continue;
+            };
+            let (Ok(bus), Ok(device)) = (b.parse(), dn.parse()) else { continue };
+            let name = match (rd("manufacturer"), rd("product")) {
+                (Some(m), Some(p)) => Some(format!("{m} {p}")),
+                (None, Some(p)) => Some(p),
+                (Some(m), None) => Some(m),
+                _ => None,
+            };
+            devices.push(UsbDevice {
+                bus,
+                device,
+                vendor_id: v,
+                product_id: p,
+                name,
+            });
+        }
+    }
+    devices.sort_by_key(|d| (d.bus, d.device));
+    for d in devices {
+        if let Some(b) = buses.get_mut(&d.bus) {
+            b.devices.push(d);
+        }
+    }
+    buses.into_values().collect()
+}
+
+/// Follow a block device down to the PCI functions that hold it: through
+/// partitions (parent directory), device-mapper/LVM/md (`slaves/`).
+fn block_to_pci(sys: &Path, name: &str, depth: u32, out: &mut Vec<PciAddress>) {
+    if depth > 16 {
+        return;
+    }
+    let link = sys.join("class/block").join(name);
+    let Ok(real) = fs::canonicalize(&link) else { return };
+    let mut dev = real.clone();
+    if dev.join("partition").exists() {
+        if let Some(p) = dev.parent() {
+            dev = p.to_path_buf();
+        }
+    }
+    let slaves: Vec<String> = fs::read_dir(dev.join("slaves"))
+        .map(|it| {
+            it.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    if !slaves.is_empty() {
+        for s in slaves {
+            block_to_pci(sys, &s, depth + 1, out);
+        }
+        return;
+    }
+    if let Some(a) = pci_components(&dev).last() {
+        if !out.contains(a) {
+            out.push(*a);
+        }
+    }
+}
+
+/// Mark the controller(s) behind `/`.
+fn mark_root_fs(root: &Path, host: &mut Host) {
+    let sys = root.join("sys");
+    let Some(info) = read_trim(&root.join("proc/self/mountinfo")) else { return };
+    // Fields: id parent major:minor root mountpoint opts... - fstype source superopts
+    let Some(line) = info.lines().filter(|l| l.split_whitespace().nth(4) == Some("/")).last() else {
+        return;
+    };
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    let majmin = fields.get(2).copied().unwrap_or("");
+    let source = line
+        .split(" - ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().nth(1))
+        .unwrap_or("");
+    // The block device's sysfs name: by major:minor, else by the source path.
+    let mut name: Option<String> = link_name(&sys.join("dev/block").join(majmin));
+    if name.is_none() {
+        if let Some(dm) = source.strip_prefix("/dev/mapper/") {
+            name = find_dm(&sys, dm);
+        } else if let Some(n) = source.strip_prefix("/dev/") {
+            name = Some(n.to_string());
+        }
+    }
+    let Some(name) = name else { return };
+    let mut out = Vec::new();
+    block_to_pci(&sys, &name, 0, &mut out);
+    let shown = source.strip_prefix("/dev/").unwrap_or(&name).to_string();
+    for a in out {
+        if let Some(d) = host.devices.get_mut(&a) {
+            let c = Critical::RootFilesystem {
+                block: shown.clone(),
+            };
+            if !d.critical.contains(&c) {
+                d.critical.push(c);
+            }
+        }
+    }
+}
+
+fn find_dm(sys: &Path, dm_name: &str) -> Option<String> {
+    let it = fs::read_dir(sys.join("class/block")).ok()?;
+    for e in it.filter_map(|e| e.ok()) {
+        let n = e.file_name().to_string_lossy().into_owned();
+        if read_trim(&e.path().join("dm/name")).as_deref() == Some(dm_name) {
+            return Some(n);
+        }
+    }
+    None
+}
+
+/// Follow a network interface down to PCI functions: through bridges
+/// (`brif/`), bonds and VLANs (`lower_*`).
+fn net_to_pci(sys: &Path, iface: &str, depth: u32, out: &mut Vec<PciAddress>) {
+    if depth > 16 {
+        return;
+    }
+    let link = sys.join("class/net").join(iface);
+    let Ok(real) = fs::canonicalize(&link) else { return };
+    if let Some(a) = pci_components(&real).last() {
+        if !out.contains(a) {
+            out.push(*a);
+        }
+        return;
+    }
+    let mut lowers: Vec<String> = Vec::new();
+    if let Ok(it) = fs::read_dir(real.join("brif")) {
+        lowers.extend(it.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()));
+    }
+    if let Ok(it) = fs::read_dir(&real) {
+        lowers.extend(it.filter_map(|e| e.ok()).filter_map(|e| {
+            e.file_name()
+                .to_string_lossy()
+                .strip_prefix("lower_")
+                .map(str::to_string)
+        }));
+    }
+    for l in lowers {
+        net_to_pci(sys, &l, depth + 1, out);
+    }
+}
+
+/// Mark the NIC(s) behind the default route.
+fn mark_default_route(root: &Path, host: &mut Host) {
+    let Some(route) = read_trim(&root.join("proc/net/route")) else { return };
+    let sys = root.join("sys");
+    for line in route.lines().skip(1) {
+        let f: Vec<&str> = line.split_whitespace().collect();
+        if f.len() < 8 || f[1] != "00000000" || f[7] != "00000000" {
+            continue;
+        }
+        let iface = f[0];
+        let mut out = Vec::new();
+        net_to_pci(&sys, iface, 0, &mut out);
+        for a in out {
+            if let Some(d) = host.devices.get_mut(&a) {
+                let c = Critical::DefaultRoute {
+                    interface: iface.to_string(),
+                };
+                if !d.critical.contains(&c) {
+                    d.critical.push(c);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bdf_names() {
+        assert_eq!(parse_sysfs_bdf("0000:00:1f.6"), Some(PciAddress::new(0, 0, 0x1f, 6)));
+        assert_eq!(parse_sysfs_bdf("10000:02:05.0"), Some(PciAddress::new(0x10000, 2, 5, 0)));
+        assert_eq!(parse_sysfs_bdf("pci0000:00"), None);
+        assert_eq!(parse_sysfs_bdf("2d6f1e40-6b52-4bb8-9bde-000000000000"), None);
+        assert_eq!(parse_sysfs_bdf("107c580000.hvs"), None);
+        assert_eq!(parse_sysfs_bdf("0000:00:20.0"), None);
+    }
+}

@@ -1,0 +1,19 @@
+//! virt-pci: safe, boring PCI passthrough with libvirt.
+//!
+//! The library holds every decision; the `virt-pci` binary only parses
+//! arguments and prints. Data flows one way:
+//!
+//! host facts ([`host`]: sysfs, snapshot, libvirt node devices, listings)
+//! → a [`plan`] (what travels, what stays, what blocks, what warns)
+//! → an XML edit or a libvirt/sysfs action.
+//!
+//! See ARCHITECTURE.md for where a new check, command or host source goes.
+
+pub mod address;
+pub mod host;
+pub mod pciids;
+pub mod plan;
+pub mod report;
+
+pub use address::{DeviceSpec, PciAddress};
+pub use host::Host;
