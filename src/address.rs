@@ -57,7 +57,11 @@ pci_0000_03_00_0 (libvirt node device), 03:00 or 0000:03:00 (all functions of a 
 
 impl fmt::Display for AddressError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "`{}` is not a PCI device address: {}", self.input, self.reason)
+        write!(
+            f,
+            "`{}` is not a PCI device address: {}",
+            self.input, self.reason
+        )
     }
 }
 
@@ -185,7 +189,13 @@ impl<'de> Deserialize<'de> for PciAddress {
     }
 }
 
-fn hex_field(input: &str, field: &str, what: &str, min: usize, max: usize) -> Result<u32, AddressError> {
+fn hex_field(
+    input: &str,
+    field: &str,
+    what: &str,
+    min: usize,
+    max: usize,
+) -> Result<u32, AddressError> {
     if field.len() < min || field.len() > max || !field.bytes().all(|b| b.is_ascii_hexdigit()) {
         let digits = if min == max {
             format!("{min}")
@@ -197,7 +207,8 @@ fn hex_field(input: &str, field: &str, what: &str, min: usize, max: usize) -> Re
             format!("the {what} `{field}` must be {digits} hex digits"),
         ));
     }
-    u32::from_str_radix(field, 16).map_err(|_| AddressError::new(input, format!("bad {what} `{field}`")))
+    u32::from_str_radix(field, 16)
+        .map_err(|_| AddressError::new(input, format!("bad {what} `{field}`")))
 }
 
 fn check_slot(input: &str, slot: u32) -> Result<u8, AddressError> {
@@ -243,7 +254,9 @@ impl DeviceSpec {
             let bus = hex_field(input, parts[1], "bus", 2, 2)? as u8;
             let slot = check_slot(input, hex_field(input, parts[2], "slot", 2, 2)?)?;
             let function = check_function(input, parts[3])?;
-            return Ok(DeviceSpec::Function(PciAddress::new(domain, bus, slot, function)));
+            return Ok(DeviceSpec::Function(PciAddress::new(
+                domain, bus, slot, function,
+            )));
         }
 
         // Qubes: dom0:03_00.0 (the backend domain name, then bus_slot.function)
@@ -253,7 +266,10 @@ impl DeviceSpec {
                     && (head.is_empty() || !head.bytes().all(|b| b.is_ascii_hexdigit())) =>
             {
                 if head.is_empty() {
-                    return Err(AddressError::new(input, "the Qubes backend domain name is empty"));
+                    return Err(AddressError::new(
+                        input,
+                        "the Qubes backend domain name is empty",
+                    ));
                 }
                 tail
             }
@@ -267,7 +283,9 @@ impl DeviceSpec {
             let bus = hex_field(input, bus, "bus", 2, 2)? as u8;
             let slot = check_slot(input, hex_field(input, slot, "slot", 2, 2)?)?;
             let function = check_function(input, func)?;
-            return Ok(DeviceSpec::Function(PciAddress::new(0, bus, slot, function)));
+            return Ok(DeviceSpec::Function(PciAddress::new(
+                0, bus, slot, function,
+            )));
         }
         let body = body.strip_prefix("0x").unwrap_or(body);
 
@@ -281,14 +299,18 @@ impl DeviceSpec {
                 let bus = hex_field(input, bus, "bus", 1, 2)? as u8;
                 let slot = check_slot(input, hex_field(input, slot, "slot", 1, 2)?)?;
                 let function = check_function(input, f)?;
-                Ok(DeviceSpec::Function(PciAddress::new(0, bus, slot, function)))
+                Ok(DeviceSpec::Function(PciAddress::new(
+                    0, bus, slot, function,
+                )))
             }
             ([domain, bus, slot], Some(f)) => {
                 let domain = hex_field(input, domain, "domain", 1, 8)?;
                 let bus = hex_field(input, bus, "bus", 1, 2)? as u8;
                 let slot = check_slot(input, hex_field(input, slot, "slot", 1, 2)?)?;
                 let function = check_function(input, f)?;
-                Ok(DeviceSpec::Function(PciAddress::new(domain, bus, slot, function)))
+                Ok(DeviceSpec::Function(PciAddress::new(
+                    domain, bus, slot, function,
+                )))
             }
             ([a, b], None) if a.len() >= 3 || b.len() >= 3 => {
                 let b = b.strip_prefix("0x").unwrap_or(b);
@@ -311,7 +333,10 @@ impl DeviceSpec {
                 let slot = check_slot(input, hex_field(input, slot, "slot", 1, 2)?)?;
                 Ok(DeviceSpec::Slot(PciSlot { domain, bus, slot }))
             }
-            _ => Err(AddressError::new(input, "it matches none of the accepted forms")),
+            _ => Err(AddressError::new(
+                input,
+                "it matches none of the accepted forms",
+            )),
         }
     }
 }
@@ -337,13 +362,14 @@ pub struct LibvirtNumber {
 /// otherwise decimal. `None` when libvirt would reject the text (e.g. `1f`,
 /// an empty string, a sign, or `09` which is not valid octal).
 pub fn parse_libvirt_number(s: &str) -> Option<LibvirtNumber> {
-    let (digits, radix, form) = if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-        (h, 16, NumberForm::Hex)
-    } else if s.len() > 1 && s.starts_with('0') {
-        (&s[1..], 8, NumberForm::Octal)
-    } else {
-        (s, 10, NumberForm::Decimal)
-    };
+    let (digits, radix, form) =
+        if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+            (h, 16, NumberForm::Hex)
+        } else if s.len() > 1 && s.starts_with('0') {
+            (&s[1..], 8, NumberForm::Octal)
+        } else {
+            (s, 10, NumberForm::Decimal)
+        };
     if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
         return None;
     }
@@ -366,23 +392,49 @@ mod tests {
         assert_eq!(DeviceSpec::parse("03:00.0").unwrap(), f(0, 3, 0, 0));
         assert_eq!(DeviceSpec::parse("03_00.0").unwrap(), f(0, 3, 0, 0));
         assert_eq!(DeviceSpec::parse("dom0:03_00.0").unwrap(), f(0, 3, 0, 0));
-        assert_eq!(DeviceSpec::parse("sys-usb:00_14.0").unwrap(), f(0, 0, 0x14, 0));
-        assert_eq!(DeviceSpec::parse("pci_0000_03_00_0").unwrap(), f(0, 3, 0, 0));
-        assert_eq!(DeviceSpec::parse("pci_10000_e1_00_0").unwrap(), f(0x10000, 0xe1, 0, 0));
+        assert_eq!(
+            DeviceSpec::parse("sys-usb:00_14.0").unwrap(),
+            f(0, 0, 0x14, 0)
+        );
+        assert_eq!(
+            DeviceSpec::parse("pci_0000_03_00_0").unwrap(),
+            f(0, 3, 0, 0)
+        );
+        assert_eq!(
+            DeviceSpec::parse("pci_10000_e1_00_0").unwrap(),
+            f(0x10000, 0xe1, 0, 0)
+        );
         assert_eq!(
             DeviceSpec::parse("03:00").unwrap(),
-            DeviceSpec::Slot(PciSlot { domain: 0, bus: 3, slot: 0 })
+            DeviceSpec::Slot(PciSlot {
+                domain: 0,
+                bus: 3,
+                slot: 0
+            })
         );
         assert_eq!(
             DeviceSpec::parse("0000:03:00").unwrap(),
-            DeviceSpec::Slot(PciSlot { domain: 0, bus: 3, slot: 0 })
+            DeviceSpec::Slot(PciSlot {
+                domain: 0,
+                bus: 3,
+                slot: 0
+            })
         );
         assert_eq!(
             DeviceSpec::parse("10de:1f82").unwrap(),
-            DeviceSpec::Ids { vendor: 0x10de, device: 0x1f82 }
+            DeviceSpec::Ids {
+                vendor: 0x10de,
+                device: 0x1f82
+            }
         );
-        assert_eq!(DeviceSpec::parse("10000:e1:00.0").unwrap(), f(0x10000, 0xe1, 0, 0));
-        assert_eq!(DeviceSpec::parse("0000:0A:1F.7").unwrap(), f(0, 0xa, 0x1f, 7));
+        assert_eq!(
+            DeviceSpec::parse("10000:e1:00.0").unwrap(),
+            f(0x10000, 0xe1, 0, 0)
+        );
+        assert_eq!(
+            DeviceSpec::parse("0000:0A:1F.7").unwrap(),
+            f(0, 0xa, 0x1f, 7)
+        );
         assert_eq!(DeviceSpec::parse(" 3:0.1 ").unwrap(), f(0, 3, 0, 1));
     }
 
@@ -398,7 +450,10 @@ mod tests {
         let vmd = PciAddress::new(0x10000, 0xe1, 0, 0);
         assert_eq!(vmd.to_string(), "10000:e1:00.0");
         assert_eq!(vmd.node_name(), "pci_10000_e1_00_0");
-        assert_eq!(DeviceSpec::parse(&vmd.node_name()).unwrap(), DeviceSpec::Function(vmd));
+        assert_eq!(
+            DeviceSpec::parse(&vmd.node_name()).unwrap(),
+            DeviceSpec::Function(vmd)
+        );
     }
 
     #[test]
@@ -417,7 +472,10 @@ mod tests {
             (":03_00.0", "backend domain name is empty"),
             ("nonsense", "matches none"),
             ("10de:1f8", "the device id `1f8` must be 4 hex digits"),
-            ("123456789:00:00.0", "the domain `123456789` must be 1 to 8 hex digits"),
+            (
+                "123456789:00:00.0",
+                "the domain `123456789` must be 1 to 8 hex digits",
+            ),
             ("0000:03:00.0.1", "the slot `00.0`"),
         ];
         for (input, needle) in cases {
@@ -432,17 +490,47 @@ mod tests {
 
     #[test]
     fn address_parse_refuses_slots_and_ids() {
-        assert!(PciAddress::parse("03:00").unwrap_err().to_string().contains("whole slot"));
-        assert!(PciAddress::parse("10de:1f82").unwrap_err().to_string().contains("vendor:device"));
+        assert!(PciAddress::parse("03:00")
+            .unwrap_err()
+            .to_string()
+            .contains("whole slot"));
+        assert!(PciAddress::parse("10de:1f82")
+            .unwrap_err()
+            .to_string()
+            .contains("vendor:device"));
     }
 
     #[test]
     fn libvirt_numbers() {
         let n = |s| parse_libvirt_number(s);
-        assert_eq!(n("0x1f"), Some(LibvirtNumber { value: 31, form: NumberForm::Hex }));
-        assert_eq!(n("010"), Some(LibvirtNumber { value: 8, form: NumberForm::Octal }));
-        assert_eq!(n("10"), Some(LibvirtNumber { value: 10, form: NumberForm::Decimal }));
-        assert_eq!(n("0"), Some(LibvirtNumber { value: 0, form: NumberForm::Decimal }));
+        assert_eq!(
+            n("0x1f"),
+            Some(LibvirtNumber {
+                value: 31,
+                form: NumberForm::Hex
+            })
+        );
+        assert_eq!(
+            n("010"),
+            Some(LibvirtNumber {
+                value: 8,
+                form: NumberForm::Octal
+            })
+        );
+        assert_eq!(
+            n("10"),
+            Some(LibvirtNumber {
+                value: 10,
+                form: NumberForm::Decimal
+            })
+        );
+        assert_eq!(
+            n("0"),
+            Some(LibvirtNumber {
+                value: 0,
+                form: NumberForm::Decimal
+            })
+        );
         assert_eq!(n("1f"), None);
         assert_eq!(n("09"), None);
         assert_eq!(n(""), None);

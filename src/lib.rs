@@ -10,6 +10,7 @@
 //! See ARCHITECTURE.md for where a new check, command or host source goes.
 
 pub mod address;
+pub mod domain;
 pub mod host;
 pub mod pciids;
 pub mod plan;

@@ -81,7 +81,8 @@ impl PciIds {
             }
             if let Some(rest) = line.strip_prefix('\t') {
                 if let (Some(v), Some(id)) = (vendor, hex4(rest)) {
-                    ids.devices.insert((v, id), rest.get(4..).unwrap_or("").trim().to_string());
+                    ids.devices
+                        .insert((v, id), rest.get(4..).unwrap_or("").trim().to_string());
                 } else if let Some(c) = class {
                     if let Some(sc) = rest.get(..2).and_then(|h| u8::from_str_radix(h, 16).ok()) {
                         ids.subclasses.insert(
@@ -95,7 +96,8 @@ impl PciIds {
             class = None;
             vendor = hex4(line);
             if let Some(v) = vendor {
-                ids.vendors.insert(v, line.get(4..).unwrap_or("").trim().to_string());
+                ids.vendors
+                    .insert(v, line.get(4..).unwrap_or("").trim().to_string());
             }
         }
         ids
@@ -191,7 +193,10 @@ mod tests {
         let ids = PciIds::parse(SAMPLE);
         assert_eq!(ids.vendor(0x10de), Some("NVIDIA Corporation"));
         assert_eq!(ids.device(0x10de, 0x1f82), Some("TU117 [GeForce GTX 1650]"));
-        assert_eq!(ids.device(0x8086, 0x1533), Some("I210 Gigabit Network Connection"));
+        assert_eq!(
+            ids.device(0x8086, 0x1533),
+            Some("I210 Gigabit Network Connection")
+        );
         assert_eq!(ids.device(0x8086, 0x1f82), None);
         assert_eq!(ids.class_name(0x0c03), "USB controller");
         assert_eq!(PciIds::empty().class_name(0x0604), "PCI bridge");

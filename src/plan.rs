@@ -87,7 +87,12 @@ impl Plan {
     }
 }
 
-fn finding(code: &'static str, a: Option<&dyn ToString>, message: String, help: Option<&str>) -> Finding {
+fn finding(
+    code: &'static str,
+    a: Option<&dyn ToString>,
+    message: String,
+    help: Option<&str>,
+) -> Finding {
     Finding {
         code,
         address: a.map(|a| a.to_string()),
@@ -97,7 +102,8 @@ fn finding(code: &'static str, a: Option<&dyn ToString>, message: String, help: 
 }
 
 /// The name libvirt's non-endpoint error uses, for messages users search for.
-const LIBVIRT_NON_ENDPOINT: &str = "libvirt refuses it: \"Non-endpoint PCI devices cannot be assigned to guests\"";
+const LIBVIRT_NON_ENDPOINT: &str =
+    "libvirt refuses it: \"Non-endpoint PCI devices cannot be assigned to guests\"";
 
 /// Compute the plan for passing `requested` through.
 ///
@@ -177,7 +183,11 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                 group: None,
                 members: vec![Member {
                     member: a.to_string(),
-                    role: if code == "group-unknown" { Role::Travels } else { Role::Blocks },
+                    role: if code == "group-unknown" {
+                        Role::Travels
+                    } else {
+                        Role::Blocks
+                    },
                     requested: true,
                     reason: "requested; no IOMMU group".into(),
                 }],
@@ -189,7 +199,11 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
             continue;
         }
         let gid = g.unwrap_or_default();
-        let members = host.groups.get(&gid).cloned().unwrap_or_else(|| vec![GroupMember::Pci(*a)]);
+        let members = host
+            .groups
+            .get(&gid)
+            .cloned()
+            .unwrap_or_else(|| vec![GroupMember::Pci(*a)]);
         let mut gp = GroupPlan {
             group: g,
             members: Vec::new(),
@@ -250,7 +264,9 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                             member: ma.to_string(),
                             role: Role::Blocks,
                             requested: false,
-                            reason: format!("host bridge bound to `{drv}`: the group cannot be made viable"),
+                            reason: format!(
+                                "host bridge bound to `{drv}`: the group cannot be made viable"
+                            ),
                         });
                         p.blockers.push(finding(
                             "host-bridge-in-group",
@@ -281,7 +297,9 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                 });
                 let state = match md.driver.as_deref() {
                     Some(d) if !md.driver_is_vfio_safe() => format!("it is bound to `{d}`"),
-                    Some(d) => format!("it is bound to `{d}`, which keeps the group viable for now"),
+                    Some(d) => {
+                        format!("it is bound to `{d}`, which keeps the group viable for now")
+                    }
                     None => "it has no driver now".into(),
                 };
                 p.warnings.push(finding(
@@ -313,9 +331,12 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                 let what = if is_req {
                     format!("{ma} is the {c}")
                 } else {
-                    format!("{ma}, the {c}, shares IOMMU group {gid} and would have to leave the host")
+                    format!(
+                        "{ma}, the {c}, shares IOMMU group {gid} and would have to leave the host"
+                    )
                 };
-                p.blockers.push(finding("host-critical", Some(ma), what, Some(help)));
+                p.blockers
+                    .push(finding("host-critical", Some(ma), what, Some(help)));
             }
             gp.members.push(Member {
                 member: ma.to_string(),
@@ -415,9 +436,19 @@ mod tests {
         add(PciAddress::new(0, 0, 0, 0), 0x060000, 0, None);
         add(PciAddress::new(0, 0, 1, 0), 0x060400, 1, Some("pcieport"));
         add(PciAddress::new(0, 1, 0, 0), 0x030000, 1, Some("nouveau"));
-        add(PciAddress::new(0, 1, 0, 1), 0x040300, 1, Some("snd_hda_intel"));
+        add(
+            PciAddress::new(0, 1, 0, 1),
+            0x040300,
+            1,
+            Some("snd_hda_intel"),
+        );
         add(PciAddress::new(0, 0, 0x1f, 0), 0x060100, 2, None);
-        add(PciAddress::new(0, 0, 0x1f, 3), 0x040300, 2, Some("snd_hda_intel"));
+        add(
+            PciAddress::new(0, 0, 0x1f, 3),
+            0x040300,
+            2,
+            Some("snd_hda_intel"),
+        );
         h.mark_intrinsic_critical();
         h
     }
@@ -427,18 +458,33 @@ mod tests {
         let h = host();
         let p = plan(&h, &[PciAddress::new(0, 1, 0, 0)], PlanOptions::default());
         assert!(!p.is_blocked(), "{:?}", p.blockers);
-        assert_eq!(p.travels, vec![PciAddress::new(0, 1, 0, 0), PciAddress::new(0, 1, 0, 1)]);
-        let rp = &p.groups[0].members.iter().find(|m| m.member == "0000:00:01.0").unwrap();
+        assert_eq!(
+            p.travels,
+            vec![PciAddress::new(0, 1, 0, 0), PciAddress::new(0, 1, 0, 1)]
+        );
+        let rp = &p.groups[0]
+            .members
+            .iter()
+            .find(|m| m.member == "0000:00:01.0")
+            .unwrap();
         assert_eq!(rp.role, Role::Stays);
     }
 
     #[test]
     fn lpc_bridge_blocks_onboard_audio() {
         let h = host();
-        let p = plan(&h, &[PciAddress::new(0, 0, 0x1f, 3)], PlanOptions::default());
+        let p = plan(
+            &h,
+            &[PciAddress::new(0, 0, 0x1f, 3)],
+            PlanOptions::default(),
+        );
         assert!(p.is_blocked());
         assert_eq!(p.blockers[0].code, "host-critical");
-        assert!(p.blockers[0].message.contains("ISA/LPC bridge"), "{}", p.blockers[0].message);
+        assert!(
+            p.blockers[0].message.contains("ISA/LPC bridge"),
+            "{}",
+            p.blockers[0].message
+        );
     }
 
     #[test]
@@ -454,9 +500,18 @@ mod tests {
     #[test]
     fn no_strict_group_leaves_siblings_with_a_warning() {
         let h = host();
-        let p = plan(&h, &[PciAddress::new(0, 1, 0, 0)], PlanOptions { strict_group: false });
+        let p = plan(
+            &h,
+            &[PciAddress::new(0, 1, 0, 0)],
+            PlanOptions {
+                strict_group: false,
+            },
+        );
         assert_eq!(p.travels, vec![PciAddress::new(0, 1, 0, 0)]);
-        assert!(p.warnings.iter().any(|w| w.code == "group-split" && w.message.contains("group 1 is not viable")));
+        assert!(p
+            .warnings
+            .iter()
+            .any(|w| w.code == "group-split" && w.message.contains("group 1 is not viable")));
     }
 
     #[test]
@@ -469,6 +524,10 @@ mod tests {
         }
         let p = plan(&h, &[PciAddress::new(0, 1, 0, 0)], PlanOptions::default());
         assert_eq!(p.blockers[0].code, "no-iommu");
-        assert!(p.blockers[0].help.as_deref().unwrap_or("").contains("intel_iommu=on"));
+        assert!(p.blockers[0]
+            .help
+            .as_deref()
+            .unwrap_or("")
+            .contains("intel_iommu=on"));
     }
 }

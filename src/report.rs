@@ -77,7 +77,10 @@ pub fn device_view(host: &Host, ids: &PciIds, d: &Device) -> DeviceView {
         subsystem_device_id: d.subsystem_device_id.clone(),
         class: d.class.clone(),
         class_name: ids.class_name(d.class16()),
-        vendor_name: ids.vendor(d.vendor()).map(str::to_string).or_else(|| d.vendor_name.clone()),
+        vendor_name: ids
+            .vendor(d.vendor())
+            .map(str::to_string)
+            .or_else(|| d.vendor_name.clone()),
         device_name: ids
             .device(d.vendor(), d.device())
             .map(str::to_string)
@@ -106,7 +109,11 @@ pub fn list_report(host: &Host, ids: &PciIds) -> ListReport {
     ListReport {
         source: host.source.clone(),
         iommu: host.iommu,
-        devices: host.devices.values().map(|d| device_view(host, ids, d)).collect(),
+        devices: host
+            .devices
+            .values()
+            .map(|d| device_view(host, ids, d))
+            .collect(),
         groups: host
             .groups
             .iter()

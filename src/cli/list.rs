@@ -1,6 +1,6 @@
 //! `virt-pci list`: every PCI function, grouped by IOMMU group.
 
-use super::{device_name, print_json, Context, CliResult};
+use super::{device_name, print_json, CliResult, Context};
 use clap::Args as ClapArgs;
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -91,7 +91,8 @@ fn render_groups(ctx: &Context, host: &Host) -> String {
             "{}: {}",
             s.yellow("note"),
             match host.iommu {
-                virt_pci::host::IommuState::Unknown => "IOMMU groups are not known for this host".to_string(),
+                virt_pci::host::IommuState::Unknown =>
+                    "IOMMU groups are not known for this host".to_string(),
                 _ => report::NO_IOMMU_HINT.to_string(),
             }
         );
@@ -114,12 +115,20 @@ fn render_groups(ctx: &Context, host: &Host) -> String {
                     }
                 },
                 GroupMember::Other(n) => {
-                    let _ = writeln!(out, "  {n}  {}", s.dim("[not a PCI function: mdev or platform device]"));
+                    let _ = writeln!(
+                        out,
+                        "  {n}  {}",
+                        s.dim("[not a PCI function: mdev or platform device]")
+                    );
                 }
             }
         }
     }
-    let orphans: Vec<&Device> = host.devices.values().filter(|d| d.iommu_group.is_none()).collect();
+    let orphans: Vec<&Device> = host
+        .devices
+        .values()
+        .filter(|d| d.iommu_group.is_none())
+        .collect();
     if !orphans.is_empty() {
         let _ = writeln!(out, "{}", s.bold("No IOMMU group"));
         for d in orphans {
@@ -131,22 +140,42 @@ fn render_groups(ctx: &Context, host: &Host) -> String {
 
 fn render_tree(ctx: &Context, host: &Host) -> String {
     let mut out = String::new();
-    let roots: Vec<&Device> = host.devices.values().filter(|d| d.parents.is_empty()).collect();
+    let roots: Vec<&Device> = host
+        .devices
+        .values()
+        .filter(|d| d.parents.is_empty())
+        .collect();
     fn walk(ctx: &Context, host: &Host, d: &Device, depth: usize, out: &mut String) {
         let group = d
             .iommu_group
             .map(|g| format!("[group {g}] "))
             .unwrap_or_default();
-        let _ = writeln!(out, "{}{}{}", "  ".repeat(depth), ctx.out.dim(&group), device_line(ctx, host, d));
-        for c in host.devices.values().filter(|c| c.parents.last() == Some(&d.address)) {
+        let _ = writeln!(
+            out,
+            "{}{}{}",
+            "  ".repeat(depth),
+            ctx.out.dim(&group),
+            device_line(ctx, host, d)
+        );
+        for c in host
+            .devices
+            .values()
+            .filter(|c| c.parents.last() == Some(&d.address))
+        {
             walk(ctx, host, c, depth + 1, out);
         }
     }
-    let mut domains: Vec<(u32, u8)> = roots.iter().map(|d| (d.address.domain, d.address.bus)).collect();
+    let mut domains: Vec<(u32, u8)> = roots
+        .iter()
+        .map(|d| (d.address.domain, d.address.bus))
+        .collect();
     domains.dedup();
     for (dom, bus) in domains {
         let _ = writeln!(out, "{}", ctx.out.bold(&format!("pci{dom:04x}:{bus:02x}")));
-        for d in roots.iter().filter(|d| d.address.domain == dom && d.address.bus == bus) {
+        for d in roots
+            .iter()
+            .filter(|d| d.address.domain == dom && d.address.bus == bus)
+        {
             walk(ctx, host, d, 1, &mut out);
         }
     }

@@ -38,7 +38,13 @@ pub struct GlobalArgs {
     #[arg(long, global = true, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub snapshot: Option<PathBuf>,
     /// libvirt connection URI (qemu:///system, qemu+ssh://host/system, test:///path.xml).
-    #[arg(short = 'c', long = "connect", global = true, env = "LIBVIRT_DEFAULT_URI", value_name = "URI")]
+    #[arg(
+        short = 'c',
+        long = "connect",
+        global = true,
+        env = "LIBVIRT_DEFAULT_URI",
+        value_name = "URI"
+    )]
     pub connect: Option<String>,
     /// pci.ids file for device names (default: /usr/share/misc/pci.ids).
     #[arg(long, global = true, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
@@ -80,11 +86,13 @@ impl CliError {
         self
     }
 
+    #[allow(dead_code)] // used by later commands
     pub fn at(mut self, loc: impl Into<String>) -> CliError {
         self.location = Some(loc.into());
         self
     }
 
+    #[allow(dead_code)] // used by later commands
     pub fn code(mut self, c: u8) -> CliError {
         self.exit_code = c;
         self
@@ -214,7 +222,9 @@ impl Context {
 
     #[cfg(feature = "libvirt")]
     fn host_from_libvirt(&self, uri: &str) -> Result<Host, CliError> {
-        Err(CliError::usage(format!("reading hosts through libvirt ({uri}) is not implemented yet")))
+        Err(CliError::usage(format!(
+            "reading hosts through libvirt ({uri}) is not implemented yet"
+        )))
     }
 
     #[cfg(not(feature = "libvirt"))]
@@ -228,19 +238,20 @@ impl Context {
 
     /// Device names, loaded on first use.
     pub fn ids(&self) -> &PciIds {
-        self.ids.get_or_init(|| match PciIds::load(self.global.pci_ids.as_deref()) {
-            Ok(ids) => ids,
-            Err(e) => {
-                if let Some(p) = &self.global.pci_ids {
-                    eprintln!(
-                        "{}: cannot read {}: {e}; showing ids only",
-                        self.err.yellow("warning"),
-                        p.display()
-                    );
+        self.ids
+            .get_or_init(|| match PciIds::load(self.global.pci_ids.as_deref()) {
+                Ok(ids) => ids,
+                Err(e) => {
+                    if let Some(p) = &self.global.pci_ids {
+                        eprintln!(
+                            "{}: cannot read {}: {e}; showing ids only",
+                            self.err.yellow("warning"),
+                            p.display()
+                        );
+                    }
+                    PciIds::empty()
                 }
-                PciIds::empty()
-            }
-        })
+            })
     }
 
     /// Print an error in rustc's shape on stderr.
@@ -295,12 +306,15 @@ pub fn device_name(ctx: &Context, d: &virt_pci::host::Device) -> String {
 
 /// Print JSON on stdout.
 pub fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
-    let s = serde_json::to_string_pretty(v).map_err(|e| CliError::new(format!("cannot encode JSON: {e}")))?;
+    let s = serde_json::to_string_pretty(v)
+        .map_err(|e| CliError::new(format!("cannot encode JSON: {e}")))?;
     println!("{s}");
     Ok(ExitCode::SUCCESS)
 }
 
 /// The "not yet" answer for commands whose issue is still open.
 pub fn not_yet(what: &str) -> CliResult {
-    Err(CliError::usage(format!("`virt-pci {what}` is not implemented in this build yet")))
+    Err(CliError::usage(format!(
+        "`virt-pci {what}` is not implemented in this build yet"
+    )))
 }

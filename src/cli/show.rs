@@ -56,7 +56,11 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
             let _ = writeln!(out, "  {:<16} {v}", format!("{k}:"));
         };
         kv(&mut out, "node device", a.node_name());
-        kv(&mut out, "class", format!("{} ({})", d.class, ctx.ids().class_name(d.class16())));
+        kv(
+            &mut out,
+            "class",
+            format!("{} ({})", d.class, ctx.ids().class_name(d.class16())),
+        );
         kv(&mut out, "ids", format!("{}:{}", d.vendor_id, d.device_id));
         if let (Some(sv), Some(sd)) = (&d.subsystem_vendor_id, &d.subsystem_device_id) {
             kv(&mut out, "subsystem", format!("{sv}:{sd}"));
@@ -65,7 +69,11 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
             kv(&mut out, "revision", r.clone());
         }
         kv(&mut out, "kind", format!("{:?}", d.kind()).to_lowercase());
-        kv(&mut out, "driver", d.driver.clone().unwrap_or_else(|| "none".into()));
+        kv(
+            &mut out,
+            "driver",
+            d.driver.clone().unwrap_or_else(|| "none".into()),
+        );
         if let Some(o) = &d.driver_override {
             kv(&mut out, "driver_override", o.clone());
         }
@@ -82,7 +90,9 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         kv(
             &mut out,
             "IOMMU group",
-            d.iommu_group.map(|g| g.to_string()).unwrap_or_else(|| "none".into()),
+            d.iommu_group
+                .map(|g| g.to_string())
+                .unwrap_or_else(|| "none".into()),
         );
         if !d.parents.is_empty() {
             let chain: Vec<String> = d.parents.iter().map(|p| p.to_string()).collect();
@@ -90,7 +100,11 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         }
         let sib = host.siblings(a);
         if sib.len() > 1 {
-            let v: Vec<String> = sib.iter().filter(|x| *x != a).map(|x| x.to_string()).collect();
+            let v: Vec<String> = sib
+                .iter()
+                .filter(|x| *x != a)
+                .map(|x| x.to_string())
+                .collect();
             kv(&mut out, "other functions", v.join(", "));
         }
         if let Some(pf) = d.physfn {
@@ -143,24 +157,46 @@ pub fn render_plan(_host: &Host, p: &Plan, s: &Styles) -> String {
         }
     }
     for b in &p.blockers {
-        let _ = writeln!(out, "{}{} {}", s.red("blocker"), s.bold(&format!("[{}]:", b.code)), b.message);
+        let _ = writeln!(
+            out,
+            "{}{} {}",
+            s.red("blocker"),
+            s.bold(&format!("[{}]:", b.code)),
+            b.message
+        );
         if let Some(h) = &b.help {
             let _ = writeln!(out, "  {}: {h}", s.cyan("help"));
         }
     }
     for w in &p.warnings {
-        let _ = writeln!(out, "{}{} {}", s.yellow("warning"), s.bold(&format!("[{}]:", w.code)), w.message);
+        let _ = writeln!(
+            out,
+            "{}{} {}",
+            s.yellow("warning"),
+            s.bold(&format!("[{}]:", w.code)),
+            w.message
+        );
         if let Some(h) = &w.help {
             let _ = writeln!(out, "  {}: {h}", s.cyan("help"));
         }
     }
     if p.is_blocked() {
-        let _ = writeln!(out, "verdict: {} (commands that act need --force)", s.red("blocked"));
+        let _ = writeln!(
+            out,
+            "verdict: {} (commands that act need --force)",
+            s.red("blocked")
+        );
     } else if p.travels.is_empty() {
         let _ = writeln!(out, "verdict: nothing to pass through");
     } else {
         let list: Vec<String> = p.travels.iter().map(|a| a.to_string()).collect();
-        let _ = writeln!(out, "verdict: {} — {} travel together: {}", s.green("ok"), p.travels.len(), list.join(" "));
+        let _ = writeln!(
+            out,
+            "verdict: {} — {} travel together: {}",
+            s.green("ok"),
+            p.travels.len(),
+            list.join(" ")
+        );
     }
     out
 }

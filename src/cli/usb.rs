@@ -32,36 +32,53 @@ fn find_buses<'h>(host: &'h Host, what: &str) -> Result<Vec<&'h UsbBus>, CliErro
     let w = what.trim();
     let w = w.strip_prefix("bus").map(str::trim).unwrap_or(w);
     if !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()) {
-        let n: u32 = w.parse().map_err(|_| CliError::usage(format!("bad USB bus number `{what}`")))?;
+        let n: u32 = w
+            .parse()
+            .map_err(|_| CliError::usage(format!("bad USB bus number `{what}`")))?;
         return match host.usb_bus(n) {
             Some(b) => Ok(vec![b]),
             None => {
                 let have: Vec<String> = host.usb.iter().map(|b| b.bus.to_string()).collect();
-                Err(CliError::new(format!("no USB bus {n} on {}", host.source)).help(if have.is_empty() {
-                    "this host has no USB buses (no USB core, or no USB controllers)".to_string()
-                } else {
-                    format!("USB buses here: {}", have.join(", "))
-                }))
+                Err(
+                    CliError::new(format!("no USB bus {n} on {}", host.source)).help(
+                        if have.is_empty() {
+                            "this host has no USB buses (no USB core, or no USB controllers)"
+                                .to_string()
+                        } else {
+                            format!("USB buses here: {}", have.join(", "))
+                        },
+                    ),
+                )
             }
         };
     }
     let (v, p) = w.split_once(':').ok_or_else(|| {
-        CliError::usage(format!("`{what}` is neither a USB bus number nor a vendor:product pair"))
-            .help("examples: `virt-pci usb 3`, `virt-pci usb 046d:c52b`")
+        CliError::usage(format!(
+            "`{what}` is neither a USB bus number nor a vendor:product pair"
+        ))
+        .help("examples: `virt-pci usb 3`, `virt-pci usb 046d:c52b`")
     })?;
     let norm = |s: &str| s.trim_start_matches("0x").to_ascii_lowercase();
     let (v, p) = (norm(v), norm(p));
     if v.len() != 4 || p.len() != 4 || !v.bytes().chain(p.bytes()).all(|b| b.is_ascii_hexdigit()) {
-        return Err(CliError::usage(format!("`{what}`: a USB vendor:product is two 4-digit hex ids, e.g. 046d:c52b")));
+        return Err(CliError::usage(format!(
+            "`{what}`: a USB vendor:product is two 4-digit hex ids, e.g. 046d:c52b"
+        )));
     }
     let buses: Vec<&UsbBus> = host
         .usb
         .iter()
-        .filter(|b| b.devices.iter().any(|d| d.vendor_id == v && d.product_id == p))
+        .filter(|b| {
+            b.devices
+                .iter()
+                .any(|d| d.vendor_id == v && d.product_id == p)
+        })
         .collect();
     if buses.is_empty() {
-        return Err(CliError::new(format!("no USB device {v}:{p} on {}", host.source))
-            .help("`lsusb` lists the USB devices that are plugged in"));
+        return Err(
+            CliError::new(format!("no USB device {v}:{p} on {}", host.source))
+                .help("`lsusb` lists the USB devices that are plugged in"),
+        );
     }
     Ok(buses)
 }
@@ -83,10 +100,18 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     let mut out = String::new();
     let mut reports = Vec::new();
     for c in controllers {
-        let on: Vec<UsbBus> = host.usb.iter().filter(|b| b.controller == Some(c)).cloned().collect();
+        let on: Vec<UsbBus> = host
+            .usb
+            .iter()
+            .filter(|b| b.controller == Some(c))
+            .cloned()
+            .collect();
         let p = plan::plan(&host, &[c], PlanOptions::default());
         if !args.json {
-            let name = host.device(&c).map(|d| device_name(ctx, d)).unwrap_or_default();
+            let name = host
+                .device(&c)
+                .map(|d| device_name(ctx, d))
+                .unwrap_or_default();
             let _ = writeln!(out, "{}  {}", s.bold(&c.to_string()), name);
             for b in &on {
                 let _ = writeln!(out, "  USB bus {:03}", b.bus);
@@ -105,7 +130,10 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
                     );
                 }
             }
-            let _ = writeln!(out, "  everything on these buses goes to the guest with the controller");
+            let _ = writeln!(
+                out,
+                "  everything on these buses goes to the guest with the controller"
+            );
             out.push('\n');
             out.push_str(&super::show::render_plan(&host, &p, s));
         }

@@ -143,10 +143,9 @@ impl fmt::Display for Critical {
                 write!(f, "NIC carrying the default route ({interface})")
             }
             Critical::BootVga => write!(f, "boot VGA device (the host's console)"),
-            Critical::IsaBridge => write!(
-                f,
-                "chipset ISA/LPC bridge (TPM, super-I/O, firmware flash)"
-            ),
+            Critical::IsaBridge => {
+                write!(f, "chipset ISA/LPC bridge (TPM, super-I/O, firmware flash)")
+            }
         }
     }
 }
@@ -327,7 +326,10 @@ impl Device {
 /// Parse `0x8086` / `8086` as hex; 0 when unreadable (sources validate first).
 pub fn parse_hex(s: &str) -> u32 {
     let t = s.trim();
-    let t = t.strip_prefix("0x").or_else(|| t.strip_prefix("0X")).unwrap_or(t);
+    let t = t
+        .strip_prefix("0x")
+        .or_else(|| t.strip_prefix("0X"))
+        .unwrap_or(t);
     u32::from_str_radix(t, 16).unwrap_or(0)
 }
 
@@ -517,12 +519,17 @@ mod device_list {
     use serde::{Deserialize, Deserializer, Serialize, Serializer};
     use std::collections::BTreeMap;
 
-    pub fn serialize<S: Serializer>(m: &BTreeMap<PciAddress, Device>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<PciAddress, Device>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         let v: Vec<&Device> = m.values().collect();
         v.serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<PciAddress, Device>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<PciAddress, Device>, D::Error> {
         let v: Vec<Device> = Vec::deserialize(d)?;
         Ok(v.into_iter().map(|d| (d.address, d)).collect())
     }
@@ -539,7 +546,10 @@ mod group_list {
         members: Vec<GroupMember>,
     }
 
-    pub fn serialize<S: Serializer>(m: &BTreeMap<u32, Vec<GroupMember>>, s: S) -> Result<S::Ok, S::Error> {
+    pub fn serialize<S: Serializer>(
+        m: &BTreeMap<u32, Vec<GroupMember>>,
+        s: S,
+    ) -> Result<S::Ok, S::Error> {
         let v: Vec<Group> = m
             .iter()
             .map(|(id, members)| Group {
@@ -550,7 +560,9 @@ mod group_list {
         v.serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<BTreeMap<u32, Vec<GroupMember>>, D::Error> {
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<BTreeMap<u32, Vec<GroupMember>>, D::Error> {
         let v: Vec<Group> = Vec::deserialize(d)?;
         Ok(v.into_iter().map(|g| (g.id, g.members)).collect())
     }
@@ -564,7 +576,10 @@ mod tests {
     fn kinds_from_class_and_header() {
         let a = PciAddress::new(0, 0, 1, 0);
         assert_eq!(Device::new(a, 0x8086, 0x1, 0x060400).kind(), Kind::Bridge);
-        assert_eq!(Device::new(a, 0x8086, 0x1, 0x060000).kind(), Kind::HostBridge);
+        assert_eq!(
+            Device::new(a, 0x8086, 0x1, 0x060000).kind(),
+            Kind::HostBridge
+        );
         assert_eq!(Device::new(a, 0x8086, 0x1, 0x030000).kind(), Kind::Endpoint);
         let mut d = Device::new(a, 0x8086, 0x1, 0x088000);
         d.header_type = Some(0x81);
@@ -579,17 +594,27 @@ mod tests {
         };
         for f in 0..2 {
             let a = PciAddress::new(0, 1, 0, f);
-            h.devices.insert(a, Device::new(a, 0x10de, 0x1f82, 0x030000));
+            h.devices
+                .insert(a, Device::new(a, 0x10de, 0x1f82, 0x030000));
         }
         let spec = DeviceSpec::parse("10de:1f82").unwrap();
         let e = h.resolve(&spec).unwrap_err();
         assert!(e.message.contains("2 PCI devices match"), "{e}");
-        assert_eq!(e.help, vec!["candidate: 0000:01:00.0", "candidate: 0000:01:00.1"]);
-        let e = h.resolve(&DeviceSpec::parse("8086:1234").unwrap()).unwrap_err();
-        assert!(e.message.contains("no PCI device with vendor:device 8086:1234"));
+        assert_eq!(
+            e.help,
+            vec!["candidate: 0000:01:00.0", "candidate: 0000:01:00.1"]
+        );
+        let e = h
+            .resolve(&DeviceSpec::parse("8086:1234").unwrap())
+            .unwrap_err();
+        assert!(e
+            .message
+            .contains("no PCI device with vendor:device 8086:1234"));
         let slot = h.resolve(&DeviceSpec::parse("01:00").unwrap()).unwrap();
         assert_eq!(slot.len(), 2);
-        let e = h.resolve(&DeviceSpec::parse("01:00.2").unwrap()).unwrap_err();
+        let e = h
+            .resolve(&DeviceSpec::parse("01:00.2").unwrap())
+            .unwrap_err();
         assert_eq!(e.message, "no PCI device 0000:01:00.2 on test");
         assert!(e.help.contains(&"on that bus: 0000:01:00.0".to_string()));
     }

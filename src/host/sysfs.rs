@@ -51,11 +51,18 @@ pub fn parse_sysfs_bdf(name: &str) -> Option<PciAddress> {
     if slot > 0x1f || function > 7 {
         return None;
     }
-    Some(PciAddress::new(domain, bus as u8, slot as u8, function as u8))
+    Some(PciAddress::new(
+        domain,
+        bus as u8,
+        slot as u8,
+        function as u8,
+    ))
 }
 
 fn read_trim(p: &Path) -> Option<String> {
-    fs::read_to_string(p).ok().map(|s| s.trim_end_matches('\n').trim().to_string())
+    fs::read_to_string(p)
+        .ok()
+        .map(|s| s.trim_end_matches('\n').trim().to_string())
 }
 
 fn link_name(p: &Path) -> Option<String> {
@@ -98,16 +105,16 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
 
     let mut names: Vec<(PciAddress, PathBuf)> = entries
         .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            parse_sysfs_bdf(&e.file_name().to_string_lossy()).map(|a| (a, e.path()))
-        })
+        .filter_map(|e| parse_sysfs_bdf(&e.file_name().to_string_lossy()).map(|a| (a, e.path())))
         .collect();
     names.sort();
 
     for (addr, link) in names {
         let dir = fs::canonicalize(&link).unwrap_or_else(|_| link.clone());
         let rd = |f: &str| read_trim(&dir.join(f));
-        let Some(vendor_id) = rd("vendor") else { continue };
+        let Some(vendor_id) = rd("vendor") else {
+            continue;
+        };
         let mut d = Device::new(addr, 0, 0, 0);
         d.vendor_id = vendor_id;
         d.device_id = rd("device").unwrap_or_else(|| "0x0000".into());
@@ -162,7 +169,9 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
     let mut groups: BTreeMap<u32, Vec<GroupMember>> = BTreeMap::new();
     if let Ok(it) = fs::read_dir(&gdir) {
         for e in it.filter_map(|e| e.ok()) {
-            let Ok(id) = e.file_name().to_string_lossy().parse::<u32>() else { continue };
+            let Ok(id) = e.file_name().to_string_lossy().parse::<u32>() else {
+                continue;
+            };
             let mut members: Vec<GroupMember> = fs::read_dir(e.path().join("devices"))
                 .map(|m| {
                     m.filter_map(|x| x.ok())
@@ -191,7 +200,9 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
 
 fn read_usb(sys: &Path) -> Vec<UsbBus> {
     let dir = sys.join("bus/usb/devices");
-    let Ok(it) = fs::read_dir(&dir) else { return Vec::new() };
+    let Ok(it) = fs::read_dir(&dir) else {
+        return Vec::new();
+    };
     let mut buses: BTreeMap<u32, UsbBus> = BTreeMap::new();
     let mut devices: Vec<UsbDevice> = Vec::new();
     for e in it.filter_map(|e| e.ok()) {
@@ -217,7 +228,9 @@ fn read_usb(sys: &Path) -> Vec<UsbBus> {
             else {
                 continue;
             };
-            let (Ok(bus), Ok(device)) = (b.parse(), dn.parse()) else { continue };
+            let (Ok(bus), Ok(device)) = (b.parse(), dn.parse()) else {
+                continue;
+            };
             let name = match (rd("manufacturer"), rd("product")) {
                 (Some(m), Some(p)) => Some(format!("{m} {p}")),
                 (None, Some(p)) => Some(p),
@@ -249,7 +262,9 @@ fn block_to_pci(sys: &Path, name: &str, depth: u32, out: &mut Vec<PciAddress>) {
         return;
     }
     let link = sys.join("class/block").join(name);
-    let Ok(real) = fs::canonicalize(&link) else { return };
+    let Ok(real) = fs::canonicalize(&link) else {
+        return;
+    };
     let mut dev = real.clone();
     if dev.join("partition").exists() {
         if let Some(p) = dev.parent() {
@@ -279,9 +294,14 @@ fn block_to_pci(sys: &Path, name: &str, depth: u32, out: &mut Vec<PciAddress>) {
 /// Mark the controller(s) behind `/`.
 fn mark_root_fs(root: &Path, host: &mut Host) {
     let sys = root.join("sys");
-    let Some(info) = read_trim(&root.join("proc/self/mountinfo")) else { return };
+    let Some(info) = read_trim(&root.join("proc/self/mountinfo")) else {
+        return;
+    };
     // Fields: id parent major:minor root mountpoint opts... - fstype source superopts
-    let Some(line) = info.lines().filter(|l| l.split_whitespace().nth(4) == Some("/")).last() else {
+    let Some(line) = info
+        .lines()
+        .rfind(|l| l.split_whitespace().nth(4) == Some("/"))
+    else {
         return;
     };
     let fields: Vec<&str> = line.split_whitespace().collect();
@@ -334,7 +354,9 @@ fn net_to_pci(sys: &Path, iface: &str, depth: u32, out: &mut Vec<PciAddress>) {
         return;
     }
     let link = sys.join("class/net").join(iface);
-    let Ok(real) = fs::canonicalize(&link) else { return };
+    let Ok(real) = fs::canonicalize(&link) else {
+        return;
+    };
     if let Some(a) = pci_components(&real).last() {
         if !out.contains(a) {
             out.push(*a);
@@ -343,7 +365,10 @@ fn net_to_pci(sys: &Path, iface: &str, depth: u32, out: &mut Vec<PciAddress>) {
     }
     let mut lowers: Vec<String> = Vec::new();
     if let Ok(it) = fs::read_dir(real.join("brif")) {
-        lowers.extend(it.filter_map(|e| e.ok()).map(|e| e.file_name().to_string_lossy().into_owned()));
+        lowers.extend(
+            it.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned()),
+        );
     }
     if let Ok(it) = fs::read_dir(&real) {
         lowers.extend(it.filter_map(|e| e.ok()).filter_map(|e| {
@@ -360,7 +385,9 @@ fn net_to_pci(sys: &Path, iface: &str, depth: u32, out: &mut Vec<PciAddress>) {
 
 /// Mark the NIC(s) behind the default route.
 fn mark_default_route(root: &Path, host: &mut Host) {
-    let Some(route) = read_trim(&root.join("proc/net/route")) else { return };
+    let Some(route) = read_trim(&root.join("proc/net/route")) else {
+        return;
+    };
     let sys = root.join("sys");
     for line in route.lines().skip(1) {
         let f: Vec<&str> = line.split_whitespace().collect();
@@ -389,10 +416,19 @@ mod tests {
 
     #[test]
     fn bdf_names() {
-        assert_eq!(parse_sysfs_bdf("0000:00:1f.6"), Some(PciAddress::new(0, 0, 0x1f, 6)));
-        assert_eq!(parse_sysfs_bdf("10000:02:05.0"), Some(PciAddress::new(0x10000, 2, 5, 0)));
+        assert_eq!(
+            parse_sysfs_bdf("0000:00:1f.6"),
+            Some(PciAddress::new(0, 0, 0x1f, 6))
+        );
+        assert_eq!(
+            parse_sysfs_bdf("10000:02:05.0"),
+            Some(PciAddress::new(0x10000, 2, 5, 0))
+        );
         assert_eq!(parse_sysfs_bdf("pci0000:00"), None);
-        assert_eq!(parse_sysfs_bdf("2d6f1e40-6b52-4bb8-9bde-000000000000"), None);
+        assert_eq!(
+            parse_sysfs_bdf("2d6f1e40-6b52-4bb8-9bde-000000000000"),
+            None
+        );
         assert_eq!(parse_sysfs_bdf("107c580000.hvs"), None);
         assert_eq!(parse_sysfs_bdf("0000:00:20.0"), None);
     }
