@@ -13,7 +13,7 @@ use crate::address::PciAddress;
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// Reading the host failed in a way the user must fix (not "a file is
 /// missing", which only makes a fact unknown).
@@ -65,12 +65,67 @@ fn read_trim(p: &Path) -> Option<String> {
         .map(|s| s.trim_end_matches('\n').trim().to_string())
 }
 
-fn link_name(p: &Path) -> Option<String> {
-    // Resolve fully (the link is relative to its own directory) and take the
-    // basename, as `readlink -f` would.
-    fs::canonicalize(p)
+/// A sysfs attribute, trimmed. Attributes are at most one page and the
+/// kernel hands them over in one read, so this is open + read + close;
+/// `fs::read_to_string` adds a statx and a second read per file, which on a
+/// 4,096-function host was a third of `list`'s syscalls (BENCHMARKS.md).
+/// Not for /proc files: seq_file reads may come short before the end.
+fn read_attr(p: &Path) -> Option<String> {
+    use std::io::Read;
+    let mut f = fs::File::open(p).ok()?;
+    let mut buf = [0u8; 4096];
+    let mut v = Vec::new();
+    loop {
+        let n = f.read(&mut buf).ok()?;
+        v.extend_from_slice(&buf[..n]);
+        if n < buf.len() {
+            break;
+        }
+    }
+    String::from_utf8(v)
         .ok()
-        .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
+        .map(|s| s.trim_end_matches('\n').trim().to_string())
+}
+
+fn link_name(p: &Path) -> Option<String> {
+    // The basename of the resolved link, as `readlink -f` would give it. One
+    // readlink suffices when the target ends in a plain name (every sysfs
+    // link: driver, iommu_group, physfn, virtfnN): that name is the
+    // basename of the resolved path. Full resolution (a readlink per path
+    // component, 60+ syscalls per device) made `list` on a 4,096-function
+    // host 4x slower than lspci (BENCHMARKS.md), so it is kept for the odd
+    // cases only: a target ending in `..`, or a path that is not a link.
+    let full = || {
+        fs::canonicalize(p)
+            .ok()
+            .and_then(|t| t.file_name().map(|n| n.to_string_lossy().into_owned()))
+    };
+    match fs::read_link(p) {
+        Ok(t) => match t.components().next_back() {
+            Some(Component::Normal(n)) if p.exists() => Some(n.to_string_lossy().into_owned()),
+            Some(Component::Normal(_)) => None, // dangling, as canonicalize would say
+            _ => full(),
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(_) => full(),
+    }
+}
+
+/// The real directory of `sys/bus/pci/devices/<BDF>`. The kernel writes
+/// these links with a fixed prefix, `../../../devices/...` (sysfs.md §1),
+/// and nothing below `sys/devices` is a link, so the target is `sys_real`
+/// plus the part after the prefix; anything else is resolved fully.
+fn device_dir(sys_real: &Path, link: &Path) -> PathBuf {
+    if let Ok(t) = fs::read_link(link) {
+        if let Ok(rest) = t.strip_prefix("../../../") {
+            if rest.starts_with("devices")
+                && rest.components().all(|c| matches!(c, Component::Normal(_)))
+            {
+                return sys_real.join(rest);
+            }
+        }
+    }
+    fs::canonicalize(link).unwrap_or_else(|_| link.to_path_buf())
 }
 
 /// The PCI functions along a resolved device path, root first.
@@ -109,59 +164,36 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
         .collect();
     names.sort();
 
-    for (addr, link) in names {
-        let dir = fs::canonicalize(&link).unwrap_or_else(|_| link.clone());
-        let rd = |f: &str| read_trim(&dir.join(f));
-        let Some(vendor_id) = rd("vendor") else {
-            continue;
-        };
-        let mut d = Device::new(addr, 0, 0, 0);
-        d.vendor_id = vendor_id;
-        d.device_id = rd("device").unwrap_or_else(|| "0x0000".into());
-        d.class = rd("class").unwrap_or_else(|| "0x000000".into());
-        d.subsystem_vendor_id = rd("subsystem_vendor");
-        d.subsystem_device_id = rd("subsystem_device");
-        d.revision = rd("revision");
-        d.driver = link_name(&dir.join("driver"));
-        d.driver_override = rd("driver_override").filter(|s| !s.is_empty() && s != "(null)");
-        d.iommu_group = link_name(&dir.join("iommu_group")).and_then(|n| n.parse().ok());
-        d.reset = Some(dir.join("reset").exists());
-        d.reset_methods = match rd("reset_method") {
-            Some(s) => Some(s.split_whitespace().map(str::to_string).collect()),
-            None => Some(Vec::new()),
-        };
-        d.boot_vga = rd("boot_vga").map(|s| s == "1");
-        d.numa_node = rd("numa_node").and_then(|s| s.parse().ok());
-        d.physfn = link_name(&dir.join("physfn")).and_then(|n| parse_sysfs_bdf(&n));
-        d.sriov_totalvfs = rd("sriov_totalvfs").and_then(|s| s.parse().ok());
-        d.sriov_numvfs = rd("sriov_numvfs").and_then(|s| s.parse().ok());
-        let mut vfs: Vec<(u32, PciAddress)> = fs::read_dir(&dir)
-            .map(|it| {
-                it.filter_map(|e| e.ok())
-                    .filter_map(|e| {
-                        let n = e.file_name().to_string_lossy().into_owned();
-                        let i: u32 = n.strip_prefix("virtfn")?.parse().ok()?;
-                        let t = link_name(&e.path())?;
-                        Some((i, parse_sysfs_bdf(&t)?))
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        vfs.sort();
-        d.virtfns = vfs.into_iter().map(|(_, a)| a).collect();
-        // Header type byte at offset 0x0e of config space.
-        if let Ok(cfg) = fs::read(dir.join("config")) {
-            if cfg.len() > 0x0e {
-                d.header_type = Some(cfg[0x0e] & 0x7f);
-            }
-        }
-        let comps = pci_components(&dir);
-        d.parents = comps.iter().copied().filter(|a| *a != addr).collect();
-        d.sysfs_path = dir
-            .strip_prefix(&sys_real)
-            .ok()
-            .map(|p| p.to_string_lossy().into_owned());
-        host.devices.insert(addr, d);
+    // Devices are independent: read them on every core. On a big host the
+    // reader is pure syscalls (15 files per function), and one thread per
+    // core halves the wall time on 2 cores (BENCHMARKS.md, list at scale).
+    let threads = if names.len() < 256 {
+        1
+    } else {
+        std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
+    };
+    let chunk = names.len().div_ceil(threads).max(1);
+    let read_chunk = |part: &[(PciAddress, PathBuf)]| -> Vec<Device> {
+        part.iter()
+            .filter_map(|(addr, link)| read_device(&sys_real, *addr, link))
+            .collect()
+    };
+    let devices: Vec<Device> = if threads == 1 {
+        read_chunk(&names)
+    } else {
+        std::thread::scope(|s| {
+            let handles: Vec<_> = names
+                .chunks(chunk)
+                .map(|part| s.spawn(move || read_chunk(part)))
+                .collect();
+            handles
+                .into_iter()
+                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect()
+        })
+    };
+    for d in devices {
+        host.devices.insert(d.address, d);
     }
 
     // IOMMU groups, with every member (PCI or not).
@@ -196,6 +228,75 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
     mark_default_route(root, &mut host);
     host.mark_intrinsic_critical();
     Ok(host)
+}
+
+/// One function's facts from its directory; `None` when it has no `vendor`
+/// (not a PCI function, or gone while we read).
+fn read_device(sys_real: &Path, addr: PciAddress, link: &Path) -> Option<Device> {
+    let dir = device_dir(&sys_real, &link);
+    let rd = |f: &str| read_attr(&dir.join(f));
+    let Some(vendor_id) = rd("vendor") else {
+        return None;
+    };
+    let mut d = Device::new(addr, 0, 0, 0);
+    d.vendor_id = vendor_id;
+    d.device_id = rd("device").unwrap_or_else(|| "0x0000".into());
+    d.class = rd("class").unwrap_or_else(|| "0x000000".into());
+    d.subsystem_vendor_id = rd("subsystem_vendor");
+    d.subsystem_device_id = rd("subsystem_device");
+    d.revision = rd("revision");
+    d.driver = link_name(&dir.join("driver"));
+    d.driver_override = rd("driver_override").filter(|s| !s.is_empty() && s != "(null)");
+    d.iommu_group = link_name(&dir.join("iommu_group")).and_then(|n| n.parse().ok());
+    d.reset = Some(dir.join("reset").exists());
+    d.reset_methods = match rd("reset_method") {
+        Some(s) => Some(s.split_whitespace().map(str::to_string).collect()),
+        None => Some(Vec::new()),
+    };
+    // boot_vga exists only for VGA-class functions (sysfs.md §2).
+    if d.class.starts_with("0x0300") || d.class.starts_with("0x0001") {
+        d.boot_vga = rd("boot_vga").map(|s| s == "1");
+    }
+    d.numa_node = rd("numa_node").and_then(|s| s.parse().ok());
+    d.physfn = link_name(&dir.join("physfn")).and_then(|n| parse_sysfs_bdf(&n));
+    d.sriov_totalvfs = rd("sriov_totalvfs").and_then(|s| s.parse().ok());
+    d.sriov_numvfs = rd("sriov_numvfs").and_then(|s| s.parse().ok());
+    // virtfnN links exist only on PFs, which have the sriov_* files:
+    // listing every device's directory cost 4 getdents per function.
+    let is_pf = d.sriov_totalvfs.is_some() || d.sriov_numvfs.is_some();
+    let mut vfs: Vec<(u32, PciAddress)> = is_pf
+        .then(|| fs::read_dir(&dir).ok())
+        .flatten()
+        .map(|it| {
+            it.filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let n = e.file_name().to_string_lossy().into_owned();
+                    let i: u32 = n.strip_prefix("virtfn")?.parse().ok()?;
+                    let t = link_name(&e.path())?;
+                    Some((i, parse_sysfs_bdf(&t)?))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    vfs.sort();
+    d.virtfns = vfs.into_iter().map(|(_, a)| a).collect();
+    // Header type byte at offset 0x0e of config space.
+    // (Only the first 64 bytes, the standard header: the whole file is
+    // 4 KiB on PCIe devices.)
+    if let Ok(mut f) = fs::File::open(dir.join("config")) {
+        use std::io::Read;
+        let mut cfg = [0u8; 64];
+        if matches!(f.read(&mut cfg), Ok(n) if n > 0x0e) {
+            d.header_type = Some(cfg[0x0e] & 0x7f);
+        }
+    }
+    let comps = pci_components(&dir);
+    d.parents = comps.iter().copied().filter(|a| *a != addr).collect();
+    d.sysfs_path = dir
+        .strip_prefix(&sys_real)
+        .ok()
+        .map(|p| p.to_string_lossy().into_owned());
+    Some(d)
 }
 
 fn read_usb(sys: &Path) -> Vec<UsbBus> {
