@@ -232,6 +232,11 @@ pub fn check_file(index: usize, src: &Source, out: &mut Vec<Diagnostic>) -> File
     let mut cx = Cx { src, map, out };
     let doc = match crate::domain::parse(text) {
         Ok(d) => d,
+        Err(_) if !matches!(first, Some(("domain" | "hostdev" | "interface", _))) => {
+            // Not a document of ours (a node-device listing, a fragment of
+            // something else): not our business to judge.
+            return FileKind::Skipped;
+        }
         Err(e) => {
             let at = offset_of(text, e.line, e.column);
             let at = map.pos(at);
@@ -654,7 +659,11 @@ fn check_guest_addresses(cx: &mut Cx<'_>, devices: Node<'_, '_>) {
     for a in devices.descendants().filter(|d| {
         d.has_tag_name("address")
             && d.attribute("type") == Some("pci")
-            && !d.parent().is_some_and(|p| p.has_tag_name("source"))
+            // A source address is the host's; a <console> is libvirt's
+            // alias of the first <serial> and repeats its address.
+            && !d
+                .parent()
+                .is_some_and(|p| p.has_tag_name("source") || p.has_tag_name("console"))
     }) {
         let Some(v) = read_address_fields(cx, a, false) else {
             continue;
