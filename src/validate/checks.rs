@@ -747,8 +747,10 @@ pub fn check_shared(
                     by_addr.insert(h.address, (ui, h));
                 }
             }
+            // Only endpoints count: bridges in a group stay on the host.
             let Some(g) = host
                 .and_then(|hs| hs.device(&h.address))
+                .filter(|d| d.kind() == crate::host::Kind::Endpoint)
                 .and_then(|d| d.iommu_group)
             else {
                 continue;
@@ -863,9 +865,13 @@ pub fn check_against_host(sources: &[Source], u: &Unit, host: &Host, out: &mut V
         let have: Vec<&str> = g
             .members
             .iter()
-            .filter(|m| m.requested)
+            .filter(|m| m.requested && m.role == Role::Travels)
             .map(|m| m.member.as_str())
             .collect();
+        if have.is_empty() {
+            // Only a bridge or the host bridge was named: VP052/VP053 say so.
+            continue;
+        }
         let first = have.first().copied();
         let (them, verb) = if missing.len() == 1 {
             (missing[0].to_string(), "is")

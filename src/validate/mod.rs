@@ -24,6 +24,7 @@ pub mod render;
 
 use crate::host::Host;
 use serde::Serialize;
+use std::collections::HashMap;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
@@ -204,6 +205,18 @@ pub fn validate(inputs: &Inputs, host: Option<&Host>, opts: Options) -> Report {
             checks::check_against_host(sources, u, h, &mut report.diagnostics);
         }
     }
+    // In the order of the files, then of the text.
+    let order: HashMap<&str, usize> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.path.as_str(), i))
+        .collect();
+    report.diagnostics.sort_by_key(|d| {
+        (
+            order.get(d.file.as_str()).copied().unwrap_or(0),
+            d.byte_start,
+        )
+    });
     for d in &mut report.diagnostics {
         if opts.deny_warnings && d.severity == Severity::Warning {
             d.severity = Severity::Error;
