@@ -15,6 +15,7 @@ pub mod host;
 pub mod pciids;
 pub mod plan;
 pub mod report;
+pub mod validate;
 
 pub use address::{DeviceSpec, PciAddress};
 pub use host::Host;
