@@ -233,8 +233,7 @@ pub fn add(text: &str, addrs: &[PciAddress], opts: &HostdevOptions) -> Result<Ed
             } else {
                 let last_hostdev = d
                     .children()
-                    .filter(|c| c.is_element() && c.has_tag_name("hostdev"))
-                    .last();
+                    .rfind(|c| c.is_element() && c.has_tag_name("hostdev"));
                 let at = match last_hostdev {
                     Some(h) => h.range().end,
                     None => {
