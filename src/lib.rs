@@ -10,12 +10,16 @@
 //! See ARCHITECTURE.md for where a new check, command or host source goes.
 
 pub mod address;
+pub mod diff;
 pub mod domain;
+pub mod fsutil;
 pub mod host;
+pub mod hostdev;
 pub mod pciids;
 pub mod plan;
 pub mod report;
 pub mod validate;
+pub mod xml;
 
 pub use address::{DeviceSpec, PciAddress};
 pub use host::Host;
