@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod edit;
+pub mod fake;
 pub mod list;
 pub mod meta;
 pub mod show;
