@@ -130,6 +130,9 @@ fn render_groups(ctx: &Context, host: &Host) -> String {
         .filter(|d| d.iommu_group.is_none())
         .collect();
     if !orphans.is_empty() {
+        if let Some(h) = report::hint(host) {
+            let _ = writeln!(out, "{}: {h}", s.yellow("note"));
+        }
         let _ = writeln!(out, "{}", s.bold("No IOMMU group"));
         for d in orphans {
             let _ = writeln!(out, "  {}", device_line(ctx, host, d));

@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod edit;
+pub mod fake;
 pub mod list;
 pub mod meta;
 pub mod show;
@@ -297,6 +298,8 @@ pub fn device_name(ctx: &Context, d: &virt_pci::host::Device) -> String {
         .map(str::to_string)
         .or_else(|| d.device_name.clone());
     match (vendor, device) {
+        // Listings give "Vendor Device" as one name.
+        (Some(v), Some(dn)) if dn.starts_with(&v) => dn,
         (Some(v), Some(dn)) => format!("{v} {dn}"),
         (Some(v), None) => format!("{v} device {:04x}", d.device()),
         (None, Some(dn)) => dn,

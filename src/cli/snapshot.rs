@@ -4,17 +4,30 @@ use super::{CliError, CliResult, Context};
 use clap::Args as ClapArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use virt_pci::host::snapshot;
+use virt_pci::host::{listing, snapshot};
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
     /// Write to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub output: Option<PathBuf>,
+    /// Convert a published IOMMU listing (Arch-wiki script output, `lspci -nnk`,
+    /// r15ch13 iommu.sh, `find /sys/kernel/iommu_groups`) instead of reading a host.
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub from_listing: Option<PathBuf>,
 }
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
-    let host = ctx.host()?;
+    let host = match &args.from_listing {
+        Some(p) => listing::load(p).map_err(|e| {
+            let mut c = CliError::usage(e.to_string());
+            if let Some(h) = e.help {
+                c = c.help(h);
+            }
+            c
+        })?,
+        None => ctx.host()?,
+    };
     let text = snapshot::to_string(&host);
     match args.output {
         None => print!("{text}"),
