@@ -257,9 +257,12 @@ def choose_device(snapshot):
         devs = json.loads(p.stdout)["devices"]
     except (ValueError, KeyError):
         return None
+    # A discrete GPU (not on the root bus, not host-critical): the usual case.
+    cands = [d for d in devs if d.get("kind") not in ("bridge", "host_bridge")
+             and not d.get("critical") and d.get("iommu_group") is not None]
     for want in ("0x03", "0x02", "0x01", "0x04"):
-        for d in devs:
-            if d.get("class", "").startswith(want) and d.get("kind") not in ("bridge", "host_bridge"):
+        for d in sorted(cands, key=lambda d: d["address"][5:7] == "00"):
+            if d.get("class", "").startswith(want):
                 return d["address"]
     return None
 

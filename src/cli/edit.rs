@@ -195,7 +195,7 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
     args.hostdev.options(None)?;
     let input = read_input(&args.file, &args.out)?;
     // Refuse a bad file before reading the host or printing a plan.
-    xml::parse_domain(&input.text).map_err(|e| edit_error(&input, e))?;
+    let doc = xml::parse_domain(&input.text).map_err(|e| edit_error(&input, e))?;
     let (addrs, primary, _plan) = plan_devices(ctx, &args.devices, &args.group)?;
     if addrs.is_empty() {
         return Err(CliError::new("nothing to pass through"));
@@ -203,7 +203,9 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
     let opts = args.hostdev.options(primary)?;
     opts.check(&addrs).map_err(option_error)?;
     warn_options(ctx, &opts);
-    let edit = xml::add(&input.text, &addrs, &opts).map_err(|e| edit_error(&input, e))?;
+    let edit =
+        xml::add_parsed(&doc, &input.text, &addrs, &opts).map_err(|e| edit_error(&input, e))?;
+    drop(doc);
     if !edit.already_present.is_empty() {
         eprintln!("already in {}: {}", input.name, list(&edit.already_present));
     }

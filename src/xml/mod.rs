@@ -170,6 +170,19 @@ pub fn hostdev_addresses(text: &str) -> Result<Vec<PciAddress>, EditError> {
 /// type='hostdev'>`) are reported in `already_present` and not added again.
 pub fn add(text: &str, addrs: &[PciAddress], opts: &HostdevOptions) -> Result<Edit, EditError> {
     let doc = parse_domain(text)?;
+    add_parsed(&doc, text, addrs, opts)
+}
+
+/// [`add`] on `doc`, which the caller got from `parse_domain(text)`.
+/// `virt-pci add` parses first, to refuse a bad file before it reads the
+/// host; parsing again here was a third of the time on a 10 MB domain
+/// (BENCHMARKS.md, patch).
+pub fn add_parsed(
+    doc: &Document<'_>,
+    text: &str,
+    addrs: &[PciAddress],
+    opts: &HostdevOptions,
+) -> Result<Edit, EditError> {
     let existing: BTreeSet<PciAddress> = domain::pci_hostdevs(&doc)
         .into_iter()
         .filter_map(|h| h.address)
