@@ -10,7 +10,8 @@
 #
 # Inputs are generated under target/bench/ (fake sysfs trees of up to 16,384
 # functions, ~1.5 GB; a 10 MiB domain; 1,000 domain files from libvirt's
-# corpus + generated). Nothing outside the repository is written, and no
+# corpus + generated). The trees go to /dev/shm/virt-pci-bench (removed at the
+# end; BENCH_KEEP=1 keeps them) or target/bench/trees. No
 # real device is touched: the trees are read-only inputs for --root/lspci -A.
 set -euo pipefail
 cd "$(dirname "$0")/.."
