@@ -204,8 +204,7 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
     opts.check(&addrs).map_err(option_error)?;
     warn_options(ctx, &opts);
     let edit =
-        xml::add_parsed(&doc, &input.text, &addrs, &opts).map_err(|e| edit_error(&input, e))?;
-    drop(doc);
+        xml::add_parsed(doc, &input.text, &addrs, &opts).map_err(|e| edit_error(&input, e))?;
     if !edit.already_present.is_empty() {
         eprintln!("already in {}: {}", input.name, list(&edit.already_present));
     }

@@ -178,43 +178,51 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
             .filter_map(|(addr, link)| read_device(&sys_real, *addr, link))
             .collect()
     };
-    let devices: Vec<Device> = if threads == 1 {
-        read_chunk(&names)
+    // IOMMU groups, with every member (PCI or not); read while the devices are.
+    let gdir = sys.join("kernel/iommu_groups");
+    let read_groups = || {
+        let mut groups: BTreeMap<u32, Vec<GroupMember>> = BTreeMap::new();
+        if let Ok(it) = fs::read_dir(&gdir) {
+            for e in it.filter_map(|e| e.ok()) {
+                let Ok(id) = e.file_name().to_string_lossy().parse::<u32>() else {
+                    continue;
+                };
+                let mut members: Vec<GroupMember> = fs::read_dir(e.path().join("devices"))
+                    .map(|m| {
+                        m.filter_map(|x| x.ok())
+                            .map(|x| GroupMember::from_name(&x.file_name().to_string_lossy()))
+                            .collect()
+                    })
+                    .unwrap_or_default();
+                members.sort();
+                groups.insert(id, members);
+            }
+        }
+        groups
+    };
+    let (devices, groups): (Vec<Device>, _) = if threads == 1 {
+        (read_chunk(&names), read_groups())
     } else {
         std::thread::scope(|s| {
+            let groups = s.spawn(read_groups);
             let handles: Vec<_> = names
                 .chunks(chunk)
                 .map(|part| s.spawn(move || read_chunk(part)))
                 .collect();
-            handles
+            let devices = handles
                 .into_iter()
                 .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect()
+                .collect();
+            let groups = groups
+                .join()
+                .unwrap_or_else(|p| std::panic::resume_unwind(p));
+            (devices, groups)
         })
     };
     for d in devices {
         host.devices.insert(d.address, d);
     }
 
-    // IOMMU groups, with every member (PCI or not).
-    let gdir = sys.join("kernel/iommu_groups");
-    let mut groups: BTreeMap<u32, Vec<GroupMember>> = BTreeMap::new();
-    if let Ok(it) = fs::read_dir(&gdir) {
-        for e in it.filter_map(|e| e.ok()) {
-            let Ok(id) = e.file_name().to_string_lossy().parse::<u32>() else {
-                continue;
-            };
-            let mut members: Vec<GroupMember> = fs::read_dir(e.path().join("devices"))
-                .map(|m| {
-                    m.filter_map(|x| x.ok())
-                        .map(|x| GroupMember::from_name(&x.file_name().to_string_lossy()))
-                        .collect()
-                })
-                .unwrap_or_default();
-            members.sort();
-            groups.insert(id, members);
-        }
-    }
     host.iommu = if groups.is_empty() {
         IommuState::Disabled
     } else {
@@ -248,19 +256,25 @@ fn read_device(sys_real: &Path, addr: PciAddress, link: &Path) -> Option<Device>
     d.driver = link_name(&dir.join("driver"));
     d.driver_override = rd("driver_override").filter(|s| !s.is_empty() && s != "(null)");
     d.iommu_group = link_name(&dir.join("iommu_group")).and_then(|n| n.parse().ok());
-    d.reset = Some(dir.join("reset").exists());
     d.reset_methods = match rd("reset_method") {
         Some(s) => Some(s.split_whitespace().map(str::to_string).collect()),
         None => Some(Vec::new()),
     };
+    // `reset` and `reset_method` come and go together (sysfs.md §2): a
+    // method list means the file is there, no stat needed.
+    d.reset =
+        Some(d.reset_methods.as_ref().is_some_and(|m| !m.is_empty()) || dir.join("reset").exists());
     // boot_vga exists only for VGA-class functions (sysfs.md §2).
     if d.class.starts_with("0x0300") || d.class.starts_with("0x0001") {
         d.boot_vga = rd("boot_vga").map(|s| s == "1");
     }
     d.numa_node = rd("numa_node").and_then(|s| s.parse().ok());
     d.physfn = link_name(&dir.join("physfn")).and_then(|n| parse_sysfs_bdf(&n));
-    d.sriov_totalvfs = rd("sriov_totalvfs").and_then(|s| s.parse().ok());
-    d.sriov_numvfs = rd("sriov_numvfs").and_then(|s| s.parse().ok());
+    // A VF cannot itself have VFs: skip the two files it never has.
+    if d.physfn.is_none() {
+        d.sriov_totalvfs = rd("sriov_totalvfs").and_then(|s| s.parse().ok());
+        d.sriov_numvfs = rd("sriov_numvfs").and_then(|s| s.parse().ok());
+    }
     // virtfnN links exist only on PFs, which have the sriov_* files:
     // listing every device's directory cost 4 getdents per function.
     let is_pf = d.sriov_totalvfs.is_some() || d.sriov_numvfs.is_some();

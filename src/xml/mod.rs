@@ -169,16 +169,16 @@ pub fn hostdev_addresses(text: &str) -> Result<Vec<PciAddress>, EditError> {
 /// Addresses the domain already uses (as `<hostdev>` or `<interface
 /// type='hostdev'>`) are reported in `already_present` and not added again.
 pub fn add(text: &str, addrs: &[PciAddress], opts: &HostdevOptions) -> Result<Edit, EditError> {
-    let doc = parse_domain(text)?;
-    add_parsed(&doc, text, addrs, opts)
+    add_parsed(parse_domain(text)?, text, addrs, opts)
 }
 
 /// [`add`] on `doc`, which the caller got from `parse_domain(text)`.
 /// `virt-pci add` parses first, to refuse a bad file before it reads the
 /// host; parsing again here was a third of the time on a 10 MB domain
-/// (BENCHMARKS.md, patch).
+/// (BENCHMARKS.md, patch). Takes `doc` by value so it is freed before the
+/// result is parsed again to verify it: one tree at a time, not two.
 pub fn add_parsed(
-    doc: &Document<'_>,
+    doc: Document<'_>,
     text: &str,
     addrs: &[PciAddress],
     opts: &HostdevOptions,
@@ -309,6 +309,7 @@ pub fn add_parsed(
     // hostdevs plus the new ones.
     let mut want: Vec<PciAddress> = existing_list(&doc);
     want.extend(edit.added.iter().copied());
+    drop(doc);
     verify(&edit.text, want)?;
     Ok(edit)
 }
