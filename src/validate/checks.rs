@@ -722,7 +722,7 @@ pub fn check_shared(
         let mut reported: BTreeSet<PciAddress> = BTreeSet::new();
         for h in &u.hostdevs {
             match by_addr.get(&h.address) {
-                Some((fu, fh)) if *fu != ui => {
+                Some((fu, fh)) if *fu != ui && !same_domain(&units[*fu], u) => {
                     if reported.insert(h.address) {
                         let (l, c) = line_col(&sources[units[*fu].file].text, fh.range.start);
                         push_at(
@@ -756,7 +756,9 @@ pub fn check_shared(
                 continue;
             };
             match by_group.get(&g) {
-                Some((fu, fh)) if *fu != ui && fh.address != h.address => {
+                Some((fu, fh))
+                    if *fu != ui && fh.address != h.address && !same_domain(&units[*fu], u) =>
+                {
                     let (l, c) = line_col(&sources[units[*fu].file].text, fh.range.start);
                     push_at(
                         src,
@@ -781,6 +783,12 @@ pub fn check_shared(
             }
         }
     }
+}
+
+/// Two files that define the same domain name are two versions of one VM
+/// (libvirt keeps one definition per name), not two VMs sharing a device.
+fn same_domain(a: &Unit, b: &Unit) -> bool {
+    a.name.is_some() && a.name == b.name
 }
 
 /// Map a plan finding code to ours.
@@ -985,6 +993,25 @@ mod tests {
         assert_eq!(codes(&hd("bus='-1'")), ["VP020"]);
         assert_eq!(codes(&hd("bus='0x01' function='010'")), ["VP021"]);
         assert_eq!(codes(&hd("domain='0x100000000' bus='0x01'")), ["VP021"]);
+    }
+
+    #[test]
+    fn two_versions_of_one_domain_do_not_share() {
+        let hd =
+            "<hostdev mode='subsystem' type='pci'><source><address bus='0x03'/></source></hostdev>";
+        let src = |path: &str, name: &str| Source {
+            path: path.into(),
+            text: format!("<domain><name>{name}</name><devices>{hd}</devices></domain>"),
+        };
+        let run = |a: Source, b: Source| -> Vec<&'static str> {
+            validate(&Inputs::from_sources(vec![a, b]), None, Options::default())
+                .diagnostics
+                .iter()
+                .map(|d| d.code)
+                .collect()
+        };
+        assert!(run(src("a.xml", "vm"), src("b.xml", "vm")).is_empty());
+        assert_eq!(run(src("a.xml", "vm1"), src("b.xml", "vm2")), ["VP040"]);
     }
 
     #[test]
