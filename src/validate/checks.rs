@@ -161,6 +161,14 @@ fn first_element(text: &str) -> Option<(&str, usize)> {
             i += rest.find("?>")? + 2;
         } else if rest.starts_with("<!--") {
             i += rest.find("-->")? + 3;
+        } else if rest.starts_with("<!DOCTYPE") {
+            // Skip it (an internal subset ends with `]>`) to see the root.
+            let end = match (rest.find('['), rest.find('>')) {
+                (Some(b), Some(g)) if b < g => rest.find("]>")? + 2,
+                (_, Some(g)) => g + 1,
+                _ => return None,
+            };
+            i += end;
         } else if rest.starts_with("<!") {
             return None;
         } else if let Some(r) = rest.strip_prefix('<') {
@@ -238,6 +246,22 @@ pub fn check_file(index: usize, src: &Source, out: &mut Vec<Diagnostic>) -> File
             return FileKind::Skipped;
         }
         Err(e) => {
+            if e.message.contains("DTD") {
+                // Well-formed, but entity expansion is not something a
+                // validator run on untrusted pull requests should do.
+                let at = src.text.find("<!DOCTYPE").unwrap_or(0);
+                push_at(
+                    src,
+                    cx.out,
+                    "VP001",
+                    Severity::Error,
+                    at..at + "<!DOCTYPE".len().min(src.text.len() - at),
+                    "DOCTYPE declarations are not read (libvirt writes none)".into(),
+                    None,
+                    Some("remove the <!DOCTYPE …> line".into()),
+                );
+                return FileKind::Broken;
+            }
             let at = offset_of(text, e.line, e.column);
             let at = map.pos(at);
             let end = src.text[at..]
@@ -1012,6 +1036,13 @@ mod tests {
         };
         assert!(run(src("a.xml", "vm"), src("b.xml", "vm")).is_empty());
         assert_eq!(run(src("a.xml", "vm1"), src("b.xml", "vm2")), ["VP040"]);
+    }
+
+    #[test]
+    fn doctype_is_reported_not_skipped() {
+        let x = "<?xml version='1.0'?>\n<!DOCTYPE domain [<!ENTITY a 'b'>]>\n<domain><name>x</name></domain>";
+        assert_eq!(first_element(x).map(|f| f.0), Some("domain"));
+        assert_eq!(codes(x), ["VP001"]);
     }
 
     #[test]
