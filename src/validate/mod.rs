@@ -374,18 +374,30 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
             return;
         }
     };
-    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
-    entries.sort();
-    for p in entries {
-        let hidden = p
-            .file_name()
-            .and_then(|n| n.to_str())
-            .is_some_and(|n| n.starts_with('.'));
-        if p.is_dir() {
-            if !hidden {
+    // The entry's own type (from readdir, no stat); a symlink is followed.
+    let mut entries: Vec<(std::ffi::OsString, PathBuf, bool)> = rd
+        .filter_map(|e| e.ok())
+        .map(|e| {
+            let p = e.path();
+            let is_dir = match e.file_type() {
+                Ok(t) if t.is_symlink() => p.is_dir(),
+                Ok(t) => t.is_dir(),
+                Err(_) => p.is_dir(),
+            };
+            (e.file_name(), p, is_dir)
+        })
+        .collect();
+    entries.sort_by(|a, b| a.0.cmp(&b.0));
+    for (name, p, is_dir) in entries {
+        let name = name.to_string_lossy();
+        if is_dir {
+            if !name.starts_with('.') {
                 walk(&p, files, diags);
             }
-        } else if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml")) {
+        } else if name
+            .rsplit_once('.')
+            .is_some_and(|(_, e)| e.eq_ignore_ascii_case("xml"))
+        {
             files.push(p);
         }
     }
