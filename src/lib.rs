@@ -12,6 +12,8 @@
 pub mod address;
 pub mod domain;
 pub mod host;
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
 pub mod pciids;
 pub mod plan;
 pub mod report;
