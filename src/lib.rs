@@ -9,6 +9,7 @@
 //!
 //! See ARCHITECTURE.md for where a new check, command or host source goes.
 
+pub mod actions;
 pub mod address;
 pub mod domain;
 pub mod host;
