@@ -20,6 +20,7 @@
 //!   device a guest holds hangs or crashes the guest);
 //! - detaching needs `/dev/vfio/vfio` ([`vfio_node_problem`]).
 
+pub mod check;
 pub mod sysfs;
 
 use crate::address::PciAddress;
