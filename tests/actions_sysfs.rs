@@ -336,7 +336,8 @@ fn prepare_and_release_a_domain_file() {
         .assert()
         .success()
         .stdout(contains("1. reset 0000:01:00.0"))
-        .stdout(contains("3. reattach 0000:01:00.0"));
+        .stdout(contains("3. reattach 0000:01:00.0"))
+        .stdout(contains("cannot tell whether `vm` runs"));
     vp(&["--root", &root, "prepare", "/nonexistent/vm.xml"])
         .assert()
         .code(2)

@@ -417,7 +417,7 @@ pub fn prepare_plan(
 pub fn release_plan(
     host: &Host,
     domain: &str,
-    running: bool,
+    running: Option<bool>,
     hostdevs: &[PciAddress],
     opts: &ActionOptions,
     return_unreset: bool,
@@ -437,7 +437,15 @@ pub fn release_plan(
     );
     let travels = p.travels.clone();
     let mut ap = new_plan("release", backend, p, opts.force);
-    if running {
+    if running.is_none() {
+        ap.warnings.push(Finding {
+            code: "state-unknown",
+            address: None,
+            message: format!("cannot tell whether `{domain}` runs (no libvirt connection): make sure it is shut off — taking a device from a running guest hangs in the unbind"),
+            help: Some("give -c URI so virt-pci can check".into()),
+        });
+    }
+    if running == Some(true) {
         ap.refusals.push(Refusal {
             code: "domain-running".into(),
             address: None,
@@ -855,7 +863,7 @@ mod tests {
         let ap = release_plan(
             &h,
             "vm",
-            false,
+            Some(false),
             &[GPU],
             &ActionOptions::default(),
             false,
@@ -876,12 +884,28 @@ mod tests {
             ]
         );
         assert_eq!(ap.skipped[0].address, HDA);
-        let ap = release_plan(&h, "vm", false, &[GPU], &ActionOptions::default(), true, &f);
+        let ap = release_plan(
+            &h,
+            "vm",
+            Some(false),
+            &[GPU],
+            &ActionOptions::default(),
+            true,
+            &f,
+        );
         assert!(ap
             .steps
             .iter()
             .any(|s| s.address == HDA && s.op == Op::Reattach));
-        let ap = release_plan(&h, "vm", true, &[GPU], &ActionOptions::default(), false, &f);
+        let ap = release_plan(
+            &h,
+            "vm",
+            Some(true),
+            &[GPU],
+            &ActionOptions::default(),
+            false,
+            &f,
+        );
         assert_eq!(ap.blocking()[0].code, "domain-running");
     }
 
