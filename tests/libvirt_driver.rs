@@ -255,12 +255,41 @@ fn define_read_back_and_validation_through_the_test_driver() {
     let e = conn.domain_xml_inactive("no-such-domain").unwrap_err();
     assert!(e.to_string().contains("no-such-domain"), "{e}");
 
+    // redefine by name: the splice result goes back; renaming is refused
+    let edited = back.replace("bus='0x03'", "bus='0x05'");
+    conn.redefine("vp-define", &edited).unwrap();
+    assert!(conn
+        .domain_xml_inactive("vp-define")
+        .unwrap()
+        .contains("bus='0x05'"));
+    let renamed = edited.replace("<name>vp-define</name>", "<name>vp-other</name>");
+    let e = conn.redefine("vp-define", &renamed).unwrap_err();
+    assert!(e.message.contains("names the domain `vp-other`"), "{e}");
+    assert!(conn.domain("vp-other").is_err(), "nothing was defined");
+    let e = conn.redefine("vp-define", "<domain>").unwrap_err();
+    assert!(e.message.contains("not well-formed"), "{e}");
+    let e = conn
+        .attach_device(
+            "vp-define",
+            "<hostdev/>",
+            libvirt::Impact {
+                config: false,
+                live: false,
+            },
+        )
+        .unwrap_err();
+    assert!(e.message.contains("neither"), "{e}");
+
     // the test driver has no device hotplug: the error must be libvirt's
     let hd = "<hostdev mode='subsystem' type='pci' managed='no'><source><address domain='0x0000' bus='0x04' slot='0x00' function='0x0'/></source></hostdev>";
-    let e = conn.attach_device("vp-define", hd, false).unwrap_err();
+    let e = conn
+        .attach_device("vp-define", hd, libvirt::Impact::LIVE)
+        .unwrap_err();
     assert!(e.is_not_supported(), "{e:?}");
     assert!(e.message.contains("not supported"), "{e}");
-    let e = conn.detach_device("vp-define", hd, true).unwrap_err();
+    let e = conn
+        .detach_device("vp-define", hd, libvirt::Impact::BOTH)
+        .unwrap_err();
     assert!(e.is_not_supported(), "{e:?}");
 }
 
