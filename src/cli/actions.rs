@@ -176,10 +176,15 @@ fn libvirt_setup(ctx: &Context, read_only: bool) -> Result<Setup, CliError> {
         )
         .help("drop --root/--snapshot and give -c URI, or use --backend sysfs"));
     }
-    let uri = ctx.connect_uri();
-    let conn = ctx.libvirt(uri.as_deref(), read_only)?;
+    // No URI: this machine's system daemon. Not libvirt's default, which
+    // for a non-root user would start a session daemon as a side effect.
+    let uri = ctx
+        .connect_uri()
+        .unwrap_or_else(|| "qemu:///system".to_string());
+    let conn = ctx.libvirt(Some(&uri), read_only)?;
+    let local = virt_pci::host::nodedev::uri_is_local(conn.uri());
     let host = ctx.read_libvirt_host(&conn)?;
-    if !virt_pci::host::nodedev::uri_is_local(conn.uri()) && !conn.uri().starts_with("test:") {
+    if !local && !conn.uri().starts_with("test:") {
         eprintln!(
             "{}: {} is another machine: virt-pci cannot see which of its devices hold the root filesystem or the default route; check the plan before acting",
             ctx.err.yellow("warning"),
@@ -190,7 +195,8 @@ fn libvirt_setup(ctx: &Context, read_only: bool) -> Result<Setup, CliError> {
         host,
         chosen: Chosen::Libvirt(conn),
         can_execute: true,
-        vfio_root: None,
+        // libvirt checks VFIO on its host; on this one we can explain it first
+        vfio_root: local.then(|| PathBuf::from("/")),
     })
 }
 
