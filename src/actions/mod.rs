@@ -178,8 +178,9 @@ impl fmt::Display for BackendError {
 /// [`sysfs::SysfsBackend`]; tests inject failing ones.
 pub trait Backend {
     fn name(&self) -> String;
-    /// The exact calls or writes `op` on `a` will make (for `--dry-run`).
-    fn describe(&self, op: &Op, a: &PciAddress) -> Vec<String>;
+    /// The exact calls or writes `op` on `a` will make (for `--dry-run`);
+    /// `driver` is the bound driver as the host model has it.
+    fn describe(&self, op: &Op, a: &PciAddress, driver: Option<&str>) -> Vec<String>;
     fn detach(&mut self, a: &PciAddress, driver: &str) -> Result<(), BackendError>;
     fn reattach(&mut self, a: &PciAddress) -> Result<(), BackendError>;
     fn reset(&mut self, a: &PciAddress) -> Result<(), BackendError>;
@@ -209,8 +210,18 @@ fn why(p: &Plan, a: &PciAddress) -> String {
         .unwrap_or_else(|| "requested".into())
 }
 
-fn push_step(ap: &mut ActionPlan, backend: &dyn Backend, op: Op, a: PciAddress) {
-    let calls = backend.describe(&op, &a);
+fn push_step(ap: &mut ActionPlan, host: &Host, backend: &dyn Backend, op: Op, a: PciAddress) {
+    // After a detach in the same plan the function is on vfio-pci.
+    let detached_before = ap
+        .steps
+        .iter()
+        .any(|s| s.address == a && matches!(s.op, Op::Detach { .. }));
+    let driver = if detached_before {
+        Some("vfio-pci".to_string())
+    } else {
+        host.device(&a).and_then(|d| d.driver.clone())
+    };
+    let calls = backend.describe(&op, &a, driver.as_deref());
     ap.steps.push(Step {
         op,
         address: a,
@@ -277,6 +288,7 @@ pub fn detach_plan(
         }
         push_step(
             &mut ap,
+            host,
             backend,
             Op::Detach {
                 driver: opts.driver.clone(),
@@ -315,7 +327,7 @@ pub fn reattach_plan(
             });
             continue;
         }
-        push_step(&mut ap, backend, Op::Reattach, a);
+        push_step(&mut ap, host, backend, Op::Reattach, a);
     }
     ap
 }
@@ -345,7 +357,7 @@ pub fn reset_plan(
             });
             continue;
         }
-        push_step(&mut ap, backend, Op::Reset, a);
+        push_step(&mut ap, host, backend, Op::Reset, a);
     }
     ap
 }
@@ -475,13 +487,13 @@ pub fn release_plan(
                 }
             }
             _ => {
-                push_step(&mut ap, backend, Op::Reset, *a);
+                push_step(&mut ap, host, backend, Op::Reset, *a);
                 back.push(*a);
             }
         }
     }
     for a in back {
-        push_step(&mut ap, backend, Op::Reattach, a);
+        push_step(&mut ap, host, backend, Op::Reattach, a);
     }
     ap
 }
@@ -496,11 +508,11 @@ pub fn try_plan(host: &Host, requested: &[PciAddress], backend: &dyn Backend) ->
     let travels = ap.plan.travels.clone();
     for a in &travels {
         if host.device(a).and_then(|d| d.can_reset()) != Some(false) {
-            push_step(&mut ap, backend, Op::Reset, *a);
+            push_step(&mut ap, host, backend, Op::Reset, *a);
         }
     }
     for a in detached.into_iter().rev() {
-        push_step(&mut ap, backend, Op::Reattach, a);
+        push_step(&mut ap, host, backend, Op::Reattach, a);
     }
     ap
 }
@@ -599,7 +611,7 @@ impl Backend for LibvirtBackend<'_> {
     fn name(&self) -> String {
         format!("libvirt ({})", self.conn.uri())
     }
-    fn describe(&self, op: &Op, a: &PciAddress) -> Vec<String> {
+    fn describe(&self, op: &Op, a: &PciAddress, _driver: Option<&str>) -> Vec<String> {
         let n = a.node_name();
         vec![match op {
             Op::Detach { driver } => format!("virNodeDeviceDetachFlags({n}, \"{driver}\", 0)"),
@@ -635,7 +647,7 @@ mod tests {
         fn name(&self) -> String {
             "fake".into()
         }
-        fn describe(&self, op: &Op, a: &PciAddress) -> Vec<String> {
+        fn describe(&self, op: &Op, a: &PciAddress, _: Option<&str>) -> Vec<String> {
             vec![format!("{op} {a}")]
         }
         fn detach(&mut self, a: &PciAddress, _d: &str) -> Result<(), BackendError> {
@@ -764,7 +776,7 @@ mod tests {
             fn name(&self) -> String {
                 "twice".into()
             }
-            fn describe(&self, _: &Op, _: &PciAddress) -> Vec<String> {
+            fn describe(&self, _: &Op, _: &PciAddress, _: Option<&str>) -> Vec<String> {
                 vec![]
             }
             fn detach(&mut self, a: &PciAddress, _: &str) -> Result<(), BackendError> {

@@ -104,11 +104,11 @@ impl Backend for SysfsBackend {
         format!("sysfs ({})", self.root.display())
     }
 
-    fn describe(&self, op: &Op, a: &PciAddress) -> Vec<String> {
+    fn describe(&self, op: &Op, a: &PciAddress, driver: Option<&str>) -> Vec<String> {
         let root = self.root.join("sys");
         let r = root.display();
         let dev = format!("{r}/bus/pci/devices/{a}");
-        let unbind = match self.driver(a) {
+        let unbind = match driver {
             Some(d) => format!("write {a} > {dev}/driver/unbind  (bound to {d})"),
             None => "(no driver bound: nothing to unbind)".to_string(),
         };
