@@ -168,6 +168,20 @@ fn detach_is_all_or_nothing() {
         .stderr(contains("detach failed: detach (to vfio) 0000:01:00.1"))
         .stderr(contains("driver_override"))
         .stderr(contains("rolled back: reattached 0000:01:00.0"));
+    // the same as data
+    let out = vp(&["--root", &root, "detach", "01:00.0", "--json"])
+        .assert()
+        .code(1)
+        .get_output()
+        .stdout
+        .clone();
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
+    assert_eq!(v["outcome"]["failed"]["step"]["address"], "0000:01:00.1");
+    assert!(v["outcome"]["failed"]["error"]["message"]
+        .as_str()
+        .unwrap()
+        .contains("driver_override"));
+    assert_eq!(v["outcome"]["rolled_back"], serde_json::json!(["0000:01:00.0"]));
     // the GPU's override was cleared again by the rollback
     assert_eq!(
         f.read("sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0/driver_override"),

@@ -524,11 +524,25 @@ pub struct Outcome {
     pub done: Vec<Step>,
     /// The step that failed, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub failed: Option<(Step, BackendError)>,
+    pub failed: Option<Failure>,
     /// Functions reattached to undo a partial detach.
     pub rolled_back: Vec<PciAddress>,
     /// Rollback steps that failed too (the host needs a human).
-    pub rollback_failures: Vec<(PciAddress, BackendError)>,
+    pub rollback_failures: Vec<RollbackFailure>,
+}
+
+/// The step that failed and the backend's reason.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    pub step: Step,
+    pub error: BackendError,
+}
+
+/// A function the rollback could not reattach.
+#[derive(Clone, Debug, Serialize)]
+pub struct RollbackFailure {
+    pub address: PciAddress,
+    pub error: BackendError,
 }
 
 impl Outcome {
@@ -559,11 +573,17 @@ pub fn execute(ap: &ActionPlan, backend: &mut dyn Backend) -> Outcome {
                 out.done.push(s.clone());
             }
             Err(e) => {
-                out.failed = Some((s.clone(), e));
+                out.failed = Some(Failure {
+                    step: s.clone(),
+                    error: e,
+                });
                 for a in held.iter().rev() {
                     match backend.reattach(a) {
                         Ok(()) => out.rolled_back.push(*a),
-                        Err(e) => out.rollback_failures.push((*a, e)),
+                        Err(e) => out.rollback_failures.push(RollbackFailure {
+                            address: *a,
+                            error: e,
+                        }),
                     }
                 }
                 break;
@@ -753,7 +773,8 @@ mod tests {
         let ap = detach_plan(&h, &[GPU], &ActionOptions::default(), &f);
         let out = execute(&ap, &mut f);
         assert!(!out.ok());
-        let (step, err) = out.failed.clone().unwrap();
+        let f = out.failed.clone().unwrap();
+        let (step, err) = (f.step, f.error);
         assert_eq!(step.address, HDA);
         assert!(err.message.contains("device busy"));
         assert_eq!(out.rolled_back, vec![GPU]);
@@ -799,7 +820,7 @@ mod tests {
         let ap = detach_plan(&h, &[GPU], &ActionOptions::default(), &b);
         let out = execute(&ap, &mut b);
         assert_eq!(out.rollback_failures.len(), 1);
-        assert_eq!(out.rollback_failures[0].0, GPU);
+        assert_eq!(out.rollback_failures[0].address, GPU);
         assert!(out.rolled_back.is_empty());
     }
 

@@ -347,7 +347,10 @@ fn run_plan(
     }
     match &out.failed {
         None => Ok(ExitCode::SUCCESS),
-        Some((st, err)) => {
+        Some(actions::Failure {
+            step: st,
+            error: err,
+        }) => {
             let mut e = CliError::new(format!(
                 "{} failed: {} {}: {}",
                 ap.action, st.op, st.address, err.message
@@ -365,7 +368,11 @@ fn run_plan(
                         .join(", ")
                 ));
             }
-            for (a, re) in &out.rollback_failures {
+            for actions::RollbackFailure {
+                address: a,
+                error: re,
+            } in &out.rollback_failures
+            {
                 e = e.help(format!(
                     "could NOT reattach {a}: {}; it is still detached",
                     re.message
