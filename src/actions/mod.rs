@@ -773,8 +773,8 @@ mod tests {
         let ap = detach_plan(&h, &[GPU], &ActionOptions::default(), &f);
         let out = execute(&ap, &mut f);
         assert!(!out.ok());
-        let f = out.failed.clone().unwrap();
-        let (step, err) = (f.step, f.error);
+        let failure = out.failed.clone().unwrap();
+        let (step, err) = (failure.step, failure.error);
         assert_eq!(step.address, HDA);
         assert!(err.message.contains("device busy"));
         assert_eq!(out.rolled_back, vec![GPU]);
