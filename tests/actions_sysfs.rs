@@ -181,7 +181,10 @@ fn detach_is_all_or_nothing() {
         .as_str()
         .unwrap()
         .contains("driver_override"));
-    assert_eq!(v["outcome"]["rolled_back"], serde_json::json!(["0000:01:00.0"]));
+    assert_eq!(
+        v["outcome"]["rolled_back"],
+        serde_json::json!(["0000:01:00.0"])
+    );
     // the GPU's override was cleared again by the rollback
     assert_eq!(
         f.read("sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0/driver_override"),
