@@ -18,7 +18,9 @@ use virt_pci::host::Host;
 pub enum BackendChoice {
     /// libvirt when built with it and a connection opens, else sysfs.
     Auto,
+    /// libvirt's node-device API (virNodeDeviceDetachFlags, ReAttach, Reset).
     Libvirt,
+    /// driver_override, unbind, drivers_probe and reset writes (under --root when given).
     Sysfs,
 }
 
@@ -50,6 +52,7 @@ pub struct ActOpts {
 
 #[derive(ClapArgs, Debug)]
 pub struct DeviceActionArgs {
+    /// Devices in any form: 01:00.0, 0000:01:00.0, pci_0000_01_00_0, 01:00 (all functions), 10de:1c82.
     #[arg(required = true, value_name = "DEVICE")]
     pub devices: Vec<String>,
     /// Only the named functions, not the rest of their IOMMU groups.
@@ -61,6 +64,7 @@ pub struct DeviceActionArgs {
 
 #[derive(ClapArgs, Debug)]
 pub struct CheckArgs {
+    /// The device, in any address form.
     #[arg(value_name = "DEVICE")]
     pub device: String,
     /// Detach the whole group, reset it, and put it back where it was.
