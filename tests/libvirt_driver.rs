@@ -339,6 +339,14 @@ fn cli_actions_through_libvirt() {
         .code(1)
         .stderr(contains("refusing to touch 0000:01:00.0"))
         .stderr(contains("win10"));
+    // check --try through libvirt says that libvirt's reset may skip
+    vp(&["-c", &uri, "check", "02:00.0", "--try", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains("virNodeDeviceReset(pci_0000_02_00_0)"))
+        .stdout(contains(
+            "libvirt's reset does nothing for a function bound to vfio-pci",
+        ));
     // prepare by domain name: nas has the NVMe managed='no'
     vp(&["-c", &uri, "prepare", "nas", "--dry-run"])
         .assert()
