@@ -5,9 +5,9 @@
 //! libvirt's "not supported" message).
 #![cfg(feature = "libvirt")]
 
-mod common;
+mod fakesys;
 
-use common::{desktop, vp};
+use fakesys::{desktop, vp};
 use predicates::str::contains;
 use std::path::{Path, PathBuf};
 use virt_pci::address::PciAddress;
@@ -24,7 +24,7 @@ fn corpus_dir() -> PathBuf {
 
 /// The desktop fake tree as a test-driver node file, with two domains:
 /// `win10` runs with the GPU, `nas` is shut off with the NVMe (managed='no').
-fn desktop_node_file(f: &common::FakeSys) -> (Host, String) {
+fn desktop_node_file(f: &fakesys::FakeSys) -> (Host, String) {
     let mut host = virt_pci::host::sysfs::read(f.path()).unwrap();
     host.domains = vec![
         DomainUse {
