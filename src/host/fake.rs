@@ -246,7 +246,11 @@ fn write_device(
                 fs::write(ddir.join(f), "")?;
             }
         }
-        link(sys, &format!("{p}/driver"), &format!("bus/pci/drivers/{drv}"))?;
+        link(
+            sys,
+            &format!("{p}/driver"),
+            &format!("bus/pci/drivers/{drv}"),
+        )?;
         link(sys, &format!("bus/pci/drivers/{drv}/{}", d.address), p)?;
     }
     if let Some(g) = d.iommu_group {
@@ -327,8 +331,9 @@ fn write_critical(
     fs::create_dir_all(&proc_self)?;
     fs::create_dir_all(root.join("proc/net"))?;
     let mut mountinfo = String::new();
-    let mut route =
-        String::from("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n");
+    let mut route = String::from(
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n",
+    );
     let mut done_root = false;
     for d in host.devices.values() {
         for c in &d.critical {
