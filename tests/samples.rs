@@ -445,7 +445,11 @@ fn host_bridge_root_port_and_root_disk_group_are_blocked_on_every_sample() {
     );
     // ...and 034's Haswell PCH group holds the SATA controller with the LPC
     // bridge and onboard audio.
-    let s034: Vec<PciAddress> = shared.iter().filter(|(n, _)| n == "034").map(|x| x.1).collect();
+    let s034: Vec<PciAddress> = shared
+        .iter()
+        .filter(|(n, _)| n == "034")
+        .map(|x| x.1)
+        .collect();
     assert_eq!(s034, ["00:1f.0", "00:1f.3"].map(a).to_vec());
     let samples: BTreeSet<&str> = shared.iter().map(|(n, _)| n.as_str()).collect();
     assert_eq!(samples, ["004", "034"].into());
