@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=${1:-target/release/virt-pci}
 S=samples/hosts
-section() { printf '\n\033[1m== %s\033[0m\n' "$*"; }
+if [ -t 1 ]; then B=$'\033[1m' N=$'\033[0m'; else B= N=; fi
+section() { printf '\n%s== %s%s\n' "$B" "$*" "$N"; }
 run() { echo; echo "\$ virt-pci $*"; "$BIN" "$@" || echo "(exit $?)"; }
 [ -e "$S/004-msi-b550m-mortar-turing-4fn.json" ] || { echo "no samples (samples/hosts/*.json)"; exit 1; }
 

@@ -435,3 +435,21 @@ fn last_ids(l: &str) -> String {
         .map(|i| l[i + 1..i + 10].to_string())
         .unwrap_or_default()
 }
+
+#[test]
+fn a_closed_pipe_ends_output_without_a_panic() {
+    // `virt-pci list | head -1`: the reader goes away before we write.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("virt-pci"))
+        .arg("--snapshot")
+        .arg(sample("018"))
+        .args(["list", "--json"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

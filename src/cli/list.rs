@@ -27,7 +27,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     } else {
         render_groups(ctx, &host)
     };
-    print!("{text}");
+    super::emit(&text);
     Ok(ExitCode::SUCCESS)
 }
 

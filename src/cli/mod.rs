@@ -311,8 +311,16 @@ pub fn device_name(ctx: &Context, d: &virt_pci::host::Device) -> String {
 pub fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
     let s = serde_json::to_string_pretty(v)
         .map_err(|e| CliError::new(format!("cannot encode JSON: {e}")))?;
-    println!("{s}");
+    emit(&format!("{s}\n"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Write command output to stdout. A reader that went away (`| head`) ends
+/// the output quietly instead of panicking as `print!` does.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
 /// The "not yet" answer for commands whose issue is still open.

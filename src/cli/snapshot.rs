@@ -30,8 +30,8 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     };
     let text = snapshot::to_string(&host);
     match args.output {
-        None => print!("{text}"),
-        Some(p) if p.as_os_str() == "-" => print!("{text}"),
+        None => super::emit(&text),
+        Some(p) if p.as_os_str() == "-" => super::emit(&text),
         Some(p) => std::fs::write(&p, text)
             .map_err(|e| CliError::usage(format!("cannot write {}: {e}", p.display())))?,
     }
