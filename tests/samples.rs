@@ -639,3 +639,60 @@ fn no_iommu_hosts() {
     assert_eq!(codes(&p), vec!["no-iommu-group"]);
     assert_eq!(back.groups, h.groups);
 }
+
+/// What the README's samples table claims, one plan per sample:
+/// (sample, requested, travels, stays, blocker codes).
+const PLANS: &[(&str, &str, &[&str], &[&str], &[&str])] = &[
+    ("001", "01:00.0", &["01:00.0", "01:00.1"], &["00:01.0"], &[]),
+    ("007", "02:00.0", &["02:00.0", "02:00.1"], &[], &[]),
+    ("008", "04:00.0", &["04:00.0"], &["03:00.0"], &[]),
+    // The I350's first port carries the default route (documented rule).
+    (
+        "009",
+        "01:00.1",
+        &["01:00.0", "01:00.1"],
+        &["00:01.0"],
+        &["host-critical"],
+    ),
+    // VGA and HDMI audio sit in separate groups (ACS-capable switch ports).
+    ("011", "03:00.0", &["03:00.0"], &[], &[]),
+    ("033", "01:00.0", &["01:00.0"], &["00:01.0"], &[]),
+];
+
+#[test]
+fn readme_table_plans() {
+    for (s, req, travels, stays, blockers) in PLANS {
+        let h = load(s);
+        let (_t, back) = via_sysfs(&h);
+        let p = plan_both(&h, &back, &[a(req)]);
+        assert_eq!(
+            p.travels,
+            travels.iter().map(|x| a(x)).collect::<Vec<_>>(),
+            "{s}"
+        );
+        let got_stays: Vec<String> = p
+            .groups
+            .iter()
+            .flat_map(|g| g.members.iter())
+            .filter(|m| m.role == Role::Stays)
+            .map(|m| m.member.clone())
+            .collect();
+        let want: Vec<String> = stays.iter().map(|x| a(x).to_string()).collect();
+        assert_eq!(got_stays, want, "{s}");
+        assert_eq!(codes(&p), *blockers, "{s}: {:?}", p.blockers);
+    }
+    // 011: the GPU is already on vfio-pci: no host-driver warning.
+    let h = load("011");
+    let p = plan(&h, &[a("03:00.0")], strict());
+    assert_eq!(h.devices[&a("03:00.0")].driver.as_deref(), Some("vfio-pci"));
+    assert!(
+        !p.warnings.iter().any(|w| w.code == "host-driver"),
+        "{:?}",
+        p.warnings
+    );
+    // 033: a powered-down dGPU reads revision ff.
+    assert_eq!(
+        load("033").devices[&a("01:00.0")].revision.as_deref(),
+        Some("0xff")
+    );
+}
