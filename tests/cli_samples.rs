@@ -453,3 +453,36 @@ fn a_closed_pipe_ends_output_without_a_panic() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn tree_shows_every_function_even_below_an_unlisted_bridge() {
+    // 020's VFs hang below root port 0000:50:01.2, which the paste does not list.
+    let out = vp()
+        .arg("--snapshot")
+        .arg(sample("020"))
+        .args(["list", "--tree"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("pci0000:50\n"), "{text}");
+    assert_eq!(text.matches(" 0000:51:").count(), 33);
+    // 004: the GT 710 sits three bridges deep in the chipset.
+    let out = vp()
+        .arg("--snapshot")
+        .arg(sample("004"))
+        .args(["list", "--tree"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("\n        [group 13] 0000:04:00.0 VGA"),
+        "{text}"
+    );
+    assert_eq!(text.matches("] 0000:").count(), 38);
+}
