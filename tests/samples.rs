@@ -642,7 +642,14 @@ fn no_iommu_hosts() {
 
 /// What the README's samples table claims, one plan per sample:
 /// (sample, requested, travels, stays, blocker codes).
-const PLANS: &[(&str, &str, &[&str], &[&str], &[&str])] = &[
+type PlanCase = (
+    &'static str,
+    &'static str,
+    &'static [&'static str],
+    &'static [&'static str],
+    &'static [&'static str],
+);
+const PLANS: &[PlanCase] = &[
     ("001", "01:00.0", &["01:00.0", "01:00.1"], &["00:01.0"], &[]),
     ("007", "02:00.0", &["02:00.0", "02:00.1"], &[], &[]),
     ("008", "04:00.0", &["04:00.0"], &["03:00.0"], &[]),
