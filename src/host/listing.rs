@@ -21,6 +21,8 @@
 //! | `BDF class [cccc]: name [vvvv:dddd]` with `Subsystem:` / `Kernel driver in use:` lines below | `lspci -nn`, `-nnk`, `-nnkq`, `lspci -knn: ` prefix |
 //! | `BDF class: name (rev rr)` | plain `lspci` (no ids) |
 //! | `/sys/kernel/iommu_groups/N/devices/NAME` | `find` output; NAME may be a platform device |
+//! | `Slot:` / `Class:` / `Vendor:` / `Device:` / `IOMMUGroup:` … records | `lspci -nnvmm` (with `-k`: `Driver:`) |
+//! | `pci BDF: Adding to iommu group N` | dmesg: membership only (ids read `0xffff` unless another paste names them) |
 //! | a bare member name under a group header (an mdev UUID) | non-PCI group member |
 //! | `… BDF -> ../../devices/pci…/BDF` | sysfs link: the real parent bridges |
 //! | `$ sysfs attributes of BDF` then `key=value`, `driver -> …` | raw sysfs dump (000) |
@@ -156,6 +158,8 @@ struct Builder {
     default_iface: Option<String>,
     no_group_evidence: bool,
     saw_drivers: bool,
+    /// The `lspci -vmm` record being read: (field, value) pairs.
+    vmm: Vec<(String, String)>,
 }
 
 /// Parse a listing's text. Errors carry the 1-based line.
@@ -347,13 +351,7 @@ impl Builder {
     fn device(&mut self, dl: DevLine) -> PciAddress {
         let a = dl.addr;
         let class16 = dl.class16.unwrap_or(0xff00);
-        let d = self.devices.entry(a).or_insert_with(|| {
-            let mut d = Device::new(a, 0, 0, 0);
-            d.vendor_id = String::new();
-            d.device_id = String::new();
-            d.class = String::new();
-            d
-        });
+        let d = self.devices.entry(a).or_insert_with(|| blank(a));
         if d.class.is_empty() && dl.class16.is_some() {
             let pi = dl
                 .prog_if
@@ -421,6 +419,43 @@ impl Builder {
                 self.sysfs_attr(a, t);
                 Ok(())
             };
+        }
+        // lspci -nnvmm records: `Field:<TAB>value`, a record per `Slot:`.
+        if let Some((k, v)) = t.split_once(':') {
+            let known = [
+                "Slot",
+                "Class",
+                "Vendor",
+                "Device",
+                "SVendor",
+                "SDevice",
+                "Rev",
+                "ProgIf",
+                "Driver",
+                "IOMMUGroup",
+                "NUMANode",
+                "PhySlot",
+                "Module",
+            ];
+            if known.contains(&k) && (k == "Slot" || !self.vmm.is_empty()) {
+                if k == "Slot" {
+                    self.flush_vmm();
+                }
+                self.vmm.push((k.to_string(), v.trim().to_string()));
+                return Ok(());
+            }
+        }
+        self.flush_vmm();
+        // dmesg: `pci 0000:00:01.0: Adding to iommu group 0`
+        if let Some(i) = t.find(": Adding to iommu group ") {
+            let bdf = t[..i].rsplit(' ').next().unwrap_or("");
+            if let (Some(a), Ok(g)) = (parse_bdf(bdf), t[i + 24..].trim().parse::<u32>()) {
+                if self.in_group_section() {
+                    self.devices.entry(a).or_insert_with(|| blank(a));
+                    self.add_member(g, GroupMember::Pci(a));
+                }
+            }
+            return Ok(());
         }
         // find /sys/kernel/iommu_groups -type l
         if let Some(rest) = t.strip_prefix("/sys/kernel/iommu_groups/") {
@@ -491,13 +526,7 @@ impl Builder {
                 if target.contains("devices/pci") {
                     let chain: Vec<PciAddress> =
                         path_bdfs(target).into_iter().filter(|x| *x != a).collect();
-                    let dev = self.devices.entry(a).or_insert_with(|| {
-                        let mut d = Device::new(a, 0, 0, 0);
-                        d.vendor_id = String::new();
-                        d.device_id = String::new();
-                        d.class = String::new();
-                        d
-                    });
+                    let dev = self.devices.entry(a).or_insert_with(|| blank(a));
                     dev.parents = chain;
                     self.known_parents.insert(a);
                 }
@@ -549,6 +578,52 @@ impl Builder {
             }
         }
         Ok(())
+    }
+
+    /// Turn the pending `lspci -vmm` record into a device.
+    fn flush_vmm(&mut self) {
+        let rec = std::mem::take(&mut self.vmm);
+        let get = |k: &str| rec.iter().find(|(f, _)| f == k).map(|(_, v)| v.as_str());
+        let Some(a) = get("Slot").and_then(parse_bdf) else {
+            return;
+        };
+        // `Name [1022]` / `Host bridge [0600]`: the code in the last brackets.
+        let code = |v: Option<&str>| -> (String, Option<u16>) {
+            let v = v.unwrap_or("");
+            match v.rfind(" [") {
+                Some(i) if v.ends_with(']') => (v[..i].to_string(), hex4(&v[i + 2..v.len() - 1])),
+                _ => (v.to_string(), None),
+            }
+        };
+        let (class_name, class16) = code(get("Class"));
+        let (vname, vid) = code(get("Vendor"));
+        let (dname, did) = code(get("Device"));
+        let a = self.device(DevLine {
+            addr: a,
+            class16: class16.or_else(|| class_from_name(&class_name)),
+            class_name,
+            name: format!("{vname} {dname}").trim().to_string(),
+            ids: vid.zip(did),
+            rev: get("Rev").and_then(|r| u8::from_str_radix(r, 16).ok()),
+            prog_if: get("ProgIf").and_then(|r| u8::from_str_radix(r, 16).ok()),
+        });
+        let (_, sv) = code(get("SVendor"));
+        let (_, sd) = code(get("SDevice"));
+        let drv = get("Driver").map(str::to_string);
+        let group = get("IOMMUGroup").and_then(|g| g.parse::<u32>().ok());
+        if let Some(d) = self.devices.get_mut(&a) {
+            if let (Some(sv), Some(sd)) = (sv, sd) {
+                d.subsystem_vendor_id = Some(format!("0x{sv:04x}"));
+                d.subsystem_device_id = Some(format!("0x{sd:04x}"));
+            }
+            if drv.is_some() {
+                d.driver = drv;
+                self.saw_drivers = true;
+            }
+        }
+        if let Some(g) = group {
+            self.add_member(g, GroupMember::Pci(a));
+        }
     }
 
     fn r15_device(&mut self, g: u32, after: &str) {
@@ -626,13 +701,7 @@ impl Builder {
         if t.starts_with("iommu_group: absent") {
             self.no_group_evidence = true;
         }
-        let dev = self.devices.entry(a).or_insert_with(|| {
-            let mut d = Device::new(a, 0, 0, 0);
-            d.vendor_id = String::new();
-            d.device_id = String::new();
-            d.class = String::new();
-            d
-        });
+        let dev = self.devices.entry(a).or_insert_with(|| blank(a));
         if let Some(target) = t.strip_prefix("driver -> ") {
             dev.driver = target.rsplit('/').next().map(str::to_string);
             self.saw_drivers = true;
@@ -666,6 +735,7 @@ impl Builder {
     }
 
     fn finish(mut self, source: &str) -> Result<Host, (usize, String)> {
+        self.flush_vmm();
         // Ids from names.
         for (a, name) in std::mem::take(&mut self.unnamed) {
             let ids = self.names.get(&name).copied().or_else(|| {
@@ -789,6 +859,15 @@ impl Builder {
             }
         }
     }
+}
+
+/// A device known only by address so far (ids filled later or left 0xffff).
+fn blank(a: PciAddress) -> Device {
+    let mut d = Device::new(a, 0, 0, 0);
+    d.vendor_id = String::new();
+    d.device_id = String::new();
+    d.class = String::new();
+    d
 }
 
 fn looks_like_member(t: &str) -> bool {
@@ -1034,6 +1113,52 @@ mod tests {
         let d = parse_dev_line("lspci -knn: 00:00.0 Host bridge [0600]: AMD [1022:1480]").unwrap();
         assert_eq!(d.ids, Some((0x1022, 0x1480)));
         assert!(parse_dev_line("BOOT_IMAGE=/boot/vmlinuz root=/dev/sda").is_none());
+    }
+
+    #[test]
+    fn dmesg_membership_and_vmm_records() {
+        // Real lines from the dmesg companion of sample 017.
+        let dmesg = "[    0.718707] iommu: Default domain type: Translated \n\
+[    0.810743] pci 0000:00:00.2: AMD-Vi: IOMMU performance counters supported\n\
+[    0.811098] pci 0000:00:01.0: Adding to iommu group 0\n\
+[    0.811324] pci 0000:00:01.1: Adding to iommu group 1\n\
+[    0.811401] pci 0000:01:00.0: Adding to iommu group 1\n";
+        let h = parse(dmesg, "t").unwrap();
+        assert_eq!(h.groups.len(), 2);
+        assert_eq!(
+            h.groups[&1],
+            vec![
+                GroupMember::Pci(PciAddress::new(0, 0, 1, 1)),
+                GroupMember::Pci(PciAddress::new(0, 1, 0, 0))
+            ]
+        );
+        // Membership only: ids read as absent hardware does.
+        assert_eq!(h.devices[&PciAddress::new(0, 1, 0, 0)].vendor_id, "0xffff");
+        // lspci -nnvmm with -k.
+        let vmm = "Slot:\t03:00.0\nClass:\tVGA compatible controller [0300]\nVendor:\tNVIDIA Corporation [10de]\n\
+Device:\tTU104 [1e84]\nSVendor:\tMSI [1462]\nSDevice:\tDevice [3750]\nRev:\ta1\nDriver:\tnouveau\nIOMMUGroup:\t14\n\n\
+Slot:\t00:00.0\nClass:\tHost bridge [0600]\nVendor:\tAMD [1022]\nDevice:\tRoot Complex [1630]\n";
+        let h = parse(vmm, "t").unwrap();
+        let d = &h.devices[&PciAddress::new(0, 3, 0, 0)];
+        assert_eq!(
+            (d.vendor_id.as_str(), d.device_id.as_str()),
+            ("0x10de", "0x1e84")
+        );
+        assert_eq!(d.class, "0x030000");
+        assert_eq!(d.revision.as_deref(), Some("0xa1"));
+        assert_eq!(d.subsystem_vendor_id.as_deref(), Some("0x1462"));
+        assert_eq!(d.driver.as_deref(), Some("nouveau"));
+        assert_eq!(d.iommu_group, Some(14));
+        assert_eq!(h.devices[&PciAddress::new(0, 0, 0, 0)].iommu_group, None);
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        let e = parse("hello\nworld\n", "t").unwrap_err();
+        assert!(
+            e.1.contains("no PCI devices or IOMMU groups found"),
+            "{e:?}"
+        );
     }
 
     #[test]
