@@ -187,8 +187,8 @@ fn last_ids(s: &str) -> Option<(usize, u16, u16)> {
         let start = i - 11;
         if b[start] == b'[' && b[start + 5] == b':' && b[start + 10] == b']' {
             if let (Some(v), Some(d)) = (
-                hex4(&s[start + 1..start + 5]),
-                hex4(&s[start + 6..start + 10]),
+                s.get(start + 1..start + 5).and_then(hex4),
+                s.get(start + 6..start + 10).and_then(hex4),
             ) {
                 return Some((start, v, d));
             }
@@ -467,7 +467,9 @@ impl Builder {
             return Ok(());
         }
         // Arch-wiki: `IOMMU Group N:` / `IOMMU group N BDF ...`
-        if t.len() > 12 && t[..12].eq_ignore_ascii_case("iommu group ") {
+        if t.get(..12)
+            .is_some_and(|p| p.eq_ignore_ascii_case("iommu group "))
+        {
             if let Some((g, after)) = group_number(&t[12..]) {
                 self.cur_group = Some(g);
                 if !after.is_empty() {
@@ -1170,5 +1172,65 @@ Slot:\t00:00.0\nClass:\tHost bridge [0600]\nVendor:\tAMD [1022]\nDevice:\tRoot C
         assert_eq!(predictable_name(&d), "enp42s0f1");
         assert_eq!(class_from_name("PCI bridge"), Some(0x0604));
         assert_eq!(class_from_name("Serial bus controller"), Some(0x0c80));
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Fragments real listings are made of, to combine into near-misses.
+    const FRAGS: &[&str] = &[
+        "IOMMU Group ",
+        "IOMMU group 7 ",
+        "Group 3:\t",
+        "[8086:a2af] ",
+        "[R] ",
+        "00:14.0 ",
+        "0000:01:00.1 ",
+        "USB:\t\t[1d6b:0002]\t\t Bus 001 Device 001 ",
+        "Slot:\t",
+        "Class:\t",
+        "Host bridge [0600]: ",
+        "Vendor:\tX [10de]",
+        "IOMMUGroup:\t",
+        "(rev ff)",
+        "(prog-if 30 [XHCI])",
+        "# ---- companion listing ----",
+        "$ sysfs attributes of 0000:00:01.0",
+        "class=0x",
+        "driver -> ",
+        "/sys/kernel/iommu_groups/1/devices/",
+        " -> ../../devices/pci0000:00/",
+        "Subsystem: [",
+        "é",
+        "\t",
+        ":",
+        "pci 0000:00:01.0: Adding to iommu group ",
+        "default via 1.2.3.4 dev ",
+        "/dev/",
+        "/block/",
+        "ü[",
+    ];
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in "\\PC{0,400}") {
+            let _ = parse(&text, "fuzz");
+        }
+
+        #[test]
+        fn never_panics_on_listing_like_text(
+            parts in proptest::collection::vec((0..FRAGS.len(), "[0-9a-f:. \\[\\]é]{0,6}", any::<bool>()), 0..60)
+        ) {
+            let mut text = String::new();
+            for (i, junk, nl) in parts {
+                text.push_str(FRAGS[i]);
+                text.push_str(&junk);
+                if nl { text.push('\n'); }
+            }
+            let _ = parse(&text, "fuzz");
+        }
     }
 }
