@@ -205,6 +205,15 @@ fn fake_tree_reads_back_as_the_same_model() {
                 Some(d.subsystem_vendor_id.clone().unwrap_or("0x0000".into())),
                 "{ctx}"
             );
+            assert_eq!(
+                b.subsystem_device_id,
+                Some(d.subsystem_device_id.clone().unwrap_or("0x0000".into())),
+                "{ctx}"
+            );
+            assert_eq!(b.numa_node, Some(d.numa_node.unwrap_or(-1)), "{ctx}");
+            assert_eq!(b.boot_vga, d.boot_vga, "{ctx}");
+            assert_eq!(b.physfn, d.physfn, "{ctx}");
+            assert_eq!(b.virtfns, d.virtfns, "{ctx}");
             assert_eq!(b.driver, d.driver, "{ctx}");
             assert_eq!(b.driver_override, None, "{ctx}: (null) must read as none");
             assert_eq!(b.iommu_group, d.iommu_group, "{ctx}");
