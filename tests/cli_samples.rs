@@ -354,6 +354,24 @@ fn from_listing_converts_and_rejects_garbage() {
         std::fs::read_to_string(&bad).unwrap(),
         "hello\nthis is not lspci\n"
     );
+    // From stdin, as users paste.
+    let text = std::fs::read_to_string(listing("013")).unwrap();
+    let out = vp()
+        .args(["snapshot", "--from-listing", "-"])
+        .write_stdin(text)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v = json(&out);
+    assert_eq!(v["source"], "listing:stdin");
+    assert_eq!(v["groups"].as_array().unwrap().len(), 16);
+    vp().args(["snapshot", "--from-listing", "-"])
+        .write_stdin("nothing here\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("<stdin>: no PCI devices"));
     vp().args(["snapshot", "--from-listing", "/nonexistent/listing.txt"])
         .assert()
         .code(2)

@@ -12,13 +12,20 @@ pub struct Args {
     #[arg(short = 'o', long = "output", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub output: Option<PathBuf>,
     /// Convert a published IOMMU listing (Arch-wiki script output, `lspci -nnk`,
-    /// r15ch13 iommu.sh, `find /sys/kernel/iommu_groups`) instead of reading a host.
+    /// r15ch13 iommu.sh, `find /sys/kernel/iommu_groups`; `-` for stdin) instead of reading a host.
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub from_listing: Option<PathBuf>,
 }
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
     let host = match &args.from_listing {
+        Some(p) if p.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| CliError::usage(format!("cannot read the listing from stdin: {e}")))?;
+            listing::parse(&text, "listing:stdin")
+                .map_err(|(_, m)| CliError::usage(format!("<stdin>: {m}")).help(listing::HELP))?
+        }
         Some(p) => listing::load(p).map_err(|e| {
             let mut c = CliError::usage(e.to_string());
             if let Some(h) = e.help {

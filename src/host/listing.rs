@@ -49,9 +49,12 @@
 //!   are visited in address order; a bridge takes as secondary bus (1) a bus
 //!   that holds a device of its own IOMMU group (the strongest hint: no ACS
 //!   between them), else (2) the next bus number in depth-first order when a
-//!   device sits on it, else (3) when there are at least as many occupied
-//!   buses left as bridges, the next occupied one (firmware skipped a number),
-//!   else (4) it is taken to be an empty slot. A bus nobody claims is a root
+//!   device sits on it, else (3) on a root bus only, when there are at
+//!   least as many occupied buses left as bridges, the next occupied one
+//!   (firmware skipped a number; below a root bus a far bus more likely
+//!   belongs to a later sibling of an ancestor), else (4) it is taken to be
+//!   an empty slot, which still uses up a bus number. Devices on the bus of a
+//!   device whose sysfs path the paste shows get the same parents. A bus nobody claims is a root
 //!   bus (`pciDDDD:BB`), as are bus 00 of every domain and buses with a host
 //!   bridge at `xx:00.0`.
 //! * **Root-filesystem controller** (listings rarely say): the paste's own
@@ -89,6 +92,9 @@ pub const KNOWN_NAMES: &[(&str, u16, u16)] = &[
     ),
     ("Raspberry Pi Ltd RP1 PCIe 2.0 South Bridge", 0x1de4, 0x0001),
 ];
+
+/// What to paste instead, for errors.
+pub const HELP: &str = "paste the output of the Arch-wiki IOMMU group script, `lspci -nnk`, or `find /sys/kernel/iommu_groups -type l`";
 
 /// A listing that could not be read.
 #[derive(Debug)]
@@ -128,9 +134,7 @@ pub fn load(path: &Path) -> Result<Host, ListingError> {
         path: path.to_path_buf(),
         line,
         message,
-        help: Some(
-            "paste the output of the Arch-wiki IOMMU group script, `lspci -nnk`, or `find /sys/kernel/iommu_groups -type l`".into(),
-        ),
+        help: Some(HELP.into()),
     })
 }
 
