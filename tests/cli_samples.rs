@@ -400,7 +400,7 @@ fn lspci_reads_the_same_tree() {
         eprintln!("\n\n*** SKIPPED lspci_reads_the_same_tree: lspci is not installed (Debian: pciutils; `make deps`) ***\n");
         return;
     }
-    for p in ["004", "010", "025", "020"] {
+    for p in ["004", "010", "016", "020", "025", "032"] {
         let t = tree(p);
         // pciutils' sysfs.path is the bus/pci directory.
         let sysfs = t.path().join("host/sys/bus/pci");
@@ -503,4 +503,54 @@ fn tree_shows_every_function_even_below_an_unlisted_bridge() {
         "{text}"
     );
     assert_eq!(text.matches("] 0000:").count(), 38);
+}
+
+#[test]
+fn unknown_groups_warn_but_do_not_block() {
+    // 032: a plain `lspci -knn` of an EPYC server says nothing about groups.
+    let s = sample("032");
+    vp().arg("--snapshot")
+        .arg(&s)
+        .arg("list")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(
+            "note: IOMMU groups are not known for this host",
+        ));
+    vp().arg("--snapshot")
+        .arg(&s)
+        .args(["show", "c4:00.0"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("warning[group-unknown]"))
+        .stdout(predicate::str::contains("verdict: ok"));
+    let v = json(
+        &vp()
+            .arg("--snapshot")
+            .arg(&s)
+            .args(["list", "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    );
+    assert_eq!(v["iommu"], "unknown");
+    assert_eq!(v["devices"].as_array().unwrap().len(), 93);
+    // Four root complexes, as the listing's kind line says.
+    let tree = vp()
+        .arg("--snapshot")
+        .arg(&s)
+        .args(["list", "--tree"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let tree = String::from_utf8_lossy(&tree);
+    let roots: Vec<&str> = tree.lines().filter(|l| l.starts_with("pci")).collect();
+    assert_eq!(
+        roots,
+        ["pci0000:00", "pci0000:40", "pci0000:80", "pci0000:c0"]
+    );
 }
