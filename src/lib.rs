@@ -9,12 +9,15 @@
 //!
 //! See ARCHITECTURE.md for where a new check, command or host source goes.
 
+pub mod actions;
 pub mod address;
 pub mod diff;
 pub mod domain;
 pub mod fsutil;
 pub mod host;
 pub mod hostdev;
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
 pub mod pciids;
 pub mod plan;
 pub mod report;

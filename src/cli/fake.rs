@@ -32,7 +32,10 @@ pub fn run(_ctx: &Context, args: Args) -> CliResult {
         .help("give an empty or absent directory"));
     }
     fake::write(&host, &args.dir).map_err(|e| {
-        CliError::usage(format!("cannot write the tree under {}: {e}", args.dir.display()))
+        CliError::usage(format!(
+            "cannot write the tree under {}: {e}",
+            args.dir.display()
+        ))
     })?;
     Ok(ExitCode::SUCCESS)
 }

@@ -201,10 +201,23 @@ impl Context {
             HostSource::Snapshot(s.clone())
         } else if let Some(r) = &self.global.root {
             HostSource::Root(r.clone())
-        } else if let Some(c) = &self.global.connect {
-            HostSource::Libvirt(c.clone())
+        } else if let Some(c) = self.connect_uri() {
+            HostSource::Libvirt(c)
         } else {
             HostSource::Live
+        }
+    }
+
+    /// The libvirt URI to use. Without the `libvirt` feature a
+    /// `LIBVIRT_DEFAULT_URI` set in the environment is ignored (it is meant
+    /// for virsh and the default build reads sysfs), while an explicit
+    /// `-c/--connect` is an error later, when the host is read.
+    pub fn connect_uri(&self) -> Option<String> {
+        let c = self.global.connect.clone()?;
+        if cfg!(feature = "libvirt") || connect_given_on_command_line() {
+            Some(c)
+        } else {
+            None
         }
     }
 
@@ -223,9 +236,36 @@ impl Context {
 
     #[cfg(feature = "libvirt")]
     fn host_from_libvirt(&self, uri: &str) -> Result<Host, CliError> {
-        Err(CliError::usage(format!(
-            "reading hosts through libvirt ({uri}) is not implemented yet"
-        )))
+        let conn = self.libvirt(Some(uri), true).map_err(|e| e.code(2))?;
+        self.read_libvirt_host(&conn).map_err(|e| e.code(2))
+    }
+
+    /// The host through a connection; on this machine (`qemu:///system`)
+    /// completed with what only sysfs knows (host-critical devices, reset
+    /// methods), so acting through libvirt is as safe as through sysfs.
+    #[cfg(feature = "libvirt")]
+    pub fn read_libvirt_host(&self, conn: &virt_pci::libvirt::Conn) -> Result<Host, CliError> {
+        let mut h = conn.read_host().map_err(libvirt_error)?;
+        if host::nodedev::uri_is_local(conn.uri()) {
+            match host::sysfs::read(std::path::Path::new("/")) {
+                Ok(local) => host::nodedev::merge_local_facts(&mut h, &local),
+                Err(e) => eprintln!(
+                    "{}: cannot read this machine's sysfs ({e}); host-critical devices are not known",
+                    self.err.yellow("warning")
+                ),
+            }
+        }
+        Ok(h)
+    }
+
+    /// Open a libvirt connection (`uri` None: libvirt's default).
+    #[cfg(feature = "libvirt")]
+    pub fn libvirt(
+        &self,
+        uri: Option<&str>,
+        read_only: bool,
+    ) -> Result<virt_pci::libvirt::Conn, CliError> {
+        virt_pci::libvirt::open(uri, read_only).map_err(libvirt_error)
     }
 
     #[cfg(not(feature = "libvirt"))]
@@ -266,6 +306,27 @@ impl Context {
             eprintln!("{}{} {h}", s.cyan("help"), s.bold(":"));
         }
     }
+}
+
+/// `-c`/`--connect` appears among the arguments (as opposed to the value
+/// coming from `LIBVIRT_DEFAULT_URI`).
+pub(crate) fn connect_given_on_command_line() -> bool {
+    std::env::args_os().skip(1).any(|a| {
+        let a = a.to_string_lossy();
+        a == "--connect"
+            || a.starts_with("--connect=")
+            || (a.starts_with("-c") && !a.starts_with("--"))
+    })
+}
+
+/// A libvirt failure at the CLI edge: libvirt's message verbatim, our help.
+#[cfg(feature = "libvirt")]
+pub fn libvirt_error(e: virt_pci::libvirt::LibvirtError) -> CliError {
+    let mut c = CliError::new(e.to_string());
+    if let Some(h) = e.help {
+        c = c.help(h);
+    }
+    c
 }
 
 pub(crate) fn read_sysfs(root: &std::path::Path) -> Result<Host, CliError> {
@@ -311,8 +372,16 @@ pub fn device_name(ctx: &Context, d: &virt_pci::host::Device) -> String {
 pub fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
     let s = serde_json::to_string_pretty(v)
         .map_err(|e| CliError::new(format!("cannot encode JSON: {e}")))?;
-    println!("{s}");
+    emit(&format!("{s}\n"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Write command output to stdout. A reader that went away (`| head`) ends
+/// the output quietly instead of panicking as `print!` does.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
 /// The "not yet" answer for commands whose issue is still open.

@@ -11,14 +11,31 @@ pub struct Args {
     /// Write to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub output: Option<PathBuf>,
+    /// `json` (the model, read back with --snapshot) or `libvirt-test` (a
+    /// libvirt test-driver node file: `virsh -c test:///abs/FILE.xml`).
+    #[arg(long, value_enum, default_value_t = Format::Json)]
+    pub format: Format,
     /// Convert a published IOMMU listing (Arch-wiki script output, `lspci -nnk`,
-    /// r15ch13 iommu.sh, `find /sys/kernel/iommu_groups`) instead of reading a host.
+    /// r15ch13 iommu.sh, `find /sys/kernel/iommu_groups`; `-` for stdin) instead of reading a host.
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub from_listing: Option<PathBuf>,
 }
 
+#[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    Json,
+    LibvirtTest,
+}
+
 pub fn run(ctx: &Context, args: Args) -> CliResult {
     let host = match &args.from_listing {
+        Some(p) if p.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| CliError::usage(format!("cannot read the listing from stdin: {e}")))?;
+            listing::parse(&text, "listing:stdin")
+                .map_err(|(_, m)| CliError::usage(format!("<stdin>: {m}")).help(listing::HELP))?
+        }
         Some(p) => listing::load(p).map_err(|e| {
             let mut c = CliError::usage(e.to_string());
             if let Some(h) = e.help {
@@ -28,10 +45,13 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         })?,
         None => ctx.host()?,
     };
-    let text = snapshot::to_string(&host);
+    let text = match args.format {
+        Format::Json => snapshot::to_string(&host),
+        Format::LibvirtTest => virt_pci::host::nodedev::test_driver_xml(&host),
+    };
     match args.output {
-        None => print!("{text}"),
-        Some(p) if p.as_os_str() == "-" => print!("{text}"),
+        None => super::emit(&text),
+        Some(p) if p.as_os_str() == "-" => super::emit(&text),
         Some(p) => std::fs::write(&p, text)
             .map_err(|e| CliError::usage(format!("cannot write {}: {e}", p.display())))?,
     }

@@ -16,6 +16,14 @@
 //! `sys/devices/platform/`, bridges the model does not hold but paths name
 //! (`0000:50:01.2` in sample 020) become plain directories.
 //!
+//! Below a function, block and net devices sit where their drivers put
+//! them (`nvme/nvme0/nvme0n1`, `ata1/host0/target0:0:0/0:0:0:0/block/sda`,
+//! `virtioN/block/vda` with N = slot − 1 as on the captured microVM, `net/IF`);
+//! the root filesystem is mounted from partition 2 (`sda2` = 8:2,
+//! `nvme0n1p2` = 259:2) unless the model names a whole disk (`vda` = 254:0),
+//! and `proc/net/route` carries one default route. Unknown subsystem ids are
+//! written `0x0000` and unknown NUMA nodes `-1`, as the kernel writes them.
+//!
 //! Everything written is a regular file, directory or relative symlink whose
 //! `../` depth matches its place, so `readlink -f` resolves as on a host.
 
@@ -246,7 +254,11 @@ fn write_device(
                 fs::write(ddir.join(f), "")?;
             }
         }
-        link(sys, &format!("{p}/driver"), &format!("bus/pci/drivers/{drv}"))?;
+        link(
+            sys,
+            &format!("{p}/driver"),
+            &format!("bus/pci/drivers/{drv}"),
+        )?;
         link(sys, &format!("bus/pci/drivers/{drv}/{}", d.address), p)?;
     }
     if let Some(g) = d.iommu_group {
@@ -327,8 +339,9 @@ fn write_critical(
     fs::create_dir_all(&proc_self)?;
     fs::create_dir_all(root.join("proc/net"))?;
     let mut mountinfo = String::new();
-    let mut route =
-        String::from("Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n");
+    let mut route = String::from(
+        "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n",
+    );
     let mut done_root = false;
     for d in host.devices.values() {
         for c in &d.critical {

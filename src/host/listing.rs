@@ -21,6 +21,8 @@
 //! | `BDF class [cccc]: name [vvvv:dddd]` with `Subsystem:` / `Kernel driver in use:` lines below | `lspci -nn`, `-nnk`, `-nnkq`, `lspci -knn: ` prefix |
 //! | `BDF class: name (rev rr)` | plain `lspci` (no ids) |
 //! | `/sys/kernel/iommu_groups/N/devices/NAME` | `find` output; NAME may be a platform device |
+//! | `Slot:` / `Class:` / `Vendor:` / `Device:` / `IOMMUGroup:` … records | `lspci -nnvmm` (with `-k`: `Driver:`) |
+//! | `pci BDF: Adding to iommu group N` | dmesg: membership only (ids read `0xffff` unless another paste names them) |
 //! | a bare member name under a group header (an mdev UUID) | non-PCI group member |
 //! | `… BDF -> ../../devices/pci…/BDF` | sysfs link: the real parent bridges |
 //! | `$ sysfs attributes of BDF` then `key=value`, `driver -> …` | raw sysfs dump (000) |
@@ -47,9 +49,12 @@
 //!   are visited in address order; a bridge takes as secondary bus (1) a bus
 //!   that holds a device of its own IOMMU group (the strongest hint: no ACS
 //!   between them), else (2) the next bus number in depth-first order when a
-//!   device sits on it, else (3) when there are at least as many occupied
-//!   buses left as bridges, the next occupied one (firmware skipped a number),
-//!   else (4) it is taken to be an empty slot. A bus nobody claims is a root
+//!   device sits on it, else (3) on a root bus only, when there are at
+//!   least as many occupied buses left as bridges, the next occupied one
+//!   (firmware skipped a number; below a root bus a far bus more likely
+//!   belongs to a later sibling of an ancestor), else (4) it is taken to be
+//!   an empty slot, which still uses up a bus number. Devices on the bus of a
+//!   device whose sysfs path the paste shows get the same parents. A bus nobody claims is a root
 //!   bus (`pciDDDD:BB`), as are bus 00 of every domain and buses with a host
 //!   bridge at `xx:00.0`.
 //! * **Root-filesystem controller** (listings rarely say): the paste's own
@@ -87,6 +92,9 @@ pub const KNOWN_NAMES: &[(&str, u16, u16)] = &[
     ),
     ("Raspberry Pi Ltd RP1 PCIe 2.0 South Bridge", 0x1de4, 0x0001),
 ];
+
+/// What to paste instead, for errors.
+pub const HELP: &str = "paste the output of the Arch-wiki IOMMU group script, `lspci -nnk`, or `find /sys/kernel/iommu_groups -type l`";
 
 /// A listing that could not be read.
 #[derive(Debug)]
@@ -126,9 +134,7 @@ pub fn load(path: &Path) -> Result<Host, ListingError> {
         path: path.to_path_buf(),
         line,
         message,
-        help: Some(
-            "paste the output of the Arch-wiki IOMMU group script, `lspci -nnk`, or `find /sys/kernel/iommu_groups -type l`".into(),
-        ),
+        help: Some(HELP.into()),
     })
 }
 
@@ -156,6 +162,8 @@ struct Builder {
     default_iface: Option<String>,
     no_group_evidence: bool,
     saw_drivers: bool,
+    /// The `lspci -vmm` record being read: (field, value) pairs.
+    vmm: Vec<(String, String)>,
 }
 
 /// Parse a listing's text. Errors carry the 1-based line.
@@ -183,8 +191,8 @@ fn last_ids(s: &str) -> Option<(usize, u16, u16)> {
         let start = i - 11;
         if b[start] == b'[' && b[start + 5] == b':' && b[start + 10] == b']' {
             if let (Some(v), Some(d)) = (
-                hex4(&s[start + 1..start + 5]),
-                hex4(&s[start + 6..start + 10]),
+                s.get(start + 1..start + 5).and_then(hex4),
+                s.get(start + 6..start + 10).and_then(hex4),
             ) {
                 return Some((start, v, d));
             }
@@ -347,13 +355,7 @@ impl Builder {
     fn device(&mut self, dl: DevLine) -> PciAddress {
         let a = dl.addr;
         let class16 = dl.class16.unwrap_or(0xff00);
-        let d = self.devices.entry(a).or_insert_with(|| {
-            let mut d = Device::new(a, 0, 0, 0);
-            d.vendor_id = String::new();
-            d.device_id = String::new();
-            d.class = String::new();
-            d
-        });
+        let d = self.devices.entry(a).or_insert_with(|| blank(a));
         if d.class.is_empty() && dl.class16.is_some() {
             let pi = dl
                 .prog_if
@@ -422,6 +424,43 @@ impl Builder {
                 Ok(())
             };
         }
+        // lspci -nnvmm records: `Field:<TAB>value`, a record per `Slot:`.
+        if let Some((k, v)) = t.split_once(':') {
+            let known = [
+                "Slot",
+                "Class",
+                "Vendor",
+                "Device",
+                "SVendor",
+                "SDevice",
+                "Rev",
+                "ProgIf",
+                "Driver",
+                "IOMMUGroup",
+                "NUMANode",
+                "PhySlot",
+                "Module",
+            ];
+            if known.contains(&k) && (k == "Slot" || !self.vmm.is_empty()) {
+                if k == "Slot" {
+                    self.flush_vmm();
+                }
+                self.vmm.push((k.to_string(), v.trim().to_string()));
+                return Ok(());
+            }
+        }
+        self.flush_vmm();
+        // dmesg: `pci 0000:00:01.0: Adding to iommu group 0`
+        if let Some(i) = t.find(": Adding to iommu group ") {
+            let bdf = t[..i].rsplit(' ').next().unwrap_or("");
+            if let (Some(a), Ok(g)) = (parse_bdf(bdf), t[i + 24..].trim().parse::<u32>()) {
+                if self.in_group_section() {
+                    self.devices.entry(a).or_insert_with(|| blank(a));
+                    self.add_member(g, GroupMember::Pci(a));
+                }
+            }
+            return Ok(());
+        }
         // find /sys/kernel/iommu_groups -type l
         if let Some(rest) = t.strip_prefix("/sys/kernel/iommu_groups/") {
             if let Some((g, tail)) = rest.split_once("/devices/") {
@@ -432,7 +471,9 @@ impl Builder {
             return Ok(());
         }
         // Arch-wiki: `IOMMU Group N:` / `IOMMU group N BDF ...`
-        if t.len() > 12 && t[..12].eq_ignore_ascii_case("iommu group ") {
+        if t.get(..12)
+            .is_some_and(|p| p.eq_ignore_ascii_case("iommu group "))
+        {
             if let Some((g, after)) = group_number(&t[12..]) {
                 self.cur_group = Some(g);
                 if !after.is_empty() {
@@ -491,13 +532,7 @@ impl Builder {
                 if target.contains("devices/pci") {
                     let chain: Vec<PciAddress> =
                         path_bdfs(target).into_iter().filter(|x| *x != a).collect();
-                    let dev = self.devices.entry(a).or_insert_with(|| {
-                        let mut d = Device::new(a, 0, 0, 0);
-                        d.vendor_id = String::new();
-                        d.device_id = String::new();
-                        d.class = String::new();
-                        d
-                    });
+                    let dev = self.devices.entry(a).or_insert_with(|| blank(a));
                     dev.parents = chain;
                     self.known_parents.insert(a);
                 }
@@ -549,6 +584,52 @@ impl Builder {
             }
         }
         Ok(())
+    }
+
+    /// Turn the pending `lspci -vmm` record into a device.
+    fn flush_vmm(&mut self) {
+        let rec = std::mem::take(&mut self.vmm);
+        let get = |k: &str| rec.iter().find(|(f, _)| f == k).map(|(_, v)| v.as_str());
+        let Some(a) = get("Slot").and_then(parse_bdf) else {
+            return;
+        };
+        // `Name [1022]` / `Host bridge [0600]`: the code in the last brackets.
+        let code = |v: Option<&str>| -> (String, Option<u16>) {
+            let v = v.unwrap_or("");
+            match v.rfind(" [") {
+                Some(i) if v.ends_with(']') => (v[..i].to_string(), hex4(&v[i + 2..v.len() - 1])),
+                _ => (v.to_string(), None),
+            }
+        };
+        let (class_name, class16) = code(get("Class"));
+        let (vname, vid) = code(get("Vendor"));
+        let (dname, did) = code(get("Device"));
+        let a = self.device(DevLine {
+            addr: a,
+            class16: class16.or_else(|| class_from_name(&class_name)),
+            class_name,
+            name: format!("{vname} {dname}").trim().to_string(),
+            ids: vid.zip(did),
+            rev: get("Rev").and_then(|r| u8::from_str_radix(r, 16).ok()),
+            prog_if: get("ProgIf").and_then(|r| u8::from_str_radix(r, 16).ok()),
+        });
+        let (_, sv) = code(get("SVendor"));
+        let (_, sd) = code(get("SDevice"));
+        let drv = get("Driver").map(str::to_string);
+        let group = get("IOMMUGroup").and_then(|g| g.parse::<u32>().ok());
+        if let Some(d) = self.devices.get_mut(&a) {
+            if let (Some(sv), Some(sd)) = (sv, sd) {
+                d.subsystem_vendor_id = Some(format!("0x{sv:04x}"));
+                d.subsystem_device_id = Some(format!("0x{sd:04x}"));
+            }
+            if drv.is_some() {
+                d.driver = drv;
+                self.saw_drivers = true;
+            }
+        }
+        if let Some(g) = group {
+            self.add_member(g, GroupMember::Pci(a));
+        }
     }
 
     fn r15_device(&mut self, g: u32, after: &str) {
@@ -626,13 +707,7 @@ impl Builder {
         if t.starts_with("iommu_group: absent") {
             self.no_group_evidence = true;
         }
-        let dev = self.devices.entry(a).or_insert_with(|| {
-            let mut d = Device::new(a, 0, 0, 0);
-            d.vendor_id = String::new();
-            d.device_id = String::new();
-            d.class = String::new();
-            d
-        });
+        let dev = self.devices.entry(a).or_insert_with(|| blank(a));
         if let Some(target) = t.strip_prefix("driver -> ") {
             dev.driver = target.rsplit('/').next().map(str::to_string);
             self.saw_drivers = true;
@@ -666,6 +741,7 @@ impl Builder {
     }
 
     fn finish(mut self, source: &str) -> Result<Host, (usize, String)> {
+        self.flush_vmm();
         // Ids from names.
         for (a, name) in std::mem::take(&mut self.unnamed) {
             let ids = self.names.get(&name).copied().or_else(|| {
@@ -789,6 +865,15 @@ impl Builder {
             }
         }
     }
+}
+
+/// A device known only by address so far (ids filled later or left 0xffff).
+fn blank(a: PciAddress) -> Device {
+    let mut d = Device::new(a, 0, 0, 0);
+    d.vendor_id = String::new();
+    d.device_id = String::new();
+    d.class = String::new();
+    d
 }
 
 fn looks_like_member(t: &str) -> bool {
@@ -1037,6 +1122,52 @@ mod tests {
     }
 
     #[test]
+    fn dmesg_membership_and_vmm_records() {
+        // Real lines from the dmesg companion of sample 017.
+        let dmesg = "[    0.718707] iommu: Default domain type: Translated \n\
+[    0.810743] pci 0000:00:00.2: AMD-Vi: IOMMU performance counters supported\n\
+[    0.811098] pci 0000:00:01.0: Adding to iommu group 0\n\
+[    0.811324] pci 0000:00:01.1: Adding to iommu group 1\n\
+[    0.811401] pci 0000:01:00.0: Adding to iommu group 1\n";
+        let h = parse(dmesg, "t").unwrap();
+        assert_eq!(h.groups.len(), 2);
+        assert_eq!(
+            h.groups[&1],
+            vec![
+                GroupMember::Pci(PciAddress::new(0, 0, 1, 1)),
+                GroupMember::Pci(PciAddress::new(0, 1, 0, 0))
+            ]
+        );
+        // Membership only: ids read as absent hardware does.
+        assert_eq!(h.devices[&PciAddress::new(0, 1, 0, 0)].vendor_id, "0xffff");
+        // lspci -nnvmm with -k.
+        let vmm = "Slot:\t03:00.0\nClass:\tVGA compatible controller [0300]\nVendor:\tNVIDIA Corporation [10de]\n\
+Device:\tTU104 [1e84]\nSVendor:\tMSI [1462]\nSDevice:\tDevice [3750]\nRev:\ta1\nDriver:\tnouveau\nIOMMUGroup:\t14\n\n\
+Slot:\t00:00.0\nClass:\tHost bridge [0600]\nVendor:\tAMD [1022]\nDevice:\tRoot Complex [1630]\n";
+        let h = parse(vmm, "t").unwrap();
+        let d = &h.devices[&PciAddress::new(0, 3, 0, 0)];
+        assert_eq!(
+            (d.vendor_id.as_str(), d.device_id.as_str()),
+            ("0x10de", "0x1e84")
+        );
+        assert_eq!(d.class, "0x030000");
+        assert_eq!(d.revision.as_deref(), Some("0xa1"));
+        assert_eq!(d.subsystem_vendor_id.as_deref(), Some("0x1462"));
+        assert_eq!(d.driver.as_deref(), Some("nouveau"));
+        assert_eq!(d.iommu_group, Some(14));
+        assert_eq!(h.devices[&PciAddress::new(0, 0, 0, 0)].iommu_group, None);
+    }
+
+    #[test]
+    fn garbage_is_refused() {
+        let e = parse("hello\nworld\n", "t").unwrap_err();
+        assert!(
+            e.1.contains("no PCI devices or IOMMU groups found"),
+            "{e:?}"
+        );
+    }
+
+    #[test]
     fn names() {
         assert_eq!(disk_of("nvme0n1p2"), "nvme0n1");
         assert_eq!(disk_of("sda2"), "sda");
@@ -1045,5 +1176,65 @@ mod tests {
         assert_eq!(predictable_name(&d), "enp42s0f1");
         assert_eq!(class_from_name("PCI bridge"), Some(0x0604));
         assert_eq!(class_from_name("Serial bus controller"), Some(0x0c80));
+    }
+}
+
+#[cfg(test)]
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Fragments real listings are made of, to combine into near-misses.
+    const FRAGS: &[&str] = &[
+        "IOMMU Group ",
+        "IOMMU group 7 ",
+        "Group 3:\t",
+        "[8086:a2af] ",
+        "[R] ",
+        "00:14.0 ",
+        "0000:01:00.1 ",
+        "USB:\t\t[1d6b:0002]\t\t Bus 001 Device 001 ",
+        "Slot:\t",
+        "Class:\t",
+        "Host bridge [0600]: ",
+        "Vendor:\tX [10de]",
+        "IOMMUGroup:\t",
+        "(rev ff)",
+        "(prog-if 30 [XHCI])",
+        "# ---- companion listing ----",
+        "$ sysfs attributes of 0000:00:01.0",
+        "class=0x",
+        "driver -> ",
+        "/sys/kernel/iommu_groups/1/devices/",
+        " -> ../../devices/pci0000:00/",
+        "Subsystem: [",
+        "é",
+        "\t",
+        ":",
+        "pci 0000:00:01.0: Adding to iommu group ",
+        "default via 1.2.3.4 dev ",
+        "/dev/",
+        "/block/",
+        "ü[",
+    ];
+
+    proptest! {
+        #[test]
+        fn never_panics_on_any_text(text in "\\PC{0,400}") {
+            let _ = parse(&text, "fuzz");
+        }
+
+        #[test]
+        fn never_panics_on_listing_like_text(
+            parts in proptest::collection::vec((0..FRAGS.len(), "[0-9a-f:. \\[\\]é]{0,6}", any::<bool>()), 0..60)
+        ) {
+            let mut text = String::new();
+            for (i, junk, nl) in parts {
+                text.push_str(FRAGS[i]);
+                text.push_str(&junk);
+                if nl { text.push('\n'); }
+            }
+            let _ = parse(&text, "fuzz");
+        }
     }
 }
