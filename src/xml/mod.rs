@@ -7,7 +7,10 @@
 //! references, CDATA, attribute quote style and namespaced elements outside
 //! the edit stay byte-identical. New elements follow the file's own layout
 //! ([`style`]); a removal takes the element with the indentation and line end
-//! before it, so `remove` undoes `add` to the byte.
+//! before it, so `remove` undoes `add` to the byte. One exception: where
+//! `add` had to create `<devices>`, `remove` leaves it (empty). An empty
+//! `<devices>` is common in real files and must survive a removal, and the
+//! two cannot be told apart afterwards.
 //!
 //! Both functions are pure (text in, text out): the CLI edits files with
 //! them, and the libvirt backend edits the XML libvirt hands out. Each result
@@ -374,7 +377,7 @@ pub fn remove(text: &str, sel: &Selection) -> Result<Edit, EditError> {
                 .is_some_and(|a| specs.iter().any(|s| spec_matches(s, &a))),
         })
         .collect();
-    let edits = chosen
+    let edits: Vec<(std::ops::Range<usize>, String)> = chosen
         .iter()
         .map(|h| (splice::removal_range(text, &h.range), String::new()))
         .collect();
@@ -454,6 +457,11 @@ mod tests {
             e.text.ends_with("    </hostdev>\n  </devices>\n</domain>"),
             "{}",
             e.text
+        );
+        let r = remove(&e.text, &Selection::All).unwrap();
+        assert_eq!(
+            r.text,
+            "<domain type='kvm'>\n  <name>x</name>\n  <devices>\n  </devices>\n</domain>"
         );
         let t = "<domain type='kvm'>\n  <devices/>\n</domain>";
         let e = add(t, &[A], &HostdevOptions::default()).unwrap();
