@@ -303,6 +303,40 @@ pub fn add(text: &str, addrs: &[PciAddress], opts: &HostdevOptions) -> Result<Ed
     Ok(edit)
 }
 
+/// Whether `remove` is guaranteed to undo an `add` on `text` to the byte.
+///
+/// True for every well-formed domain except two layouts where `add` must
+/// also write a line end the file did not have: a missing or self-closing
+/// `<devices>` (created or opened; `remove` leaves it, empty), and a
+/// multi-line document whose `</devices>` shares its line with the content
+/// before it while no `<hostdev>` exists yet. The corpus test, the property
+/// test and the fuzz target check the round trip wherever this holds.
+pub fn reversible(text: &str) -> bool {
+    let Ok(doc) = parse_domain(text) else {
+        return false;
+    };
+    let Some(d) = devices_of(&doc) else {
+        return false;
+    };
+    let r = d.range();
+    if splice::is_self_closing(text, &r) {
+        return false;
+    }
+    if d.children()
+        .any(|c| c.is_element() && c.has_tag_name("hostdev"))
+    {
+        return true;
+    }
+    let st = style::infer(text, &doc, Some(d));
+    if st.compact {
+        return true;
+    }
+    let content_start = splice::start_tag_end(text, r.start);
+    let end = splice::end_tag_start(text, &r);
+    let at = splice::skip_ws_back(text, end, content_start);
+    text[at..end].contains('\n')
+}
+
 fn existing_list(doc: &Document<'_>) -> Vec<PciAddress> {
     domain::pci_hostdevs(doc)
         .into_iter()
