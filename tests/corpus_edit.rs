@@ -276,3 +276,32 @@ fn corpus_round_trip_and_schema() {
     );
     assert!(with_hostdevs > 20);
 }
+
+/// The sample domains (samples/domains) are valid, stay valid after adding
+/// a 4-function GPU, and round-trip to the byte.
+#[test]
+fn sample_domains_stay_valid() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/domains");
+    let mut inputs: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "xml"))
+        .collect();
+    inputs.sort();
+    assert!(inputs.len() >= 3);
+    let gpu: Vec<PciAddress> = (0..4).map(|f| PciAddress::new(0, 0x0a, 0, f)).collect();
+    let out = tempfile::tempdir().unwrap();
+    let mut outputs = Vec::new();
+    for p in &inputs {
+        let text = std::fs::read_to_string(p).unwrap();
+        let e = xml::add(&text, &gpu, &HostdevOptions::default()).unwrap();
+        assert_eq!(e.added, gpu);
+        let sel = Selection::Only(gpu.iter().map(|a| DeviceSpec::Function(*a)).collect());
+        assert_eq!(xml::remove(&e.text, &sel).unwrap().text, text, "{}", p.display());
+        let o = out.path().join(p.file_name().unwrap());
+        std::fs::write(&o, &e.text).unwrap();
+        outputs.push(o);
+    }
+    assert_eq!(schema_valid(&inputs).len(), inputs.len(), "a sample domain fails domain.rng");
+    assert_eq!(schema_valid(&outputs).len(), outputs.len(), "an edited sample fails domain.rng");
+}
