@@ -297,11 +297,24 @@ fn sample_domains_stay_valid() {
         let e = xml::add(&text, &gpu, &HostdevOptions::default()).unwrap();
         assert_eq!(e.added, gpu);
         let sel = Selection::Only(gpu.iter().map(|a| DeviceSpec::Function(*a)).collect());
-        assert_eq!(xml::remove(&e.text, &sel).unwrap().text, text, "{}", p.display());
+        assert_eq!(
+            xml::remove(&e.text, &sel).unwrap().text,
+            text,
+            "{}",
+            p.display()
+        );
         let o = out.path().join(p.file_name().unwrap());
         std::fs::write(&o, &e.text).unwrap();
         outputs.push(o);
     }
-    assert_eq!(schema_valid(&inputs).len(), inputs.len(), "a sample domain fails domain.rng");
-    assert_eq!(schema_valid(&outputs).len(), outputs.len(), "an edited sample fails domain.rng");
+    assert_eq!(
+        schema_valid(&inputs).len(),
+        inputs.len(),
+        "a sample domain fails domain.rng"
+    );
+    assert_eq!(
+        schema_valid(&outputs).len(),
+        outputs.len(),
+        "an edited sample fails domain.rng"
+    );
 }

@@ -85,7 +85,13 @@ pub enum EditError {
 impl fmt::Display for EditError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EditError::Malformed(e) => write!(f, "malformed XML: {}", e.message),
+            EditError::Malformed(e) => {
+                // roxmltree ends its messages with " at L:C"; the location is
+                // printed separately.
+                let suffix = format!(" at {}:{}", e.line, e.column);
+                let m = e.message.strip_suffix(&suffix).unwrap_or(&e.message);
+                write!(f, "malformed XML: {m}")
+            }
             EditError::NotDomain { found, .. } => {
                 write!(
                     f,
@@ -117,6 +123,7 @@ impl EditError {
     /// What to do about it.
     pub fn help(&self) -> Option<String> {
         match self {
+            EditError::Malformed(e) if e.message.contains("DTD") => Some("remove the <!DOCTYPE ...> declaration: libvirt never writes one, and DTDs are not read (no entity expansion); nothing was written".into()),
             EditError::Malformed(_) => Some("fix the XML (or get a fresh copy with `virsh dumpxml DOMAIN`); nothing was written".into()),
             EditError::NotDomain { .. } => Some("give a domain definition, as `virsh dumpxml DOMAIN` prints it; for a lone <hostdev> use `virt-pci snippet`".into()),
             EditError::Options(e) => e.help.clone(),
