@@ -27,6 +27,7 @@ os.chdir(ROOT)
 OUT = "target/bench"
 RES = os.path.join(OUT, "results")
 BIN = os.environ.get("BENCH_BIN", "target/release/virt-pci")
+PLAIN = os.environ.get("BENCH_BIN_PLAIN")  # the same without the libvirt feature
 QUICK = os.environ.get("BENCH_QUICK", "0") == "1"
 SIZES = [256, 4096] if QUICK else [256, 4096, 16384]
 VALIDATE_FILES = 1000
@@ -372,14 +373,23 @@ def bench_startup(host, dev):
         ("virt-pci --version", [BIN, "--version"], "virt-pci --version"),
         ("virt-pci snippet", [BIN, "--snapshot", host, "snippet", dev],
          f"virt-pci --snapshot HOST snippet {dev}"),
+    ] + ([
+        ("virt-pci --version, no libvirt feature", [PLAIN, "--version"],
+         "virt-pci --version (cargo build --release, without --features libvirt)"),
+        ("virt-pci snippet, no libvirt feature", [PLAIN, "--snapshot", host, "snippet", dev],
+         f"virt-pci --snapshot HOST snippet {dev} (without --features libvirt)"),
+    ] if PLAIN else []) + [
         ("cat HOST (read the snapshot)", ["cat", host], "cat HOST"),
         ("true (process start floor)", ["true"], "true"),
     ], runs=runs, warmup=5)
     hyperfine("startup-virt-xml", [
         ("virt-xml --version", ["virt-xml", "--version"], "virt-xml --version"),
     ], runs=3 if QUICK else 10, warmup=1)
-    for label, argv in (("virt-pci --version", [BIN, "--version"]),
-                        ("virt-pci snippet", [BIN, "--snapshot", host, "snippet", dev])):
+    rss = [("virt-pci --version", [BIN, "--version"]),
+           ("virt-pci snippet", [BIN, "--snapshot", host, "snippet", dev])]
+    if PLAIN:
+        rss.append(("virt-pci --version, no libvirt feature", [PLAIN, "--version"]))
+    for label, argv in rss:
         b = meta["benchmarks"]["startup"].get(label, {})
         if "failed" not in b:
             b["peak_rss_kib"] = peak_rss(argv)

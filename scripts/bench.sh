@@ -42,4 +42,11 @@ echo "bench: cargo build --release $FEATURES" >&2
 # shellcheck disable=SC2086
 cargo build --release $FEATURES >&2
 export BENCH_BUILD="cargo build --release $FEATURES"
+# The libvirt feature links libvirt.so and ~55 more shared libraries that the
+# loader maps at every start; a build without it shows what that costs.
+if [[ "$FEATURES" == *libvirt* ]]; then
+  echo "bench: cargo build --release --target-dir target/bench/plain (no libvirt feature)" >&2
+  cargo build --release --target-dir target/bench/plain >&2
+  export BENCH_BIN_PLAIN=target/bench/plain/release/virt-pci
+fi
 exec python3 bench/run.py "$@"
