@@ -241,11 +241,9 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
 /// One function's facts from its directory; `None` when it has no `vendor`
 /// (not a PCI function, or gone while we read).
 fn read_device(sys_real: &Path, addr: PciAddress, link: &Path) -> Option<Device> {
-    let dir = device_dir(&sys_real, &link);
+    let dir = device_dir(sys_real, link);
     let rd = |f: &str| read_attr(&dir.join(f));
-    let Some(vendor_id) = rd("vendor") else {
-        return None;
-    };
+    let vendor_id = rd("vendor")?;
     let mut d = Device::new(addr, 0, 0, 0);
     d.vendor_id = vendor_id;
     d.device_id = rd("device").unwrap_or_else(|| "0x0000".into());
@@ -307,7 +305,7 @@ fn read_device(sys_real: &Path, addr: PciAddress, link: &Path) -> Option<Device>
     let comps = pci_components(&dir);
     d.parents = comps.iter().copied().filter(|a| *a != addr).collect();
     d.sysfs_path = dir
-        .strip_prefix(&sys_real)
+        .strip_prefix(sys_real)
         .ok()
         .map(|p| p.to_string_lossy().into_owned());
     Some(d)
