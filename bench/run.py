@@ -349,9 +349,18 @@ def bench_patch(host, dev):
         outf = os.path.join(tmp, f"{name}-out.xml")
         size = os.path.getsize(f)
         add = [BIN, "--snapshot", host, "add", f, dev]
+        plain = ([] if not PLAIN or name == "big" else [
+            ("virt-pci add --diff, no libvirt feature",
+             [PLAIN, "--snapshot", host, "add", f, dev, "--diff"],
+             f"virt-pci --snapshot HOST add {name}.xml {dev} --diff (without --features libvirt)"),
+            ("virt-pci add -o, no libvirt feature",
+             [PLAIN, "--snapshot", host, "add", f, dev, "-o", outf],
+             f"virt-pci --snapshot HOST add {name}.xml {dev} -o OUT (without --features libvirt)"),
+        ])
         hyperfine(f"patch-{name}", [
             ("virt-pci add --diff", add + ["--diff"], f"virt-pci --snapshot HOST add {name}.xml {dev} --diff"),
             ("virt-pci add -o", add + ["-o", outf], f"virt-pci --snapshot HOST add {name}.xml {dev} -o OUT"),
+        ] + plain + [
             ("cp (read + write the bytes)", ["cp", f, outf], f"cp {name}.xml OUT"),
             ("dd conv=fsync (… and fsync)",
              ["dd", f"if={f}", f"of={outf}", "bs=1M", "conv=fsync", "status=none"],

@@ -193,10 +193,9 @@ pub fn add_parsed(
     addrs: &[PciAddress],
     opts: &HostdevOptions,
 ) -> Result<Edit, EditError> {
-    let existing: BTreeSet<PciAddress> = domain::pci_hostdevs(&doc)
-        .into_iter()
-        .filter_map(|h| h.address)
-        .collect();
+    // One walk over the hostdevs serves the duplicate check and `verify`.
+    let existing_vec = existing_list(&doc);
+    let existing: BTreeSet<PciAddress> = existing_vec.iter().copied().collect();
     let mut seen = BTreeSet::new();
     let mut to_add = Vec::new();
     let mut already_present = Vec::new();
@@ -317,7 +316,7 @@ pub fn add_parsed(
     edit.added = to_add;
     // Check the result: it parses, is a domain, and has exactly the old
     // hostdevs plus the new ones.
-    let mut want: Vec<PciAddress> = existing_list(&doc);
+    let mut want: Vec<PciAddress> = existing_vec;
     want.extend(edit.added.iter().copied());
     drop(doc);
     verify(&edit.text, want)?;
