@@ -70,9 +70,8 @@ fn read_trim(p: &Path) -> Option<String> {
 /// `fs::read_to_string` adds a statx and a second read per file, which on a
 /// 4,096-function host was a third of `list`'s syscalls (BENCHMARKS.md).
 /// Not for /proc files: seq_file reads may come short before the end.
-fn read_attr(p: &Path) -> Option<String> {
+fn read_attr_from(mut f: fs::File) -> Option<String> {
     use std::io::Read;
-    let mut f = fs::File::open(p).ok()?;
     let mut buf = [0u8; 4096];
     let mut v = Vec::new();
     loop {
@@ -238,11 +237,66 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
     Ok(host)
 }
 
+/// A device directory opened once (`O_PATH`): each attribute and link is
+/// then looked up by its name alone instead of walking the whole path
+/// again. Path walking (`link_path_walk`, `__d_lookup_rcu`) was the largest
+/// kernel cost of `list` on big hosts (BENCHMARKS.md, list at scale).
+struct DeviceDir {
+    fd: rustix::fd::OwnedFd,
+    path: PathBuf,
+}
+
+impl DeviceDir {
+    fn open(path: PathBuf) -> Option<Self> {
+        use rustix::fs::{Mode, OFlags};
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let fd = rustix::fs::open(&path, flags, Mode::empty()).ok()?;
+        Some(DeviceDir { fd, path })
+    }
+
+    fn file(&self, name: &str) -> Option<fs::File> {
+        use rustix::fs::{Mode, OFlags};
+        rustix::fs::openat(&self.fd, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
+            .ok()
+            .map(fs::File::from)
+    }
+
+    fn attr(&self, name: &str) -> Option<String> {
+        read_attr_from(self.file(name)?)
+    }
+
+    /// Like `Path::exists`: follows links, false on any error.
+    fn exists(&self, name: &str) -> bool {
+        rustix::fs::statat(&self.fd, name, rustix::fs::AtFlags::empty()).is_ok()
+    }
+
+    /// [`link_name`] of `path/name`, with one `readlinkat`. Unlike
+    /// `link_name` it does not stat the target to rule out a dangling link:
+    /// the kernel never leaves one in sysfs, and following each
+    /// `../../../../kernel/iommu_groups/N` walked ten more path components
+    /// per link (the largest kernel cost left in `list`, BENCHMARKS.md).
+    fn link_name(&self, name: &str) -> Option<String> {
+        use std::os::unix::ffi::OsStringExt;
+        match rustix::fs::readlinkat(&self.fd, name, Vec::new()) {
+            Ok(t) => {
+                let t = PathBuf::from(std::ffi::OsString::from_vec(t.into_bytes()));
+                match t.components().next_back() {
+                    Some(Component::Normal(n)) => Some(n.to_string_lossy().into_owned()),
+                    _ => link_name(&self.path.join(name)),
+                }
+            }
+            Err(rustix::io::Errno::NOENT) => None,
+            Err(_) => link_name(&self.path.join(name)),
+        }
+    }
+}
+
 /// One function's facts from its directory; `None` when it has no `vendor`
 /// (not a PCI function, or gone while we read).
 fn read_device(sys_real: &Path, addr: PciAddress, link: &Path) -> Option<Device> {
     let dir = device_dir(sys_real, link);
-    let rd = |f: &str| read_attr(&dir.join(f));
+    let at = DeviceDir::open(dir.clone())?;
+    let rd = |f: &str| at.attr(f);
     let vendor_id = rd("vendor")?;
     let mut d = Device::new(addr, 0, 0, 0);
     d.vendor_id = vendor_id;
@@ -251,9 +305,9 @@ fn read_device(sys_real: &Path, addr: PciAddress, link: &Path) -> Option<Device>
     d.subsystem_vendor_id = rd("subsystem_vendor");
     d.subsystem_device_id = rd("subsystem_device");
     d.revision = rd("revision");
-    d.driver = link_name(&dir.join("driver"));
+    d.driver = at.link_name("driver");
     d.driver_override = rd("driver_override").filter(|s| !s.is_empty() && s != "(null)");
-    d.iommu_group = link_name(&dir.join("iommu_group")).and_then(|n| n.parse().ok());
+    d.iommu_group = at.link_name("iommu_group").and_then(|n| n.parse().ok());
     d.reset_methods = match rd("reset_method") {
         Some(s) => Some(s.split_whitespace().map(str::to_string).collect()),
         None => Some(Vec::new()),
@@ -261,13 +315,13 @@ fn read_device(sys_real: &Path, addr: PciAddress, link: &Path) -> Option<Device>
     // `reset` and `reset_method` come and go together (sysfs.md §2): a
     // method list means the file is there, no stat needed.
     d.reset =
-        Some(d.reset_methods.as_ref().is_some_and(|m| !m.is_empty()) || dir.join("reset").exists());
+        Some(d.reset_methods.as_ref().is_some_and(|m| !m.is_empty()) || at.exists("reset"));
     // boot_vga exists only for VGA-class functions (sysfs.md §2).
     if d.class.starts_with("0x0300") || d.class.starts_with("0x0001") {
         d.boot_vga = rd("boot_vga").map(|s| s == "1");
     }
     d.numa_node = rd("numa_node").and_then(|s| s.parse().ok());
-    d.physfn = link_name(&dir.join("physfn")).and_then(|n| parse_sysfs_bdf(&n));
+    d.physfn = at.link_name("physfn").and_then(|n| parse_sysfs_bdf(&n));
     // A VF cannot itself have VFs: skip the two files it never has.
     if d.physfn.is_none() {
         d.sriov_totalvfs = rd("sriov_totalvfs").and_then(|s| s.parse().ok());
@@ -295,7 +349,7 @@ fn read_device(sys_real: &Path, addr: PciAddress, link: &Path) -> Option<Device>
     // Header type byte at offset 0x0e of config space.
     // (Only the first 64 bytes, the standard header: the whole file is
     // 4 KiB on PCIe devices.)
-    if let Ok(mut f) = fs::File::open(dir.join("config")) {
+    if let Some(mut f) = at.file("config") {
         use std::io::Read;
         let mut cfg = [0u8; 64];
         if matches!(f.read(&mut cfg), Ok(n) if n > 0x0e) {
