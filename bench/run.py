@@ -29,7 +29,8 @@ RES = os.path.join(OUT, "results")
 BIN = os.environ.get("BENCH_BIN", "target/release/virt-pci")
 PLAIN = os.environ.get("BENCH_BIN_PLAIN")  # the same without the libvirt feature
 QUICK = os.environ.get("BENCH_QUICK", "0") == "1"
-SIZES = [256, 4096] if QUICK else [256, 4096, 16384]
+SIZES = ([int(x) for x in os.environ["BENCH_SIZES"].split(",")] if os.environ.get("BENCH_SIZES")
+         else [256, 4096] if QUICK else [256, 4096, 16384])
 VALIDATE_FILES = 1000
 GENERATED_DOMAINS = 200  # the rest of the 1,000 come from libvirt's corpus
 XVV_SUBSET = 30 if QUICK else 100  # virt-xml-validate: ~50 ms per file
@@ -314,6 +315,10 @@ def bench_list():
         hyperfine(f"list-{n}", [
             ("virt-pci list --json", [BIN, "--root", d, "list", "--json"],
              f"virt-pci --root DIR list --json"),
+        ] + ([
+            ("virt-pci list --json, no libvirt feature", [PLAIN, "--root", d, "list", "--json"],
+             "virt-pci --root DIR list --json (without --features libvirt)"),
+        ] if PLAIN else []) + [
             ("lspci -nn", ["lspci", "-A", "linux-sysfs", "-O", f"sysfs.path={pcipath}", "-nn"],
              "lspci -A linux-sysfs -O sysfs.path=DIR/sys/bus/pci -nn"),
             ("lspci -D -nnk -vmm (driver + group)",
