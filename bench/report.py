@@ -130,6 +130,10 @@ target("validate vs virt-xml-validate (per file)", f"{r_xvv:.0f}×" if r_xvv els
        None if r_xvv is None else r_xvv >= T["validate_xvv"])
 target("validate vs xmllint (one process, same files)", f"{r_xl:.1f}×" if r_xl else "–", f"≥ {T['validate_xmllint']:.0f}×",
        None if r_xl is None else r_xl >= T["validate_xmllint"])
+vp_plain = med("validate", "virt-pci validate, no libvirt feature")
+if vp_plain and xl_all:
+    target("validate (no libvirt feature) vs xmllint", f"{xl_all / vp_plain:.1f}×",
+           f"≥ {T['validate_xmllint']:.0f}×", xl_all / vp_plain >= T["validate_xmllint"])
 
 sizes = sorted(int(k.split("-")[1]) for k in B if k.startswith("list-") and k.count("-") == 1)
 for n in sizes:

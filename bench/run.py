@@ -286,6 +286,10 @@ def bench_validate(files, subset, lst):
     hyperfine("validate", [
         ("virt-pci validate", [BIN, "validate"] + files,
          f"virt-pci validate <{len(files)} files>"),
+    ] + ([
+        ("virt-pci validate, no libvirt feature", [PLAIN, "validate"] + files,
+         f"virt-pci validate <{len(files)} files> (without --features libvirt)"),
+    ] if PLAIN else []) + [
         ("xmllint --relaxng (one process)",
          ["xmllint", "--noout", "--relaxng", "/usr/share/libvirt/schemas/domain.rng"] + files,
          f"xmllint --noout --relaxng /usr/share/libvirt/schemas/domain.rng <{len(files)} files>"),
