@@ -256,9 +256,14 @@ impl DeviceDir {
 
     fn file(&self, name: &str) -> Option<fs::File> {
         use rustix::fs::{Mode, OFlags};
-        rustix::fs::openat(&self.fd, name, OFlags::RDONLY | OFlags::CLOEXEC, Mode::empty())
-            .ok()
-            .map(fs::File::from)
+        rustix::fs::openat(
+            &self.fd,
+            name,
+            OFlags::RDONLY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )
+        .ok()
+        .map(fs::File::from)
     }
 
     fn attr(&self, name: &str) -> Option<String> {
@@ -291,19 +296,63 @@ impl DeviceDir {
     }
 }
 
+/// Vendor, device, class, subsystem vendor and device from a PCI `uevent`
+/// (`PCI_ID=15B3:1018`, `PCI_CLASS=20000`, `PCI_SUBSYS_ID=15B3:0007`), in
+/// the spelling of the separate files (`0x15b3`, `0x020000`); `None` unless
+/// all three lines are there and well-formed.
+fn pci_uevent_ids(u: &str) -> Option<(String, String, String, String, String)> {
+    let (mut id, mut class, mut sub) = (None, None, None);
+    for line in u.lines() {
+        if let Some(v) = line.strip_prefix("PCI_ID=") {
+            id = Some(v);
+        } else if let Some(v) = line.strip_prefix("PCI_CLASS=") {
+            class = Some(v);
+        } else if let Some(v) = line.strip_prefix("PCI_SUBSYS_ID=") {
+            sub = Some(v);
+        }
+    }
+    let pair = |v: &str| -> Option<(u16, u16)> {
+        let (a, b) = v.split_once(':')?;
+        Some((
+            u16::from_str_radix(a, 16).ok()?,
+            u16::from_str_radix(b, 16).ok()?,
+        ))
+    };
+    let (v, d) = pair(id?)?;
+    let (sv, sd) = pair(sub?)?;
+    let c = u32::from_str_radix(class?, 16)
+        .ok()
+        .filter(|c| *c <= 0xff_ffff)?;
+    Some((
+        format!("0x{v:04x}"),
+        format!("0x{d:04x}"),
+        format!("0x{c:06x}"),
+        format!("0x{sv:04x}"),
+        format!("0x{sd:04x}"),
+    ))
+}
+
 /// One function's facts from its directory; `None` when it has no `vendor`
 /// (not a PCI function, or gone while we read).
 fn read_device(sys_real: &Path, addr: PciAddress, link: &Path) -> Option<Device> {
     let dir = device_dir(sys_real, link);
     let at = DeviceDir::open(dir.clone())?;
     let rd = |f: &str| at.attr(f);
-    let vendor_id = rd("vendor")?;
     let mut d = Device::new(addr, 0, 0, 0);
-    d.vendor_id = vendor_id;
-    d.device_id = rd("device").unwrap_or_else(|| "0x0000".into());
-    d.class = rd("class").unwrap_or_else(|| "0x000000".into());
-    d.subsystem_vendor_id = rd("subsystem_vendor");
-    d.subsystem_device_id = rd("subsystem_device");
+    // `uevent` carries vendor, device, class and subsystem ids from the
+    // same pci_dev fields as the separate files (kernel pci_uevent): one
+    // open instead of five. Trees without it (hand-made fakes) use the files.
+    if let Some(ids) = rd("uevent").as_deref().and_then(pci_uevent_ids) {
+        [d.vendor_id, d.device_id, d.class] = [ids.0, ids.1, ids.2];
+        d.subsystem_vendor_id = Some(ids.3);
+        d.subsystem_device_id = Some(ids.4);
+    } else {
+        d.vendor_id = rd("vendor")?;
+        d.device_id = rd("device").unwrap_or_else(|| "0x0000".into());
+        d.class = rd("class").unwrap_or_else(|| "0x000000".into());
+        d.subsystem_vendor_id = rd("subsystem_vendor");
+        d.subsystem_device_id = rd("subsystem_device");
+    }
     d.revision = rd("revision");
     d.driver = at.link_name("driver");
     d.driver_override = rd("driver_override").filter(|s| !s.is_empty() && s != "(null)");
@@ -314,8 +363,7 @@ fn read_device(sys_real: &Path, addr: PciAddress, link: &Path) -> Option<Device>
     };
     // `reset` and `reset_method` come and go together (sysfs.md §2): a
     // method list means the file is there, no stat needed.
-    d.reset =
-        Some(d.reset_methods.as_ref().is_some_and(|m| !m.is_empty()) || at.exists("reset"));
+    d.reset = Some(d.reset_methods.as_ref().is_some_and(|m| !m.is_empty()) || at.exists("reset"));
     // boot_vga exists only for VGA-class functions (sysfs.md §2).
     if d.class.starts_with("0x0300") || d.class.starts_with("0x0001") {
         d.boot_vga = rd("boot_vga").map(|s| s == "1");
@@ -579,6 +627,26 @@ fn mark_default_route(root: &Path, host: &mut Host) {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn uevent_ids_match_the_separate_files_spelling() {
+        let u = "DRIVER=xhci_hcd\nPCI_CLASS=C0330\nPCI_ID=8086:A12F\nPCI_SUBSYS_ID=1849:A12F\nPCI_SLOT_NAME=0000:00:14.0\n";
+        let ids = super::pci_uevent_ids(u).unwrap();
+        assert_eq!(
+            ids,
+            (
+                "0x8086".into(),
+                "0xa12f".into(),
+                "0x0c0330".into(),
+                "0x1849".into(),
+                "0xa12f".into()
+            )
+        );
+        assert!(super::pci_uevent_ids("PCI_ID=8086:A12F\nPCI_CLASS=C0330\n").is_none());
+        assert!(
+            super::pci_uevent_ids("PCI_ID=8086\nPCI_CLASS=C0330\nPCI_SUBSYS_ID=0:0\n").is_none()
+        );
+    }
+
     use super::*;
 
     #[test]
