@@ -17,11 +17,17 @@ pub const DEFAULT_PATHS: &[&str] = &[
     "/usr/share/pci.ids",
 ];
 
+/// A name's place in `text` (start, end). Names are kept as spans of the
+/// file rather than 40,000 separate Strings: building those was most of the
+/// fixed cost of `list` on a small host (BENCHMARKS.md, list at scale).
+type Span = (u32, u32);
+
 #[derive(Default, Debug)]
 pub struct PciIds {
-    vendors: HashMap<u16, String>,
-    devices: HashMap<(u16, u16), String>,
-    subclasses: HashMap<u16, String>,
+    text: String,
+    vendors: HashMap<u16, Span>,
+    devices: HashMap<(u16, u16), Span>,
+    subclasses: HashMap<u16, Span>,
     /// Where the names came from, if anywhere.
     pub path: Option<PathBuf>,
 }
@@ -39,14 +45,14 @@ impl PciIds {
         match path {
             Some(p) => {
                 let text = std::fs::read(p)?;
-                let mut ids = PciIds::parse(&String::from_utf8_lossy(&text));
+                let mut ids = PciIds::from_bytes(text);
                 ids.path = Some(p.to_path_buf());
                 Ok(ids)
             }
             None => {
                 for p in DEFAULT_PATHS {
                     if let Ok(text) = std::fs::read(p) {
-                        let mut ids = PciIds::parse(&String::from_utf8_lossy(&text));
+                        let mut ids = PciIds::from_bytes(text);
                         ids.path = Some(PathBuf::from(p));
                         return Ok(ids);
                     }
@@ -59,7 +65,23 @@ impl PciIds {
     /// Parse the pci.ids text format (vendors, devices, classes; subsystem
     /// lines are skipped).
     pub fn parse(text: &str) -> PciIds {
+        PciIds::from_text(text.to_string())
+    }
+
+    fn from_bytes(bytes: Vec<u8>) -> PciIds {
+        PciIds::from_text(
+            String::from_utf8(bytes)
+                .unwrap_or_else(|e| String::from_utf8_lossy(e.as_bytes()).into_owned()),
+        )
+    }
+
+    fn from_text(owned: String) -> PciIds {
         let mut ids = PciIds::default();
+        let text = owned.as_str();
+        let span = |s: &str| -> Span {
+            let start = s.as_ptr() as usize - text.as_ptr() as usize;
+            (start as u32, (start + s.len()) as u32)
+        };
         let mut vendor: Option<u16> = None;
         let mut class: Option<u8> = None;
         for line in text.lines() {
@@ -82,12 +104,12 @@ impl PciIds {
             if let Some(rest) = line.strip_prefix('\t') {
                 if let (Some(v), Some(id)) = (vendor, hex4(rest)) {
                     ids.devices
-                        .insert((v, id), rest.get(4..).unwrap_or("").trim().to_string());
+                        .insert((v, id), span(rest.get(4..).unwrap_or("").trim()));
                 } else if let Some(c) = class {
                     if let Some(sc) = rest.get(..2).and_then(|h| u8::from_str_radix(h, 16).ok()) {
                         ids.subclasses.insert(
                             (u16::from(c) << 8) | u16::from(sc),
-                            rest.get(2..).unwrap_or("").trim().to_string(),
+                            span(rest.get(2..).unwrap_or("").trim()),
                         );
                     }
                 }
@@ -97,24 +119,29 @@ impl PciIds {
             vendor = hex4(line);
             if let Some(v) = vendor {
                 ids.vendors
-                    .insert(v, line.get(4..).unwrap_or("").trim().to_string());
+                    .insert(v, span(line.get(4..).unwrap_or("").trim()));
             }
         }
+        ids.text = owned;
         ids
     }
 
+    fn name(&self, (a, b): Span) -> &str {
+        self.text.get(a as usize..b as usize).unwrap_or("")
+    }
+
     pub fn vendor(&self, v: u16) -> Option<&str> {
-        self.vendors.get(&v).map(String::as_str)
+        self.vendors.get(&v).map(|s| self.name(*s))
     }
 
     pub fn device(&self, v: u16, d: u16) -> Option<&str> {
-        self.devices.get(&(v, d)).map(String::as_str)
+        self.devices.get(&(v, d)).map(|s| self.name(*s))
     }
 
     /// The name of a class (`0x0c03` → "USB controller").
     pub fn class_name(&self, class16: u16) -> String {
         if let Some(n) = self.subclasses.get(&class16) {
-            return n.clone();
+            return self.name(*n).to_string();
         }
         builtin_class_name(class16).to_string()
     }
