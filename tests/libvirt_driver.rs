@@ -531,3 +531,42 @@ fn corpus_domains_define_and_read_back_with_the_same_hostdevs() {
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(defined, 30, "{defined}");
 }
+
+#[test]
+fn validate_domains_by_name_through_the_test_driver() {
+    let f = desktop();
+    let (host, uri) = desktop_node_file(&f);
+    // win10 holds only the GPU function: is the rest of its group in it?
+    let gpu_group: Vec<String> = host
+        .group_of(&GPU)
+        .iter()
+        .filter_map(|m| match m {
+            virt_pci::host::GroupMember::Pci(a) if !host.devices[a].is_bridge() => {
+                Some(a.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    let out = vp(&[
+        "-c", &uri, "--color", "never", "validate", "--domain", "win10",
+    ])
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("domain:win10"), "{stdout}");
+    assert_eq!(gpu_group, ["0000:01:00.0", "0000:01:00.1"]);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("error[VP051]"), "{stdout}");
+    assert!(stdout.contains("not viable"), "{stdout}");
+    assert!(stdout.contains("0000:01:00.1"), "{stdout}");
+    assert!(stdout.contains("checked 1 file"), "{stdout}");
+    let all = vp(&["-c", &uri, "--color", "never", "validate", "--all-domains"])
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&all.stdout);
+    assert!(s.contains("checked 2 files"), "{s}");
+    vp(&["-c", &uri, "validate", "--domain", "nosuchvm"])
+        .assert()
+        .code(2)
+        .stderr(contains("nosuchvm"));
+}
