@@ -383,10 +383,3 @@ pub fn emit(text: &str) {
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
-
-/// The "not yet" answer for commands whose issue is still open.
-pub fn not_yet(what: &str) -> CliResult {
-    Err(CliError::usage(format!(
-        "`virt-pci {what}` is not implemented in this build yet"
-    )))
-}
