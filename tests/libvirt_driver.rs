@@ -570,3 +570,57 @@ fn validate_domains_by_name_through_the_test_driver() {
         .code(2)
         .stderr(contains("nosuchvm"));
 }
+
+#[test]
+fn add_and_remove_by_domain_name_through_the_test_driver() {
+    let f = desktop();
+    let (_, uri) = desktop_node_file(&f);
+    // --diff: the spliced persistent XML, nothing defined.
+    vp(&[
+        "-c", &uri, "--color", "never", "add", "--domain", "nas", "00:14.0", "--diff",
+    ])
+    .assert()
+    .success()
+    .stdout(contains("+++ b/domain:nas"))
+    .stdout(contains(
+        "+        <address domain='0x0000' bus='0x00' slot='0x14' function='0x0'/>",
+    ));
+    // A real define, with libvirt's schema validation.
+    vp(&[
+        "-c", &uri, "--color", "never", "add", "--domain", "nas", "00:14.0",
+    ])
+    .assert()
+    .success()
+    .stderr(contains("defined domain:nas (validated by libvirt)"));
+    // --live on a running domain: the test driver cannot hot-plug; libvirt's
+    // own message must reach the user, with what already happened.
+    vp(&[
+        "-c", &uri, "--color", "never", "add", "--domain", "win10", "00:14.0", "--live",
+    ])
+    .assert()
+    .code(1)
+    .stderr(contains("not supported"))
+    .stderr(contains("persistent definition is already changed"));
+    vp(&[
+        "-c", &uri, "--color", "never", "remove", "--domain", "win10", "01:00.0", "--diff",
+    ])
+    .assert()
+    .success()
+    .stdout(contains(
+        "-        <address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/>",
+    ));
+    vp(&[
+        "-c", &uri, "--color", "never", "remove", "--domain", "win10", "--all",
+    ])
+    .assert()
+    .success()
+    .stderr(contains("defined domain:win10"));
+    vp(&["-c", &uri, "add", "--domain", "nosuchvm", "00:14.0"])
+        .assert()
+        .code(2)
+        .stderr(contains("nosuchvm"));
+    vp(&["-c", &uri, "add", "--domain", "nas", "-i", "00:14.0"])
+        .assert()
+        .code(2)
+        .stderr(contains("-i edits a file"));
+}
