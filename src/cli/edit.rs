@@ -195,7 +195,7 @@ fn write_error(e: fsutil::WriteError) -> CliError {
 fn emit(ctx: &Context, out: &OutputArgs, input: &Input, edit: &Edit) -> Result<(), CliError> {
     if out.diff {
         let d = virt_pci::diff::unified(&input.text, &edit.text, &input.name, ctx.out.on);
-        print!("{d}");
+        super::emit(&d);
         return Ok(());
     }
     if out.in_place {

@@ -2,6 +2,14 @@
 //! from, colour, and error reporting in rustc's shape
 //! (`error: what`, `  --> where`, `help: what to do`).
 
+/// `println!` that ends quietly when the reader went away (`| head`)
+/// instead of panicking; see [`emit`].
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::cli::emit(&format!("{}\n", format_args!($($t)*)))
+    };
+}
+
 pub mod actions;
 pub mod edit;
 pub mod fake;
