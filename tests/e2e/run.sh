@@ -77,7 +77,7 @@ if [[ " $STAGES " == *" 1 "* ]]; then
   collect 1 "$LOGDIR/stage1.log" "$rc" "${STAGE1_CHECKS[@]}"
 fi
 
-STAGE2_CHECKS=(0-topology-libvirt 1-list-json-sysfs-guest 1-list-json-nodedev
+STAGE2_CHECKS=(0-topology-libvirt 0-reset-witness-guest 1-list-json-sysfs-guest 1-list-json-nodedev
   2-detach-reattach-bridge-group-libvirt 3-reset-igb-libvirt 4-all-or-nothing-libvirt
   5-refuse-root-disk 5-refuse-host-bridge
   6-add-managed-start 6-no-strict-group-not-viable 7-prepare-release-unmanaged)

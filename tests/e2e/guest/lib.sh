@@ -84,6 +84,7 @@ check() {
     echo "E2E-CHECK FAIL $1 -- $ERR"
     E2E_FAIL=$((E2E_FAIL + 1))
   fi
+  command -v check_cleanup >/dev/null && check_cleanup
   restore_baseline
 }
 
@@ -126,10 +127,13 @@ c_topology() {
 # SRC: extra global options (e.g. "-c qemu:///system"); RESET=no skips reset methods
 # (libvirt's node devices do not carry them).
 c_list_json() {
-  vp $LIST_SRC list --json >/dev/null
+  echo "  + virt-pci $LIST_SRC list --json"
+  json=$(timeout 120 virt-pci $LIST_SRC list --json 2>/tmp/list.err)
+  RC=$?
+  sed 's/^/  | /' /tmp/list.err
   expect_rc 0 "list --json"
   [ "$RC" = 0 ] || return
-  json=$OUT
+  printf '%s' "$json" | jq -e . >/dev/null || { bad "list --json printed no valid JSON"; return; }
   kgroups=$(ls /sys/kernel/iommu_groups | sort -n | tr '\n' ' ')
   jgroups=$(printf '%s' "$json" | jq -r '.groups[].id' | sort -n | tr '\n' ' ')
   [ "$kgroups" = "$jgroups" ] || bad "groups: kernel [$kgroups] json [$jgroups]"
