@@ -9,9 +9,12 @@
 //!
 //! See ARCHITECTURE.md for where a new check, command or host source goes.
 
+pub mod actions;
 pub mod address;
 pub mod domain;
 pub mod host;
+#[cfg(feature = "libvirt")]
+pub mod libvirt;
 pub mod pciids;
 pub mod plan;
 pub mod report;

@@ -1,60 +1,500 @@
 //! `detach`, `reattach`, `reset`, `check`, `prepare`, `release`: acting on
-//! devices through libvirt's node-device APIs or sysfs.
+//! devices through libvirt's node-device APIs or sysfs. Parsing and printing
+//! only: the plans, safety rules and the executor are in
+//! `virt_pci::actions`.
 
-use super::{not_yet, CliResult, Context};
-use clap::Args as ClapArgs;
+use super::{parse_specs, print_json, CliError, CliResult, Context, HostSource};
+use clap::{Args as ClapArgs, ValueEnum};
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use virt_pci::actions::{
+    self, check, sysfs::SysfsBackend, ActionOptions, ActionPlan, Backend, Outcome,
+};
+use virt_pci::address::PciAddress;
+use virt_pci::host::Host;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum BackendChoice {
+    /// libvirt when built with it and a connection opens, else sysfs.
+    Auto,
+    Libvirt,
+    Sysfs,
+}
 
 #[derive(ClapArgs, Debug)]
 pub struct DetachArgs {
     #[command(flatten)]
     pub common: DeviceActionArgs,
+    /// The stub driver, in libvirt's words (`vfio` = vfio-pci).
+    #[arg(long, default_value = "vfio", value_name = "NAME")]
+    pub driver: String,
+}
+
+#[derive(ClapArgs, Debug, Clone)]
+pub struct ActOpts {
+    /// How to act on devices.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto, value_name = "BACKEND")]
+    pub backend: BackendChoice,
+    /// Act even on host-critical devices and groups (never on devices a
+    /// running domain uses).
+    #[arg(long)]
+    pub force: bool,
+    /// Print what would be done, do nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Print the plan (and the outcome) as JSON.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(ClapArgs, Debug)]
 pub struct DeviceActionArgs {
     #[arg(required = true, value_name = "DEVICE")]
     pub devices: Vec<String>,
-    /// Print what would be done, do nothing.
+    /// Only the named functions, not the rest of their IOMMU groups.
     #[arg(long)]
-    pub dry_run: bool,
+    pub no_strict_group: bool,
+    #[command(flatten)]
+    pub act: ActOpts,
 }
 
 #[derive(ClapArgs, Debug)]
 pub struct CheckArgs {
     #[arg(value_name = "DEVICE")]
     pub device: String,
+    /// Detach the whole group, reset it, and put it back where it was.
+    #[arg(long = "try")]
+    pub try_it: bool,
+    #[command(flatten)]
+    pub act: ActOpts,
 }
 
 #[derive(ClapArgs, Debug)]
 pub struct DomainActionArgs {
+    /// A libvirt domain name (with -c), or a domain XML file.
     #[arg(value_name = "DOMAIN")]
     pub domain: String,
-    /// Print what would be done, do nothing.
-    #[arg(long)]
-    pub dry_run: bool,
+    #[command(flatten)]
+    pub act: ActOpts,
 }
 
 #[derive(ClapArgs, Debug)]
 pub struct ReleaseArgs {
     #[command(flatten)]
     pub common: DomainActionArgs,
+    /// Also return functions that have no reset method to the host (they may
+    /// carry what the guest left in them; by default they stay on vfio-pci).
+    #[arg(long)]
+    pub return_unreset: bool,
 }
 
-pub fn run_detach(_ctx: &Context, _a: DetachArgs) -> CliResult {
-    not_yet("detach")
+/// The backend chosen for this run, owning what it needs.
+enum Chosen {
+    Sysfs(SysfsBackend),
+    #[cfg(feature = "libvirt")]
+    Libvirt(virt_pci::libvirt::Conn),
 }
-pub fn run_reattach(_ctx: &Context, _a: DeviceActionArgs) -> CliResult {
-    not_yet("reattach")
+
+struct Setup {
+    host: Host,
+    chosen: Chosen,
+    /// Executing is allowed (false for snapshots: a file is not a host).
+    can_execute: bool,
+    /// Where /dev/vfio/vfio is checked (`None`: libvirt checks it remotely).
+    vfio_root: Option<PathBuf>,
 }
-pub fn run_reset(_ctx: &Context, _a: DeviceActionArgs) -> CliResult {
-    not_yet("reset")
+
+impl Setup {
+    fn with<R>(&mut self, f: impl FnOnce(&Host, &mut dyn Backend) -> R) -> R {
+        match &mut self.chosen {
+            Chosen::Sysfs(b) => f(&self.host, b),
+            #[cfg(feature = "libvirt")]
+            Chosen::Libvirt(c) => {
+                let mut b = actions::LibvirtBackend { conn: c };
+                f(&self.host, &mut b)
+            }
+        }
+    }
 }
-pub fn run_check(_ctx: &Context, _a: CheckArgs) -> CliResult {
-    not_yet("check")
+
+fn sysfs_setup(ctx: &Context, host: Host) -> Setup {
+    match ctx.host_source() {
+        HostSource::Snapshot(_) => Setup {
+            host,
+            chosen: Chosen::Sysfs(SysfsBackend::new(Path::new("/"))),
+            can_execute: false,
+            vfio_root: Some(PathBuf::from("/")),
+        },
+        HostSource::Root(r) => Setup {
+            host,
+            chosen: Chosen::Sysfs(SysfsBackend::new(&r)),
+            can_execute: true,
+            vfio_root: Some(r),
+        },
+        _ => Setup {
+            host,
+            chosen: Chosen::Sysfs(SysfsBackend::new(Path::new("/"))),
+            can_execute: true,
+            vfio_root: Some(PathBuf::from("/")),
+        },
+    }
 }
-pub fn run_prepare(_ctx: &Context, _a: DomainActionArgs) -> CliResult {
-    not_yet("prepare")
+
+fn setup(ctx: &Context, choice: BackendChoice) -> Result<Setup, CliError> {
+    match choice {
+        BackendChoice::Sysfs => {
+            if matches!(ctx.host_source(), HostSource::Libvirt(_)) {
+                return Err(CliError::usage(
+                    "--backend sysfs acts on this machine's sysfs, but the host was given with -c",
+                )
+                .help("drop -c (or unset LIBVIRT_DEFAULT_URI) to act through sysfs, or use --backend libvirt"));
+            }
+            Ok(sysfs_setup(ctx, ctx.host()?))
+        }
+        BackendChoice::Libvirt => libvirt_setup(ctx, true),
+        BackendChoice::Auto => match ctx.host_source() {
+            HostSource::Libvirt(_) => libvirt_setup(ctx, true),
+            HostSource::Live if cfg!(feature = "libvirt") => {
+                libvirt_setup(ctx, false).or_else(|_| Ok(sysfs_setup(ctx, ctx.host()?)))
+            }
+            _ => Ok(sysfs_setup(ctx, ctx.host()?)),
+        },
+    }
 }
-pub fn run_release(_ctx: &Context, _a: ReleaseArgs) -> CliResult {
-    not_yet("release")
+
+#[cfg(feature = "libvirt")]
+fn libvirt_setup(ctx: &Context, _explicit: bool) -> Result<Setup, CliError> {
+    if matches!(
+        ctx.host_source(),
+        HostSource::Root(_) | HostSource::Snapshot(_)
+    ) {
+        return Err(CliError::usage(
+            "--backend libvirt reads the host from libvirt, not from --root or --snapshot",
+        )
+        .help("drop --root/--snapshot and give -c URI, or use --backend sysfs"));
+    }
+    let uri = ctx.connect_uri();
+    let conn = ctx.libvirt(uri.as_deref(), false)?;
+    let host = conn.read_host().map_err(super::libvirt_error)?;
+    Ok(Setup {
+        host,
+        chosen: Chosen::Libvirt(conn),
+        can_execute: true,
+        vfio_root: None,
+    })
+}
+
+#[cfg(not(feature = "libvirt"))]
+fn libvirt_setup(_ctx: &Context, explicit: bool) -> Result<Setup, CliError> {
+    let _ = explicit;
+    Err(
+        CliError::usage("--backend libvirt: this virt-pci was built without libvirt support")
+            .help("rebuild with `cargo build --features libvirt`, or use --backend sysfs"),
+    )
+}
+
+fn resolve(host: &Host, specs: &[String]) -> Result<Vec<PciAddress>, CliError> {
+    let specs = parse_specs(specs)?;
+    Ok(host.resolve_all(&specs)?)
+}
+
+fn options(act: &ActOpts, strict_group: bool, driver: &str) -> ActionOptions {
+    ActionOptions {
+        strict_group,
+        force: act.force,
+        driver: driver.to_string(),
+    }
+}
+
+fn print_plan(ctx: &Context, ap: &ActionPlan) {
+    let s = &ctx.out;
+    let verb = if ap.steps.is_empty() {
+        "nothing to do".to_string()
+    } else {
+        format!("{} step(s)", ap.steps.len())
+    };
+    println!(
+        "{} {}: {verb}, backend {}",
+        s.bold(&ap.action),
+        ap.requested
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(" "),
+        ap.backend
+    );
+    for (i, st) in ap.steps.iter().enumerate() {
+        println!(
+            "  {}. {} {} ({})",
+            i + 1,
+            st.op,
+            s.bold(&st.address.to_string()),
+            st.why
+        );
+        for c in &st.calls {
+            println!("       {}", s.dim(c));
+        }
+    }
+    for k in &ap.skipped {
+        println!("  - {} {}: {}", s.dim("skip"), k.address, k.reason);
+    }
+    for w in &ap.warnings {
+        println!("  {}: {}", s.yellow("warning"), w.message);
+    }
+}
+
+#[derive(Serialize)]
+struct JsonRun<'a> {
+    plan: &'a ActionPlan,
+    dry_run: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    outcome: Option<&'a Outcome>,
+}
+
+fn refused_error(ap: &ActionPlan) -> CliError {
+    let b = ap.blocking();
+    let first = b[0];
+    let msg = if first.message.starts_with("refusing") {
+        first.message.clone()
+    } else {
+        format!("refusing to {}: {}", ap.action, first.message)
+    };
+    let mut e = CliError::new(msg);
+    if let Some(h) = &first.help {
+        e = e.help(h.clone());
+    }
+    for r in b.iter().skip(1) {
+        e = e.help(format!("also refused: {}", r.message));
+    }
+    if b.iter().all(|r| r.forceable) {
+        e = e.help("--force acts anyway (only if you know the host does not need these devices)");
+    }
+    e
+}
+
+/// Print (and unless --dry-run, run) a plan.
+fn run_plan(
+    ctx: &Context,
+    s: &mut Setup,
+    ap: ActionPlan,
+    act: &ActOpts,
+    needs_vfio: bool,
+) -> CliResult {
+    if act.json && (act.dry_run || ap.is_refused()) {
+        print_json(&JsonRun {
+            plan: &ap,
+            dry_run: act.dry_run,
+            outcome: None,
+        })?;
+    } else if !act.json {
+        print_plan(ctx, &ap);
+    }
+    if ap.is_refused() {
+        return Err(refused_error(&ap));
+    }
+    if act.dry_run {
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !s.can_execute {
+        return Err(CliError::usage(format!(
+            "cannot {} devices of a snapshot: a snapshot is a file, not a host",
+            ap.action
+        ))
+        .help("add --dry-run to see the steps, or run on the host itself"));
+    }
+    if needs_vfio
+        && ap
+            .steps
+            .iter()
+            .any(|st| matches!(st.op, actions::Op::Detach { .. }))
+    {
+        if let Some(root) = &s.vfio_root {
+            if let Some(e) = actions::vfio_node_problem(root) {
+                let mut c = CliError::new(e.message);
+                if let Some(h) = e.help {
+                    c = c.help(h);
+                }
+                return Err(c);
+            }
+        }
+    }
+    let out = s.with(|_, b| actions::execute(&ap, b));
+    if act.json {
+        print_json(&JsonRun {
+            plan: &ap,
+            dry_run: false,
+            outcome: Some(&out),
+        })?;
+    } else {
+        for st in &out.done {
+            println!("{} {} {}", ctx.out.green("done"), st.op, st.address);
+        }
+    }
+    match &out.failed {
+        None => Ok(ExitCode::SUCCESS),
+        Some((st, err)) => {
+            let mut e = CliError::new(format!(
+                "{} failed: {} {}: {}",
+                ap.action, st.op, st.address, err.message
+            ));
+            if let Some(h) = &err.help {
+                e = e.help(h.clone());
+            }
+            if !out.rolled_back.is_empty() {
+                e = e.help(format!(
+                    "rolled back: reattached {} (all-or-nothing)",
+                    out.rolled_back
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ));
+            }
+            for (a, re) in &out.rollback_failures {
+                e = e.help(format!(
+                    "could NOT reattach {a}: {}; it is still detached",
+                    re.message
+                ));
+            }
+            Err(e)
+        }
+    }
+}
+
+pub fn run_detach(ctx: &Context, a: DetachArgs) -> CliResult {
+    let mut s = setup(ctx, a.common.act.backend)?;
+    let req = resolve(&s.host, &a.common.devices)?;
+    let opts = options(&a.common.act, !a.common.no_strict_group, &a.driver);
+    let ap = s.with(|h, b| actions::detach_plan(h, &req, &opts, b));
+    run_plan(ctx, &mut s, ap, &a.common.act, true)
+}
+
+pub fn run_reattach(ctx: &Context, a: DeviceActionArgs) -> CliResult {
+    let mut s = setup(ctx, a.act.backend)?;
+    let req = resolve(&s.host, &a.devices)?;
+    let opts = options(&a.act, !a.no_strict_group, "vfio");
+    let ap = s.with(|h, b| actions::reattach_plan(h, &req, &opts, b));
+    run_plan(ctx, &mut s, ap, &a.act, false)
+}
+
+pub fn run_reset(ctx: &Context, a: DeviceActionArgs) -> CliResult {
+    let mut s = setup(ctx, a.act.backend)?;
+    let req = resolve(&s.host, &a.devices)?;
+    let opts = options(&a.act, !a.no_strict_group, "vfio");
+    let ap = s.with(|h, b| actions::reset_plan(h, &req, &opts, b));
+    run_plan(ctx, &mut s, ap, &a.act, false)
+}
+
+pub fn run_check(ctx: &Context, a: CheckArgs) -> CliResult {
+    let mut s = setup(ctx, a.act.backend)?;
+    let req = resolve(&s.host, std::slice::from_ref(&a.device))?;
+    let mut code = ExitCode::SUCCESS;
+    for addr in &req {
+        let Some(r) = check::check(&s.host, addr) else {
+            continue;
+        };
+        if a.act.json && !a.try_it {
+            print_json(&r)?;
+        } else if !a.act.json {
+            let o = &ctx.out;
+            let dn = s
+                .host
+                .device(addr)
+                .map(|d| super::device_name(ctx, d))
+                .unwrap_or_default();
+            println!("{} {dn}", o.bold(&addr.to_string()));
+            println!(
+                "  driver:    {}",
+                r.driver.clone().unwrap_or_else(|| "(none)".into())
+            );
+            println!("  reset:     {}", r.reset.summary);
+            println!("  group:     {}", r.viability.summary);
+            for u in &r.used_by {
+                println!(
+                    "  used by:   {} ({}{})",
+                    u.domain,
+                    if u.running { "running" } else { "shut off" },
+                    if u.managed {
+                        ", managed"
+                    } else {
+                        ", managed='no'"
+                    }
+                );
+            }
+            for b in &r.plan.blockers {
+                println!("  {}: {}", o.red("blocker"), b.message);
+            }
+            for w in &r.plan.warnings {
+                println!("  {}: {}", o.yellow("warning"), w.message);
+            }
+        }
+        if r.plan.is_blocked() {
+            code = ExitCode::from(1);
+        }
+    }
+    if a.try_it {
+        let mut ap = s.with(|h, b| actions::try_plan(h, &req, b));
+        ap.forced = a.act.force;
+        return run_plan(ctx, &mut s, ap, &a.act, true);
+    }
+    Ok(code)
+}
+
+/// A domain's `managed='no'` hostdevs and whether it runs: from libvirt by
+/// name, or from a domain XML file.
+fn domain_hostdevs(
+    ctx: &Context,
+    s: &Setup,
+    name: &str,
+) -> Result<(String, bool, Vec<PciAddress>), CliError> {
+    #[cfg(feature = "libvirt")]
+    if let Chosen::Libvirt(c) = &s.chosen {
+        let d = c.domain(name).map_err(super::libvirt_error)?;
+        let hd = actions::unmanaged_hostdevs(&d.inactive_xml)
+            .map_err(|e| CliError::new(format!("the XML of `{name}`: {e}")))?;
+        return Ok((d.name, d.running, hd));
+    }
+    let _ = ctx;
+    let p = Path::new(name);
+    if !p.is_file() {
+        return Err(CliError::usage(format!(
+            "no domain file {name}, and no libvirt connection to look `{name}` up by name"
+        ))
+        .help("give -c URI (and --backend libvirt or auto) to use a libvirt domain, or pass a domain XML file"));
+    }
+    let text = std::fs::read_to_string(p)
+        .map_err(|e| CliError::usage(format!("cannot read {name}: {e}")))?;
+    let hd = actions::unmanaged_hostdevs(&text).map_err(|e| {
+        CliError::usage(format!("{name} is not well-formed XML: {}", e.message))
+            .at(format!("{name}:{}:{}", e.line, e.column))
+    })?;
+    let doc_name = virt_pci::domain::parse(&text)
+        .ok()
+        .and_then(|d| virt_pci::domain::domain_name(&d))
+        .unwrap_or_else(|| name.to_string());
+    let running = s
+        .host
+        .domains
+        .iter()
+        .any(|u| u.domain == doc_name && u.running);
+    Ok((doc_name, running, hd))
+}
+
+pub fn run_prepare(ctx: &Context, a: DomainActionArgs) -> CliResult {
+    let mut s = setup(ctx, a.act.backend)?;
+    let (name, _running, hd) = domain_hostdevs(ctx, &s, &a.domain)?;
+    let opts = options(&a.act, true, "vfio");
+    let ap = s.with(|h, b| actions::prepare_plan(h, &name, &hd, &opts, b));
+    run_plan(ctx, &mut s, ap, &a.act, true)
+}
+
+pub fn run_release(ctx: &Context, a: ReleaseArgs) -> CliResult {
+    let act = a.common.act.clone();
+    let mut s = setup(ctx, act.backend)?;
+    let (name, running, hd) = domain_hostdevs(ctx, &s, &a.common.domain)?;
+    let opts = options(&act, true, "vfio");
+    let ret = a.return_unreset;
+    let ap = s.with(|h, b| actions::release_plan(h, &name, running, &hd, &opts, ret, b));
+    run_plan(ctx, &mut s, ap, &act, false)
 }

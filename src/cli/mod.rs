@@ -200,10 +200,23 @@ impl Context {
             HostSource::Snapshot(s.clone())
         } else if let Some(r) = &self.global.root {
             HostSource::Root(r.clone())
-        } else if let Some(c) = &self.global.connect {
-            HostSource::Libvirt(c.clone())
+        } else if let Some(c) = self.connect_uri() {
+            HostSource::Libvirt(c)
         } else {
             HostSource::Live
+        }
+    }
+
+    /// The libvirt URI to use. Without the `libvirt` feature a
+    /// `LIBVIRT_DEFAULT_URI` set in the environment is ignored (it is meant
+    /// for virsh and the default build reads sysfs), while an explicit
+    /// `-c/--connect` is an error later, when the host is read.
+    pub fn connect_uri(&self) -> Option<String> {
+        let c = self.global.connect.clone()?;
+        if cfg!(feature = "libvirt") || connect_given_on_command_line() {
+            Some(c)
+        } else {
+            None
         }
     }
 
@@ -222,9 +235,18 @@ impl Context {
 
     #[cfg(feature = "libvirt")]
     fn host_from_libvirt(&self, uri: &str) -> Result<Host, CliError> {
-        Err(CliError::usage(format!(
-            "reading hosts through libvirt ({uri}) is not implemented yet"
-        )))
+        let conn = self.libvirt(Some(uri), true).map_err(|e| e.code(2))?;
+        conn.read_host().map_err(|e| libvirt_error(e).code(2))
+    }
+
+    /// Open a libvirt connection (`uri` None: libvirt's default).
+    #[cfg(feature = "libvirt")]
+    pub fn libvirt(
+        &self,
+        uri: Option<&str>,
+        read_only: bool,
+    ) -> Result<virt_pci::libvirt::Conn, CliError> {
+        virt_pci::libvirt::open(uri, read_only).map_err(libvirt_error)
     }
 
     #[cfg(not(feature = "libvirt"))]
@@ -265,6 +287,27 @@ impl Context {
             eprintln!("{}{} {h}", s.cyan("help"), s.bold(":"));
         }
     }
+}
+
+/// `-c`/`--connect` appears among the arguments (as opposed to the value
+/// coming from `LIBVIRT_DEFAULT_URI`).
+fn connect_given_on_command_line() -> bool {
+    std::env::args_os().skip(1).any(|a| {
+        let a = a.to_string_lossy();
+        a == "--connect"
+            || a.starts_with("--connect=")
+            || (a.starts_with("-c") && !a.starts_with("--"))
+    })
+}
+
+/// A libvirt failure at the CLI edge: libvirt's message verbatim, our help.
+#[cfg(feature = "libvirt")]
+pub fn libvirt_error(e: virt_pci::libvirt::LibvirtError) -> CliError {
+    let mut c = CliError::new(e.to_string());
+    if let Some(h) = e.help {
+        c = c.help(h);
+    }
+    c
 }
 
 fn read_sysfs(root: &std::path::Path) -> Result<Host, CliError> {
