@@ -18,6 +18,7 @@ pub mod libvirt;
 pub mod pciids;
 pub mod plan;
 pub mod report;
+pub mod validate;
 
 pub use address::{DeviceSpec, PciAddress};
 pub use host::Host;

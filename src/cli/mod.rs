@@ -310,7 +310,7 @@ pub fn libvirt_error(e: virt_pci::libvirt::LibvirtError) -> CliError {
     c
 }
 
-fn read_sysfs(root: &std::path::Path) -> Result<Host, CliError> {
+pub(crate) fn read_sysfs(root: &std::path::Path) -> Result<Host, CliError> {
     host::sysfs::read(root).map_err(|e| {
         let mut c = CliError::usage(e.to_string());
         if let Some(h) = e.help {

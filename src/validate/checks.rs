@@ -1,0 +1,946 @@
+//! The rules. Per file: well-formedness, the shape of every PCI hostdev
+//! (`<hostdev>` and `<interface type='hostdev'>`, which libvirt folds into
+//! one list), numbers as libvirt's `strtoul(…, 0)` reads them, duplicates
+//! and guest-address clashes. Across files: one device (or one IOMMU group)
+//! in several domains. Against a host: [`crate::plan::plan`] per domain, its
+//! blockers and warnings mapped to stable codes.
+//!
+//! A stream of hostdev elements (what `virt-pci snippet` prints, several
+//! roots) is not a well-formed document; it is parsed once inside a wrapper
+//! element inserted before the first element, and every position is mapped
+//! back to the file, so line, column and caret stay exact.
+
+use super::{line_col, Diagnostic, Options, Related, Severity, Source};
+use crate::address::{parse_libvirt_number, NumberForm, PciAddress};
+use crate::host::Host;
+use crate::plan::{plan, PlanOptions, Role};
+use roxmltree::Node;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::ops::Range;
+
+/// The wrapper around a multi-root snippet stream.
+const WRAP: &str = "virt-pci-snippets";
+
+/// What a file turned out to be.
+pub enum FileKind {
+    /// A domain or a snippet stream: its PCI hostdevs, for cross checks.
+    Unit(Unit),
+    /// Neither (a network, a host interface, …): not checked.
+    Skipped,
+    /// Not readable or not well-formed (already reported).
+    Broken,
+}
+
+/// A domain (or snippet file) and the host devices it uses.
+#[derive(Clone, Debug)]
+pub struct Unit {
+    /// Index into the sources.
+    pub file: usize,
+    /// `<name>` of a domain; `None` for snippets.
+    pub name: Option<String>,
+    pub is_domain: bool,
+    pub hostdevs: Vec<UnitHostdev>,
+}
+
+/// A PCI host device as libvirt reads it, with where its `<address>` is.
+#[derive(Clone, Debug)]
+pub struct UnitHostdev {
+    pub address: PciAddress,
+    pub range: Range<usize>,
+}
+
+impl Unit {
+    fn label(&self, src: &Source) -> String {
+        match &self.name {
+            Some(n) => format!("domain '{n}' ({})", src.path),
+            None => src.path.clone(),
+        }
+    }
+}
+
+/// Positions in the parsed text (maybe wrapped) → positions in the file.
+#[derive(Clone, Copy)]
+struct OffsetMap {
+    insert_at: usize,
+    shift: usize,
+    len: usize,
+}
+
+impl OffsetMap {
+    fn pos(&self, p: usize) -> usize {
+        let p = if p >= self.insert_at + self.shift {
+            p - self.shift
+        } else if p >= self.insert_at {
+            self.insert_at
+        } else {
+            p
+        };
+        p.min(self.len)
+    }
+    fn range(&self, r: Range<usize>) -> Range<usize> {
+        self.pos(r.start)..self.pos(r.end)
+    }
+}
+
+struct Cx<'a> {
+    src: &'a Source,
+    map: OffsetMap,
+    out: &'a mut Vec<Diagnostic>,
+}
+
+impl Cx<'_> {
+    fn push(
+        &mut self,
+        code: &'static str,
+        severity: Severity,
+        parsed: Range<usize>,
+        message: String,
+        label: Option<String>,
+        help: Option<String>,
+    ) -> &mut Diagnostic {
+        let r = self.map.range(parsed);
+        push_at(self.src, self.out, code, severity, r, message, label, help)
+    }
+
+    fn related(&self, parsed: Range<usize>, label: String) -> Related {
+        let r = self.map.range(parsed);
+        let (line, column) = line_col(&self.src.text, r.start);
+        Related {
+            line,
+            column,
+            byte_start: r.start,
+            byte_end: r.end,
+            label,
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn push_at<'o>(
+    src: &Source,
+    out: &'o mut Vec<Diagnostic>,
+    code: &'static str,
+    severity: Severity,
+    r: Range<usize>,
+    message: String,
+    label: Option<String>,
+    help: Option<String>,
+) -> &'o mut Diagnostic {
+    let (line, column) = line_col(&src.text, r.start);
+    out.push(Diagnostic {
+        code,
+        severity,
+        message,
+        file: src.path.clone(),
+        line,
+        column,
+        byte_start: r.start,
+        byte_end: r.end,
+        label,
+        help,
+        related: Vec::new(),
+    });
+    let last = out.len() - 1;
+    &mut out[last]
+}
+
+/// The name and byte offset of the first element, skipping the XML
+/// declaration, processing instructions, comments and a byte-order mark.
+fn first_element(text: &str) -> Option<(&str, usize)> {
+    let mut i = 0;
+    let b = text.as_bytes();
+    if text.starts_with('\u{feff}') {
+        i = 3;
+    }
+    loop {
+        while i < b.len() && b[i].is_ascii_whitespace() {
+            i += 1;
+        }
+        let rest = &text[i..];
+        if rest.starts_with("<?") {
+            i += rest.find("?>")? + 2;
+        } else if rest.starts_with("<!--") {
+            i += rest.find("-->")? + 3;
+        } else if rest.starts_with("<!") {
+            return None;
+        } else if let Some(r) = rest.strip_prefix('<') {
+            let end = r
+                .find(|c: char| c.is_whitespace() || c == '>' || c == '/')
+                .unwrap_or(r.len());
+            return Some((&r[..end], i));
+        } else {
+            return None;
+        }
+    }
+}
+
+/// The start-tag name of `n` (for a caret under `hostdev` in `<hostdev`).
+fn tag_span(n: Node<'_, '_>) -> Range<usize> {
+    let s = n.range().start + 1;
+    s..s + n.tag_name().name().len()
+}
+
+fn attr_span(n: Node<'_, '_>, name: &str) -> Option<Range<usize>> {
+    n.attribute_node(name).map(|a| a.range_value())
+}
+
+fn is_pci_interface(n: Node<'_, '_>) -> bool {
+    n.has_tag_name("interface") && n.attribute("type") == Some("hostdev")
+}
+
+/// Strip roxmltree's trailing ` at 3:7` (the position is printed separately).
+fn xml_message(m: &str) -> String {
+    let m = match m.rsplit_once(" at ") {
+        Some((head, pos))
+            if pos
+                .split(':')
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())) =>
+        {
+            head
+        }
+        _ => m,
+    };
+    m.replace(&format!("'{WRAP}'"), "the end of the file")
+}
+
+/// Check one file: well-formedness and everything inside it.
+pub fn check_file(index: usize, src: &Source, out: &mut Vec<Diagnostic>) -> FileKind {
+    let first = first_element(&src.text);
+    let wrapped;
+    let (text, map) = match first {
+        Some((name, at)) if name == "hostdev" || name == "interface" => {
+            let open = format!("<{WRAP}>");
+            wrapped = format!("{}{open}{}</{WRAP}>", &src.text[..at], &src.text[at..]);
+            (
+                wrapped.as_str(),
+                OffsetMap {
+                    insert_at: at,
+                    shift: open.len(),
+                    len: src.text.len(),
+                },
+            )
+        }
+        _ => (
+            src.text.as_str(),
+            OffsetMap {
+                insert_at: usize::MAX,
+                shift: 0,
+                len: src.text.len(),
+            },
+        ),
+    };
+    let mut cx = Cx { src, map, out };
+    let doc = match crate::domain::parse(text) {
+        Ok(d) => d,
+        Err(_) if !matches!(first, Some(("domain" | "hostdev" | "interface", _))) => {
+            // Not a document of ours (a node-device listing, a fragment of
+            // something else): not our business to judge.
+            return FileKind::Skipped;
+        }
+        Err(e) => {
+            let at = offset_of(text, e.line, e.column);
+            let at = map.pos(at);
+            let end = src.text[at..]
+                .chars()
+                .next()
+                .map_or(at, |c| at + c.len_utf8());
+            push_at(
+                src,
+                cx.out,
+                "VP001",
+                Severity::Error,
+                at..end,
+                format!("not well-formed XML: {}", xml_message(&e.message)),
+                None,
+                None,
+            );
+            return FileKind::Broken;
+        }
+    };
+    let root = doc.root_element();
+    let (devices, name, s390) = if root.has_tag_name("domain") {
+        let s390 = root
+            .children()
+            .find(|c| c.has_tag_name("os"))
+            .and_then(|os| os.children().find(|c| c.has_tag_name("type")))
+            .and_then(|t| t.attribute("arch"))
+            .is_some_and(|a| a.starts_with("s390"));
+        let Some(devices) = root.children().find(|c| c.has_tag_name("devices")) else {
+            return FileKind::Unit(Unit {
+                file: index,
+                name: crate::domain::domain_name(&doc),
+                is_domain: true,
+                hostdevs: Vec::new(),
+            });
+        };
+        (devices, crate::domain::domain_name(&doc), s390)
+    } else if root.has_tag_name(WRAP) {
+        if !root
+            .children()
+            .any(|c| c.has_tag_name("hostdev") || is_pci_interface(c))
+        {
+            return FileKind::Skipped;
+        }
+        (root, None, false)
+    } else {
+        return FileKind::Skipped;
+    };
+
+    let mut hostdevs: Vec<UnitHostdev> = Vec::new();
+    let mut first_seen: HashMap<PciAddress, Range<usize>> = HashMap::new();
+    for n in devices.children().filter(|n| n.is_element()) {
+        let found = if n.has_tag_name("hostdev") {
+            check_hostdev(&mut cx, n, s390)
+        } else if is_pci_interface(n) {
+            check_interface(&mut cx, n, s390)
+        } else {
+            None
+        };
+        let Some((a, parsed)) = found else { continue };
+        if let Some(prev) = first_seen.get(&a) {
+            let rel = cx.related(prev.clone(), format!("{a} first assigned here"));
+            let what = if name.is_some() { "domain" } else { "file" };
+            cx.push(
+                "VP030",
+                Severity::Error,
+                parsed.clone(),
+                format!("host device {a} is assigned twice in this {what}"),
+                Some("the same source address again".into()),
+                Some("remove one of them; libvirt refuses the domain (\"Hostdev already exists in the domain configuration\")".into()),
+            )
+            .related
+            .push(rel);
+        } else {
+            first_seen.insert(a, parsed.clone());
+        }
+        hostdevs.push(UnitHostdev {
+            address: a,
+            range: map.range(parsed),
+        });
+    }
+    check_guest_addresses(&mut cx, devices);
+    FileKind::Unit(Unit {
+        file: index,
+        name,
+        is_domain: root.has_tag_name("domain"),
+        hostdevs,
+    })
+}
+
+/// Byte offset of a 1-based line and character column.
+fn offset_of(text: &str, line: u32, column: u32) -> usize {
+    let mut start = 0;
+    for _ in 1..line {
+        match text[start..].find('\n') {
+            Some(i) => start += i + 1,
+            None => return text.len(),
+        }
+    }
+    let line_text = &text[start..];
+    start
+        + line_text
+            .char_indices()
+            .nth(column.saturating_sub(1) as usize)
+            .map_or(line_text.len(), |(i, _)| i)
+}
+
+fn check_managed(cx: &mut Cx<'_>, n: Node<'_, '_>) {
+    let Some(attr) = n.attribute_node("managed") else {
+        return;
+    };
+    let v = attr.value();
+    if v == "yes" || v == "no" {
+        return;
+    }
+    let fix = match v.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "on" | "yes" | "y" | "enabled" => Some("yes"),
+        "false" | "0" | "off" | "no" | "n" | "disabled" => Some("no"),
+        _ => None,
+    };
+    let help = match fix {
+        Some("yes") => "write managed='yes' (libvirt then detaches the device from its host driver at start and gives it back at shutdown)".to_string(),
+        Some(_) => "write managed='no'".to_string(),
+        None => "write managed='yes' (libvirt detaches the device at start) or managed='no' (detach it yourself, e.g. `virt-pci detach`)".to_string(),
+    };
+    cx.push(
+        "VP012",
+        Severity::Error,
+        attr.range_value(),
+        format!("managed='{v}' is not `yes` or `no`: libvirt silently reads it as managed='no'"),
+        Some("libvirt reads this as `no`".into()),
+        Some(help),
+    );
+}
+
+const SOURCE_HELP: &str = "write the host device's address as libvirt does, e.g. <address domain='0x0000' bus='0x03' slot='0x00' function='0x0'/>; `virt-pci snippet DEVICE` prints the whole hostdev";
+
+fn check_hostdev(
+    cx: &mut Cx<'_>,
+    n: Node<'_, '_>,
+    s390: bool,
+) -> Option<(PciAddress, Range<usize>)> {
+    match n.attribute("mode").unwrap_or("subsystem") {
+        "subsystem" => {}
+        "capabilities" => return None,
+        other => {
+            let span = attr_span(n, "mode").unwrap_or_else(|| tag_span(n));
+            cx.push(
+                "VP010",
+                Severity::Error,
+                span,
+                format!("unknown hostdev mode='{other}'"),
+                None,
+                Some("PCI passthrough uses mode='subsystem' (or leave mode out)".into()),
+            );
+            return None;
+        }
+    }
+    match n.attribute("type") {
+        Some("pci") => {}
+        Some("usb" | "scsi" | "scsi_host" | "mdev") => {
+            check_managed(cx, n);
+            return None;
+        }
+        Some(other) => {
+            let span = attr_span(n, "type").unwrap_or_else(|| tag_span(n));
+            cx.push(
+                "VP011",
+                Severity::Error,
+                span,
+                format!("unknown hostdev type='{other}'"),
+                None,
+                Some("PCI passthrough uses type='pci' (others: usb, scsi, scsi_host, mdev)".into()),
+            );
+            return None;
+        }
+        None => {
+            cx.push(
+                "VP011",
+                Severity::Error,
+                tag_span(n),
+                "hostdev has no `type`: libvirt rejects it (\"missing source address type\")"
+                    .into(),
+                None,
+                Some("add type='pci' for a PCI device".into()),
+            );
+            return None;
+        }
+    }
+    check_managed(cx, n);
+    let addr = source_address_node(cx, n)?;
+    check_source_address(cx, addr, s390)
+}
+
+fn check_interface(
+    cx: &mut Cx<'_>,
+    n: Node<'_, '_>,
+    s390: bool,
+) -> Option<(PciAddress, Range<usize>)> {
+    check_managed(cx, n);
+    let addr = source_address_node(cx, n)?;
+    match addr.attribute("type") {
+        Some("pci") => check_source_address(cx, addr, s390),
+        Some(_) => None,
+        None => {
+            cx.push(
+                "VP011",
+                Severity::Error,
+                tag_span(addr),
+                "the source <address> of an <interface type='hostdev'> has no `type`: libvirt rejects it (\"missing source address type\")".into(),
+                None,
+                Some("add type='pci' to the <address>".into()),
+            );
+            None
+        }
+    }
+}
+
+fn source_address_node<'a, 'i>(cx: &mut Cx<'_>, n: Node<'a, 'i>) -> Option<Node<'a, 'i>> {
+    let Some(src) = n.children().find(|c| c.has_tag_name("source")) else {
+        cx.push(
+            "VP013",
+            Severity::Error,
+            tag_span(n),
+            format!(
+                "PCI <{}> without <source>: libvirt rejects it (\"Missing <source> element in hostdev device\")",
+                n.tag_name().name()
+            ),
+            None,
+            Some(SOURCE_HELP.into()),
+        );
+        return None;
+    };
+    let Some(addr) = src.children().find(|c| c.has_tag_name("address")) else {
+        cx.push(
+            "VP013",
+            Severity::Error,
+            tag_span(src),
+            "<source> has no <address>: libvirt stores the hostdev as 0000:00:00.0, the host bridge".into(),
+            None,
+            Some(SOURCE_HELP.into()),
+        );
+        return None;
+    };
+    Some(addr)
+}
+
+/// Field name, largest value libvirt accepts, hex digits libvirt writes.
+const FIELDS: [(&str, u64, usize); 4] = [
+    ("domain", u32::MAX as u64, 4),
+    ("bus", 0xff, 2),
+    ("slot", 0x1f, 2),
+    ("function", 7, 1),
+];
+
+fn hex(v: u64, width: usize) -> String {
+    format!("0x{v:0width$x}")
+}
+
+/// Read the four fields of an `<address>` as libvirt does, reporting every
+/// field libvirt rejects or reads differently from what was meant.
+/// `source`: a host address (VMD domains and lspci's hex matter there).
+fn read_address_fields(cx: &mut Cx<'_>, addr: Node<'_, '_>, source: bool) -> Option<[u64; 4]> {
+    let mut vals = [0u64; 4];
+    let mut ok = true;
+    for (i, (name, max, width)) in FIELDS.iter().enumerate() {
+        let Some(attr) = addr.attribute_node(*name) else {
+            continue;
+        };
+        let v = attr.value();
+        let span = attr.range_value();
+        let Some(n) = parse_libvirt_number(v) else {
+            ok = false;
+            let help = if !v.is_empty()
+                && v.bytes().all(|b| b.is_ascii_digit())
+                && v.starts_with('0')
+            {
+                let d = v.parse::<u64>().unwrap_or(0);
+                format!(
+                    "a leading 0 makes libvirt read octal, where 8 and 9 are not digits: write {name}='{}'",
+                    hex(d, *width)
+                )
+            } else if !v.is_empty() && v.len() <= 8 && v.bytes().all(|b| b.is_ascii_hexdigit()) {
+                let h = u64::from_str_radix(v, 16).unwrap_or(0);
+                format!(
+                    "libvirt reads hex only with the 0x prefix: write {name}='{}'",
+                    hex(h, *width)
+                )
+            } else {
+                "write hex numbers with the 0x prefix, as libvirt does: domain='0x0000' bus='0x03' slot='0x00' function='0x0'".to_string()
+            };
+            cx.push(
+                "VP020",
+                Severity::Error,
+                span,
+                format!("libvirt cannot read {name}='{v}' as a number"),
+                Some(
+                    "libvirt reads numbers like C's strtoul: 0x… hex, 0… octal, else decimal"
+                        .into(),
+                ),
+                Some(help),
+            );
+            continue;
+        };
+        if n.value > *max {
+            ok = false;
+            let range = if *name == "domain" {
+                "0x00000000 to 0xffffffff".to_string()
+            } else {
+                format!("0 to {}", hex(*max, *width))
+            };
+            cx.push(
+                "VP021",
+                Severity::Error,
+                span,
+                format!(
+                    "{name}='{v}' is out of range: a PCI {name} is {range} (libvirt: \"Invalid PCI address\")"
+                ),
+                None,
+                Some("check the address with `lspci -D` or `virt-pci list`".into()),
+            );
+            continue;
+        }
+        vals[i] = n.value;
+        if n.form == NumberForm::Octal {
+            if let Ok(dec) = v.parse::<u64>() {
+                if dec != n.value {
+                    cx.push(
+                        "VP023",
+                        Severity::Error,
+                        span.clone(),
+                        format!(
+                            "{name}='{v}' has a leading zero: libvirt reads it as octal, {} ({}), not {dec}",
+                            n.value,
+                            hex(n.value, *width)
+                        ),
+                        Some(format!("libvirt reads {}", hex(n.value, *width))),
+                        Some(format!(
+                            "write hex with 0x, as libvirt does: {name}='{}' for what libvirt reads now, {name}='{}' for decimal {dec}",
+                            hex(n.value, *width),
+                            hex(dec, *width)
+                        )),
+                    );
+                }
+            }
+        }
+        if source && *name == "domain" && n.value > 0xffff {
+            cx.push(
+                "VP022",
+                Severity::Warning,
+                span.clone(),
+                format!(
+                    "domain='{v}' is above 0xffff: only Intel VMD domains (10000 and up) look like this"
+                ),
+                None,
+                Some("check the address with `virt-pci list`".into()),
+            );
+        }
+        if source
+            && (*name == "bus" || *name == "slot")
+            && n.form == NumberForm::Decimal
+            && n.value >= 10
+        {
+            cx.push(
+                "VP024",
+                Severity::Warning,
+                span,
+                format!(
+                    "{name}='{v}' is decimal {v} ({}) to libvirt, but lspci prints {name} numbers in hex",
+                    hex(n.value, *width)
+                ),
+                None,
+                Some(format!(
+                    "write {name}='{}' to keep decimal {v}, or {name}='0x{v}' if the number comes from lspci",
+                    hex(n.value, *width)
+                )),
+            );
+        }
+    }
+    ok.then_some(vals)
+}
+
+fn check_source_address(
+    cx: &mut Cx<'_>,
+    addr: Node<'_, '_>,
+    s390: bool,
+) -> Option<(PciAddress, Range<usize>)> {
+    let span = addr.range();
+    if FIELDS.iter().all(|(f, _, _)| addr.attribute(*f).is_none()) {
+        cx.push(
+            "VP014",
+            Severity::Error,
+            span,
+            "empty source <address/>: libvirt reads it as 0000:00:00.0, the host bridge".into(),
+            Some("no domain, bus, slot or function".into()),
+            Some(SOURCE_HELP.into()),
+        );
+        return None;
+    }
+    let v = read_address_fields(cx, addr, true)?;
+    let a = PciAddress::new(v[0] as u32, v[1] as u8, v[2] as u8, v[3] as u8);
+    if a.domain == 0 && a.bus == 0 && a.slot == 0 && !s390 {
+        cx.push(
+            "VP015",
+            Severity::Error,
+            span,
+            format!("source address {a} is the host bridge (root complex), which can never be passed through"),
+            Some("libvirt treats an all-zero address as empty and does not check it".into()),
+            Some("write the address of the device you mean; `virt-pci list` shows the devices".into()),
+        );
+        return None;
+    }
+    Some((a, span))
+}
+
+/// Every guest `<address type='pci'>` of the domain's devices: ranges, and
+/// no two devices at one address.
+fn check_guest_addresses(cx: &mut Cx<'_>, devices: Node<'_, '_>) {
+    let mut seen: HashMap<[u64; 4], (Range<usize>, String)> = HashMap::new();
+    for a in devices.descendants().filter(|d| {
+        d.has_tag_name("address")
+            && d.attribute("type") == Some("pci")
+            // A source address is the host's; a <console> is libvirt's
+            // alias of the first <serial> and repeats its address.
+            && !d
+                .parent()
+                .is_some_and(|p| p.has_tag_name("source") || p.has_tag_name("console"))
+    }) {
+        let Some(v) = read_address_fields(cx, a, false) else {
+            continue;
+        };
+        if v[0] == 0 && v[1] == 0 && v[2] == 0 {
+            // libvirt's "empty" address: it assigns one itself.
+            continue;
+        }
+        let owner = a
+            .parent()
+            .filter(|p| p.is_element())
+            .map(|p| match p.attribute("type") {
+                Some(t) => format!("<{} type='{t}'>", p.tag_name().name()),
+                None => format!("<{}>", p.tag_name().name()),
+            })
+            .unwrap_or_default();
+        let addr = format!("{:04x}:{:02x}:{:02x}.{:x}", v[0], v[1], v[2], v[3]);
+        if let Some((prev, prev_owner)) = seen.get(&v) {
+            let rel = cx.related(prev.clone(), format!("{prev_owner} is here"));
+            let msg =
+                format!("guest PCI address {addr} of {owner} is already used by {prev_owner}");
+            cx.push(
+                "VP031",
+                Severity::Error,
+                a.range(),
+                msg,
+                Some("the same guest address again".into()),
+                Some("give one of them another slot, or remove its <address> and let libvirt assign one (libvirt: \"Attempted double use of PCI Address\")".into()),
+            )
+            .related
+            .push(rel);
+        } else {
+            seen.insert(v, (a.range(), owner));
+        }
+    }
+}
+
+/// One device (or, with a host, one IOMMU group) in several domains.
+pub fn check_shared(
+    sources: &[Source],
+    units: &[Unit],
+    host: Option<&Host>,
+    opts: Options,
+    out: &mut Vec<Diagnostic>,
+) {
+    let sev = if opts.deny_shared {
+        Severity::Error
+    } else {
+        Severity::Warning
+    };
+    let help = "only one of these domains can run at a time; if that is intended, this is fine (use --deny shared to make it an error)";
+    let mut by_addr: BTreeMap<PciAddress, (usize, &UnitHostdev)> = BTreeMap::new();
+    let mut by_group: BTreeMap<u32, (usize, &UnitHostdev)> = BTreeMap::new();
+    for (ui, u) in units.iter().enumerate().filter(|(_, u)| u.is_domain) {
+        let src = &sources[u.file];
+        let mut reported: BTreeSet<PciAddress> = BTreeSet::new();
+        for h in &u.hostdevs {
+            match by_addr.get(&h.address) {
+                Some((fu, fh)) if *fu != ui => {
+                    if reported.insert(h.address) {
+                        let (l, c) = line_col(&sources[units[*fu].file].text, fh.range.start);
+                        push_at(
+                            src,
+                            out,
+                            "VP040",
+                            sev,
+                            h.range.clone(),
+                            format!(
+                                "host device {} is also assigned to {} at line {l}:{c}",
+                                h.address,
+                                units[*fu].label(&sources[units[*fu].file])
+                            ),
+                            None,
+                            Some(help.into()),
+                        );
+                    }
+                    continue;
+                }
+                Some(_) => continue,
+                None => {
+                    by_addr.insert(h.address, (ui, h));
+                }
+            }
+            // Only endpoints count: bridges in a group stay on the host.
+            let Some(g) = host
+                .and_then(|hs| hs.device(&h.address))
+                .filter(|d| d.kind() == crate::host::Kind::Endpoint)
+                .and_then(|d| d.iommu_group)
+            else {
+                continue;
+            };
+            match by_group.get(&g) {
+                Some((fu, fh)) if *fu != ui && fh.address != h.address => {
+                    let (l, c) = line_col(&sources[units[*fu].file].text, fh.range.start);
+                    push_at(
+                        src,
+                        out,
+                        "VP041",
+                        sev,
+                        h.range.clone(),
+                        format!(
+                            "host device {} is in IOMMU group {g} with {}, which {} uses (line {l}:{c}): the group cannot be split between running domains",
+                            h.address,
+                            fh.address,
+                            units[*fu].label(&sources[units[*fu].file])
+                        ),
+                        None,
+                        Some(help.into()),
+                    );
+                }
+                Some(_) => {}
+                None => {
+                    by_group.insert(g, (ui, h));
+                }
+            }
+        }
+    }
+}
+
+/// Map a plan finding code to ours.
+fn plan_code(code: &str) -> Option<(&'static str, Severity)> {
+    Some(match code {
+        "not-present" => ("VP050", Severity::Error),
+        "not-endpoint" => ("VP052", Severity::Error),
+        "host-bridge" => ("VP053", Severity::Error),
+        "host-critical" => ("VP054", Severity::Error),
+        "no-reset" => ("VP055", Severity::Warning),
+        "host-bridge-in-group"
+        | "non-pci-member"
+        | "no-iommu"
+        | "no-iommu-group"
+        | "missing-member" => ("VP056", Severity::Error),
+        _ => return None,
+    })
+}
+
+/// The domain's devices against the host, through the plan.
+pub fn check_against_host(sources: &[Source], u: &Unit, host: &Host, out: &mut Vec<Diagnostic>) {
+    if u.hostdevs.is_empty() {
+        return;
+    }
+    let src = &sources[u.file];
+    let requested: Vec<PciAddress> = u
+        .hostdevs
+        .iter()
+        .map(|h| h.address)
+        .collect::<BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    let p = plan(host, &requested, PlanOptions::default());
+    let group_of = |a: &PciAddress| host.device(a).and_then(|d| d.iommu_group);
+    // Where to point for a finding about `addr`: its own hostdev, else a
+    // hostdev of the same group, else the first.
+    let locate = |addr: Option<&str>| -> Range<usize> {
+        let a = addr.and_then(|s| PciAddress::parse(s).ok());
+        if let Some(a) = a {
+            if let Some(h) = u.hostdevs.iter().find(|h| h.address == a) {
+                return h.range.clone();
+            }
+            let g = group_of(&a);
+            if g.is_some() {
+                if let Some(h) = u.hostdevs.iter().find(|h| group_of(&h.address) == g) {
+                    return h.range.clone();
+                }
+            }
+        }
+        u.hostdevs[0].range.clone()
+    };
+    let mut seen: BTreeSet<(&'static str, String)> = BTreeSet::new();
+    for f in p.blockers.iter().chain(p.warnings.iter()) {
+        let Some((code, sev)) = plan_code(f.code) else {
+            continue;
+        };
+        if !seen.insert((code, f.message.clone())) {
+            continue;
+        }
+        push_at(
+            src,
+            out,
+            code,
+            sev,
+            locate(f.address.as_deref()),
+            f.message.clone(),
+            None,
+            f.help.clone(),
+        );
+    }
+    for g in &p.groups {
+        let missing: Vec<&str> = g
+            .members
+            .iter()
+            .filter(|m| m.role == Role::Travels && !m.requested)
+            .map(|m| m.member.as_str())
+            .collect();
+        if missing.is_empty() {
+            continue;
+        }
+        let Some(gid) = g.group else { continue };
+        let have: Vec<&str> = g
+            .members
+            .iter()
+            .filter(|m| m.requested && m.role == Role::Travels)
+            .map(|m| m.member.as_str())
+            .collect();
+        if have.is_empty() {
+            // Only a bridge or the host bridge was named: VP052/VP053 say so.
+            continue;
+        }
+        let first = have.first().copied();
+        let (them, verb) = if missing.len() == 1 {
+            (missing[0].to_string(), "is")
+        } else {
+            (missing.join(", "), "are")
+        };
+        push_at(
+            src,
+            out,
+            "VP051",
+            Severity::Error,
+            locate(first),
+            format!(
+                "IOMMU group {gid} is not viable for this domain: {them} {verb} in the group with {} but not in the domain",
+                have.join(", ")
+            ),
+            Some(format!("QEMU fails to start: \"group {gid} is not viable\"")),
+            Some(format!(
+                "pass every endpoint of the group: `virt-pci add {} {}`",
+                src.path,
+                missing.join(" ")
+            )),
+        );
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn first_element_skips_the_prolog() {
+        assert_eq!(
+            first_element("\u{feff}<?xml version='1.0'?>\n<!-- x -->\n<hostdev mode='subsystem'/>"),
+            Some(("hostdev", 36))
+        );
+        assert_eq!(first_element("<domain>"), Some(("domain", 0)));
+        assert_eq!(first_element("text"), None);
+    }
+
+    #[test]
+    fn offsets_map_back_through_the_wrapper() {
+        let m = OffsetMap {
+            insert_at: 5,
+            shift: 10,
+            len: 20,
+        };
+        assert_eq!(m.pos(3), 3);
+        assert_eq!(m.pos(7), 5);
+        assert_eq!(m.pos(15), 5);
+        assert_eq!(m.pos(16), 6);
+        assert_eq!(m.pos(100), 20);
+    }
+
+    #[test]
+    fn offset_of_line_and_column() {
+        let t = "ab\ncé\nx";
+        assert_eq!(offset_of(t, 1, 1), 0);
+        assert_eq!(offset_of(t, 2, 2), 4);
+        assert_eq!(offset_of(t, 3, 1), 7);
+        assert_eq!(offset_of(t, 9, 1), t.len());
+    }
+
+    #[test]
+    fn xml_messages_lose_the_position_and_the_wrapper() {
+        assert_eq!(
+            xml_message("expected 'hostdev' tag, not 'virt-pci-snippets' at 3:1"),
+            "expected 'hostdev' tag, not the end of the file"
+        );
+        assert_eq!(xml_message("unknown token at x"), "unknown token at x");
+    }
+}

@@ -1,0 +1,358 @@
+//! The validator behind `virt-pci validate`: what libvirt's schema lets
+//! through and the VM then pays for.
+//!
+//! `virt-xml-validate` passes a duplicate hostdev, an empty `<address/>`
+//! (libvirt stores it as 0000:00:00.0, the host bridge), `managed='true'`
+//! (silently read as `no`), `slot='1f'` (the schema allows it, libvirt's
+//! `strtoul` rejects it) and `bus='010'` (octal 8 to libvirt, decimal 10 to
+//! the schema); it knows nothing of IOMMU groups; and it costs a process and
+//! a schema compilation per file (shared/notes/peers.md §2.3,
+//! libvirt.md §1–3). This module reads each file once, parses it once with
+//! the strict reader in [`crate::domain`], and reports [`Diagnostic`]s with a
+//! stable code, a byte range (for a caret under the offending attribute
+//! value) and a fix.
+//!
+//! Checks that need a host are run only when the caller passes one, so the
+//! same files give the same verdict on every machine unless a host is named.
+//! Group rules come from [`crate::plan::plan`]: they live in one place.
+//!
+//! [`checks`] holds the per-file and cross-file rules; [`render`] the three
+//! output forms (rustc-style, JSON, GitHub workflow annotations).
+
+pub mod checks;
+pub mod render;
+
+use crate::host::Host;
+use serde::Serialize;
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+
+/// How bad a finding is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    Warning,
+    Error,
+}
+
+/// A second place in the same file that explains the first (the earlier
+/// duplicate, the other device at the same guest address).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Related {
+    pub line: u32,
+    pub column: u32,
+    pub byte_start: usize,
+    pub byte_end: usize,
+    pub label: String,
+}
+
+/// One finding.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Diagnostic {
+    /// Stable code, `VP012`. See [`CHECKS`].
+    pub code: &'static str,
+    pub severity: Severity,
+    pub message: String,
+    /// The path as given (or as found under a given directory).
+    pub file: String,
+    /// 1-based line and column (in characters); 0 when there is no position
+    /// (an unreadable file).
+    pub line: u32,
+    pub column: u32,
+    /// Byte range in the file of what the caret points at.
+    pub byte_start: usize,
+    pub byte_end: usize,
+    /// Short text under the caret.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
+    /// What to do about it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub help: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub related: Vec<Related>,
+}
+
+impl Diagnostic {
+    pub fn range(&self) -> Range<usize> {
+        self.byte_start..self.byte_end
+    }
+}
+
+/// Every check: code, default severity, one-line explanation. The README
+/// lists the same table with an example each.
+pub const CHECKS: &[(&str, Severity, &str)] = &[
+    ("VP000", Severity::Error, "the file cannot be read (exit code 2)"),
+    ("VP001", Severity::Error, "not well-formed XML"),
+    ("VP010", Severity::Error, "hostdev `mode` is not `subsystem` or `capabilities`"),
+    ("VP011", Severity::Error, "hostdev `type` is missing or unknown (or the source address of an <interface type='hostdev'> has no type)"),
+    ("VP012", Severity::Error, "`managed` is not `yes` or `no` (libvirt silently reads anything else as `no`)"),
+    ("VP013", Severity::Error, "PCI hostdev without <source> or without a source <address>"),
+    ("VP014", Severity::Error, "empty source <address/>: libvirt reads it as 0000:00:00.0, the host bridge"),
+    ("VP015", Severity::Error, "source address 0000:00:00.x: the host bridge (not checked for s390x zPCI domains)"),
+    ("VP020", Severity::Error, "address field libvirt cannot read as a number (`slot='1f'`, `bus='ff'`, `09`)"),
+    ("VP021", Severity::Error, "address field out of range (bus <= 0xff, slot <= 0x1f, function <= 7)"),
+    ("VP022", Severity::Warning, "PCI domain above 0xffff (only Intel VMD domains look like this)"),
+    ("VP023", Severity::Error, "leading zero: libvirt reads the number as octal (`010` is 8)"),
+    ("VP024", Severity::Warning, "decimal bus or slot of 10 or more: lspci's numbers are hex"),
+    ("VP030", Severity::Error, "the same host device twice in one domain (<hostdev> and <interface type='hostdev'>)"),
+    ("VP031", Severity::Error, "two devices of one domain at the same guest PCI address"),
+    ("VP040", Severity::Warning, "the same host device in several domains of the checked set (error with --deny shared)"),
+    ("VP041", Severity::Warning, "members of one IOMMU group in several domains (needs a host; error with --deny shared)"),
+    ("VP050", Severity::Error, "the host device is not present on the host"),
+    ("VP051", Severity::Error, "IOMMU group not viable: an endpoint of the group is not in the same domain"),
+    ("VP052", Severity::Error, "a PCI bridge or root port as hostdev"),
+    ("VP053", Severity::Error, "the host bridge as hostdev"),
+    ("VP054", Severity::Error, "a host-critical device (root disk, default-route NIC, boot VGA, ISA bridge) would leave the host"),
+    ("VP055", Severity::Warning, "the device has no reset method"),
+    ("VP056", Severity::Error, "the IOMMU group cannot be passed at all (no IOMMU, a bound host bridge or a non-PCI member in the group)"),
+];
+
+/// One input file, read once.
+#[derive(Clone, Debug)]
+pub struct Source {
+    /// The path as it is shown in messages.
+    pub path: String,
+    pub text: String,
+}
+
+/// What to check and how strictly.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Options {
+    /// Warnings become errors.
+    pub deny_warnings: bool,
+    /// A device (or group) shared between domains is an error.
+    pub deny_shared: bool,
+}
+
+/// Everything found in one run.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct Report {
+    /// Files read (including unreadable ones).
+    pub files_checked: usize,
+    /// Files that hold neither a domain nor hostdev snippets (skipped).
+    pub files_skipped: usize,
+    pub errors: usize,
+    pub warnings: usize,
+    pub diagnostics: Vec<Diagnostic>,
+    /// Where host checks read the host (`None`: no host checks).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub host: Option<String>,
+}
+
+impl Report {
+    /// An I/O problem happened (exit code 2).
+    pub fn has_io_error(&self) -> bool {
+        self.diagnostics.iter().any(|d| d.code == "VP000")
+    }
+    /// The summary line.
+    pub fn summary(&self) -> String {
+        let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+        let mut s = format!(
+            "checked {}: {}, {}",
+            plural(self.files_checked, "file"),
+            plural(self.errors, "error"),
+            plural(self.warnings, "warning")
+        );
+        if self.files_skipped > 0 {
+            s.push_str(&format!(
+                " ({} not domain or hostdev XML, skipped)",
+                self.files_skipped
+            ));
+        }
+        s
+    }
+}
+
+/// The files to check, read once, and what went wrong reading them.
+#[derive(Clone, Debug, Default)]
+pub struct Inputs {
+    pub sources: Vec<Source>,
+    /// VP000 (unreadable) and VP001 (not UTF-8) for files not in `sources`.
+    pub diagnostics: Vec<Diagnostic>,
+    pub unreadable: usize,
+}
+
+impl Inputs {
+    pub fn from_sources(sources: Vec<Source>) -> Inputs {
+        Inputs {
+            sources,
+            ..Inputs::default()
+        }
+    }
+}
+
+/// Check the inputs (and, with `host`, against that host).
+pub fn validate(inputs: &Inputs, host: Option<&Host>, opts: Options) -> Report {
+    let sources = &inputs.sources;
+    let mut report = Report {
+        files_checked: sources.len() + inputs.unreadable,
+        host: host.map(|h| h.source.clone()),
+        diagnostics: inputs.diagnostics.clone(),
+        ..Report::default()
+    };
+    let mut units = Vec::new();
+    for (i, s) in sources.iter().enumerate() {
+        match checks::check_file(i, s, &mut report.diagnostics) {
+            checks::FileKind::Unit(u) => units.push(u),
+            checks::FileKind::Skipped => report.files_skipped += 1,
+            checks::FileKind::Broken => {}
+        }
+    }
+    checks::check_shared(sources, &units, host, opts, &mut report.diagnostics);
+    if let Some(h) = host {
+        for u in &units {
+            checks::check_against_host(sources, u, h, &mut report.diagnostics);
+        }
+    }
+    // In the order of the files, then of the text.
+    let order: HashMap<&str, usize> = sources
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.path.as_str(), i))
+        .collect();
+    report.diagnostics.sort_by_key(|d| {
+        (
+            order.get(d.file.as_str()).copied().unwrap_or(0),
+            d.byte_start,
+        )
+    });
+    for d in &mut report.diagnostics {
+        if opts.deny_warnings && d.severity == Severity::Warning {
+            d.severity = Severity::Error;
+        }
+        match d.severity {
+            Severity::Error => report.errors += 1,
+            Severity::Warning => report.warnings += 1,
+        }
+    }
+    report
+}
+
+/// Read `paths` (files, or directories searched recursively for `*.xml`,
+/// hidden directories skipped, in name order). Unreadable paths become VP000
+/// diagnostics; the rest are read once, whole.
+pub fn read_inputs(paths: &[PathBuf]) -> Inputs {
+    let mut files = Vec::new();
+    let mut diags = Vec::new();
+    for p in paths {
+        if p.is_dir() {
+            walk(p, &mut files, &mut diags);
+        } else {
+            files.push(p.clone());
+        }
+    }
+    let mut sources = Vec::with_capacity(files.len());
+    for f in files {
+        let path = f.display().to_string();
+        match std::fs::read(&f) {
+            Ok(bytes) => match String::from_utf8(bytes) {
+                Ok(text) => sources.push(Source { path, text }),
+                Err(e) => {
+                    let at = e.utf8_error().valid_up_to();
+                    let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+                    let (line, column) = line_col(&text, at);
+                    // Shown as a well-formedness error: XML must be UTF-8 here.
+                    diags.push(Diagnostic {
+                        code: "VP001",
+                        severity: Severity::Error,
+                        message: "not UTF-8: libvirt reads domain XML as UTF-8".into(),
+                        file: path.clone(),
+                        line,
+                        column,
+                        byte_start: at,
+                        byte_end: at,
+                        label: None,
+                        help: Some("convert the file with `iconv -t UTF-8`".into()),
+                        related: Vec::new(),
+                    });
+                }
+            },
+            Err(e) => {
+                diags.push(io_diag(&path, &e.to_string()));
+            }
+        }
+    }
+    Inputs {
+        sources,
+        unreadable: diags.len(),
+        diagnostics: diags,
+    }
+}
+
+fn io_diag(path: &str, err: &str) -> Diagnostic {
+    Diagnostic {
+        code: "VP000",
+        severity: Severity::Error,
+        message: format!("cannot read {path}: {err}"),
+        file: path.to_string(),
+        line: 0,
+        column: 0,
+        byte_start: 0,
+        byte_end: 0,
+        label: None,
+        help: None,
+        related: Vec::new(),
+    }
+}
+
+fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
+    let rd = match std::fs::read_dir(dir) {
+        Ok(rd) => rd,
+        Err(e) => {
+            diags.push(io_diag(&dir.display().to_string(), &e.to_string()));
+            return;
+        }
+    };
+    let mut entries: Vec<PathBuf> = rd.filter_map(|e| e.ok().map(|e| e.path())).collect();
+    entries.sort();
+    for p in entries {
+        let hidden = p
+            .file_name()
+            .and_then(|n| n.to_str())
+            .is_some_and(|n| n.starts_with('.'));
+        if p.is_dir() {
+            if !hidden {
+                walk(&p, files, diags);
+            }
+        } else if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("xml")) {
+            files.push(p);
+        }
+    }
+}
+
+/// 1-based line and column (characters) of byte offset `at` in `text`.
+pub fn line_col(text: &str, at: usize) -> (u32, u32) {
+    let mut at = at.min(text.len());
+    while !text.is_char_boundary(at) {
+        at -= 1;
+    }
+    let before = &text[..at];
+    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
+    let start = before.rfind('\n').map_or(0, |i| i + 1);
+    let column = text[start..at].chars().count() + 1;
+    (line as u32, column as u32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn line_col_counts_characters() {
+        let t = "ab\ncé d";
+        assert_eq!(line_col(t, 0), (1, 1));
+        assert_eq!(line_col(t, 3), (2, 1));
+        assert_eq!(line_col(t, 6), (2, 3));
+        assert_eq!(line_col(t, 100), (2, 5));
+    }
+
+    #[test]
+    fn codes_are_unique_and_sorted() {
+        let codes: Vec<_> = CHECKS.iter().map(|c| c.0).collect();
+        let mut sorted = codes.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(codes, sorted);
+    }
+}
