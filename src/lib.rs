@@ -11,14 +11,18 @@
 
 pub mod actions;
 pub mod address;
+pub mod diff;
 pub mod domain;
+pub mod fsutil;
 pub mod host;
+pub mod hostdev;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod pciids;
 pub mod plan;
 pub mod report;
 pub mod validate;
+pub mod xml;
 
 pub use address::{DeviceSpec, PciAddress};
 pub use host::Host;

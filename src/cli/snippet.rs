@@ -1,14 +1,188 @@
 //! `virt-pci snippet DEVICE...`: <hostdev> elements for virsh attach-device.
+//!
+//! The elements go to stdout (one after another, no `<devices>` wrapper);
+//! the plan, warnings and blockers go to stderr, so
+//! `virt-pci snippet 01:00.0 > gpu.xml` captures only XML.
 
-use super::{not_yet, CliResult, Context};
-use clap::Args as ClapArgs;
+use super::{parse_specs, show::render_plan, CliError, CliResult, Context};
+use clap::{Args as ClapArgs, ValueEnum};
+use std::process::ExitCode;
+use virt_pci::hostdev::{self, Driver, HostdevOptions, Style};
+use virt_pci::plan::{self, Plan, PlanOptions};
+use virt_pci::PciAddress;
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum YesNo {
+    Yes,
+    No,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum OnOff {
+    On,
+    Off,
+}
+
+#[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
+pub enum DriverArg {
+    Vfio,
+    Xen,
+}
+
+/// The options of generated hostdevs (shared by `snippet` and `add`).
+#[derive(ClapArgs, Debug, Clone)]
+pub struct HostdevArgs {
+    /// managed='yes': libvirt detaches the devices at start and gives them back at stop.
+    #[arg(long, value_enum, default_value_t = YesNo::Yes, value_name = "yes|no")]
+    pub managed: YesNo,
+    /// The backend: <driver name='vfio|xen'/> (default: libvirt picks VFIO on KVM).
+    #[arg(long, value_enum, value_name = "vfio|xen")]
+    pub driver: Option<DriverArg>,
+    /// Xen only: <source writeFiltering='no'> (qvm-pci's permissive=true); unsafe, see the warning.
+    #[arg(long)]
+    pub permissive: bool,
+    /// Expose the device's option ROM BAR to the guest: <rom bar='on|off'/> (all functions).
+    #[arg(long, value_enum, value_name = "on|off")]
+    pub rom_bar: Option<OnOff>,
+    /// Give the guest this ROM image instead of the device's (absolute path; first device only).
+    #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
+    pub rom_file: Option<String>,
+    /// Boot from the device: <boot order='N'/> (first device only).
+    #[arg(long, value_name = "N")]
+    pub boot_order: Option<u32>,
+    /// User alias <alias name='ua-NAME'/>; further devices get ua-NAME-1, ua-NAME-2, ...
+    #[arg(long, value_name = "ua-NAME")]
+    pub alias: Option<String>,
+    /// Guest PCI address of the first device (0000:06:00.0); further devices take the next slots.
+    #[arg(long, value_name = "ADDR")]
+    pub guest_address: Option<String>,
+    /// Keep the functions of one physical device on one guest slot, multifunction='on' on function 0.
+    #[arg(long, requires = "guest_address")]
+    pub guest_multifunction: bool,
+}
+
+impl HostdevArgs {
+    pub fn options(&self, primary: Option<PciAddress>) -> Result<HostdevOptions, CliError> {
+        let guest_address = match &self.guest_address {
+            Some(s) => Some(PciAddress::parse(s).map_err(|e| {
+                CliError::usage(format!("--guest-address: {e}"))
+                    .help("give one function, e.g. --guest-address 0000:06:00.0")
+            })?),
+            None => None,
+        };
+        Ok(HostdevOptions {
+            managed: self.managed == YesNo::Yes,
+            driver: self.driver.map(|d| match d {
+                DriverArg::Vfio => Driver::Vfio,
+                DriverArg::Xen => Driver::Xen,
+            }),
+            permissive: self.permissive,
+            rom_bar: self.rom_bar.map(|b| b == OnOff::On),
+            rom_file: self.rom_file.clone(),
+            boot_order: self.boot_order,
+            alias: self.alias.clone(),
+            guest_address,
+            guest_multifunction: self.guest_multifunction,
+            primary,
+        })
+    }
+}
+
+/// Group options shared by `snippet` and `add`.
+#[derive(ClapArgs, Debug, Clone)]
+pub struct GroupArgs {
+    /// Pass only the named functions, not the whole IOMMU group (the VM will
+    /// not start under VFIO unless the rest of the group is unbound).
+    #[arg(long)]
+    pub no_strict_group: bool,
+    /// Go ahead although the plan is blocked (host-critical device, bridge, ...).
+    #[arg(long)]
+    pub force: bool,
+}
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
+    /// The devices: 0000:03:00.0, 03:00.0, pci_0000_03_00_0, 03:00 (all functions), 10de:1f82, ...
     #[arg(required = true, value_name = "DEVICE")]
     pub devices: Vec<String>,
+    #[command(flatten)]
+    pub hostdev: HostdevArgs,
+    #[command(flatten)]
+    pub group: GroupArgs,
 }
 
-pub fn run(_ctx: &Context, _args: Args) -> CliResult {
-    not_yet("snippet")
+/// Resolve the devices on the host, plan, print the plan on stderr, and
+/// return the functions to write (requested first function = primary).
+/// A blocked plan is an error unless `--force`.
+pub fn plan_devices(
+    ctx: &Context,
+    devices: &[String],
+    group: &GroupArgs,
+) -> Result<(Vec<PciAddress>, Option<PciAddress>, Plan), CliError> {
+    let specs = parse_specs(devices)?;
+    let host = ctx.host()?;
+    let addrs = host.resolve_all(&specs)?;
+    let p = plan::plan(
+        &host,
+        &addrs,
+        PlanOptions {
+            strict_group: !group.no_strict_group,
+        },
+    );
+    eprint!("{}", render_plan(&host, &p, &ctx.err));
+    if p.is_blocked() && !group.force {
+        let mut e = CliError::new(format!(
+            "refusing: the plan for {} is blocked ({} blocker{})",
+            devices.join(" "),
+            p.blockers.len(),
+            if p.blockers.len() == 1 { "" } else { "s" }
+        ));
+        for b in &p.blockers {
+            if let Some(h) = &b.help {
+                e = e.help(h.clone());
+            }
+        }
+        return Err(e.help("--force writes it anyway; the guest or the host may not survive it"));
+    }
+    let mut out: Vec<PciAddress> = p.travels.clone();
+    if group.force {
+        // Forced: what was asked for goes too, even if the plan held it back.
+        for a in &addrs {
+            if !out.contains(a) {
+                out.push(*a);
+            }
+        }
+        out.sort();
+    }
+    let primary = addrs.iter().find(|a| out.contains(a)).copied();
+    Ok((out, primary, p))
+}
+
+/// Print the option warnings on stderr.
+pub fn warn_options(ctx: &Context, opts: &HostdevOptions) {
+    for w in opts.warnings() {
+        eprintln!("{}{} {w}", ctx.err.yellow("warning"), ctx.err.bold(":"));
+    }
+}
+
+pub fn option_error(e: hostdev::OptionError) -> CliError {
+    let mut c = CliError::usage(e.message);
+    if let Some(h) = e.help {
+        c = c.help(h);
+    }
+    c
+}
+
+pub fn run(ctx: &Context, args: Args) -> CliResult {
+    // Check option spelling before reading the host.
+    args.hostdev.options(None)?;
+    let (addrs, primary, _plan) = plan_devices(ctx, &args.devices, &args.group)?;
+    if addrs.is_empty() {
+        return Err(CliError::new("nothing to pass through"));
+    }
+    let opts = args.hostdev.options(primary)?;
+    opts.check(&addrs).map_err(option_error)?;
+    warn_options(ctx, &opts);
+    print!("{}", hostdev::render(&addrs, &opts, &Style::default()));
+    Ok(ExitCode::SUCCESS)
 }

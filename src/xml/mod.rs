@@ -1,0 +1,525 @@
+//! Byte-exact edits of libvirt domain XML: add and remove `<hostdev>`s.
+//!
+//! Users judge an editor by what it leaves alone. Nothing here re-serialises
+//! a document: the strict reader ([`crate::domain`], roxmltree) finds byte
+//! ranges, and the edit is a splice on the original text. Comments (also
+//! before `<domain>`), processing instructions, a BOM, CRLF line ends, entity
+//! references, CDATA, attribute quote style and namespaced elements outside
+//! the edit stay byte-identical. New elements follow the file's own layout
+//! ([`style`]); a removal takes the element with the indentation and line end
+//! before it, so `remove` undoes `add` to the byte.
+//!
+//! Both functions are pure (text in, text out): the CLI edits files with
+//! them, and the libvirt backend edits the XML libvirt hands out. Each result
+//! is parsed again and its hostdev set compared with what was intended; a
+//! mismatch is an [`EditError::Internal`], never a silently wrong file.
+
+pub mod splice;
+pub mod style;
+
+use crate::address::{DeviceSpec, PciAddress};
+use crate::domain::{self, XmlError};
+use crate::hostdev::{self, HostdevOptions, OptionError};
+use roxmltree::{Document, Node};
+use std::collections::BTreeSet;
+use std::fmt;
+
+/// The result of an edit. `text` is the whole new document (the original
+/// when nothing changed).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Edit {
+    pub text: String,
+    /// Hostdevs that were added.
+    pub added: Vec<PciAddress>,
+    /// Requested hostdevs that the domain already had (left untouched).
+    pub already_present: Vec<PciAddress>,
+    /// Hostdevs that were removed (one entry per removed element).
+    pub removed: Vec<PciAddress>,
+    /// Things the user should know (e.g. a sibling function left behind).
+    pub warnings: Vec<String>,
+}
+
+impl Edit {
+    pub fn changed(&self) -> bool {
+        !self.added.is_empty() || !self.removed.is_empty()
+    }
+}
+
+/// Which hostdevs `remove` takes out.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Selection {
+    /// Every PCI `<hostdev>` (not `<interface type='hostdev'>`).
+    All,
+    /// Functions, or all functions of a slot. `Ids` specs must be resolved
+    /// against a host first.
+    Only(Vec<DeviceSpec>),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum EditError {
+    /// Not well-formed XML.
+    Malformed(XmlError),
+    /// Well-formed, but the root is not a libvirt `<domain>`.
+    NotDomain {
+        found: String,
+        line: u32,
+        column: u32,
+    },
+    /// Hostdev options libvirt would reject.
+    Options(OptionError),
+    /// `remove` named devices the domain does not have. `interfaces` are
+    /// those found only as `<interface type='hostdev'>`.
+    Absent {
+        missing: Vec<String>,
+        interfaces: Vec<PciAddress>,
+    },
+    /// A selection that cannot be read without a host (`vendor:device`).
+    Unsupported(String),
+    /// The edit did not produce what was intended (a bug; nothing written).
+    Internal(String),
+}
+
+impl fmt::Display for EditError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            EditError::Malformed(e) => write!(f, "malformed XML: {}", e.message),
+            EditError::NotDomain { found, .. } => {
+                write!(
+                    f,
+                    "not a libvirt domain: the root element is <{found}>, not <domain>"
+                )
+            }
+            EditError::Options(e) => e.fmt(f),
+            EditError::Absent { missing, .. } => {
+                write!(f, "not in the domain: {}", missing.join(", "))
+            }
+            EditError::Unsupported(m) => f.write_str(m),
+            EditError::Internal(m) => write!(f, "internal error, nothing written: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for EditError {}
+
+impl EditError {
+    /// 1-based line and column, where the error has one.
+    pub fn position(&self) -> Option<(u32, u32)> {
+        match self {
+            EditError::Malformed(e) => Some((e.line, e.column)),
+            EditError::NotDomain { line, column, .. } => Some((*line, *column)),
+            _ => None,
+        }
+    }
+
+    /// What to do about it.
+    pub fn help(&self) -> Option<String> {
+        match self {
+            EditError::Malformed(_) => Some("fix the XML (or get a fresh copy with `virsh dumpxml DOMAIN`); nothing was written".into()),
+            EditError::NotDomain { .. } => Some("give a domain definition, as `virsh dumpxml DOMAIN` prints it; for a lone <hostdev> use `virt-pci snippet`".into()),
+            EditError::Options(e) => e.help.clone(),
+            EditError::Absent { interfaces, .. } if !interfaces.is_empty() => Some(format!(
+                "{} {} an <interface type='hostdev'> (a network VF); edit it with `virsh edit`",
+                interfaces.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
+                if interfaces.len() == 1 { "is" } else { "are" }
+            )),
+            EditError::Absent { .. } => Some("`virt-pci remove FILE --all --diff` shows every PCI hostdev the domain has".into()),
+            EditError::Unsupported(_) => Some("name the device by address: 0000:03:00.0".into()),
+            EditError::Internal(_) => Some("please report this with the input file".into()),
+        }
+    }
+}
+
+/// Parse and check that the root is a libvirt `<domain>`.
+pub fn parse_domain(text: &str) -> Result<Document<'_>, EditError> {
+    let doc = domain::parse(text).map_err(EditError::Malformed)?;
+    let root = doc.root_element();
+    if root.tag_name().name() != "domain" || root.tag_name().namespace().is_some() {
+        let pos = doc.text_pos_at(root.range().start);
+        let found = match root.tag_name().namespace() {
+            Some(ns) => format!("{} xmlns='{ns}'", root.tag_name().name()),
+            None => root.tag_name().name().to_string(),
+        };
+        return Err(EditError::NotDomain {
+            found,
+            line: pos.row,
+            column: pos.col,
+        });
+    }
+    Ok(doc)
+}
+
+fn devices_of<'a>(doc: &'a Document<'a>) -> Option<Node<'a, 'a>> {
+    doc.root_element()
+        .children()
+        .find(|c| c.is_element() && c.has_tag_name("devices"))
+}
+
+/// The PCI `<hostdev>` addresses a domain document has (not interfaces).
+pub fn hostdev_addresses(text: &str) -> Result<Vec<PciAddress>, EditError> {
+    let doc = parse_domain(text)?;
+    Ok(domain::pci_hostdevs(&doc)
+        .into_iter()
+        .filter(|h| !h.interface)
+        .filter_map(|h| h.address)
+        .collect())
+}
+
+/// Add `<hostdev>`s for `addrs` (in that order) to the domain in `text`.
+///
+/// Addresses the domain already uses (as `<hostdev>` or `<interface
+/// type='hostdev'>`) are reported in `already_present` and not added again.
+pub fn add(text: &str, addrs: &[PciAddress], opts: &HostdevOptions) -> Result<Edit, EditError> {
+    let doc = parse_domain(text)?;
+    let existing: BTreeSet<PciAddress> = domain::pci_hostdevs(&doc)
+        .into_iter()
+        .filter_map(|h| h.address)
+        .collect();
+    let mut seen = BTreeSet::new();
+    let mut to_add = Vec::new();
+    let mut already_present = Vec::new();
+    for a in addrs {
+        if !seen.insert(*a) {
+            continue;
+        }
+        if existing.contains(a) {
+            already_present.push(*a);
+        } else {
+            to_add.push(*a);
+        }
+    }
+    let mut edit = Edit {
+        text: text.to_string(),
+        added: Vec::new(),
+        already_present,
+        removed: Vec::new(),
+        warnings: Vec::new(),
+    };
+    if to_add.is_empty() {
+        return Ok(edit);
+    }
+    opts.check(&to_add).map_err(EditError::Options)?;
+    let devices = devices_of(&doc);
+    let st = style::infer(text, &doc, devices);
+    let rendered = hostdev::render(&to_add, opts, &st);
+    // In pretty style every element goes on new lines: `\n` + lines, with
+    // no line end after the last one (what follows the insertion point
+    // already starts with its own line end).
+    let block = if st.compact {
+        rendered
+    } else {
+        format!(
+            "{}{}",
+            st.newline,
+            rendered
+                .strip_suffix(st.newline.as_str())
+                .unwrap_or(&rendered)
+        )
+    };
+    let splice: (std::ops::Range<usize>, String) = match devices {
+        Some(d) => {
+            let r = d.range();
+            if splice::is_self_closing(text, &r) {
+                // `<devices/>` becomes `<devices>...</devices>`.
+                let di = splice::line_indent(text, r.start).unwrap_or("");
+                let close = if st.compact {
+                    String::new()
+                } else {
+                    format!("{}{di}", st.newline)
+                };
+                let slash = r.end - 2;
+                let head = text[r.start..slash].trim_end_matches([' ', '\t', '\r', '\n']);
+                let head_end = r.start + head.len();
+                (head_end..r.end, format!(">{block}{close}</devices>"))
+            } else {
+                let last_hostdev = d
+                    .children()
+                    .rfind(|c| c.is_element() && c.has_tag_name("hostdev"));
+                let at = match last_hostdev {
+                    Some(h) => h.range().end,
+                    None => {
+                        let content_start = splice::start_tag_end(text, r.start);
+                        let end = splice::end_tag_start(text, &r);
+                        splice::skip_ws_back(text, end, content_start)
+                    }
+                };
+                let end = splice::end_tag_start(text, &r);
+                let tail = if !st.compact && last_hostdev.is_none() && !text[at..end].contains('\n')
+                {
+                    let di = splice::line_indent(text, r.start).unwrap_or("");
+                    format!("{}{di}", st.newline)
+                } else {
+                    String::new()
+                };
+                (at..at, format!("{block}{tail}"))
+            }
+        }
+        None => {
+            let root = doc.root_element();
+            let r = root.range();
+            let ri = splice::line_indent(text, r.start).unwrap_or("");
+            let di = st
+                .base
+                .strip_suffix(st.unit.as_str())
+                .unwrap_or(ri)
+                .to_string();
+            let nl = &st.newline;
+            let new_devices = if st.compact {
+                format!("<devices>{block}</devices>")
+            } else {
+                format!("{nl}{di}<devices>{block}{nl}{di}</devices>")
+            };
+            if splice::is_self_closing(text, &r) {
+                let head = text[r.start..r.end - 2].trim_end_matches([' ', '\t', '\r', '\n']);
+                let head_end = r.start + head.len();
+                let close = if st.compact {
+                    String::new()
+                } else {
+                    format!("{nl}{ri}")
+                };
+                (head_end..r.end, format!(">{new_devices}{close}</domain>"))
+            } else {
+                let content_start = splice::start_tag_end(text, r.start);
+                let end = splice::end_tag_start(text, &r);
+                let at = splice::skip_ws_back(text, end, content_start);
+                let tail = if !st.compact && !text[at..end].contains('\n') {
+                    format!("{nl}{ri}")
+                } else {
+                    String::new()
+                };
+                (at..at, format!("{new_devices}{tail}"))
+            }
+        }
+    };
+    edit.text = splice::apply(text, vec![splice]);
+    edit.added = to_add;
+    // Check the result: it parses, is a domain, and has exactly the old
+    // hostdevs plus the new ones.
+    let mut want: Vec<PciAddress> = existing_list(&doc);
+    want.extend(edit.added.iter().copied());
+    verify(&edit.text, want)?;
+    Ok(edit)
+}
+
+fn existing_list(doc: &Document<'_>) -> Vec<PciAddress> {
+    domain::pci_hostdevs(doc)
+        .into_iter()
+        .filter_map(|h| h.address)
+        .collect()
+}
+
+fn verify(new_text: &str, mut want: Vec<PciAddress>) -> Result<(), EditError> {
+    let doc = parse_domain(new_text)
+        .map_err(|e| EditError::Internal(format!("the edited document does not parse: {e}")))?;
+    let mut got = existing_list(&doc);
+    got.sort();
+    want.sort();
+    if got != want {
+        return Err(EditError::Internal(format!(
+            "the edited document has hostdevs {got:?}, expected {want:?}"
+        )));
+    }
+    Ok(())
+}
+
+fn spec_matches(spec: &DeviceSpec, a: &PciAddress) -> bool {
+    match spec {
+        DeviceSpec::Function(f) => f == a,
+        DeviceSpec::Slot(s) => a.slot_of() == *s,
+        DeviceSpec::Ids { .. } => false,
+    }
+}
+
+/// Remove the PCI `<hostdev>` elements `sel` names from the domain in
+/// `text`. Naming a device the domain does not have is an error (nothing
+/// is removed then).
+pub fn remove(text: &str, sel: &Selection) -> Result<Edit, EditError> {
+    let doc = parse_domain(text)?;
+    let all = domain::pci_hostdevs(&doc);
+    if let Selection::Only(specs) = sel {
+        if let Some(s) = specs.iter().find(|s| matches!(s, DeviceSpec::Ids { .. })) {
+            return Err(EditError::Unsupported(format!(
+                "`{s}` is a vendor:device id pair; the domain file names devices by address"
+            )));
+        }
+        let mut missing = Vec::new();
+        let mut interfaces = Vec::new();
+        for s in specs {
+            let in_hostdev = all
+                .iter()
+                .any(|h| !h.interface && h.address.is_some_and(|a| spec_matches(s, &a)));
+            if !in_hostdev {
+                missing.push(s.to_string());
+                interfaces.extend(
+                    all.iter()
+                        .filter(|h| h.interface)
+                        .filter_map(|h| h.address)
+                        .filter(|a| spec_matches(s, a)),
+                );
+            }
+        }
+        if !missing.is_empty() {
+            return Err(EditError::Absent {
+                missing,
+                interfaces,
+            });
+        }
+    }
+    let chosen: Vec<&domain::DomainHostdev> = all
+        .iter()
+        .filter(|h| !h.interface)
+        .filter(|h| match sel {
+            Selection::All => true,
+            Selection::Only(specs) => h
+                .address
+                .is_some_and(|a| specs.iter().any(|s| spec_matches(s, &a))),
+        })
+        .collect();
+    let edits = chosen
+        .iter()
+        .map(|h| (splice::removal_range(text, &h.range), String::new()))
+        .collect();
+    let new_text = splice::apply(text, edits);
+    let removed: Vec<PciAddress> = chosen.iter().filter_map(|h| h.address).collect();
+    let kept: Vec<PciAddress> = all
+        .iter()
+        .filter(|h| !chosen.iter().any(|c| c.range == h.range))
+        .filter_map(|h| h.address)
+        .collect();
+    let mut warnings = Vec::new();
+    for k in &kept {
+        if let Some(r) = removed.iter().find(|r| r.slot_of() == k.slot_of()) {
+            warnings.push(format!(
+                "{k}, another function of the same device as {r}, stays in the domain; the guest will not start under VFIO unless the whole IOMMU group is passed or bound to vfio-pci"
+            ));
+        }
+    }
+    verify(&new_text, kept)?;
+    Ok(Edit {
+        text: new_text,
+        added: Vec::new(),
+        already_present: Vec::new(),
+        removed,
+        warnings,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const A: PciAddress = PciAddress::new(0, 1, 0, 0);
+    const B: PciAddress = PciAddress::new(0, 1, 0, 1);
+
+    fn rt(text: &str) -> String {
+        let e = add(text, &[A, B], &HostdevOptions::default()).unwrap();
+        assert_eq!(e.added, vec![A, B]);
+        let r = remove(
+            &e.text,
+            &Selection::Only(vec![DeviceSpec::Function(A), DeviceSpec::Function(B)]),
+        )
+        .unwrap();
+        assert_eq!(
+            r.text, text,
+            "round trip changed bytes; added text:\n{}",
+            e.text
+        );
+        e.text
+    }
+
+    #[test]
+    fn inserts_in_file_style_and_round_trips() {
+        let t = "\u{feff}<?xml version=\"1.0\"?>\r\n<!-- made by hand -->\r\n<domain type=\"kvm\" xmlns:qemu=\"http://libvirt.org/schemas/domain/qemu/1.0\">\r\n\t<name>a&amp;b</name>\r\n\t<devices>\r\n\t\t<disk type=\"file\" device=\"disk\">\r\n\t\t\t<source file=\"/x\"/><![CDATA[ ]]>\r\n\t\t</disk>\r\n\t</devices>\r\n\t<qemu:commandline/>\r\n</domain>\r\n";
+        let out = rt(t);
+        assert!(out.contains("\t\t</disk>\r\n\t\t<hostdev mode=\"subsystem\" type=\"pci\" managed=\"yes\">\r\n\t\t\t<source>\r\n\t\t\t\t<address domain=\"0x0000\" bus=\"0x01\""), "{out}");
+        assert!(out.contains("</hostdev>\r\n\t</devices>"), "{out}");
+    }
+
+    #[test]
+    fn after_the_last_hostdev() {
+        let t = "<domain type='kvm'>\n  <devices>\n    <hostdev mode='subsystem' type='usb'>\n      <source><vendor id='0x1'/><product id='0x2'/></source>\n    </hostdev>\n    <video/>\n  </devices>\n</domain>\n";
+        let out = rt(t);
+        let usb_end = out.find("</hostdev>").unwrap();
+        assert!(
+            out[usb_end..].starts_with("</hostdev>\n    <hostdev mode='subsystem' type='pci'"),
+            "{out}"
+        );
+    }
+
+    #[test]
+    fn creates_devices_and_opens_self_closing() {
+        let t = "<domain type='kvm'>\n  <name>x</name>\n</domain>";
+        let e = add(t, &[A], &HostdevOptions::default()).unwrap();
+        assert!(e.text.contains("  <name>x</name>\n  <devices>\n    <hostdev mode='subsystem' type='pci' managed='yes'>\n      <source>"), "{}", e.text);
+        assert!(
+            e.text.ends_with("    </hostdev>\n  </devices>\n</domain>"),
+            "{}",
+            e.text
+        );
+        let t = "<domain type='kvm'>\n  <devices/>\n</domain>";
+        let e = add(t, &[A], &HostdevOptions::default()).unwrap();
+        assert!(e.text.contains("  <devices>\n    <hostdev"), "{}", e.text);
+        assert!(
+            e.text.contains("</hostdev>\n  </devices>\n</domain>"),
+            "{}",
+            e.text
+        );
+        // One-line documents stay on one line.
+        let t = "<domain type='kvm'><devices><disk/></devices></domain>";
+        let out = rt(t);
+        assert!(!out.contains('\n'), "{out}");
+    }
+
+    #[test]
+    fn idempotent_and_absent() {
+        let t = "<domain type='kvm'>\n  <devices>\n    <interface type='hostdev'><source><address type='pci' bus='0x01' slot='0x00' function='0x1'/></source></interface>\n  </devices>\n</domain>";
+        let e = add(t, &[A], &HostdevOptions::default()).unwrap();
+        let again = add(&e.text, &[A, B], &HostdevOptions::default()).unwrap();
+        assert_eq!(again.text, e.text);
+        assert_eq!(again.already_present, vec![A, B]);
+        assert!(again.added.is_empty());
+        let err = remove(t, &Selection::Only(vec![DeviceSpec::Function(B)])).unwrap_err();
+        let EditError::Absent {
+            missing,
+            interfaces,
+        } = &err
+        else {
+            panic!("{err:?}")
+        };
+        assert_eq!(missing, &vec!["0000:01:00.1".to_string()]);
+        assert_eq!(interfaces, &vec![B]);
+        assert!(err.help().unwrap().contains("interface"));
+    }
+
+    #[test]
+    fn remove_all_and_slots() {
+        let t = "<domain type='kvm'>\n  <devices>\n    <disk/>\n  </devices>\n</domain>";
+        let e = add(
+            t,
+            &[A, B, PciAddress::new(0, 2, 0, 0)],
+            &HostdevOptions::default(),
+        )
+        .unwrap();
+        let r = remove(&e.text, &Selection::All).unwrap();
+        assert_eq!(r.text, t);
+        assert_eq!(r.removed.len(), 3);
+        let r = remove(&e.text, &Selection::Only(vec!["01:00".parse().unwrap()])).unwrap();
+        assert_eq!(r.removed, vec![A, B]);
+        let r = remove(&e.text, &Selection::Only(vec![DeviceSpec::Function(A)])).unwrap();
+        assert!(r.warnings[0].contains("0000:01:00.1"), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn refuses_non_domains_and_malformed() {
+        let e = add("<!-- x -->\n<network/>", &[A], &HostdevOptions::default()).unwrap_err();
+        assert_eq!(e.position(), Some((2, 1)));
+        assert!(e.to_string().contains("<network>"));
+        let e = add(
+            "<domain>\n<devices>\n</domain>",
+            &[A],
+            &HostdevOptions::default(),
+        )
+        .unwrap_err();
+        assert!(matches!(e, EditError::Malformed(_)));
+        assert_eq!(e.position().map(|p| p.0), Some(3));
+    }
+}
