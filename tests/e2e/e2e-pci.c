@@ -7,6 +7,9 @@
  *   e2e-pci bar-write BDF BAR OFFSET VALUE  write it, read it back
  *   e2e-pci viable    BDF                   VFIO_GROUP_GET_STATUS of BDF's group:
  *                                           prints viable=1|0, exit 0 if viable, 1 if not
+ *   e2e-pci pm        BDF                   the power state from the PM capability
+ *                                           (D0..D3hot): a device in D3hot ignores BAR
+ *                                           accesses, and vfio-pci idles unused devices there
  *
  * Why a register in BAR 0: the kernel saves and restores config space around every
  * reset, so config space cannot show that a reset happened. A device register that
@@ -85,6 +88,26 @@ static int viable(const char *bdf) {
   return ok ? 0 : 1;
 }
 
+static int pm(const char *bdf) {
+  char path[256];
+  snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/config", bdf);
+  int fd = open(path, O_RDONLY);
+  if (fd < 0) return fail("open", path);
+  uint8_t cfg[256];
+  if (pread(fd, cfg, sizeof cfg, 0) != (ssize_t)sizeof cfg) return fail("read", path);
+  close(fd);
+  if (!(cfg[6] & 0x10)) { fprintf(stderr, "e2e-pci: %s has no capability list\n", bdf); return 2; }
+  for (int p = cfg[0x34] & 0xfc, n = 0; p && n < 48; p = cfg[p + 1] & 0xfc, n++) {
+    if (cfg[p] == 0x01) {
+      static const char *names[] = {"D0", "D1", "D2", "D3hot"};
+      printf("%s\n", names[cfg[p + 4] & 3]);
+      return 0;
+    }
+  }
+  fprintf(stderr, "e2e-pci: %s has no PM capability\n", bdf);
+  return 2;
+}
+
 int main(int argc, char **argv) {
   if (argc == 5 && !strcmp(argv[1], "bar-read"))
     return bar(argv[2], atoi(argv[3]), strtoul(argv[4], NULL, 0), 0, 0);
@@ -92,7 +115,8 @@ int main(int argc, char **argv) {
     return bar(argv[2], atoi(argv[3]), strtoul(argv[4], NULL, 0), 1,
                (uint32_t)strtoul(argv[5], NULL, 0));
   if (argc == 3 && !strcmp(argv[1], "viable")) return viable(argv[2]);
+  if (argc == 3 && !strcmp(argv[1], "pm")) return pm(argv[2]);
   fprintf(stderr,
-          "usage: e2e-pci bar-read BDF BAR OFF | bar-write BDF BAR OFF VAL | viable BDF\n");
+          "usage: e2e-pci bar-read BDF BAR OFF | bar-write BDF BAR OFF VAL | viable BDF | pm BDF\n");
   return 2;
 }

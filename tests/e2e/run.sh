@@ -31,8 +31,9 @@ say "building virt-pci (release, --features libvirt)"
 (cd "$REPO" && cargo build --release --features libvirt) >"$LOGDIR/cargo.log" 2>&1 ||
   { tail -30 "$LOGDIR/cargo.log" >&2; die "cargo build failed (log: $LOGDIR/cargo.log)"; }
 BIN=$REPO/target/release/virt-pci
-INITRD=$LOGDIR/initramfs.cpio
-"$E2E_DIR/build-initramfs.sh" "$KDIR" "$BIN" "$INITRD"
+INITRD1=$LOGDIR/initramfs-stage1.cpio
+INITRD2=$LOGDIR/initramfs-stage2.cpio
+"$E2E_DIR/build-initramfs.sh" "$KDIR" "$BIN" "$INITRD1" "$INITRD2"
 
 APPEND="console=ttyS0 intel_iommu=on iommu=pt iomem=relaxed panic=-1 quiet"
 declare -A VERDICT=()
@@ -71,7 +72,7 @@ STAGE1_CHECKS=(0-topology 0-reset-witness 1-list-json-sysfs 2-detach-reattach-br
 if [[ " $STAGES " == *" 1 "* ]]; then
   truncate -s 1M "$LOGDIR/scratch.img"
   rc=0
-  run_qemu stage1 "${E2E_TIMEOUT1:-300}" 768 1 "$KERNEL" "$INITRD" "$APPEND e2e=stage1" \
+  run_qemu stage1 "${E2E_TIMEOUT1:-300}" 768 1 "$KERNEL" "$INITRD1" "$APPEND e2e=stage1" \
     "$LOGDIR/scratch.img" || rc=$?
   say "stage 1: qemu exit $rc"
   collect 1 "$LOGDIR/stage1.log" "$rc" "${STAGE1_CHECKS[@]}"
@@ -85,7 +86,7 @@ if [[ " $STAGES " == *" 2 "* ]]; then
   if wait "$rootfs_pid"; then
     IMG=$(cat "$LOGDIR/rootfs-path")
     rc=0
-    run_qemu stage2 "${E2E_TIMEOUT2:-900}" 2048 2 "$KERNEL" "$INITRD" "$APPEND e2e=stage2" \
+    run_qemu stage2 "${E2E_TIMEOUT2:-900}" 2048 2 "$KERNEL" "$INITRD2" "$APPEND e2e=stage2" \
       "$IMG" || rc=$?
     say "stage 2: qemu exit $rc"
     collect 2 "$LOGDIR/stage2.log" "$rc" "${STAGE2_CHECKS[@]}"

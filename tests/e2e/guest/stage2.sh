@@ -38,6 +38,17 @@ c_topology_libvirt() {
 # 5: the root disk's controller and the host bridge are refused without --force
 # (exit 1, "refus"), and nothing moves; --force --dry-run shows the path exists.
 c_refuse_root_disk() {
+  grep ' / / ' /proc/self/mountinfo | sed 's/^/  mountinfo: /'
+  vp show $DISK
+  # A dry run first: if virt-pci would go ahead, running it for real would take
+  # the guest's root disk away and every later check with it.
+  for act in detach reset; do
+    vp $act --dry-run $DISK
+    if [ "$RC" = 0 ]; then
+      bad "$act --dry-run $DISK (root disk controller) is not refused; not running it for real"
+      return
+    fi
+  done
   for act in detach reset; do
     vp $act $DISK
     expect_rc 1 "$act $DISK (root disk controller)"
@@ -50,6 +61,8 @@ c_refuse_root_disk() {
 }
 c_refuse_host_bridge() {
   hb_drv=$(drv $HB)
+  vp detach --dry-run $HB
+  [ "$RC" = 0 ] && { bad "detach --dry-run $HB (host bridge) is not refused; not running it for real"; return; }
   vp detach $HB
   expect_rc 1 "detach $HB (host bridge)"
   expect_out "refus" "detach $HB"
