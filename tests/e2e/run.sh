@@ -89,6 +89,13 @@ if [[ " $STAGES " == *" 2 "* ]]; then
     run_qemu stage2 "${E2E_TIMEOUT2:-900}" 2048 2 "$KERNEL" "$INITRD2" "$APPEND e2e=stage2" \
       "$IMG" || rc=$?
     say "stage 2: qemu exit $rc"
+    # File libvirtd's debug lines apart from the console log.
+    awk -v side="$LOGDIR/stage2-libvirtd.log" '
+      /E2E-LIBVIRTD-LOG-BEGIN/ { inside = 1; next }
+      /E2E-LIBVIRTD-LOG-END/ { inside = 0; next }
+      inside { print > side; next }
+      { print }' "$LOGDIR/stage2.log" >"$LOGDIR/stage2.log.tmp" &&
+      mv "$LOGDIR/stage2.log.tmp" "$LOGDIR/stage2.log"
     collect 2 "$LOGDIR/stage2.log" "$rc" "${STAGE2_CHECKS[@]}"
   else
     tail -20 "$LOGDIR/build-rootfs.log" >&2

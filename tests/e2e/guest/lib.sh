@@ -218,6 +218,7 @@ reset_once() { # WHEN
   [ "$w" = "$MARK" ] || { bad "$1: cannot set the witness register (reads $w)"; return; }
   vp reset --backend "$BACKEND" $IGB
   expect_rc 0 "reset $IGB ($1)"
+  command -v after_reset >/dev/null && after_reset
   hold_d0
   w=$(witness) || { bad "$1: BAR 0 of $IGB does not answer after reset (power state $(e2e-pci pm $IGB))"; return; }
   if [ "$w" = "$MARK" ]; then bad "$1: device not reset (witness register still $MARK)"; else

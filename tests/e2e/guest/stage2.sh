@@ -20,6 +20,13 @@ cleanup_domains() {
 }
 check_cleanup() { cleanup_domains; }
 
+# What libvirt did with the last reset request (it skips devices on vfio-pci and
+# devices with FLR: "KVM will perform FLR when starting and stopping a guest").
+after_reset() {
+  grep -E "virPCIDevice(Reset|Init|Detect).*${IGB}|Resetting device ${IGB}|${IGB}.*(FLR|skip reset)" \
+    /var/log/libvirt/libvirtd.log | tail -n 4 | sed 's/^/  libvirtd: /'
+}
+
 # domain_xml NAME: the base domain file.
 domain_xml() { sed "s/<name>NAME</<name>$1</" /e2e/domain.xml >"/tmp/$1.xml"; echo "/tmp/$1.xml"; }
 hostdevs_in() { grep -c '<hostdev' "$1"; }
