@@ -132,6 +132,28 @@ pub fn open(uri: Option<&str>, read_only: bool) -> Result<Conn> {
     Ok(Conn { conn, uri })
 }
 
+/// Which side of a domain a device change affects (`--config`, `--live`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Impact {
+    pub config: bool,
+    pub live: bool,
+}
+
+impl Impact {
+    pub const CONFIG: Impact = Impact {
+        config: true,
+        live: false,
+    };
+    pub const LIVE: Impact = Impact {
+        config: false,
+        live: true,
+    };
+    pub const BOTH: Impact = Impact {
+        config: true,
+        live: true,
+    };
+}
+
 /// A defined domain: name, whether it runs, and its XML (inactive, and live
 /// when running).
 #[derive(Clone, Debug)]
@@ -231,30 +253,72 @@ impl Conn {
             .map_err(|e| LibvirtError::new("cannot read the defined domain's name", e))
     }
 
-    fn flags(live: bool) -> u32 {
-        let mut f = sys::VIR_DOMAIN_AFFECT_CONFIG;
-        if live {
+    /// Redefine domain `name` with `new_xml` (validated, as
+    /// [`Conn::define_validated`]), refusing an edit that would rename it:
+    /// libvirt would silently define a second domain instead. This is what
+    /// `add/remove --domain` call after splicing the inactive XML.
+    pub fn redefine(&self, name: &str, new_xml: &str) -> Result<()> {
+        let action = format!("cannot redefine `{name}`");
+        let doc = crate::domain::parse(new_xml).map_err(|e| {
+            LibvirtError::input(&action, format!("the new XML is not well-formed: {e}"))
+        })?;
+        let new_name = crate::domain::domain_name(&doc);
+        if new_name.as_deref() != Some(name) {
+            return Err(LibvirtError::input(
+                &action,
+                format!(
+                    "the edited XML names the domain {}, not `{name}`",
+                    new_name
+                        .map(|n| format!("`{n}`"))
+                        .unwrap_or_else(|| "nothing".into())
+                ),
+            ));
+        }
+        self.lookup(name)?;
+        self.define_validated(new_xml).map(|_| ())
+    }
+
+    fn flags(impact: Impact) -> u32 {
+        let mut f = 0;
+        if impact.config {
+            f |= sys::VIR_DOMAIN_AFFECT_CONFIG;
+        }
+        if impact.live {
             f |= sys::VIR_DOMAIN_AFFECT_LIVE;
         }
         f
     }
 
-    /// Attach a device (a `<hostdev>` element) to the persistent config, and
-    /// to the running domain too when `live`.
-    pub fn attach_device(&self, domain: &str, device_xml: &str, live: bool) -> Result<()> {
+    /// Hot-plug a device (a `<hostdev>` element) with
+    /// `virDomainAttachDeviceFlags`. After [`Conn::redefine`] has put the
+    /// hostdev in the persistent config, use `Impact::LIVE` only (CONFIG
+    /// again would add it twice: "Hostdev already exists").
+    pub fn attach_device(&self, domain: &str, device_xml: &str, impact: Impact) -> Result<()> {
         no_nul("attach device", device_xml)?;
+        Self::check_impact("attach device", impact)?;
         self.lookup(domain)?
-            .attach_device_flags(device_xml, Self::flags(live))
+            .attach_device_flags(device_xml, Self::flags(impact))
             .map_err(|e| LibvirtError::new(format!("cannot attach the device to `{domain}`"), e))
     }
 
-    /// Detach a device from the persistent config, and from the running
-    /// domain too when `live`.
-    pub fn detach_device(&self, domain: &str, device_xml: &str, live: bool) -> Result<()> {
+    /// Hot-unplug a device with `virDomainDetachDeviceFlags`.
+    pub fn detach_device(&self, domain: &str, device_xml: &str, impact: Impact) -> Result<()> {
         no_nul("detach device", device_xml)?;
+        Self::check_impact("detach device", impact)?;
         self.lookup(domain)?
-            .detach_device_flags(device_xml, Self::flags(live))
+            .detach_device_flags(device_xml, Self::flags(impact))
             .map_err(|e| LibvirtError::new(format!("cannot detach the device from `{domain}`"), e))
+    }
+
+    fn check_impact(action: &str, impact: Impact) -> Result<()> {
+        if impact.config || impact.live {
+            Ok(())
+        } else {
+            Err(LibvirtError::input(
+                action,
+                "neither the config nor the live domain was chosen",
+            ))
+        }
     }
 
     fn node(&self, a: &PciAddress, what: &str) -> Result<virt::nodedev::NodeDevice> {

@@ -178,8 +178,9 @@ impl fmt::Display for BackendError {
 /// [`sysfs::SysfsBackend`]; tests inject failing ones.
 pub trait Backend {
     fn name(&self) -> String;
-    /// The exact calls or writes `op` on `a` will make (for `--dry-run`).
-    fn describe(&self, op: &Op, a: &PciAddress) -> Vec<String>;
+    /// The exact calls or writes `op` on `a` will make (for `--dry-run`);
+    /// `driver` is the bound driver as the host model has it.
+    fn describe(&self, op: &Op, a: &PciAddress, driver: Option<&str>) -> Vec<String>;
     fn detach(&mut self, a: &PciAddress, driver: &str) -> Result<(), BackendError>;
     fn reattach(&mut self, a: &PciAddress) -> Result<(), BackendError>;
     fn reset(&mut self, a: &PciAddress) -> Result<(), BackendError>;
@@ -209,8 +210,18 @@ fn why(p: &Plan, a: &PciAddress) -> String {
         .unwrap_or_else(|| "requested".into())
 }
 
-fn push_step(ap: &mut ActionPlan, backend: &dyn Backend, op: Op, a: PciAddress) {
-    let calls = backend.describe(&op, &a);
+fn push_step(ap: &mut ActionPlan, host: &Host, backend: &dyn Backend, op: Op, a: PciAddress) {
+    // After a detach in the same plan the function is on vfio-pci.
+    let detached_before = ap
+        .steps
+        .iter()
+        .any(|s| s.address == a && matches!(s.op, Op::Detach { .. }));
+    let driver = if detached_before {
+        Some("vfio-pci".to_string())
+    } else {
+        host.device(&a).and_then(|d| d.driver.clone())
+    };
+    let calls = backend.describe(&op, &a, driver.as_deref());
     ap.steps.push(Step {
         op,
         address: a,
@@ -277,6 +288,7 @@ pub fn detach_plan(
         }
         push_step(
             &mut ap,
+            host,
             backend,
             Op::Detach {
                 driver: opts.driver.clone(),
@@ -315,7 +327,7 @@ pub fn reattach_plan(
             });
             continue;
         }
-        push_step(&mut ap, backend, Op::Reattach, a);
+        push_step(&mut ap, host, backend, Op::Reattach, a);
     }
     ap
 }
@@ -345,7 +357,7 @@ pub fn reset_plan(
             });
             continue;
         }
-        push_step(&mut ap, backend, Op::Reset, a);
+        push_step(&mut ap, host, backend, Op::Reset, a);
     }
     ap
 }
@@ -417,7 +429,7 @@ pub fn prepare_plan(
 pub fn release_plan(
     host: &Host,
     domain: &str,
-    running: bool,
+    running: Option<bool>,
     hostdevs: &[PciAddress],
     opts: &ActionOptions,
     return_unreset: bool,
@@ -437,7 +449,15 @@ pub fn release_plan(
     );
     let travels = p.travels.clone();
     let mut ap = new_plan("release", backend, p, opts.force);
-    if running {
+    if running.is_none() {
+        ap.warnings.push(Finding {
+            code: "state-unknown",
+            address: None,
+            message: format!("cannot tell whether `{domain}` runs (no libvirt connection): make sure it is shut off — taking a device from a running guest hangs in the unbind"),
+            help: Some("give -c URI so virt-pci can check".into()),
+        });
+    }
+    if running == Some(true) {
         ap.refusals.push(Refusal {
             code: "domain-running".into(),
             address: None,
@@ -467,13 +487,13 @@ pub fn release_plan(
                 }
             }
             _ => {
-                push_step(&mut ap, backend, Op::Reset, *a);
+                push_step(&mut ap, host, backend, Op::Reset, *a);
                 back.push(*a);
             }
         }
     }
     for a in back {
-        push_step(&mut ap, backend, Op::Reattach, a);
+        push_step(&mut ap, host, backend, Op::Reattach, a);
     }
     ap
 }
@@ -488,11 +508,11 @@ pub fn try_plan(host: &Host, requested: &[PciAddress], backend: &dyn Backend) ->
     let travels = ap.plan.travels.clone();
     for a in &travels {
         if host.device(a).and_then(|d| d.can_reset()) != Some(false) {
-            push_step(&mut ap, backend, Op::Reset, *a);
+            push_step(&mut ap, host, backend, Op::Reset, *a);
         }
     }
     for a in detached.into_iter().rev() {
-        push_step(&mut ap, backend, Op::Reattach, a);
+        push_step(&mut ap, host, backend, Op::Reattach, a);
     }
     ap
 }
@@ -504,11 +524,25 @@ pub struct Outcome {
     pub done: Vec<Step>,
     /// The step that failed, and why.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub failed: Option<(Step, BackendError)>,
+    pub failed: Option<Failure>,
     /// Functions reattached to undo a partial detach.
     pub rolled_back: Vec<PciAddress>,
     /// Rollback steps that failed too (the host needs a human).
-    pub rollback_failures: Vec<(PciAddress, BackendError)>,
+    pub rollback_failures: Vec<RollbackFailure>,
+}
+
+/// The step that failed and the backend's reason.
+#[derive(Clone, Debug, Serialize)]
+pub struct Failure {
+    pub step: Step,
+    pub error: BackendError,
+}
+
+/// A function the rollback could not reattach.
+#[derive(Clone, Debug, Serialize)]
+pub struct RollbackFailure {
+    pub address: PciAddress,
+    pub error: BackendError,
 }
 
 impl Outcome {
@@ -539,11 +573,17 @@ pub fn execute(ap: &ActionPlan, backend: &mut dyn Backend) -> Outcome {
                 out.done.push(s.clone());
             }
             Err(e) => {
-                out.failed = Some((s.clone(), e));
+                out.failed = Some(Failure {
+                    step: s.clone(),
+                    error: e,
+                });
                 for a in held.iter().rev() {
                     match backend.reattach(a) {
                         Ok(()) => out.rolled_back.push(*a),
-                        Err(e) => out.rollback_failures.push((*a, e)),
+                        Err(e) => out.rollback_failures.push(RollbackFailure {
+                            address: *a,
+                            error: e,
+                        }),
                     }
                 }
                 break;
@@ -591,7 +631,7 @@ impl Backend for LibvirtBackend<'_> {
     fn name(&self) -> String {
         format!("libvirt ({})", self.conn.uri())
     }
-    fn describe(&self, op: &Op, a: &PciAddress) -> Vec<String> {
+    fn describe(&self, op: &Op, a: &PciAddress, _driver: Option<&str>) -> Vec<String> {
         let n = a.node_name();
         vec![match op {
             Op::Detach { driver } => format!("virNodeDeviceDetachFlags({n}, \"{driver}\", 0)"),
@@ -627,7 +667,7 @@ mod tests {
         fn name(&self) -> String {
             "fake".into()
         }
-        fn describe(&self, op: &Op, a: &PciAddress) -> Vec<String> {
+        fn describe(&self, op: &Op, a: &PciAddress, _: Option<&str>) -> Vec<String> {
             vec![format!("{op} {a}")]
         }
         fn detach(&mut self, a: &PciAddress, _d: &str) -> Result<(), BackendError> {
@@ -733,7 +773,8 @@ mod tests {
         let ap = detach_plan(&h, &[GPU], &ActionOptions::default(), &f);
         let out = execute(&ap, &mut f);
         assert!(!out.ok());
-        let (step, err) = out.failed.clone().unwrap();
+        let failure = out.failed.clone().unwrap();
+        let (step, err) = (failure.step, failure.error);
         assert_eq!(step.address, HDA);
         assert!(err.message.contains("device busy"));
         assert_eq!(out.rolled_back, vec![GPU]);
@@ -756,7 +797,7 @@ mod tests {
             fn name(&self) -> String {
                 "twice".into()
             }
-            fn describe(&self, _: &Op, _: &PciAddress) -> Vec<String> {
+            fn describe(&self, _: &Op, _: &PciAddress, _: Option<&str>) -> Vec<String> {
                 vec![]
             }
             fn detach(&mut self, a: &PciAddress, _: &str) -> Result<(), BackendError> {
@@ -779,7 +820,7 @@ mod tests {
         let ap = detach_plan(&h, &[GPU], &ActionOptions::default(), &b);
         let out = execute(&ap, &mut b);
         assert_eq!(out.rollback_failures.len(), 1);
-        assert_eq!(out.rollback_failures[0].0, GPU);
+        assert_eq!(out.rollback_failures[0].address, GPU);
         assert!(out.rolled_back.is_empty());
     }
 
@@ -855,7 +896,7 @@ mod tests {
         let ap = release_plan(
             &h,
             "vm",
-            false,
+            Some(false),
             &[GPU],
             &ActionOptions::default(),
             false,
@@ -876,12 +917,28 @@ mod tests {
             ]
         );
         assert_eq!(ap.skipped[0].address, HDA);
-        let ap = release_plan(&h, "vm", false, &[GPU], &ActionOptions::default(), true, &f);
+        let ap = release_plan(
+            &h,
+            "vm",
+            Some(false),
+            &[GPU],
+            &ActionOptions::default(),
+            true,
+            &f,
+        );
         assert!(ap
             .steps
             .iter()
             .any(|s| s.address == HDA && s.op == Op::Reattach));
-        let ap = release_plan(&h, "vm", true, &[GPU], &ActionOptions::default(), false, &f);
+        let ap = release_plan(
+            &h,
+            "vm",
+            Some(true),
+            &[GPU],
+            &ActionOptions::default(),
+            false,
+            &f,
+        );
         assert_eq!(ap.blocking()[0].code, "domain-running");
     }
 

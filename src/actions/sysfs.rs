@@ -60,6 +60,10 @@ impl SysfsBackend {
     }
 
     fn write(&mut self, rel: &str, value: &str) -> Result<(), BackendError> {
+        // Unit tests of this crate never write to the real /sys.
+        if cfg!(test) && self.root == Path::new("/") {
+            return Err(BackendError::new("unit tests never write to the real /sys"));
+        }
         let p = self.sys(rel);
         // Never create: a missing attribute means the kernel lacks it.
         let r = fs::OpenOptions::new()
@@ -104,11 +108,11 @@ impl Backend for SysfsBackend {
         format!("sysfs ({})", self.root.display())
     }
 
-    fn describe(&self, op: &Op, a: &PciAddress) -> Vec<String> {
+    fn describe(&self, op: &Op, a: &PciAddress, driver: Option<&str>) -> Vec<String> {
         let root = self.root.join("sys");
         let r = root.display();
         let dev = format!("{r}/bus/pci/devices/{a}");
-        let unbind = match self.driver(a) {
+        let unbind = match driver {
             Some(d) => format!("write {a} > {dev}/driver/unbind  (bound to {d})"),
             None => "(no driver bound: nothing to unbind)".to_string(),
         };
@@ -177,5 +181,40 @@ impl Backend for SysfsBackend {
             )));
         }
         self.write(&rel, "1")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unit_tests_cannot_write_the_real_sys() {
+        let mut b = SysfsBackend::new(Path::new("/"));
+        assert!(b.verify, "on / the probe result is checked");
+        let e = b
+            .write("bus/pci/drivers_probe", "0000:00:00.0")
+            .unwrap_err();
+        assert!(e.message.contains("never write"));
+    }
+
+    #[test]
+    fn missing_attributes_are_not_created() {
+        let t = tempfile::tempdir().unwrap();
+        let mut b = SysfsBackend::new(t.path());
+        let a = PciAddress::new(0, 1, 0, 0);
+        let e = b.reattach(&a).unwrap_err();
+        assert!(e.message.contains("not on the PCI bus"), "{e}");
+        std::fs::create_dir_all(t.path().join("sys/bus/pci/devices/0000:01:00.0")).unwrap();
+        let e = b.reattach(&a).unwrap_err();
+        assert!(e.message.contains("driver_override"), "{e}");
+        assert!(!t
+            .path()
+            .join("sys/bus/pci/devices/0000:01:00.0/driver_override")
+            .exists());
+        let e = b.reset(&a).unwrap_err();
+        assert!(e.message.contains("no reset method"), "{e}");
+        let e = b.detach(&a, "kvm").unwrap_err();
+        assert!(e.help.unwrap().contains("--driver vfio"));
     }
 }

@@ -18,7 +18,9 @@ use virt_pci::host::Host;
 pub enum BackendChoice {
     /// libvirt when built with it and a connection opens, else sysfs.
     Auto,
+    /// libvirt's node-device API (virNodeDeviceDetachFlags, ReAttach, Reset).
     Libvirt,
+    /// driver_override, unbind, drivers_probe and reset writes (under --root when given).
     Sysfs,
 }
 
@@ -50,6 +52,7 @@ pub struct ActOpts {
 
 #[derive(ClapArgs, Debug)]
 pub struct DeviceActionArgs {
+    /// Devices in any form: 01:00.0, 0000:01:00.0, pci_0000_01_00_0, 01:00 (all functions), 10de:1c82.
     #[arg(required = true, value_name = "DEVICE")]
     pub devices: Vec<String>,
     /// Only the named functions, not the rest of their IOMMU groups.
@@ -61,6 +64,7 @@ pub struct DeviceActionArgs {
 
 #[derive(ClapArgs, Debug)]
 pub struct CheckArgs {
+    /// The device, in any address form.
     #[arg(value_name = "DEVICE")]
     pub device: String,
     /// Detach the whole group, reset it, and put it back where it was.
@@ -141,7 +145,9 @@ fn sysfs_setup(ctx: &Context, host: Host) -> Setup {
     }
 }
 
-fn setup(ctx: &Context, choice: BackendChoice) -> Result<Setup, CliError> {
+/// Choose the backend and read the host it acts on. `read_only`: nothing
+/// will be executed (plain `check`), so a read-only connection is enough.
+fn setup(ctx: &Context, choice: BackendChoice, read_only: bool) -> Result<Setup, CliError> {
     match choice {
         BackendChoice::Sysfs => {
             if matches!(ctx.host_source(), HostSource::Libvirt(_)) {
@@ -152,11 +158,11 @@ fn setup(ctx: &Context, choice: BackendChoice) -> Result<Setup, CliError> {
             }
             Ok(sysfs_setup(ctx, ctx.host()?))
         }
-        BackendChoice::Libvirt => libvirt_setup(ctx, true),
+        BackendChoice::Libvirt => libvirt_setup(ctx, read_only),
         BackendChoice::Auto => match ctx.host_source() {
-            HostSource::Libvirt(_) => libvirt_setup(ctx, true),
+            HostSource::Libvirt(_) => libvirt_setup(ctx, read_only),
             HostSource::Live if cfg!(feature = "libvirt") => {
-                libvirt_setup(ctx, false).or_else(|_| Ok(sysfs_setup(ctx, ctx.host()?)))
+                libvirt_setup(ctx, read_only).or_else(|_| Ok(sysfs_setup(ctx, ctx.host()?)))
             }
             _ => Ok(sysfs_setup(ctx, ctx.host()?)),
         },
@@ -164,7 +170,7 @@ fn setup(ctx: &Context, choice: BackendChoice) -> Result<Setup, CliError> {
 }
 
 #[cfg(feature = "libvirt")]
-fn libvirt_setup(ctx: &Context, _explicit: bool) -> Result<Setup, CliError> {
+fn libvirt_setup(ctx: &Context, read_only: bool) -> Result<Setup, CliError> {
     if matches!(
         ctx.host_source(),
         HostSource::Root(_) | HostSource::Snapshot(_)
@@ -174,20 +180,32 @@ fn libvirt_setup(ctx: &Context, _explicit: bool) -> Result<Setup, CliError> {
         )
         .help("drop --root/--snapshot and give -c URI, or use --backend sysfs"));
     }
-    let uri = ctx.connect_uri();
-    let conn = ctx.libvirt(uri.as_deref(), false)?;
-    let host = conn.read_host().map_err(super::libvirt_error)?;
+    // No URI: this machine's system daemon. Not libvirt's default, which
+    // for a non-root user would start a session daemon as a side effect.
+    let uri = ctx
+        .connect_uri()
+        .unwrap_or_else(|| "qemu:///system".to_string());
+    let conn = ctx.libvirt(Some(&uri), read_only)?;
+    let local = virt_pci::host::nodedev::uri_is_local(conn.uri());
+    let host = ctx.read_libvirt_host(&conn)?;
+    if !local && !conn.uri().starts_with("test:") {
+        eprintln!(
+            "{}: {} is another machine: virt-pci cannot see which of its devices hold the root filesystem or the default route; check the plan before acting",
+            ctx.err.yellow("warning"),
+            conn.uri()
+        );
+    }
     Ok(Setup {
         host,
         chosen: Chosen::Libvirt(conn),
         can_execute: true,
-        vfio_root: None,
+        // libvirt checks VFIO on its host; on this one we can explain it first
+        vfio_root: local.then(|| PathBuf::from("/")),
     })
 }
 
 #[cfg(not(feature = "libvirt"))]
-fn libvirt_setup(_ctx: &Context, explicit: bool) -> Result<Setup, CliError> {
-    let _ = explicit;
+fn libvirt_setup(_ctx: &Context, _read_only: bool) -> Result<Setup, CliError> {
     Err(
         CliError::usage("--backend libvirt: this virt-pci was built without libvirt support")
             .help("rebuild with `cargo build --features libvirt`, or use --backend sysfs"),
@@ -333,7 +351,10 @@ fn run_plan(
     }
     match &out.failed {
         None => Ok(ExitCode::SUCCESS),
-        Some((st, err)) => {
+        Some(actions::Failure {
+            step: st,
+            error: err,
+        }) => {
             let mut e = CliError::new(format!(
                 "{} failed: {} {}: {}",
                 ap.action, st.op, st.address, err.message
@@ -351,7 +372,11 @@ fn run_plan(
                         .join(", ")
                 ));
             }
-            for (a, re) in &out.rollback_failures {
+            for actions::RollbackFailure {
+                address: a,
+                error: re,
+            } in &out.rollback_failures
+            {
                 e = e.help(format!(
                     "could NOT reattach {a}: {}; it is still detached",
                     re.message
@@ -363,7 +388,7 @@ fn run_plan(
 }
 
 pub fn run_detach(ctx: &Context, a: DetachArgs) -> CliResult {
-    let mut s = setup(ctx, a.common.act.backend)?;
+    let mut s = setup(ctx, a.common.act.backend, a.common.act.dry_run)?;
     let req = resolve(&s.host, &a.common.devices)?;
     let opts = options(&a.common.act, !a.common.no_strict_group, &a.driver);
     let ap = s.with(|h, b| actions::detach_plan(h, &req, &opts, b));
@@ -371,7 +396,7 @@ pub fn run_detach(ctx: &Context, a: DetachArgs) -> CliResult {
 }
 
 pub fn run_reattach(ctx: &Context, a: DeviceActionArgs) -> CliResult {
-    let mut s = setup(ctx, a.act.backend)?;
+    let mut s = setup(ctx, a.act.backend, a.act.dry_run)?;
     let req = resolve(&s.host, &a.devices)?;
     let opts = options(&a.act, !a.no_strict_group, "vfio");
     let ap = s.with(|h, b| actions::reattach_plan(h, &req, &opts, b));
@@ -379,7 +404,7 @@ pub fn run_reattach(ctx: &Context, a: DeviceActionArgs) -> CliResult {
 }
 
 pub fn run_reset(ctx: &Context, a: DeviceActionArgs) -> CliResult {
-    let mut s = setup(ctx, a.act.backend)?;
+    let mut s = setup(ctx, a.act.backend, a.act.dry_run)?;
     let req = resolve(&s.host, &a.devices)?;
     let opts = options(&a.act, !a.no_strict_group, "vfio");
     let ap = s.with(|h, b| actions::reset_plan(h, &req, &opts, b));
@@ -387,7 +412,7 @@ pub fn run_reset(ctx: &Context, a: DeviceActionArgs) -> CliResult {
 }
 
 pub fn run_check(ctx: &Context, a: CheckArgs) -> CliResult {
-    let mut s = setup(ctx, a.act.backend)?;
+    let mut s = setup(ctx, a.act.backend, !a.try_it)?;
     let req = resolve(&s.host, std::slice::from_ref(&a.device))?;
     let mut code = ExitCode::SUCCESS;
     for addr in &req {
@@ -447,13 +472,13 @@ fn domain_hostdevs(
     ctx: &Context,
     s: &Setup,
     name: &str,
-) -> Result<(String, bool, Vec<PciAddress>), CliError> {
+) -> Result<(String, Option<bool>, Vec<PciAddress>), CliError> {
     #[cfg(feature = "libvirt")]
     if let Chosen::Libvirt(c) = &s.chosen {
         let d = c.domain(name).map_err(super::libvirt_error)?;
         let hd = actions::unmanaged_hostdevs(&d.inactive_xml)
             .map_err(|e| CliError::new(format!("the XML of `{name}`: {e}")))?;
-        return Ok((d.name, d.running, hd));
+        return Ok((d.name, Some(d.running), hd));
     }
     let _ = ctx;
     let p = Path::new(name);
@@ -473,16 +498,18 @@ fn domain_hostdevs(
         .ok()
         .and_then(|d| virt_pci::domain::domain_name(&d))
         .unwrap_or_else(|| name.to_string());
+    // Without libvirt nothing says whether it runs.
     let running = s
         .host
         .domains
         .iter()
-        .any(|u| u.domain == doc_name && u.running);
+        .any(|u| u.domain == doc_name && u.running)
+        .then_some(true);
     Ok((doc_name, running, hd))
 }
 
 pub fn run_prepare(ctx: &Context, a: DomainActionArgs) -> CliResult {
-    let mut s = setup(ctx, a.act.backend)?;
+    let mut s = setup(ctx, a.act.backend, a.act.dry_run)?;
     let (name, _running, hd) = domain_hostdevs(ctx, &s, &a.domain)?;
     let opts = options(&a.act, true, "vfio");
     let ap = s.with(|h, b| actions::prepare_plan(h, &name, &hd, &opts, b));
@@ -491,7 +518,7 @@ pub fn run_prepare(ctx: &Context, a: DomainActionArgs) -> CliResult {
 
 pub fn run_release(ctx: &Context, a: ReleaseArgs) -> CliResult {
     let act = a.common.act.clone();
-    let mut s = setup(ctx, act.backend)?;
+    let mut s = setup(ctx, act.backend, act.dry_run)?;
     let (name, running, hd) = domain_hostdevs(ctx, &s, &a.common.domain)?;
     let opts = options(&act, true, "vfio");
     let ret = a.return_unreset;

@@ -236,7 +236,25 @@ impl Context {
     #[cfg(feature = "libvirt")]
     fn host_from_libvirt(&self, uri: &str) -> Result<Host, CliError> {
         let conn = self.libvirt(Some(uri), true).map_err(|e| e.code(2))?;
-        conn.read_host().map_err(|e| libvirt_error(e).code(2))
+        self.read_libvirt_host(&conn).map_err(|e| e.code(2))
+    }
+
+    /// The host through a connection; on this machine (`qemu:///system`)
+    /// completed with what only sysfs knows (host-critical devices, reset
+    /// methods), so acting through libvirt is as safe as through sysfs.
+    #[cfg(feature = "libvirt")]
+    pub fn read_libvirt_host(&self, conn: &virt_pci::libvirt::Conn) -> Result<Host, CliError> {
+        let mut h = conn.read_host().map_err(libvirt_error)?;
+        if host::nodedev::uri_is_local(conn.uri()) {
+            match host::sysfs::read(std::path::Path::new("/")) {
+                Ok(local) => host::nodedev::merge_local_facts(&mut h, &local),
+                Err(e) => eprintln!(
+                    "{}: cannot read this machine's sysfs ({e}); host-critical devices are not known",
+                    self.err.yellow("warning")
+                ),
+            }
+        }
+        Ok(h)
     }
 
     /// Open a libvirt connection (`uri` None: libvirt's default).

@@ -308,7 +308,18 @@ pub fn host_from_nodes(source: &str, nodes: Vec<PciNode>) -> Host {
         let mut chain = Vec::new();
         let mut cur = parent_of.get(&a).cloned().flatten();
         while let Some(p) = cur {
-            let Some(pa) = by_name.get(&p) else { break };
+            let Some(pa) = by_name.get(&p) else {
+                // A parent libvirt did not list (filtered out, or a test
+                // file): its name still says its address.
+                if let Ok(crate::address::DeviceSpec::Function(pa)) =
+                    crate::address::DeviceSpec::parse(&p)
+                {
+                    if p.starts_with("pci_") && !chain.contains(&pa) {
+                        chain.push(pa);
+                    }
+                }
+                break;
+            };
             if chain.contains(pa) || chain.len() > 64 {
                 break;
             }
@@ -360,6 +371,52 @@ pub fn domain_uses<'a>(
         }
     }
     out
+}
+
+/// Whether a libvirt URI names this machine (`qemu:///system`,
+/// `qemu+unix:///system`): no host part, and not the test driver (whose
+/// host is a file, not this machine).
+pub fn uri_is_local(uri: &str) -> bool {
+    let Some((scheme, rest)) = uri.split_once("://") else {
+        return false;
+    };
+    let driver = scheme.split('+').next().unwrap_or("");
+    let transport = scheme.split('+').nth(1).unwrap_or("");
+    driver != "test" && (transport.is_empty() || transport == "unix") && rest.starts_with('/')
+}
+
+/// Add what only sysfs knows (host-critical flags, reset methods, driver
+/// overrides, boot VGA) from `local` to a host read through libvirt on the
+/// same machine. libvirt's facts (groups, drivers, domains) stay.
+pub fn merge_local_facts(host: &mut Host, local: &Host) {
+    for (a, d) in host.devices.iter_mut() {
+        let Some(l) = local.devices.get(a) else {
+            continue;
+        };
+        if l.vendor_id != d.vendor_id || l.device_id != d.device_id {
+            continue;
+        }
+        for c in &l.critical {
+            if !d.critical.contains(c) {
+                d.critical.push(c.clone());
+            }
+        }
+        d.critical.sort();
+        d.reset_methods = d.reset_methods.take().or_else(|| l.reset_methods.clone());
+        d.reset = d.reset.or(l.reset);
+        d.boot_vga = d.boot_vga.or(l.boot_vga);
+        d.driver_override = d
+            .driver_override
+            .take()
+            .or_else(|| l.driver_override.clone());
+        d.header_type = d.header_type.or(l.header_type);
+        if d.subsystem_vendor_id.is_none() {
+            d.subsystem_vendor_id = l.subsystem_vendor_id.clone();
+            d.subsystem_device_id = l.subsystem_device_id.clone();
+        }
+    }
+    host.usb = local.usb.clone();
+    host.mark_intrinsic_critical();
 }
 
 fn esc(s: &str) -> String {
@@ -583,6 +640,40 @@ mod tests {
         assert_eq!(e.line, 1);
         let e = parse_device("<domain/>").unwrap_err();
         assert!(e.message.contains("expected a libvirt node device"));
+    }
+
+    #[test]
+    fn local_uris() {
+        assert!(uri_is_local("qemu:///system"));
+        assert!(uri_is_local("qemu+unix:///session"));
+        assert!(!uri_is_local("qemu+ssh://hv1/system"));
+        assert!(!uri_is_local("qemu://hv1/system"));
+        assert!(!uri_is_local("test:///default"));
+        assert!(!uri_is_local("garbage"));
+    }
+
+    #[test]
+    fn local_facts_add_critical_flags_and_resets() {
+        let mut h = host_from_xml("lv", [GPU]).unwrap();
+        let mut local = h.clone();
+        let a = PciAddress::new(0, 1, 0, 0);
+        let l = local.devices.get_mut(&a).unwrap();
+        l.critical.push(super::super::Critical::BootVga);
+        l.reset_methods = Some(vec!["flr".into()]);
+        merge_local_facts(&mut h, &local);
+        let d = &h.devices[&a];
+        assert_eq!(d.critical, vec![super::super::Critical::BootVga]);
+        assert_eq!(d.reset_methods, Some(vec!["flr".into()]));
+        assert_eq!(
+            d.driver.as_deref(),
+            Some("nouveau"),
+            "libvirt's driver stays"
+        );
+        // a different device at the same address is not merged
+        let mut h2 = host_from_xml("lv", [GPU]).unwrap();
+        local.devices.get_mut(&a).unwrap().device_id = "0x9999".into();
+        merge_local_facts(&mut h2, &local);
+        assert!(h2.devices[&a].critical.is_empty());
     }
 
     #[test]
