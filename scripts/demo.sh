@@ -9,3 +9,10 @@ for s in samples/hosts/*.json; do
 done
 run --snapshot samples/hosts/004-msi-b550m-mortar-turing-4fn.json list
 run --snapshot samples/hosts/004-msi-b550m-mortar-turing-4fn.json show 0000:0a:00.0
+
+# validate: a good and a bad domain from samples/domains, against sample host 004
+# (RTX 2070 SUPER: four functions in IOMMU group 14), then one full of typos.
+# The good one: another sample domain that passes host 004's RTX (bus 0x2b).
+good=$(grep -l "bus='0x2b'" samples/domains/*.xml 2>/dev/null | grep -v '/bad-' | head -1 || true)
+run --snapshot samples/hosts/004-msi-b550m-mortar-turing-4fn.json validate ${good:+"$good"} samples/domains/bad-rtx2070-half-group.xml
+run validate samples/domains/bad-hostdev-typos.xml

@@ -901,6 +901,112 @@ pub fn check_against_host(sources: &[Source], u: &Unit, host: &Host, out: &mut V
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::validate::{validate, Inputs};
+
+    fn codes(text: &str) -> Vec<&'static str> {
+        let inputs = Inputs::from_sources(vec![Source {
+            path: "t.xml".into(),
+            text: text.into(),
+        }]);
+        validate(&inputs, None, Options::default())
+            .diagnostics
+            .iter()
+            .map(|d| d.code)
+            .collect()
+    }
+
+    fn dom(os: &str, devices: &str) -> String {
+        format!(
+            "<domain type='kvm'><name>t</name><os>{os}</os><devices>{devices}</devices></domain>"
+        )
+    }
+
+    const HB: &str = "<hostdev mode='subsystem' type='pci'><source><address domain='0x0000' bus='0x00' slot='0x00' function='0x0'/></source></hostdev>";
+
+    #[test]
+    fn host_bridge_address_is_fine_on_s390x_zpci() {
+        assert_eq!(codes(&dom("<type arch='x86_64'>hvm</type>", HB)), ["VP015"]);
+        assert!(codes(&dom(
+            "<type arch='s390x' machine='s390-ccw-virtio'>hvm</type>",
+            HB
+        ))
+        .is_empty());
+    }
+
+    #[test]
+    fn non_pci_hostdevs_are_only_checked_for_managed() {
+        let usb = "<hostdev mode='subsystem' type='usb' managed='true'><source><vendor id='0x1234'/></source></hostdev>";
+        assert_eq!(codes(&dom("", usb)), ["VP012"]);
+        let caps = "<hostdev mode='capabilities' type='storage'><source><block>/dev/sda</block></source></hostdev>";
+        assert!(codes(&dom("", caps)).is_empty());
+        let usb_if = "<interface type='hostdev'><source><address type='usb' bus='1' device='2'/></source></interface>";
+        assert!(codes(&dom("", usb_if)).is_empty());
+        let no_type_if =
+            "<interface type='hostdev'><source><address bus='0x03'/></source></interface>";
+        assert_eq!(codes(&dom("", no_type_if)), ["VP011"]);
+    }
+
+    #[test]
+    fn console_repeats_the_serial_address() {
+        let a = "<address type='pci' domain='0x0000' bus='0x00' slot='0x04' function='0x0'/>";
+        let x = dom(
+            "",
+            &format!("<serial type='dev'>{a}</serial><console type='dev'>{a}</console>"),
+        );
+        assert!(codes(&x).is_empty());
+        let x = dom(
+            "",
+            &format!("<serial type='dev'>{a}</serial><watchdog model='i6300esb'>{a}</watchdog>"),
+        );
+        assert_eq!(codes(&x), ["VP031"]);
+    }
+
+    #[test]
+    fn empty_guest_address_is_auto_assigned() {
+        let x = dom(
+            "",
+            "<controller type='usb'><address type='pci'/></controller><controller type='sata'><address type='pci'/></controller>",
+        );
+        assert!(codes(&x).is_empty());
+    }
+
+    #[test]
+    fn octal_and_unreadable_numbers() {
+        let hd = |attrs: &str| {
+            dom(
+                "",
+                &format!("<hostdev mode='subsystem' type='pci'><source><address {attrs}/></source></hostdev>"),
+            )
+        };
+        // 07 is the same in octal and decimal: no finding.
+        assert!(codes(&hd("bus='0x01' slot='07'")).is_empty());
+        assert_eq!(codes(&hd("bus='0x01' slot='010'")), ["VP023"]);
+        assert_eq!(codes(&hd("bus='0x01' slot='09'")), ["VP020"]);
+        assert_eq!(codes(&hd("bus='-1'")), ["VP020"]);
+        assert_eq!(codes(&hd("bus='0x01' function='010'")), ["VP021"]);
+        assert_eq!(codes(&hd("domain='0x100000000' bus='0x01'")), ["VP021"]);
+    }
+
+    #[test]
+    fn foreign_and_broken_foreign_xml_is_skipped() {
+        let inputs = Inputs::from_sources(vec![
+            Source {
+                path: "net.xml".into(),
+                text: "<network><name>default</name></network>".into(),
+            },
+            Source {
+                path: "list.xml".into(),
+                text: "<device/><device/>".into(),
+            },
+            Source {
+                path: "iface.xml".into(),
+                text: "<interface type='ethernet' name='eth0'/>".into(),
+            },
+        ]);
+        let r = validate(&inputs, None, Options::default());
+        assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
+        assert_eq!(r.files_skipped, 3);
+    }
 
     #[test]
     fn first_element_skips_the_prolog() {

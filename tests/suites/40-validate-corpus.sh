@@ -2,7 +2,8 @@
 # `virt-pci validate` over libvirt 9.0's own test data (every tests/*data dir):
 #  - no error on any file libvirt accepts (not *-invalid.xml, no matching .err);
 #  - each expected failure about PCI hostdev addresses is flagged with our check:
-#    hostdev-pci-duplicate (VP030), pci-{bus,domain,slot,function}-invalid (VP021).
+#    hostdev-pci-duplicate (VP030), pci-{bus,domain,slot,function}-invalid (VP021);
+#  - the JSON report matches schemas/validate.schema.json.
 # Prints the counts. Warnings (e.g. the same device in several test domains,
 # VP040) are counted, not failures.
 set -euo pipefail
@@ -17,7 +18,10 @@ set +e
 rc=$?
 set -e
 end=$(date +%s.%N)
-python3 - "$out" "$corpus/tests" "$rc" "$start" "$end" <<'PY'
+# Every kind of field (related places, host) for the schema check.
+fixtures=$(mktemp); trap 'rm -f "$out" "$fixtures"' EXIT
+"$BIN" --snapshot tests/fixtures/validate/host.json validate --format json tests/fixtures/validate >"$fixtures" || true
+python3 - "$out" "$corpus/tests" "$rc" "$start" "$end" "$fixtures" <<'PY'
 import json, os, sys, glob, collections
 report = json.load(open(sys.argv[1]))
 tests, rc = sys.argv[2], int(sys.argv[3])
@@ -64,6 +68,20 @@ for f, errs in false_errors:
     fail += 1
 if rc != 1:
     print(f"FAIL: exit code {rc}, expected 1 (the expected failures are errors)")
+    fail += 1
+try:
+    import jsonschema
+except ImportError:
+    print("FAIL: python3-jsonschema missing (make deps)"); sys.exit(1)
+schema = json.load(open("schemas/validate.schema.json"))
+try:
+    jsonschema.validate(report, schema)
+    fx = json.load(open(sys.argv[6]))
+    jsonschema.validate(fx, schema)
+    assert fx.get("host") and any(d.get("related") for d in fx["diagnostics"])
+    print("JSON reports (corpus, fixtures) match schemas/validate.schema.json")
+except jsonschema.ValidationError as e:
+    print(f"FAIL: JSON report does not match the schema: {e.message}")
     fail += 1
 codes = collections.Counter((d["code"], d["severity"]) for d in report["diagnostics"])
 print(f"corpus: {report['files_checked']} files checked in {secs:.2f}s "
