@@ -16,3 +16,12 @@ run --snapshot samples/hosts/004-msi-b550m-mortar-turing-4fn.json show 0000:0a:0
 good=$(grep -l "bus='0x2b'" samples/domains/*.xml 2>/dev/null | grep -v '/bad-' | head -1 || true)
 run --snapshot samples/hosts/004-msi-b550m-mortar-turing-4fn.json validate ${good:+"$good"} samples/domains/bad-rtx2070-half-group.xml
 run validate samples/domains/bad-hostdev-typos.xml
+
+# Issue 3: <hostdev> snippets and byte-exact edits. The 4-function RTX 2070
+# SUPER of sample 004 goes whole (its IOMMU group), into a Windows 11 VM
+# (--diff writes nothing) and into a double-quoted, namespaced Debian VM.
+H=samples/hosts/004-msi-b550m-mortar-turing-4fn.json
+run --snapshot "$H" snippet 2b:00.0 --alias ua-gpu
+run --snapshot "$H" add samples/domains/win11-q35.xml 2b:00.0 --diff
+run --snapshot "$H" add samples/domains/debian12.xml 0000:2b:00.0 --diff
+run remove samples/domains/debian12.xml 03:00.0 --diff

@@ -41,12 +41,29 @@ impl std::fmt::Display for WriteError {
 
 impl std::error::Error for WriteError {}
 
+/// tempfile wraps errors with its own path text; give back the plain OS
+/// error (the path is in our message already).
+fn plain(e: io::Error) -> io::Error {
+    if e.raw_os_error().is_some() {
+        return e;
+    }
+    let code = match e.kind() {
+        io::ErrorKind::NotFound => 2,
+        io::ErrorKind::PermissionDenied => 13,
+        io::ErrorKind::ReadOnlyFilesystem => 30,
+        io::ErrorKind::StorageFull => 28,
+        io::ErrorKind::QuotaExceeded => 122,
+        _ => return e,
+    };
+    io::Error::from_raw_os_error(code)
+}
+
 fn err(path: &Path, action: &'static str) -> impl FnOnce(io::Error) -> WriteError {
     let path = path.to_path_buf();
     move |source| WriteError {
         path,
         action,
-        source,
+        source: plain(source),
     }
 }
 

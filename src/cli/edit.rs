@@ -133,7 +133,7 @@ fn edit_error(input: &Input, e: EditError) -> CliError {
 }
 
 fn write_error(e: fsutil::WriteError) -> CliError {
-    let full = e.source.raw_os_error() == Some(28);
+    let full = matches!(e.source.raw_os_error(), Some(28) | Some(122));
     let ro = matches!(e.source.raw_os_error(), Some(13) | Some(30) | Some(1));
     let mut c = CliError::usage(e.to_string());
     if full {

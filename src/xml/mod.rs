@@ -7,7 +7,10 @@
 //! references, CDATA, attribute quote style and namespaced elements outside
 //! the edit stay byte-identical. New elements follow the file's own layout
 //! ([`style`]); a removal takes the element with the indentation and line end
-//! before it, so `remove` undoes `add` to the byte.
+//! before it, so `remove` undoes `add` to the byte. One exception: where
+//! `add` had to create `<devices>`, `remove` leaves it (empty). An empty
+//! `<devices>` is common in real files and must survive a removal, and the
+//! two cannot be told apart afterwards.
 //!
 //! Both functions are pure (text in, text out): the CLI edits files with
 //! them, and the libvirt backend edits the XML libvirt hands out. Each result
@@ -82,7 +85,13 @@ pub enum EditError {
 impl fmt::Display for EditError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EditError::Malformed(e) => write!(f, "malformed XML: {}", e.message),
+            EditError::Malformed(e) => {
+                // roxmltree ends its messages with " at L:C"; the location is
+                // printed separately.
+                let suffix = format!(" at {}:{}", e.line, e.column);
+                let m = e.message.strip_suffix(&suffix).unwrap_or(&e.message);
+                write!(f, "malformed XML: {m}")
+            }
             EditError::NotDomain { found, .. } => {
                 write!(
                     f,
@@ -114,6 +123,7 @@ impl EditError {
     /// What to do about it.
     pub fn help(&self) -> Option<String> {
         match self {
+            EditError::Malformed(e) if e.message.contains("DTD") => Some("remove the <!DOCTYPE ...> declaration: libvirt never writes one, and DTDs are not read (no entity expansion); nothing was written".into()),
             EditError::Malformed(_) => Some("fix the XML (or get a fresh copy with `virsh dumpxml DOMAIN`); nothing was written".into()),
             EditError::NotDomain { .. } => Some("give a domain definition, as `virsh dumpxml DOMAIN` prints it; for a lone <hostdev> use `virt-pci snippet`".into()),
             EditError::Options(e) => e.help.clone(),
@@ -300,6 +310,40 @@ pub fn add(text: &str, addrs: &[PciAddress], opts: &HostdevOptions) -> Result<Ed
     Ok(edit)
 }
 
+/// Whether `remove` is guaranteed to undo an `add` on `text` to the byte.
+///
+/// True for every well-formed domain except two layouts where `add` must
+/// also write a line end the file did not have: a missing or self-closing
+/// `<devices>` (created or opened; `remove` leaves it, empty), and a
+/// multi-line document whose `</devices>` shares its line with the content
+/// before it while no `<hostdev>` exists yet. The corpus test, the property
+/// test and the fuzz target check the round trip wherever this holds.
+pub fn reversible(text: &str) -> bool {
+    let Ok(doc) = parse_domain(text) else {
+        return false;
+    };
+    let Some(d) = devices_of(&doc) else {
+        return false;
+    };
+    let r = d.range();
+    if splice::is_self_closing(text, &r) {
+        return false;
+    }
+    if d.children()
+        .any(|c| c.is_element() && c.has_tag_name("hostdev"))
+    {
+        return true;
+    }
+    let st = style::infer(text, &doc, Some(d));
+    if st.compact {
+        return true;
+    }
+    let content_start = splice::start_tag_end(text, r.start);
+    let end = splice::end_tag_start(text, &r);
+    let at = splice::skip_ws_back(text, end, content_start);
+    text[at..end].contains('\n')
+}
+
 fn existing_list(doc: &Document<'_>) -> Vec<PciAddress> {
     domain::pci_hostdevs(doc)
         .into_iter()
@@ -374,7 +418,7 @@ pub fn remove(text: &str, sel: &Selection) -> Result<Edit, EditError> {
                 .is_some_and(|a| specs.iter().any(|s| spec_matches(s, &a))),
         })
         .collect();
-    let edits = chosen
+    let edits: Vec<(std::ops::Range<usize>, String)> = chosen
         .iter()
         .map(|h| (splice::removal_range(text, &h.range), String::new()))
         .collect();
@@ -454,6 +498,11 @@ mod tests {
             e.text.ends_with("    </hostdev>\n  </devices>\n</domain>"),
             "{}",
             e.text
+        );
+        let r = remove(&e.text, &Selection::All).unwrap();
+        assert_eq!(
+            r.text,
+            "<domain type='kvm'>\n  <name>x</name>\n  <devices>\n  </devices>\n</domain>"
         );
         let t = "<domain type='kvm'>\n  <devices/>\n</domain>";
         let e = add(t, &[A], &HostdevOptions::default()).unwrap();
