@@ -30,6 +30,11 @@ fi
 [ "$(id -u)" -eq 0 ] || die "building the guest root filesystem needs root (debootstrap)"
 
 dir=$CACHE/rootfs-build
+# debootstrap mounts proc/sys inside the target; an interrupted build must not
+# leave them behind (rm -rf would walk into them).
+unmount_all() { grep -o " $dir/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true; }
+trap unmount_all EXIT
+unmount_all
 rm -rf "$dir" "$img.tmp"
 mkdir -p "$dir"
 say "rootfs: debootstrap $SUITE (${#PKGS[@]} packages) from $MIRROR"

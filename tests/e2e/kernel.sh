@@ -18,8 +18,10 @@ if [ ! -e "$dir/.done" ]; then
   say "kernel: downloading $pkg $ver"
   rm -rf "$dir" "$dir.tmp"
   mkdir -p "$dir.tmp/deb"
-  (cd "$dir.tmp/deb" && apt-get download -qq "$pkg=$ver" >&2)
+  (cd "$dir.tmp/deb" && apt-get download -qq -o APT::Sandbox::User=root "$pkg=$ver" >&2)
   dpkg-deb -x "$dir.tmp"/deb/*.deb "$dir.tmp/root"
+  # The package's postinst would run depmod; nothing runs it here.
+  depmod -b "$dir.tmp/root" "$(ls "$dir.tmp/root/lib/modules")"
   mv "$dir.tmp/root" "$dir"
   rm -rf "$dir.tmp"
   touch "$dir/.done"

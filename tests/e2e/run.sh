@@ -23,8 +23,10 @@ KERNEL=$KDIR/boot/vmlinuz-$KVER
 # let it overlap with the release build and stage 1.
 IMG=""
 if [[ " $STAGES " == *" 2 "* ]]; then
-  "$E2E_DIR/build-rootfs.sh" "$KDIR" >"$LOGDIR/rootfs-path" 2>"$LOGDIR/build-rootfs.log" &
+  # Own process group, so that an early exit stops the whole build.
+  setsid "$E2E_DIR/build-rootfs.sh" "$KDIR" >"$LOGDIR/rootfs-path" 2>"$LOGDIR/build-rootfs.log" &
   rootfs_pid=$!
+  trap 'kill -- -$rootfs_pid 2>/dev/null || true' EXIT
 fi
 
 say "building virt-pci (release, --features libvirt)"

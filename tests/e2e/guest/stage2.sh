@@ -126,38 +126,35 @@ c_split_not_viable() {
   virsh_do undefine e2e-split
 }
 
-# 7: managed='no': start fails until `prepare` detaches the group; after destroy,
-# `release` returns the devices.
+# 7: managed='no': start fails until `prepare` detaches the device; after destroy,
+# `release` returns it. The igb: it has FLR, so the release has a reset to do
+# (devices without any reset method are a separate policy question: the bridged
+# e1000 at 03:02.0 has none, see gotcha 4 of the research notes).
 c_prepare_release() {
   f=$(domain_xml e2e-um)
-  vp add "$f" $B1 --managed no -o /tmp/e2e-um-out.xml
-  expect_rc 0 "add --managed no $B1"
+  vp add "$f" $IGB --managed no -o /tmp/e2e-um-out.xml
+  expect_rc 0 "add --managed no $IGB"
   [ "$RC" = 0 ] || return
-  [ "$(hostdevs_in /tmp/e2e-um-out.xml)" = 2 ] || bad "expected 2 hostdevs, got $(hostdevs_in /tmp/e2e-um-out.xml)"
+  [ "$(hostdevs_in /tmp/e2e-um-out.xml)" = 1 ] || bad "expected 1 hostdev, got $(hostdevs_in /tmp/e2e-um-out.xml)"
   grep -q "managed='no'" /tmp/e2e-um-out.xml || bad "no managed='no' in the written XML"
   virsh_do define /tmp/e2e-um-out.xml
   expect_rc 0 "virsh define"
   virsh_do start --paused e2e-um
   if [ "$RC" = 0 ]; then bad "unmanaged domain started before prepare"; $V destroy e2e-um >/dev/null 2>&1; fi
-  expect_drv $B1 e1000
-  expect_drv $B2 e1000
-  br_drv=$(drv $BR)
+  expect_drv $IGB igb
   vp prepare e2e-um
   expect_rc 0 "prepare e2e-um"
-  expect_drv $B1 vfio-pci
-  expect_drv $B2 vfio-pci
-  expect_drv $BR "$br_drv"
+  expect_drv $IGB vfio-pci
   virsh_do start --paused e2e-um
   expect_rc 0 "virsh start --paused e2e-um after prepare"
   if [ "$RC" = 0 ]; then
     virsh_do destroy e2e-um
-    expect_drv $B1 vfio-pci
-    expect_drv $B2 vfio-pci
+    expect_drv $IGB vfio-pci    # managed='no': libvirt leaves it detached
   fi
   vp release e2e-um
   expect_rc 0 "release e2e-um"
-  expect_drv $B1 e1000
-  expect_drv $B2 e1000
+  expect_drv $IGB igb
+  expect_no_override $IGB
   virsh_do undefine e2e-um
 }
 
