@@ -7,6 +7,7 @@ REPO=$(cd "$E2E_DIR/../.." && pwd)
 LOGDIR=${E2E_LOGDIR:-$REPO/target/e2e}
 # Expensive, keyed artefacts (kernel package, root filesystem image). Under
 # target/ so `cargo clean` drops them; E2E_CACHE moves them elsewhere.
+# shellcheck disable=SC2034 # used by the scripts that source this file
 CACHE=${E2E_CACHE:-$REPO/target/e2e-cache}
 
 # Start of the run in microseconds; `elapsed` prints seconds since then (no forks:

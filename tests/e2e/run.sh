@@ -5,11 +5,18 @@
 #   stage 2: debootstrapped bookworm, libvirt 9.0, nested QEMU   (guest/stage2.sh)
 # Every check prints PASS/FAIL NAME; exit 1 on any FAIL, missing check or timeout.
 # Logs: target/e2e/ (console logs with host timestamps). Cache: target/e2e-cache/.
-# Env: E2E_STAGES="1 2" (which stages), E2E_CACHE, E2E_LOGDIR, E2E_TIMEOUT1/2 (s).
+# Env: E2E_STAGES="1 2" (which stages), E2E_CACHE, E2E_LOGDIR, E2E_BUDGET (s, whole
+# run: 900), E2E_TIMEOUT1/2 (s, per guest; never past the budget).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 STAGES=${E2E_STAGES:-1 2}
+BUDGET=${E2E_BUDGET:-900}
+# timeout_for DEFAULT: a guest's timeout, cut to what is left of the budget.
+timeout_for() {
+  local left=$(( BUDGET - ${EPOCHREALTIME%.*} + ${T0:0:-6} - 5 ))
+  [ "$left" -lt "$1" ] && echo $(( left > 10 ? left : 10 )) || echo "$1"
+}
 mkdir -p "$LOGDIR" "$CACHE"
 rm -f "$LOGDIR"/*.log "$LOGDIR"/*.rc
 say "logs in $LOGDIR, cache in $CACHE; load: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -23,8 +30,10 @@ KERNEL=$KDIR/boot/vmlinuz-$KVER
 # let it overlap with the release build and stage 1.
 IMG=""
 if [[ " $STAGES " == *" 2 "* ]]; then
-  # Own process group, so that an early exit stops the whole build.
-  setsid "$E2E_DIR/build-rootfs.sh" "$KDIR" >"$LOGDIR/rootfs-path" 2>"$LOGDIR/build-rootfs.log" &
+  # timeout(1) leads its own process group: an early exit stops the whole build,
+  # and a build past the budget is stopped too.
+  timeout "$BUDGET" "$E2E_DIR/build-rootfs.sh" "$KDIR" >"$LOGDIR/rootfs-path" \
+    2>"$LOGDIR/build-rootfs.log" &
   rootfs_pid=$!
   trap 'kill -- -$rootfs_pid 2>/dev/null || true' EXIT
 fi
@@ -74,7 +83,7 @@ STAGE1_CHECKS=(0-topology 0-reset-witness 1-list-json-sysfs 2-detach-reattach-br
 if [[ " $STAGES " == *" 1 "* ]]; then
   truncate -s 1M "$LOGDIR/scratch.img"
   rc=0
-  run_qemu stage1 "${E2E_TIMEOUT1:-300}" 768 1 "$KERNEL" "$INITRD1" "$APPEND e2e=stage1" \
+  run_qemu stage1 "$(timeout_for "${E2E_TIMEOUT1:-240}")" 768 1 "$KERNEL" "$INITRD1" "$APPEND e2e=stage1" \
     "$LOGDIR/scratch.img" || rc=$?
   say "stage 1: qemu exit $rc"
   collect 1 "$LOGDIR/stage1.log" "$rc" "${STAGE1_CHECKS[@]}"
@@ -88,7 +97,7 @@ if [[ " $STAGES " == *" 2 "* ]]; then
   if wait "$rootfs_pid"; then
     IMG=$(cat "$LOGDIR/rootfs-path")
     rc=0
-    run_qemu stage2 "${E2E_TIMEOUT2:-900}" 2048 2 "$KERNEL" "$INITRD2" "$APPEND e2e=stage2" \
+    run_qemu stage2 "$(timeout_for "${E2E_TIMEOUT2:-600}")" 2048 2 "$KERNEL" "$INITRD2" "$APPEND e2e=stage2" \
       "$IMG" || rc=$?
     say "stage 2: qemu exit $rc"
     # File libvirtd's debug lines apart from the console log.

@@ -7,6 +7,7 @@ for g in /sys/kernel/iommu_groups/*; do echo "  group ${g##*/}: $(ls "$g/devices
 for p in "$SYS"/*; do echo "  ${p##*/} $(cat "$p/vendor"):$(cat "$p/device") class $(cat "$p/class") driver $(drv "${p##*/}") reset [$(cat "$p/reset_method" 2>/dev/null)]"; done
 record_baseline
 
+# shellcheck disable=SC2034 # read by the checks in lib.sh
 BACKEND=sysfs
 check 0-topology c_topology
 check 0-reset-witness c_reset_witness

@@ -1,4 +1,5 @@
 #!/bin/bash
+# shellcheck disable=SC2034 # LIST_SRC, LIST_RESET, BACKEND: read by the checks in lib.sh
 # Stage 2: virt-pci against real libvirt 9.0 (node devices, managed and unmanaged
 # hostdevs, a nested QEMU opening the VFIO group) in the debootstrapped guest.
 . /e2e/lib.sh
