@@ -2,9 +2,9 @@
 //! in tempdirs: the exact writes, their order, all-or-nothing, refusals.
 //! Real-kernel proof is the e2e VM's job.
 
-mod common;
+mod fakesys;
 
-use common::{desktop, vp};
+use fakesys::{desktop, vp};
 use predicates::str::contains;
 use virt_pci::actions::{self, sysfs::SysfsBackend, ActionOptions, Backend};
 use virt_pci::address::PciAddress;

@@ -5,9 +5,9 @@
 //! libvirt's "not supported" message).
 #![cfg(feature = "libvirt")]
 
-mod common;
+mod fakesys;
 
-use common::{desktop, vp};
+use fakesys::{desktop, vp};
 use predicates::str::contains;
 use std::path::{Path, PathBuf};
 use virt_pci::address::PciAddress;
@@ -24,7 +24,7 @@ fn corpus_dir() -> PathBuf {
 
 /// The desktop fake tree as a test-driver node file, with two domains:
 /// `win10` runs with the GPU, `nas` is shut off with the NVMe (managed='no').
-fn desktop_node_file(f: &common::FakeSys) -> (Host, String) {
+fn desktop_node_file(f: &fakesys::FakeSys) -> (Host, String) {
     let mut host = virt_pci::host::sysfs::read(f.path()).unwrap();
     host.domains = vec![
         DomainUse {
@@ -339,6 +339,14 @@ fn cli_actions_through_libvirt() {
         .code(1)
         .stderr(contains("refusing to touch 0000:01:00.0"))
         .stderr(contains("win10"));
+    // check --try through libvirt says that libvirt's reset may skip
+    vp(&["-c", &uri, "check", "02:00.0", "--try", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains("virNodeDeviceReset(pci_0000_02_00_0)"))
+        .stdout(contains(
+            "libvirt's reset does nothing for a function bound to vfio-pci",
+        ));
     // prepare by domain name: nas has the NVMe managed='no'
     vp(&["-c", &uri, "prepare", "nas", "--dry-run"])
         .assert()

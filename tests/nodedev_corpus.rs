@@ -3,9 +3,9 @@
 //! (`nodedev.rng`) as the oracle for what we emit. Runs in the default
 //! build: the conversion needs no libvirt.
 
-mod common;
+mod fakesys;
 
-use common::{desktop, vp};
+use fakesys::{desktop, vp};
 #[cfg(not(feature = "libvirt"))]
 use predicates::str::contains;
 use std::path::{Path, PathBuf};

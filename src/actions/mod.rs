@@ -184,6 +184,24 @@ pub trait Backend {
     fn detach(&mut self, a: &PciAddress, driver: &str) -> Result<(), BackendError>;
     fn reattach(&mut self, a: &PciAddress) -> Result<(), BackendError>;
     fn reset(&mut self, a: &PciAddress) -> Result<(), BackendError>;
+    /// When this backend's reset may succeed without resetting anything,
+    /// what to tell the user.
+    fn reset_caveat(&self) -> Option<String> {
+        None
+    }
+}
+
+fn note_reset_caveat(ap: &mut ActionPlan, backend: &dyn Backend) {
+    if ap.steps.iter().any(|s| s.op == Op::Reset) {
+        if let Some(c) = backend.reset_caveat() {
+            ap.warnings.push(Finding {
+                code: "reset-may-skip",
+                address: None,
+                message: c,
+                help: Some("--backend sysfs writes the kernel's `reset` file instead".into()),
+            });
+        }
+    }
 }
 
 fn new_plan(action: &str, backend: &dyn Backend, p: Plan, force: bool) -> ActionPlan {
@@ -359,6 +377,7 @@ pub fn reset_plan(
         }
         push_step(&mut ap, host, backend, Op::Reset, a);
     }
+    note_reset_caveat(&mut ap, backend);
     ap
 }
 
@@ -495,6 +514,7 @@ pub fn release_plan(
     for a in back {
         push_step(&mut ap, host, backend, Op::Reattach, a);
     }
+    note_reset_caveat(&mut ap, backend);
     ap
 }
 
@@ -514,6 +534,7 @@ pub fn try_plan(host: &Host, requested: &[PciAddress], backend: &dyn Backend) ->
     for a in detached.into_iter().rev() {
         push_step(&mut ap, host, backend, Op::Reattach, a);
     }
+    note_reset_caveat(&mut ap, backend);
     ap
 }
 
@@ -606,7 +627,7 @@ pub fn vfio_node_problem(root: &std::path::Path) -> Option<BackendError> {
             "{} does not exist: VFIO is not available, so no device can be detached to vfio-pci (libvirt says \"VFIO device assignment is currently not supported on this system\")",
             node.display()
         ))
-        .help("load the VFIO modules with `modprobe vfio vfio-pci` (or create the device nodes with `kmod static-nodes`), and check that the IOMMU is on (intel_iommu=on / amd_iommu=on)"),
+        .help("load VFIO with `modprobe vfio vfio-pci`; without systemd's kmod-static-nodes.service create the node with `kmod static-nodes --format=tmpfiles --output=/run/static-nodes.conf && systemd-tmpfiles --create --boot /run/static-nodes.conf`; and boot with the IOMMU on (intel_iommu=on / amd_iommu=on)"),
     )
 }
 
@@ -647,6 +668,9 @@ impl Backend for LibvirtBackend<'_> {
     }
     fn reset(&mut self, a: &PciAddress) -> Result<(), BackendError> {
         Ok(self.conn.nodedev_reset(a)?)
+    }
+    fn reset_caveat(&self) -> Option<String> {
+        Some("libvirt's reset does nothing for a function bound to vfio-pci or one with FLR (libvirt resets those when a guest starts and stops), and succeeds anyway".into())
     }
 }
 

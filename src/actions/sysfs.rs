@@ -78,6 +78,10 @@ impl SysfsBackend {
                 BackendError::new(format!("cannot write \"{shown}\" to {}: {e}", p.display()));
             if e.kind() == std::io::ErrorKind::PermissionDenied {
                 err = err.help("acting on devices needs root");
+            } else if e.raw_os_error() == Some(25) && rel.ends_with("/reset") {
+                // ENOTTY: the kernel's only method is a bus reset and another
+                // function shares the bus (e2e-vm.md gotcha 4).
+                err = err.help("the kernel refuses to reset one function while another shares its bus; reset the whole slot with its group, or use a device with FLR");
             }
             err
         })

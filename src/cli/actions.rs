@@ -137,12 +137,30 @@ fn sysfs_setup(ctx: &Context, host: Host) -> Setup {
             vfio_root: Some(r),
         },
         _ => Setup {
-            host,
+            host: with_local_domains(host),
             chosen: Chosen::Sysfs(SysfsBackend::new(Path::new("/"))),
             can_execute: true,
             vfio_root: Some(PathBuf::from("/")),
         },
     }
+}
+
+/// Acting on this machine through sysfs: if libvirt runs here, ask it
+/// (read-only) which domains use which device, so a device a running guest
+/// holds is refused here too. Best effort: no daemon, no information.
+#[cfg(feature = "libvirt")]
+fn with_local_domains(mut host: Host) -> Host {
+    if let Ok(conn) = virt_pci::libvirt::open(Some("qemu:///system"), true) {
+        if let Ok(d) = conn.domains() {
+            host.domains = virt_pci::libvirt::domain_uses(&d);
+        }
+    }
+    host
+}
+
+#[cfg(not(feature = "libvirt"))]
+fn with_local_domains(host: Host) -> Host {
+    host
 }
 
 /// Choose the backend and read the host it acts on. `read_only`: nothing
