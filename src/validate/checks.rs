@@ -161,6 +161,14 @@ fn first_element(text: &str) -> Option<(&str, usize)> {
             i += rest.find("?>")? + 2;
         } else if rest.starts_with("<!--") {
             i += rest.find("-->")? + 3;
+        } else if rest.starts_with("<!DOCTYPE") {
+            // Skip it (an internal subset ends with `]>`) to see the root.
+            let end = match (rest.find('['), rest.find('>')) {
+                (Some(b), Some(g)) if b < g => rest.find("]>")? + 2,
+                (_, Some(g)) => g + 1,
+                _ => return None,
+            };
+            i += end;
         } else if rest.starts_with("<!") {
             return None;
         } else if let Some(r) = rest.strip_prefix('<') {
@@ -206,6 +214,11 @@ fn xml_message(m: &str) -> String {
 /// Check one file: well-formedness and everything inside it.
 pub fn check_file(index: usize, src: &Source, out: &mut Vec<Diagnostic>) -> FileKind {
     let first = first_element(&src.text);
+    if !matches!(first, Some(("domain" | "hostdev" | "interface", _))) {
+        // Capabilities, networks, node devices, …: not ours, and not worth
+        // parsing (libvirt's corpus has 19 MB of them).
+        return FileKind::Skipped;
+    }
     let wrapped;
     let (text, map) = match first {
         Some((name, at)) if name == "hostdev" || name == "interface" => {
@@ -232,12 +245,23 @@ pub fn check_file(index: usize, src: &Source, out: &mut Vec<Diagnostic>) -> File
     let mut cx = Cx { src, map, out };
     let doc = match crate::domain::parse(text) {
         Ok(d) => d,
-        Err(_) if !matches!(first, Some(("domain" | "hostdev" | "interface", _))) => {
-            // Not a document of ours (a node-device listing, a fragment of
-            // something else): not our business to judge.
-            return FileKind::Skipped;
-        }
         Err(e) => {
+            if e.message.contains("DTD") {
+                // Well-formed, but entity expansion is not something a
+                // validator run on untrusted pull requests should do.
+                let at = src.text.find("<!DOCTYPE").unwrap_or(0);
+                push_at(
+                    src,
+                    cx.out,
+                    "VP001",
+                    Severity::Error,
+                    at..at + "<!DOCTYPE".len().min(src.text.len() - at),
+                    "DOCTYPE declarations are not read (libvirt writes none)".into(),
+                    None,
+                    Some("remove the <!DOCTYPE …> line".into()),
+                );
+                return FileKind::Broken;
+            }
             let at = offset_of(text, e.line, e.column);
             let at = map.pos(at);
             let end = src.text[at..]
@@ -722,7 +746,7 @@ pub fn check_shared(
         let mut reported: BTreeSet<PciAddress> = BTreeSet::new();
         for h in &u.hostdevs {
             match by_addr.get(&h.address) {
-                Some((fu, fh)) if *fu != ui => {
+                Some((fu, fh)) if *fu != ui && !same_domain(&units[*fu], u) => {
                     if reported.insert(h.address) {
                         let (l, c) = line_col(&sources[units[*fu].file].text, fh.range.start);
                         push_at(
@@ -756,7 +780,9 @@ pub fn check_shared(
                 continue;
             };
             match by_group.get(&g) {
-                Some((fu, fh)) if *fu != ui && fh.address != h.address => {
+                Some((fu, fh))
+                    if *fu != ui && fh.address != h.address && !same_domain(&units[*fu], u) =>
+                {
                     let (l, c) = line_col(&sources[units[*fu].file].text, fh.range.start);
                     push_at(
                         src,
@@ -781,6 +807,12 @@ pub fn check_shared(
             }
         }
     }
+}
+
+/// Two files that define the same domain name are two versions of one VM
+/// (libvirt keeps one definition per name), not two VMs sharing a device.
+fn same_domain(a: &Unit, b: &Unit) -> bool {
+    a.name.is_some() && a.name == b.name
 }
 
 /// Map a plan finding code to ours.
@@ -985,6 +1017,32 @@ mod tests {
         assert_eq!(codes(&hd("bus='-1'")), ["VP020"]);
         assert_eq!(codes(&hd("bus='0x01' function='010'")), ["VP021"]);
         assert_eq!(codes(&hd("domain='0x100000000' bus='0x01'")), ["VP021"]);
+    }
+
+    #[test]
+    fn two_versions_of_one_domain_do_not_share() {
+        let hd =
+            "<hostdev mode='subsystem' type='pci'><source><address bus='0x03'/></source></hostdev>";
+        let src = |path: &str, name: &str| Source {
+            path: path.into(),
+            text: format!("<domain><name>{name}</name><devices>{hd}</devices></domain>"),
+        };
+        let run = |a: Source, b: Source| -> Vec<&'static str> {
+            validate(&Inputs::from_sources(vec![a, b]), None, Options::default())
+                .diagnostics
+                .iter()
+                .map(|d| d.code)
+                .collect()
+        };
+        assert!(run(src("a.xml", "vm"), src("b.xml", "vm")).is_empty());
+        assert_eq!(run(src("a.xml", "vm1"), src("b.xml", "vm2")), ["VP040"]);
+    }
+
+    #[test]
+    fn doctype_is_reported_not_skipped() {
+        let x = "<?xml version='1.0'?>\n<!DOCTYPE domain [<!ENTITY a 'b'>]>\n<domain><name>x</name></domain>";
+        assert_eq!(first_element(x).map(|f| f.0), Some("domain"));
+        assert_eq!(codes(x), ["VP001"]);
     }
 
     #[test]
