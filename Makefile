@@ -3,7 +3,7 @@ CARGO    ?= cargo
 FEATURES ?= --features libvirt
 BIN      := target/release/virt-pci
 
-.PHONY: all build deps demo test lint unit e2e bench clean
+.PHONY: all build deps demo test lint unit e2e bench clean samples
 
 all: build
 
@@ -15,6 +15,10 @@ build: deps
 
 demo: build
 	@scripts/demo.sh $(BIN)
+
+# Re-convert samples/hosts/listings/*.txt into samples/hosts/*.json.
+samples: build
+	@scripts/make-samples.sh $(BIN)
 
 lint: deps
 	$(CARGO) fmt --check

@@ -12,7 +12,7 @@ PKGS=(
   pciutils                          # lspci: reads our fake trees (sample tests)
   python3-venv                      # pre-commit test
   dpkg-dev                          # apt-get source libvirt (corpus)
-  python3-jsonschema                # checks validate's JSON against schemas/validate.schema.json
+  python3-jsonschema                # JSON Schema oracle (tests/suites/15-schemas.sh)
 )
 
 missing=()

@@ -58,6 +58,9 @@ enum Command {
     Completions(cli::meta::CompletionsArgs),
     /// Print the man page (roff).
     Man,
+    /// Write a fake sysfs tree for a snapshot (developers: tests, demos).
+    #[command(hide = true, name = "fake-sysfs")]
+    FakeSysfs(cli::fake::Args),
 }
 
 fn main() -> ExitCode {
@@ -80,6 +83,7 @@ fn main() -> ExitCode {
         Command::Release(a) => cli::actions::run_release(&ctx, a),
         Command::Completions(a) => cli::meta::completions(Cli::command(), a),
         Command::Man => cli::meta::man(Cli::command()),
+        Command::FakeSysfs(a) => cli::fake::run(&ctx, a),
     };
     match result {
         Ok(code) => code,

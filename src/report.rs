@@ -122,10 +122,28 @@ pub fn list_report(host: &Host, ids: &PciIds) -> ListReport {
                 members: m.iter().map(|x| x.to_string()).collect(),
             })
             .collect(),
-        hint: if host.groups.is_empty() && host.iommu != IommuState::Unknown {
-            Some(NO_IOMMU_HINT.to_string())
-        } else {
-            None
-        },
+        hint: hint(host),
     }
+}
+
+/// What to tell a user whose host lacks groups: none at all (the IOMMU is
+/// off), or groups that leave PCI functions out (an IOMMU that does not
+/// cover a PCIe controller, as on the Raspberry Pi 5, sample 025).
+pub fn hint(host: &Host) -> Option<String> {
+    if host.groups.is_empty() {
+        return (host.iommu != IommuState::Unknown).then(|| NO_IOMMU_HINT.to_string());
+    }
+    let n = host
+        .devices
+        .values()
+        .filter(|d| d.iommu_group.is_none())
+        .count();
+    (n > 0).then(|| {
+        format!(
+            "{n} PCI function{} no IOMMU group: the IOMMU does not cover {} (common for PCIe controllers on ARM boards), so VFIO cannot pass {} through; the groups here hold other devices",
+            if n == 1 { " has" } else { "s have" },
+            if n == 1 { "it" } else { "them" },
+            if n == 1 { "it" } else { "them" },
+        )
+    })
 }

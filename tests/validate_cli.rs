@@ -550,3 +550,47 @@ fn io_and_usage_problems_exit_2() {
     let o = run(&["validate"]);
     assert_eq!(o.code, 2);
 }
+
+#[test]
+fn real_sample_host_half_passed_gpu_is_not_viable() {
+    // samples/hosts/004: a real B550 desktop whose RTX 2070 SUPER has four
+    // functions in IOMMU group 14; the sample domain passes two.
+    let o = run(&[
+        "--snapshot",
+        "samples/hosts/004-msi-b550m-mortar-turing-4fn.json",
+        "validate",
+        "samples/domains/bad-rtx2070-half-group.xml",
+    ]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    let b = expect(
+        &o,
+        "error[VP051]: IOMMU group 14 is not viable for this domain: 0000:2b:00.2, 0000:2b:00.3 are in the group with 0000:2b:00.0, 0000:2b:00.1 but not in the domain",
+        "samples/domains/bad-rtx2070-half-group.xml:17:9",
+        None,
+    );
+    assert!(b
+        .iter()
+        .any(|l| l.ends_with("QEMU fails to start: \"group 14 is not viable\"")));
+    assert_eq!(summary(&o), "checked 1 file: 1 error, 0 warnings");
+}
+
+#[test]
+fn libvirt_default_uri_alone_names_no_host() {
+    // Set for virsh on many hypervisors: the same files keep their verdict.
+    let o = Command::cargo_bin("virt-pci")
+        .unwrap()
+        .env("LIBVIRT_DEFAULT_URI", "test:///default")
+        .env_remove("VIRT_PCI_ROOT")
+        .args([
+            "--color=never",
+            "validate",
+            "tests/fixtures/validate/host/vp051-split-group.xml",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout),
+        "checked 1 file: 0 errors, 0 warnings\n"
+    );
+}

@@ -27,7 +27,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     } else {
         render_groups(ctx, &host)
     };
-    print!("{text}");
+    super::emit(&text);
     Ok(ExitCode::SUCCESS)
 }
 
@@ -130,6 +130,9 @@ fn render_groups(ctx: &Context, host: &Host) -> String {
         .filter(|d| d.iommu_group.is_none())
         .collect();
     if !orphans.is_empty() {
+        if let Some(h) = report::hint(host) {
+            let _ = writeln!(out, "{}: {h}", s.yellow("note"));
+        }
         let _ = writeln!(out, "{}", s.bold("No IOMMU group"));
         for d in orphans {
             let _ = writeln!(out, "  {}", device_line(ctx, host, d));
@@ -140,11 +143,18 @@ fn render_groups(ctx: &Context, host: &Host) -> String {
 
 fn render_tree(ctx: &Context, host: &Host) -> String {
     let mut out = String::new();
+    // A device whose parent bridge the source does not hold (a partial
+    // listing) is shown at the top of its root bus rather than dropped.
     let roots: Vec<&Device> = host
         .devices
         .values()
-        .filter(|d| d.parents.is_empty())
+        .filter(|d| {
+            d.parents
+                .last()
+                .is_none_or(|p| !host.devices.contains_key(p))
+        })
         .collect();
+    let top = |d: &Device| d.parents.first().copied().unwrap_or(d.address);
     fn walk(ctx: &Context, host: &Host, d: &Device, depth: usize, out: &mut String) {
         let group = d
             .iommu_group
@@ -165,16 +175,14 @@ fn render_tree(ctx: &Context, host: &Host) -> String {
             walk(ctx, host, c, depth + 1, out);
         }
     }
-    let mut domains: Vec<(u32, u8)> = roots
-        .iter()
-        .map(|d| (d.address.domain, d.address.bus))
-        .collect();
+    let mut domains: Vec<(u32, u8)> = roots.iter().map(|d| (top(d).domain, top(d).bus)).collect();
+    domains.sort();
     domains.dedup();
     for (dom, bus) in domains {
         let _ = writeln!(out, "{}", ctx.out.bold(&format!("pci{dom:04x}:{bus:02x}")));
         for d in roots
             .iter()
-            .filter(|d| d.address.domain == dom && d.address.bus == bus)
+            .filter(|d| top(d).domain == dom && top(d).bus == bus)
         {
             walk(ctx, host, d, 1, &mut out);
         }

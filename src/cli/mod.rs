@@ -4,6 +4,7 @@
 
 pub mod actions;
 pub mod edit;
+pub mod fake;
 pub mod list;
 pub mod meta;
 pub mod show;
@@ -309,7 +310,7 @@ impl Context {
 
 /// `-c`/`--connect` appears among the arguments (as opposed to the value
 /// coming from `LIBVIRT_DEFAULT_URI`).
-fn connect_given_on_command_line() -> bool {
+pub(crate) fn connect_given_on_command_line() -> bool {
     std::env::args_os().skip(1).any(|a| {
         let a = a.to_string_lossy();
         a == "--connect"
@@ -358,6 +359,8 @@ pub fn device_name(ctx: &Context, d: &virt_pci::host::Device) -> String {
         .map(str::to_string)
         .or_else(|| d.device_name.clone());
     match (vendor, device) {
+        // Listings give "Vendor Device" as one name.
+        (Some(v), Some(dn)) if dn.starts_with(&v) => dn,
         (Some(v), Some(dn)) => format!("{v} {dn}"),
         (Some(v), None) => format!("{v} device {:04x}", d.device()),
         (None, Some(dn)) => dn,
@@ -369,8 +372,16 @@ pub fn device_name(ctx: &Context, d: &virt_pci::host::Device) -> String {
 pub fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
     let s = serde_json::to_string_pretty(v)
         .map_err(|e| CliError::new(format!("cannot encode JSON: {e}")))?;
-    println!("{s}");
+    emit(&format!("{s}\n"));
     Ok(ExitCode::SUCCESS)
+}
+
+/// Write command output to stdout. A reader that went away (`| head`) ends
+/// the output quietly instead of panicking as `print!` does.
+pub fn emit(text: &str) {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }
 
 /// The "not yet" answer for commands whose issue is still open.

@@ -129,7 +129,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         out.push('\n');
     }
     out.push_str(&render_plan(&host, &p, s));
-    print!("{out}");
+    super::emit(&out);
     Ok(ExitCode::SUCCESS)
 }
 

@@ -4,7 +4,7 @@ use super::{CliError, CliResult, Context};
 use clap::Args as ClapArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use virt_pci::host::snapshot;
+use virt_pci::host::{listing, snapshot};
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -15,6 +15,10 @@ pub struct Args {
     /// libvirt test-driver node file: `virsh -c test:///abs/FILE.xml`).
     #[arg(long, value_enum, default_value_t = Format::Json)]
     pub format: Format,
+    /// Convert a published IOMMU listing (Arch-wiki script output, `lspci -nnk`,
+    /// r15ch13 iommu.sh, `find /sys/kernel/iommu_groups`; `-` for stdin) instead of reading a host.
+    #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
+    pub from_listing: Option<PathBuf>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -24,14 +28,30 @@ pub enum Format {
 }
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
-    let host = ctx.host()?;
+    let host = match &args.from_listing {
+        Some(p) if p.as_os_str() == "-" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .map_err(|e| CliError::usage(format!("cannot read the listing from stdin: {e}")))?;
+            listing::parse(&text, "listing:stdin")
+                .map_err(|(_, m)| CliError::usage(format!("<stdin>: {m}")).help(listing::HELP))?
+        }
+        Some(p) => listing::load(p).map_err(|e| {
+            let mut c = CliError::usage(e.to_string());
+            if let Some(h) = e.help {
+                c = c.help(h);
+            }
+            c
+        })?,
+        None => ctx.host()?,
+    };
     let text = match args.format {
         Format::Json => snapshot::to_string(&host),
         Format::LibvirtTest => virt_pci::host::nodedev::test_driver_xml(&host),
     };
     match args.output {
-        None => print!("{text}"),
-        Some(p) if p.as_os_str() == "-" => print!("{text}"),
+        None => super::emit(&text),
+        Some(p) if p.as_os_str() == "-" => super::emit(&text),
         Some(p) => std::fs::write(&p, text)
             .map_err(|e| CliError::usage(format!("cannot write {}: {e}", p.display())))?,
     }

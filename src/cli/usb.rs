@@ -146,6 +146,6 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     if args.json {
         return print_json(&reports);
     }
-    print!("{out}");
+    super::emit(&out);
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,7 @@
 //! `virt-pci validate PATH...`: the pre-commit and CI validator.
 //! Arguments and printing only; the checks are `virt_pci::validate`.
 
-use super::{CliError, CliResult, Context, HostSource};
+use super::{CliError, CliResult, Context};
 use clap::{Args as ClapArgs, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -47,8 +47,12 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
-    let named =
-        ctx.global.snapshot.is_some() || ctx.global.root.is_some() || ctx.global.connect.is_some();
+    // A host is named by --snapshot, --root (or VIRT_PCI_ROOT) or a -c on
+    // the command line; LIBVIRT_DEFAULT_URI alone is set for virsh on many
+    // hypervisors and must not change the verdict of the same files.
+    let named = ctx.global.snapshot.is_some()
+        || ctx.global.root.is_some()
+        || (ctx.global.connect.is_some() && super::connect_given_on_command_line());
     if args.live && named {
         return Err(CliError::usage(
             "--live reads this machine; it cannot be combined with --root, --snapshot or -c",
@@ -58,7 +62,6 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     let host = if args.live {
         Some(super::read_sysfs(std::path::Path::new("/"))?)
     } else if named {
-        debug_assert!(ctx.host_source() != HostSource::Live);
         Some(ctx.host()?)
     } else {
         None

@@ -12,6 +12,7 @@
 //! never a guessed default: a listing does not say which reset methods a
 //! device has, and the plan must not pretend it has none.
 
+pub mod fake;
 pub mod listing;
 pub mod nodedev;
 pub mod snapshot;

@@ -79,6 +79,11 @@ try:
     fx = json.load(open(sys.argv[6]))
     jsonschema.validate(fx, schema)
     assert fx.get("host") and any(d.get("related") for d in fx["diagnostics"])
+    jsonschema.Draft202012Validator.check_schema(schema)
+    # The schema must be able to fail.
+    fx["diagnostics"][0]["code"] = "E12"
+    if not list(jsonschema.Draft202012Validator(schema).iter_errors(fx)):
+        raise jsonschema.ValidationError("a diagnostic with code E12 was accepted")
     print("JSON reports (corpus, fixtures) match schemas/validate.schema.json")
 except jsonschema.ValidationError as e:
     print(f"FAIL: JSON report does not match the schema: {e.message}")

@@ -1,0 +1,556 @@
+//! The command line on the samples: `--snapshot`, `--root` on a fake tree
+//! generated from a sample, `snapshot --from-listing`, `fake-sysfs`, address
+//! errors, and lspci reading the same fake tree.
+
+use assert_cmd::Command;
+use predicates::prelude::*;
+use std::path::{Path, PathBuf};
+
+fn sample(prefix: &str) -> PathBuf {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/hosts");
+    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| {
+            p.extension().is_some_and(|x| x == "json")
+                && p.file_name().unwrap().to_string_lossy().starts_with(prefix)
+        })
+        .collect();
+    v.sort();
+    v.pop().unwrap_or_else(|| panic!("no sample {prefix}"))
+}
+
+fn listing(prefix: &str) -> PathBuf {
+    let s = sample(prefix);
+    let name = s.file_stem().unwrap().to_string_lossy().into_owned();
+    s.parent().unwrap().join(format!("listings/{name}.txt"))
+}
+
+fn vp() -> Command {
+    let mut c = Command::cargo_bin("virt-pci").unwrap();
+    c.env_remove("LIBVIRT_DEFAULT_URI")
+        .env_remove("VIRT_PCI_ROOT")
+        .env("NO_COLOR", "1");
+    c
+}
+
+/// A scratch directory, on tmpfs when there is one (speed only).
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("virt-pci-cli")
+        .tempdir_in("/dev/shm")
+        .or_else(|_| tempfile::tempdir())
+        .unwrap()
+}
+
+/// A fake tree for a sample, written by the hidden developer command.
+fn tree(prefix: &str) -> tempfile::TempDir {
+    let t = tempdir();
+    let dir = t.path().join("host");
+    vp().arg("fake-sysfs")
+        .arg(sample(prefix))
+        .arg(&dir)
+        .assert()
+        .success();
+    t
+}
+
+fn json(out: &[u8]) -> serde_json::Value {
+    serde_json::from_slice(out).expect("valid JSON")
+}
+
+#[test]
+fn malformed_address_exits_2_and_lists_the_forms() {
+    vp().arg("--snapshot")
+        .arg(sample("004"))
+        .args(["show", "0000:2b:00.9"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("not a PCI device address"))
+        .stderr(predicate::str::contains("pci_0000_03_00_0"))
+        .stderr(predicate::str::contains("10de:1f82"));
+}
+
+#[test]
+fn vendor_device_with_several_matches_lists_the_candidates() {
+    // 002: three AMD GPP bridges share 1022:15d3.
+    vp().arg("--snapshot")
+        .arg(sample("002"))
+        .args(["show", "1022:15d3"])
+        .assert()
+        .failure()
+        .stderr(predicate::str::contains(
+            "3 PCI devices match vendor:device 1022:15d3",
+        ))
+        .stderr(predicate::str::contains("candidate: 0000:00:01.1"))
+        .stderr(predicate::str::contains("candidate: 0000:00:01.2"))
+        .stderr(predicate::str::contains("candidate: 0000:00:01.6"));
+    // 020: the A40's PF and 32 VFs share 10de:2235.
+    let out = vp()
+        .arg("--snapshot")
+        .arg(sample("020"))
+        .args(["show", "10de:2235"])
+        .assert()
+        .failure()
+        .get_output()
+        .stderr
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert_eq!(text.matches("candidate: 0000:51:").count(), 33, "{text}");
+    // One match resolves.
+    vp().arg("--snapshot")
+        .arg(sample("004"))
+        .args(["show", "10de:1ad9"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("0000:2b:00.3"));
+}
+
+#[test]
+fn snapshot_option_works_for_every_reading_command() {
+    let s = sample("013");
+    vp().arg("--snapshot")
+        .arg(&s)
+        .arg("list")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("IOMMU group 12"));
+    vp().arg("--snapshot")
+        .arg(&s)
+        .args(["show", "03:00.0"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("reset:           yes"));
+    vp().arg("--snapshot")
+        .arg(&s)
+        .args(["usb", "1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("0000:00:14.0"))
+        .stdout(predicate::str::contains("048d:5702"));
+    vp().arg("--snapshot")
+        .arg(&s)
+        .args(["usb", "05e3:0608"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("USB bus 002"));
+    // A snapshot of a snapshot is the same document.
+    let out = vp()
+        .arg("--snapshot")
+        .arg(&s)
+        .arg("snapshot")
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        std::fs::read_to_string(&s).unwrap()
+    );
+    // A missing snapshot is an I/O problem.
+    vp().args(["--snapshot", "/nonexistent/host.json", "list"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("/nonexistent/host.json"));
+}
+
+#[test]
+fn show_reports_the_plan_and_the_blockers() {
+    let s = sample("004");
+    vp().arg("--snapshot")
+        .arg(&s)
+        .args(["show", "2b:00.0"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "verdict: ok — 4 travel together: 0000:2b:00.0 0000:2b:00.1 0000:2b:00.2 0000:2b:00.3",
+        ));
+    vp().arg("--snapshot").arg(&s).args(["show", "04:00.0"]).assert().success()
+        .stdout(predicate::str::contains("blocker[host-critical]: 0000:02:00.1, the controller of the root filesystem (/dev/sda2)"))
+        .stdout(predicate::str::contains("blocker[host-critical]: 0000:2a:00.0, the NIC carrying the default route (enp42s0)"))
+        .stdout(predicate::str::contains("verdict: blocked"));
+    vp().arg("--snapshot")
+        .arg(&s)
+        .args(["show", "00:01.0"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("blocker[host-bridge]"));
+    vp().arg("--snapshot")
+        .arg(&s)
+        .args(["show", "00:03.1"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("blocker[not-endpoint]"));
+    vp().arg("--snapshot")
+        .arg(sample("001"))
+        .args(["show", "00:1f.3"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "0000:00:1f.0, the chipset ISA/LPC bridge",
+        ));
+}
+
+#[test]
+fn no_iommu_hint_on_000_and_025() {
+    vp().arg("--snapshot")
+        .arg(sample("000"))
+        .arg("list")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "note: no IOMMU groups: the IOMMU is off",
+        ))
+        .stdout(predicate::str::contains("intel_iommu=on"))
+        .stdout(predicate::str::contains("0000:00:05.0"));
+    let out = vp()
+        .arg("--snapshot")
+        .arg(sample("000"))
+        .args(["list", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v = json(&out);
+    assert!(v["hint"].as_str().unwrap().contains("amd_iommu=on"));
+    assert_eq!(v["iommu"], "disabled");
+    // 025: groups of platform devices are kept and shown, PCI devices without groups too.
+    vp().arg("--snapshot")
+        .arg(sample("025"))
+        .arg("list")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("axi:gpu"))
+        .stdout(predicate::str::contains("107c580000.hvs"))
+        .stdout(predicate::str::contains(
+            "7 PCI functions have no IOMMU group",
+        ))
+        .stdout(predicate::str::contains("0002:01:00.0"));
+    let out = vp()
+        .arg("--snapshot")
+        .arg(sample("025"))
+        .args(["list", "--json"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v = json(&out);
+    assert_eq!(v["devices"].as_array().unwrap().len(), 7);
+    assert_eq!(
+        v["groups"][1]["members"],
+        serde_json::json!(["107c580000.hvs", "axi:gpu"])
+    );
+    assert!(v["hint"].as_str().unwrap().contains("no IOMMU group"));
+    // The same through a fake tree.
+    let t = tree("000");
+    vp().arg("--root")
+        .arg(t.path().join("host"))
+        .arg("list")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("note: no IOMMU groups"));
+}
+
+#[test]
+fn list_json_fields_from_a_fake_tree_match_the_snapshot() {
+    let t = tree("010");
+    let root = t.path().join("host");
+    let a = json(
+        &vp()
+            .arg("--root")
+            .arg(&root)
+            .args(["list", "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    );
+    let b = json(
+        &vp()
+            .arg("--snapshot")
+            .arg(sample("010"))
+            .args(["list", "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    );
+    let da = a["devices"].as_array().unwrap();
+    let db = b["devices"].as_array().unwrap();
+    assert_eq!(da.len(), 43);
+    assert_eq!(da.len(), db.len());
+    for (x, y) in da.iter().zip(db) {
+        for k in [
+            "address",
+            "iommu_group",
+            "vendor_id",
+            "device_id",
+            "class",
+            "driver",
+            "bridge",
+            "critical",
+        ] {
+            assert_eq!(x[k], y[k], "{k} of {}", x["address"]);
+        }
+        assert!(x["reset_methods"].is_array());
+    }
+    assert_eq!(a["groups"], b["groups"]);
+    let gpu = da.iter().find(|d| d["address"] == "0000:03:00.0").unwrap();
+    assert_eq!(gpu["vendor_id"], "0x1002");
+    assert_eq!(gpu["class"], "0x030000");
+    assert_eq!(gpu["driver"], "amdgpu");
+    assert_eq!(gpu["iommu_group"], 21);
+    assert_eq!(gpu["bridge"], false);
+    let port = da.iter().find(|d| d["address"] == "0000:02:00.0").unwrap();
+    assert_eq!(port["bridge"], true);
+    let nvme = da.iter().find(|d| d["address"] == "0000:05:00.0").unwrap();
+    assert_eq!(
+        nvme["critical"],
+        serde_json::json!(["controller of the root filesystem (/dev/nvme0n1p2)"])
+    );
+    // show through the tree names the blocker as on the snapshot.
+    vp().arg("--root")
+        .arg(&root)
+        .args(["show", "00:1f.3"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "blocker[host-critical]: 0000:00:1f.0",
+        ));
+}
+
+#[test]
+fn from_listing_converts_and_rejects_garbage() {
+    let out = vp()
+        .args(["snapshot", "--from-listing"])
+        .arg(listing("004"))
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    assert_eq!(
+        String::from_utf8_lossy(&out),
+        std::fs::read_to_string(sample("004")).unwrap()
+    );
+    let t = tempdir();
+    let bad = t.path().join("notes.txt");
+    std::fs::write(&bad, "hello\nthis is not lspci\n").unwrap();
+    vp().args(["snapshot", "--from-listing"])
+        .arg(&bad)
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("notes.txt"))
+        .stderr(predicate::str::contains(
+            "no PCI devices or IOMMU groups found",
+        ))
+        .stderr(predicate::str::contains("help:"));
+    assert_eq!(
+        std::fs::read_to_string(&bad).unwrap(),
+        "hello\nthis is not lspci\n"
+    );
+    // From stdin, as users paste.
+    let text = std::fs::read_to_string(listing("013")).unwrap();
+    let out = vp()
+        .args(["snapshot", "--from-listing", "-"])
+        .write_stdin(text)
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let v = json(&out);
+    assert_eq!(v["source"], "listing:stdin");
+    assert_eq!(v["groups"].as_array().unwrap().len(), 16);
+    vp().args(["snapshot", "--from-listing", "-"])
+        .write_stdin("nothing here\n")
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("<stdin>: no PCI devices"));
+    vp().args(["snapshot", "--from-listing", "/nonexistent/listing.txt"])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("cannot read the listing"));
+}
+
+#[test]
+fn fake_sysfs_refuses_an_occupied_directory() {
+    let t = tree("001");
+    vp().arg("fake-sysfs")
+        .arg(sample("001"))
+        .arg(t.path().join("host"))
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("already holds a sys/ directory"));
+    // Hidden from help.
+    vp().arg("--help")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("fake-sysfs").not());
+}
+
+#[test]
+fn lspci_reads_the_same_tree() {
+    if Command::new("lspci").arg("--version").output().is_err() {
+        eprintln!("\n\n*** SKIPPED lspci_reads_the_same_tree: lspci is not installed (Debian: pciutils; `make deps`) ***\n");
+        return;
+    }
+    for p in ["004", "010", "016", "020", "025", "032"] {
+        let t = tree(p);
+        // pciutils' sysfs.path is the bus/pci directory.
+        let sysfs = t.path().join("host/sys/bus/pci");
+        let out = Command::new("lspci")
+            .args(["-nn", "-D", "-A", "linux-sysfs", "-O"])
+            .arg(format!("sysfs.path={}", sysfs.display()))
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let mut got: Vec<(String, String)> = text
+            .lines()
+            .map(|l| {
+                let bdf = l.split_whitespace().next().unwrap().to_string();
+                let ids = l.rsplit_once(" [").map(|x| x.1).unwrap_or("");
+                let ids = ids.split(']').next().unwrap_or("").to_string();
+                // `(rev xx)` follows the ids; the ids are the last [vvvv:dddd].
+                let ids = if ids.len() == 9 { ids } else { last_ids(l) };
+                (bdf, ids)
+            })
+            .collect();
+        got.sort();
+        let snap = json(&std::fs::read(sample(p)).unwrap());
+        let mut want: Vec<(String, String)> = snap["devices"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|d| {
+                let s = |k: &str| d[k].as_str().unwrap().trim_start_matches("0x").to_string();
+                (
+                    d["address"].as_str().unwrap().to_string(),
+                    format!("{}:{}", s("vendor_id"), s("device_id")),
+                )
+            })
+            .collect();
+        want.sort();
+        assert_eq!(got, want, "sample {p}");
+    }
+}
+
+fn last_ids(l: &str) -> String {
+    let b = l.as_bytes();
+    (0..l.len().saturating_sub(10))
+        .rev()
+        .find(|&i| b[i] == b'[' && b[i + 5] == b':' && b[i + 10] == b']')
+        .map(|i| l[i + 1..i + 10].to_string())
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_closed_pipe_ends_output_without_a_panic() {
+    // `virt-pci list | head -1`: the reader goes away before we write.
+    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("virt-pci"))
+        .arg("--snapshot")
+        .arg(sample("018"))
+        .args(["list", "--json"])
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}
+
+#[test]
+fn tree_shows_every_function_even_below_an_unlisted_bridge() {
+    // 020's VFs hang below root port 0000:50:01.2, which the paste does not list.
+    let out = vp()
+        .arg("--snapshot")
+        .arg(sample("020"))
+        .args(["list", "--tree"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(text.starts_with("pci0000:50\n"), "{text}");
+    assert_eq!(text.matches(" 0000:51:").count(), 33);
+    // 004: the GT 710 sits three bridges deep in the chipset.
+    let out = vp()
+        .arg("--snapshot")
+        .arg(sample("004"))
+        .args(["list", "--tree"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let text = String::from_utf8_lossy(&out);
+    assert!(
+        text.contains("\n        [group 13] 0000:04:00.0 VGA"),
+        "{text}"
+    );
+    assert_eq!(text.matches("] 0000:").count(), 38);
+}
+
+#[test]
+fn unknown_groups_warn_but_do_not_block() {
+    // 032: a plain `lspci -knn` of an EPYC server says nothing about groups.
+    let s = sample("032");
+    vp().arg("--snapshot")
+        .arg(&s)
+        .arg("list")
+        .assert()
+        .success()
+        .stdout(predicate::str::starts_with(
+            "note: IOMMU groups are not known for this host",
+        ));
+    vp().arg("--snapshot")
+        .arg(&s)
+        .args(["show", "c4:00.0"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("warning[group-unknown]"))
+        .stdout(predicate::str::contains("verdict: ok"));
+    let v = json(
+        &vp()
+            .arg("--snapshot")
+            .arg(&s)
+            .args(["list", "--json"])
+            .assert()
+            .success()
+            .get_output()
+            .stdout
+            .clone(),
+    );
+    assert_eq!(v["iommu"], "unknown");
+    assert_eq!(v["devices"].as_array().unwrap().len(), 93);
+    // Four root complexes, as the listing's kind line says.
+    let tree = vp()
+        .arg("--snapshot")
+        .arg(&s)
+        .args(["list", "--tree"])
+        .assert()
+        .success()
+        .get_output()
+        .stdout
+        .clone();
+    let tree = String::from_utf8_lossy(&tree);
+    let roots: Vec<&str> = tree.lines().filter(|l| l.starts_with("pci")).collect();
+    assert_eq!(
+        roots,
+        ["pci0000:00", "pci0000:40", "pci0000:80", "pci0000:c0"]
+    );
+}
