@@ -431,6 +431,26 @@ mod tests {
     }
 
     #[test]
+    fn permissive_and_unmanaged_warn() {
+        let o = HostdevOptions {
+            permissive: true,
+            managed: false,
+            ..Default::default()
+        };
+        let w = o.warnings().join("\n");
+        assert!(w.contains("config space"), "{w}");
+        assert!(w.contains("not supported by qemu"), "{w}");
+        assert!(w.contains("virt-pci detach"), "{w}");
+        let xen = HostdevOptions {
+            permissive: true,
+            driver: Some(Driver::Xen),
+            ..Default::default()
+        };
+        assert_eq!(xen.warnings().len(), 1);
+        assert!(HostdevOptions::default().warnings().is_empty());
+    }
+
+    #[test]
     fn double_quotes_and_crlf_follow_the_style() {
         let st = Style {
             base: "    ".into(),

@@ -21,7 +21,9 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let n = (ctl[0] & 3) as u8 + 1;
-    let addrs: Vec<PciAddress> = (0..n).map(|f| PciAddress::new(0, ctl[1], 0x1d, f)).collect();
+    let addrs: Vec<PciAddress> = (0..n)
+        .map(|f| PciAddress::new(0, ctl[1], 0x1d, f))
+        .collect();
     let opts = HostdevOptions {
         managed: ctl[0] & 4 == 0,
         boot_order: (ctl[0] & 8 != 0).then_some(1),
@@ -38,7 +40,8 @@ fuzz_target!(|data: &[u8]| {
             let again = xml::add(&e.text, &addrs, &opts).expect("add on our own output");
             assert_eq!(again.text, e.text, "add is not idempotent");
             if !e.added.is_empty() {
-                let sel = Selection::Only(e.added.iter().map(|a| DeviceSpec::Function(*a)).collect());
+                let sel =
+                    Selection::Only(e.added.iter().map(|a| DeviceSpec::Function(*a)).collect());
                 let r = xml::remove(&e.text, &sel).expect("remove what add added");
                 if xml::reversible(text) {
                     assert_eq!(r.text, text, "remove did not undo add");

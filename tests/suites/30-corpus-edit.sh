@@ -6,7 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 scripts/fetch-corpus.sh >/dev/null
-if VIRT_PCI_CORPUS=require cargo test -q --test corpus_edit -- --nocapture 2>&1 | tee /tmp/corpus-edit.$$ | grep -E '^corpus-edit|test result|panicked|failures' ; then :; fi
+if VIRT_PCI_CORPUS=require cargo test -q --test corpus_edit -- --nocapture 2>&1 | tee /tmp/corpus-edit.$$ | grep -oE 'corpus-edit: .*|test result.*|panicked.*|failures.*' ; then :; fi
 if grep -q 'test result: ok' /tmp/corpus-edit.$$; then
   rm -f /tmp/corpus-edit.$$; echo "PASS corpus-edit"
 else
