@@ -44,12 +44,13 @@ run --snapshot $S/004-msi-b550m-mortar-turing-4fn.json validate ${good:+"$good"}
 section "validate: what libvirt's schema lets through (no host needed)"
 run validate samples/domains/bad-hostdev-typos.xml
 
-section "snippet and byte-exact add/remove (issue 3)"
-# Issue 3: <hostdev> snippets and byte-exact edits. The 4-function RTX 2070
-# SUPER of sample 004 goes whole (its IOMMU group), into a Windows 11 VM
-# (--diff writes nothing) and into a double-quoted, namespaced Debian VM.
-H=samples/hosts/004-msi-b550m-mortar-turing-4fn.json
+section "Snippets for virsh attach-device: the RTX 2070 SUPER goes whole (its IOMMU group); the plan is on stderr"
+H=$S/004-msi-b550m-mortar-turing-4fn.json
 run --snapshot "$H" snippet 2b:00.0 --alias ua-gpu
+
+section "Byte-exact edits: add the GPU group to a Windows 11 VM (--diff writes nothing)"
 run --snapshot "$H" add samples/domains/win11-q35.xml 2b:00.0 --diff
+
+section "The same into a double-quoted, namespaced Debian VM: the file's own style is kept"
 run --snapshot "$H" add samples/domains/debian12.xml 0000:2b:00.0 --diff
 run remove samples/domains/debian12.xml 03:00.0 --diff

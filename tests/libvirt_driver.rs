@@ -339,14 +339,16 @@ fn cli_actions_through_libvirt() {
         .code(1)
         .stderr(contains("refusing to touch 0000:01:00.0"))
         .stderr(contains("win10"));
-    // check --try through libvirt says that libvirt's reset may skip
+    // check --try through a (test, so not local) libvirt: the reset goes
+    // through libvirt, and the plan says it may do nothing.
     vp(&["-c", &uri, "check", "02:00.0", "--try", "--dry-run"])
         .assert()
         .success()
         .stdout(contains("virNodeDeviceReset(pci_0000_02_00_0)"))
         .stdout(contains(
-            "libvirt's reset does nothing for a function bound to vfio-pci",
-        ));
+            "whose reset does nothing for a function bound to vfio-pci",
+        ))
+        .stdout(contains("run virt-pci on that host itself"));
     // prepare by domain name: nas has the NVMe managed='no'
     vp(&["-c", &uri, "prepare", "nas", "--dry-run"])
         .assert()
@@ -530,4 +532,97 @@ fn corpus_domains_define_and_read_back_with_the_same_hostdevs() {
     }
     assert_eq!(refused.len(), 1, "{refused:?}");
     assert_eq!(defined, 30, "{defined}");
+}
+
+#[test]
+fn validate_domains_by_name_through_the_test_driver() {
+    let f = desktop();
+    let (host, uri) = desktop_node_file(&f);
+    // win10 holds only the GPU function: is the rest of its group in it?
+    let gpu_group: Vec<String> = host
+        .group_of(&GPU)
+        .iter()
+        .filter_map(|m| match m {
+            virt_pci::host::GroupMember::Pci(a) if !host.devices[a].is_bridge() => {
+                Some(a.to_string())
+            }
+            _ => None,
+        })
+        .collect();
+    let out = vp(&[
+        "-c", &uri, "--color", "never", "validate", "--domain", "win10",
+    ])
+    .output()
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("domain:win10"), "{stdout}");
+    assert_eq!(gpu_group, ["0000:01:00.0", "0000:01:00.1"]);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(stdout.contains("error[VP051]"), "{stdout}");
+    assert!(stdout.contains("not viable"), "{stdout}");
+    assert!(stdout.contains("0000:01:00.1"), "{stdout}");
+    assert!(stdout.contains("checked 1 file"), "{stdout}");
+    let all = vp(&["-c", &uri, "--color", "never", "validate", "--all-domains"])
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&all.stdout);
+    assert!(s.contains("checked 2 files"), "{s}");
+    vp(&["-c", &uri, "validate", "--domain", "nosuchvm"])
+        .assert()
+        .code(2)
+        .stderr(contains("nosuchvm"));
+}
+
+#[test]
+fn add_and_remove_by_domain_name_through_the_test_driver() {
+    let f = desktop();
+    let (_, uri) = desktop_node_file(&f);
+    // --diff: the spliced persistent XML, nothing defined.
+    vp(&[
+        "-c", &uri, "--color", "never", "add", "--domain", "nas", "00:14.0", "--diff",
+    ])
+    .assert()
+    .success()
+    .stdout(contains("+++ b/domain:nas"))
+    .stdout(contains(
+        "+        <address domain='0x0000' bus='0x00' slot='0x14' function='0x0'/>",
+    ));
+    // A real define, with libvirt's schema validation.
+    vp(&[
+        "-c", &uri, "--color", "never", "add", "--domain", "nas", "00:14.0",
+    ])
+    .assert()
+    .success()
+    .stderr(contains("defined domain:nas (validated by libvirt)"));
+    // --live on a running domain: the test driver cannot hot-plug; libvirt's
+    // own message must reach the user, with what already happened.
+    vp(&[
+        "-c", &uri, "--color", "never", "add", "--domain", "win10", "00:14.0", "--live",
+    ])
+    .assert()
+    .code(1)
+    .stderr(contains("not supported"))
+    .stderr(contains("persistent definition is already changed"));
+    vp(&[
+        "-c", &uri, "--color", "never", "remove", "--domain", "win10", "01:00.0", "--diff",
+    ])
+    .assert()
+    .success()
+    .stdout(contains(
+        "-        <address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/>",
+    ));
+    vp(&[
+        "-c", &uri, "--color", "never", "remove", "--domain", "win10", "--all",
+    ])
+    .assert()
+    .success()
+    .stderr(contains("defined domain:win10"));
+    vp(&["-c", &uri, "add", "--domain", "nosuchvm", "00:14.0"])
+        .assert()
+        .code(2)
+        .stderr(contains("nosuchvm"));
+    vp(&["-c", &uri, "add", "--domain", "nas", "-i", "00:14.0"])
+        .assert()
+        .code(2)
+        .stderr(contains("-i edits a file"));
 }

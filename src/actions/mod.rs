@@ -198,7 +198,7 @@ fn note_reset_caveat(ap: &mut ActionPlan, backend: &dyn Backend) {
                 code: "reset-may-skip",
                 address: None,
                 message: c,
-                help: Some("--backend sysfs writes the kernel's `reset` file instead".into()),
+                help: Some("run virt-pci on that host itself: a local reset writes the kernel's `reset` file".into()),
             });
         }
     }
@@ -212,7 +212,14 @@ fn new_plan(action: &str, backend: &dyn Backend, p: Plan, force: bool) -> Action
         steps: Vec::new(),
         skipped: Vec::new(),
         refusals: p.blockers.iter().map(Refusal::from_finding).collect(),
-        warnings: p.warnings.clone(),
+        // "bound to a host driver; it will be unbound" is about detaching;
+        // a reset or a reattach unbinds nothing from a host driver.
+        warnings: p
+            .warnings
+            .iter()
+            .filter(|w| action == "detach" || w.code != "host-driver")
+            .cloned()
+            .collect(),
         forced: force,
         plan: p,
     }
@@ -632,9 +639,30 @@ pub fn vfio_node_problem(root: &std::path::Path) -> Option<BackendError> {
 }
 
 /// The libvirt node-device API as a backend.
+///
+/// Reset is the exception: libvirt 9.0's `virNodeDeviceReset` returns
+/// success without resetting a function that has FLR ("KVM will perform FLR
+/// when starting and stopping a guest") or that is bound to vfio-pci
+/// ("bound to vfio-pci - skip reset"), as the e2e VM showed. On this machine
+/// (a local connection) the reset therefore goes through the kernel's sysfs
+/// `reset` file, which really resets; on a remote host libvirt is the only
+/// way, and the plan says it may do nothing.
 #[cfg(feature = "libvirt")]
 pub struct LibvirtBackend<'a> {
     pub conn: &'a crate::libvirt::Conn,
+    /// Set for a local connection: resets go through this host's sysfs.
+    pub local_reset: Option<sysfs::SysfsBackend>,
+}
+
+#[cfg(feature = "libvirt")]
+impl<'a> LibvirtBackend<'a> {
+    /// A backend for `conn`; resets go through `/sys` when the connection
+    /// is to this machine (never for `test:///`, which is not a host).
+    pub fn new(conn: &'a crate::libvirt::Conn) -> LibvirtBackend<'a> {
+        let local_reset = crate::host::nodedev::uri_is_local(conn.uri())
+            .then(|| sysfs::SysfsBackend::new(std::path::Path::new("/")));
+        LibvirtBackend { conn, local_reset }
+    }
 }
 
 #[cfg(feature = "libvirt")]
@@ -657,7 +685,12 @@ impl Backend for LibvirtBackend<'_> {
         vec![match op {
             Op::Detach { driver } => format!("virNodeDeviceDetachFlags({n}, \"{driver}\", 0)"),
             Op::Reattach => format!("virNodeDeviceReAttach({n})"),
-            Op::Reset => format!("virNodeDeviceReset({n})"),
+            Op::Reset => match &self.local_reset {
+                Some(_) => format!(
+                    "write 1 > /sys/bus/pci/devices/{a}/reset (libvirt's virNodeDeviceReset skips FLR-capable and vfio-bound functions)"
+                ),
+                None => format!("virNodeDeviceReset({n})"),
+            },
         }]
     }
     fn detach(&mut self, a: &PciAddress, driver: &str) -> Result<(), BackendError> {
@@ -667,10 +700,16 @@ impl Backend for LibvirtBackend<'_> {
         Ok(self.conn.nodedev_reattach(a)?)
     }
     fn reset(&mut self, a: &PciAddress) -> Result<(), BackendError> {
-        Ok(self.conn.nodedev_reset(a)?)
+        match &mut self.local_reset {
+            Some(b) => b.reset(a),
+            None => Ok(self.conn.nodedev_reset(a)?),
+        }
     }
     fn reset_caveat(&self) -> Option<String> {
-        Some("libvirt's reset does nothing for a function bound to vfio-pci or one with FLR (libvirt resets those when a guest starts and stops), and succeeds anyway".into())
+        match self.local_reset {
+            Some(_) => None,
+            None => Some("on a remote host the reset goes through libvirt, whose reset does nothing for a function bound to vfio-pci or one with FLR (libvirt resets those when a guest starts and stops), and succeeds anyway".into()),
+        }
     }
 }
 

@@ -115,7 +115,7 @@ impl Setup {
             Chosen::Sysfs(b) => f(&self.host, b),
             #[cfg(feature = "libvirt")]
             Chosen::Libvirt(c) => {
-                let mut b = actions::LibvirtBackend { conn: c };
+                let mut b = actions::LibvirtBackend::new(c);
                 f(&self.host, &mut b)
             }
         }
@@ -250,7 +250,7 @@ fn print_plan(ctx: &Context, ap: &ActionPlan) {
     } else {
         format!("{} step(s)", ap.steps.len())
     };
-    println!(
+    outln!(
         "{} {}: {verb}, backend {}",
         s.bold(&ap.action),
         ap.requested
@@ -261,7 +261,7 @@ fn print_plan(ctx: &Context, ap: &ActionPlan) {
         ap.backend
     );
     for (i, st) in ap.steps.iter().enumerate() {
-        println!(
+        outln!(
             "  {}. {} {} ({})",
             i + 1,
             st.op,
@@ -269,14 +269,17 @@ fn print_plan(ctx: &Context, ap: &ActionPlan) {
             st.why
         );
         for c in &st.calls {
-            println!("       {}", s.dim(c));
+            outln!("       {}", s.dim(c));
         }
     }
     for k in &ap.skipped {
-        println!("  - {} {}: {}", s.dim("skip"), k.address, k.reason);
+        outln!("  - {} {}: {}", s.dim("skip"), k.address, k.reason);
     }
     for w in &ap.warnings {
-        println!("  {}: {}", s.yellow("warning"), w.message);
+        outln!("  {}: {}", s.yellow("warning"), w.message);
+        if let Some(h) = &w.help {
+            outln!("    {}: {h}", s.cyan("help"));
+        }
     }
 }
 
@@ -364,7 +367,7 @@ fn run_plan(
         })?;
     } else {
         for st in &out.done {
-            println!("{} {} {}", ctx.out.green("done"), st.op, st.address);
+            outln!("{} {} {}", ctx.out.green("done"), st.op, st.address);
         }
     }
     match &out.failed {
@@ -446,15 +449,15 @@ pub fn run_check(ctx: &Context, a: CheckArgs) -> CliResult {
                 .device(addr)
                 .map(|d| super::device_name(ctx, d))
                 .unwrap_or_default();
-            println!("{} {dn}", o.bold(&addr.to_string()));
-            println!(
+            outln!("{} {dn}", o.bold(&addr.to_string()));
+            outln!(
                 "  driver:    {}",
                 r.driver.clone().unwrap_or_else(|| "(none)".into())
             );
-            println!("  reset:     {}", r.reset.summary);
-            println!("  group:     {}", r.viability.summary);
+            outln!("  reset:     {}", r.reset.summary);
+            outln!("  group:     {}", r.viability.summary);
             for u in &r.used_by {
-                println!(
+                outln!(
                     "  used by:   {} ({}{})",
                     u.domain,
                     if u.running { "running" } else { "shut off" },
@@ -466,10 +469,16 @@ pub fn run_check(ctx: &Context, a: CheckArgs) -> CliResult {
                 );
             }
             for b in &r.plan.blockers {
-                println!("  {}: {}", o.red("blocker"), b.message);
+                outln!("  {}: {}", o.red("blocker"), b.message);
+                if let Some(h) = &b.help {
+                    outln!("    {}: {h}", o.cyan("help"));
+                }
             }
             for w in &r.plan.warnings {
-                println!("  {}: {}", o.yellow("warning"), w.message);
+                outln!("  {}: {}", o.yellow("warning"), w.message);
+                if let Some(h) = &w.help {
+                    outln!("    {}: {h}", o.cyan("help"));
+                }
             }
         }
         if r.plan.is_blocked() {

@@ -31,14 +31,29 @@ pub struct OutputArgs {
     pub backup: Option<String>,
 }
 
+/// A libvirt domain to edit instead of a file.
+#[derive(ClapArgs, Debug, Clone)]
+pub struct DomainArgs {
+    /// Edit the persistent XML of this libvirt domain and redefine it (with libvirt's
+    /// schema validation) instead of editing FILE; --diff shows the change and defines nothing.
+    #[arg(long, value_name = "NAME")]
+    pub domain: Option<String>,
+    /// With --domain: also hot-plug (add) or hot-unplug (remove) on the running domain.
+    #[arg(long, requires = "domain")]
+    pub live: bool,
+}
+
 #[derive(ClapArgs, Debug)]
+#[command(
+    override_usage = "virt-pci add [OPTIONS] <FILE> <DEVICE>...\n       virt-pci add [OPTIONS] --domain <NAME> <DEVICE>..."
+)]
 pub struct AddArgs {
-    /// The domain XML file (`-` for stdin).
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
-    /// The devices: 0000:03:00.0, 03:00.0, pci_0000_03_00_0, 03:00 (all functions), 10de:1f82, ...
-    #[arg(required = true, value_name = "DEVICE")]
-    pub devices: Vec<String>,
+    /// The domain XML file (`-` for stdin), then the devices: 0000:03:00.0, 03:00.0,
+    /// pci_0000_03_00_0, 03:00 (all functions), 10de:1f82, ... (no FILE with --domain)
+    #[arg(required = true, value_name = "FILE DEVICE")]
+    pub targets: Vec<String>,
+    #[command(flatten)]
+    pub target: DomainArgs,
     #[command(flatten)]
     pub hostdev: HostdevArgs,
     #[command(flatten)]
@@ -48,22 +63,52 @@ pub struct AddArgs {
 }
 
 #[derive(ClapArgs, Debug)]
+#[command(
+    override_usage = "virt-pci remove [OPTIONS] <FILE> (<DEVICE>...|--all)\n       virt-pci remove [OPTIONS] --domain <NAME> (<DEVICE>...|--all)"
+)]
 pub struct RemoveArgs {
-    /// The domain XML file (`-` for stdin).
-    #[arg(value_name = "FILE")]
-    pub file: PathBuf,
-    /// The devices to remove: functions (0000:03:00.0) or slots (03:00, all functions).
-    #[arg(
-        value_name = "DEVICE",
-        required_unless_present = "all",
-        conflicts_with = "all"
-    )]
-    pub devices: Vec<String>,
+    /// The domain XML file (`-` for stdin), then the devices to remove: functions
+    /// (0000:03:00.0) or slots (03:00, all functions). No FILE with --domain.
+    #[arg(value_name = "FILE DEVICE")]
+    pub targets: Vec<String>,
     /// Remove every PCI <hostdev> (not <interface type='hostdev'>).
     #[arg(long)]
     pub all: bool,
     #[command(flatten)]
+    pub target: DomainArgs,
+    #[command(flatten)]
     pub out: OutputArgs,
+}
+
+/// Split the positional words into (FILE, DEVICE...) as --domain says.
+fn split_targets<'a>(
+    targets: &'a [String],
+    target: &DomainArgs,
+    out: &OutputArgs,
+    need_devices: bool,
+) -> Result<(Option<PathBuf>, &'a [String]), CliError> {
+    let (file, devices) = if target.domain.is_some() {
+        if out.in_place {
+            return Err(CliError::usage(
+                "-i edits a file; with --domain the domain itself is redefined",
+            )
+            .help("drop -i (or use --diff to only see the change)"));
+        }
+        (None, targets)
+    } else {
+        match targets.split_first() {
+            Some((f, rest)) => (Some(PathBuf::from(f)), rest),
+            None => {
+                return Err(CliError::usage("no domain XML file given")
+                    .help("give FILE (or - for stdin), or --domain NAME"))
+            }
+        }
+    };
+    if need_devices && devices.is_empty() {
+        return Err(CliError::usage("no device given")
+            .help("name devices as 0000:03:00.0, 03:00.0, pci_0000_03_00_0, 03:00 or 10de:1f82"));
+    }
+    Ok((file, devices))
 }
 
 struct Input {
@@ -150,7 +195,7 @@ fn write_error(e: fsutil::WriteError) -> CliError {
 fn emit(ctx: &Context, out: &OutputArgs, input: &Input, edit: &Edit) -> Result<(), CliError> {
     if out.diff {
         let d = virt_pci::diff::unified(&input.text, &edit.text, &input.name, ctx.out.on);
-        print!("{d}");
+        super::emit(&d);
         return Ok(());
     }
     if out.in_place {
@@ -193,10 +238,17 @@ fn list(a: &[virt_pci::PciAddress]) -> String {
 
 pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
     args.hostdev.options(None)?;
-    let input = read_input(&args.file, &args.out)?;
+    let (file, devices) = split_targets(&args.targets, &args.target, &args.out, true)?;
+    let devices = devices.to_vec();
+    let session = DomainSession::open(ctx, &args.target)?;
+    let input = match (&session, &file) {
+        (Some(s), _) => s.input()?,
+        (None, Some(f)) => read_input(f, &args.out)?,
+        (None, None) => return Err(CliError::usage("no domain XML file given")),
+    };
     // Refuse a bad file before reading the host or printing a plan.
     let doc = xml::parse_domain(&input.text).map_err(|e| edit_error(&input, e))?;
-    let (addrs, primary, _plan) = plan_devices(ctx, &args.devices, &args.group)?;
+    let (addrs, primary, _plan) = plan_devices(ctx, &devices, &args.group)?;
     if addrs.is_empty() {
         return Err(CliError::new("nothing to pass through"));
     }
@@ -213,17 +265,42 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
     } else {
         eprintln!("adding to {}: {}", input.name, list(&edit.added));
     }
-    emit(ctx, &args.out, &input, &edit)?;
+    match &session {
+        Some(s) if !args.out.diff && args.out.output.is_none() => {
+            let live: Vec<String> = edit
+                .added
+                .iter()
+                .map(|a| virt_pci::hostdev::render(&[*a], &opts, &Default::default()))
+                .collect();
+            s.commit(ctx, &input, &edit, &live, Change::Attach)?;
+        }
+        _ => emit(ctx, &args.out, &input, &edit)?,
+    }
     Ok(ExitCode::SUCCESS)
 }
 
 pub fn run_remove(ctx: &Context, args: RemoveArgs) -> CliResult {
-    let input = read_input(&args.file, &args.out)?;
+    let (file, devices) = split_targets(&args.targets, &args.target, &args.out, false)?;
+    if args.all && !devices.is_empty() {
+        return Err(CliError::usage(
+            "--all removes every PCI hostdev; name no devices with it",
+        ));
+    }
+    if !args.all && devices.is_empty() {
+        return Err(CliError::usage("no device given").help("name the devices to remove, or --all"));
+    }
+    let devices = devices.to_vec();
+    let session = DomainSession::open(ctx, &args.target)?;
+    let input = match (&session, &file) {
+        (Some(s), _) => s.input()?,
+        (None, Some(f)) => read_input(f, &args.out)?,
+        (None, None) => return Err(CliError::usage("no domain XML file given")),
+    };
     xml::parse_domain(&input.text).map_err(|e| edit_error(&input, e))?;
     let sel = if args.all {
         Selection::All
     } else {
-        let specs = parse_specs(&args.devices)?;
+        let specs = parse_specs(&devices)?;
         let mut resolved = Vec::new();
         for s in specs {
             match s {
@@ -248,6 +325,156 @@ pub fn run_remove(ctx: &Context, args: RemoveArgs) -> CliResult {
     } else {
         eprintln!("removing from {}: {}", input.name, list(&edit.removed));
     }
-    emit(ctx, &args.out, &input, &edit)?;
+    match &session {
+        Some(s) if !args.out.diff && args.out.output.is_none() => {
+            let live: Vec<String> = edit
+                .removed
+                .iter()
+                .map(|a| {
+                    format!(
+                        "<hostdev mode='subsystem' type='pci'><source><address {}/></source></hostdev>",
+                        a.libvirt_attrs('\'')
+                    )
+                })
+                .collect();
+            s.commit(ctx, &input, &edit, &live, Change::Detach)?;
+        }
+        _ => emit(ctx, &args.out, &input, &edit)?,
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Hot-plug direction for `--live`.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Change {
+    Attach,
+    Detach,
+}
+
+/// `--domain NAME`: the domain's persistent XML in, a validated redefine out.
+#[cfg(feature = "libvirt")]
+struct DomainSession {
+    name: String,
+    live: bool,
+    conn: virt_pci::libvirt::Conn,
+}
+
+#[cfg(feature = "libvirt")]
+impl DomainSession {
+    fn open(ctx: &Context, t: &DomainArgs) -> Result<Option<DomainSession>, CliError> {
+        let Some(name) = &t.domain else {
+            return Ok(None);
+        };
+        let conn = ctx
+            .libvirt(ctx.connect_uri().as_deref(), false)
+            .map_err(|e| e.code(2))?;
+        Ok(Some(DomainSession {
+            name: name.clone(),
+            live: t.live,
+            conn,
+        }))
+    }
+
+    fn input(&self) -> Result<Input, CliError> {
+        let text = self
+            .conn
+            .domain_xml_inactive(&self.name)
+            .map_err(|e| super::libvirt_error(e).code(2))?;
+        Ok(Input {
+            name: format!("domain:{}", self.name),
+            path: None,
+            text,
+        })
+    }
+
+    /// Redefine with the edited XML, then (with --live, on a running
+    /// domain) hot-plug or unplug each changed device.
+    fn commit(
+        &self,
+        ctx: &Context,
+        input: &Input,
+        edit: &Edit,
+        devices: &[String],
+        change: Change,
+    ) -> Result<(), CliError> {
+        use virt_pci::libvirt::Impact;
+        if edit.text == input.text {
+            eprintln!("{} unchanged; nothing defined", input.name);
+            return Ok(());
+        }
+        self.conn
+            .redefine(&self.name, &edit.text)
+            .map_err(super::libvirt_error)?;
+        eprintln!("defined {} (validated by libvirt)", input.name);
+        if !self.live {
+            return Ok(());
+        }
+        let running = self
+            .conn
+            .domain(&self.name)
+            .map_err(super::libvirt_error)?
+            .running;
+        if !running {
+            eprintln!(
+                "{}{} {} is not running; --live has nothing to change",
+                ctx.err.yellow("note"),
+                ctx.err.bold(":"),
+                self.name
+            );
+            return Ok(());
+        }
+        for d in devices {
+            let r = match change {
+                Change::Attach => self.conn.attach_device(&self.name, d, Impact::LIVE),
+                Change::Detach => self.conn.detach_device(&self.name, d, Impact::LIVE),
+            };
+            r.map_err(|e| {
+                super::libvirt_error(e).help(
+                    "the persistent definition is already changed; the running domain picks it up at its next start",
+                )
+            })?;
+        }
+        eprintln!(
+            "{} {} device{} on the running domain",
+            if change == Change::Attach {
+                "hot-plugged"
+            } else {
+                "unplugged"
+            },
+            devices.len(),
+            if devices.len() == 1 { "" } else { "s" }
+        );
+        Ok(())
+    }
+}
+
+#[cfg(not(feature = "libvirt"))]
+struct DomainSession;
+
+#[cfg(not(feature = "libvirt"))]
+impl DomainSession {
+    fn open(_ctx: &Context, t: &DomainArgs) -> Result<Option<DomainSession>, CliError> {
+        match &t.domain {
+            None => Ok(None),
+            Some(_) => Err(CliError::usage(
+                "--domain edits domains through libvirt, and this virt-pci was built without libvirt support",
+            )
+            .help("rebuild with `cargo build --features libvirt`, or edit the XML file (`virsh dumpxml --inactive NAME > vm.xml`)")),
+        }
+    }
+
+    fn input(&self) -> Result<Input, CliError> {
+        Err(CliError::usage("no libvirt support"))
+    }
+
+    fn commit(
+        &self,
+        _ctx: &Context,
+        _input: &Input,
+        _edit: &Edit,
+        _devices: &[String],
+        _change: Change,
+    ) -> Result<(), CliError> {
+        Err(CliError::usage("no libvirt support"))
+    }
 }

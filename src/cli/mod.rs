@@ -2,6 +2,14 @@
 //! from, colour, and error reporting in rustc's shape
 //! (`error: what`, `  --> where`, `help: what to do`).
 
+/// `println!` that ends quietly when the reader went away (`| head`)
+/// instead of panicking; see [`emit`].
+macro_rules! outln {
+    ($($t:tt)*) => {
+        $crate::cli::emit(&format!("{}\n", format_args!($($t)*)))
+    };
+}
+
 pub mod actions;
 pub mod edit;
 pub mod fake;
@@ -382,11 +390,4 @@ pub fn emit(text: &str) {
     use std::io::Write;
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
-}
-
-/// The "not yet" answer for commands whose issue is still open.
-pub fn not_yet(what: &str) -> CliResult {
-    Err(CliError::usage(format!(
-        "`virt-pci {what}` is not implemented in this build yet"
-    )))
 }

@@ -183,6 +183,6 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     let opts = args.hostdev.options(primary)?;
     opts.check(&addrs).map_err(option_error)?;
     warn_options(ctx, &opts);
-    print!("{}", hostdev::render(&addrs, &opts, &Style::default()));
+    super::emit(&hostdev::render(&addrs, &opts, &Style::default()));
     Ok(ExitCode::SUCCESS)
 }

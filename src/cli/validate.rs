@@ -33,8 +33,19 @@ Exit status: 0 no errors, 1 errors (or warnings with --deny warnings), 2 usage o
 )]
 pub struct Args {
     /// Files, or directories searched for *.xml.
-    #[arg(required = true, value_name = "PATH", value_hint = clap::ValueHint::AnyPath)]
+    #[arg(
+        required_unless_present_any = ["domains", "all_domains"],
+        value_name = "PATH",
+        value_hint = clap::ValueHint::AnyPath
+    )]
     pub paths: Vec<PathBuf>,
+    /// Check a libvirt domain's persistent XML by name (repeatable); host checks
+    /// run against the same connection's host (-c, LIBVIRT_DEFAULT_URI, or qemu:///system).
+    #[arg(long = "domain", value_name = "NAME")]
+    pub domains: Vec<String>,
+    /// Check every defined domain of the connection.
+    #[arg(long)]
+    pub all_domains: bool,
     /// Also check against this machine (its sysfs).
     #[arg(long)]
     pub live: bool,
@@ -59,7 +70,21 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         )
         .help("name one host"));
     }
-    let host = if args.live {
+    let from_libvirt = !args.domains.is_empty() || args.all_domains;
+    if args.live && from_libvirt {
+        return Err(CliError::usage(
+            "--domain/--all-domains read the host of the libvirt connection; drop --live",
+        ));
+    }
+    let (domain_sources, libvirt_host) = if from_libvirt {
+        let (s, h) = domain_sources(ctx, &args)?;
+        (s, Some(h))
+    } else {
+        (Vec::new(), None)
+    };
+    let host = if let Some(h) = libvirt_host {
+        Some(h)
+    } else if args.live {
         Some(super::read_sysfs(std::path::Path::new("/"))?)
     } else if named {
         Some(ctx.host()?)
@@ -70,17 +95,20 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         deny_warnings: args.deny.contains(&Deny::Warnings),
         deny_shared: args.deny.contains(&Deny::Shared),
     };
-    let inputs = validate::read_inputs(&args.paths);
+    let mut inputs = validate::read_inputs(&args.paths);
+    inputs.sources.extend(domain_sources);
     let report = validate::validate(&inputs, host.as_ref(), opts);
     let format = match args.format {
         OutputFormat::Human => Format::Human,
         OutputFormat::Json => Format::Json,
         OutputFormat::Github => Format::Github,
     };
-    print!(
-        "{}",
-        validate::render::render(&report, &inputs.sources, format, ctx.out.on)
-    );
+    super::emit(&validate::render::render(
+        &report,
+        &inputs.sources,
+        format,
+        ctx.out.on,
+    ));
     Ok(if report.has_io_error() {
         ExitCode::from(2)
     } else if report.errors > 0 {
@@ -88,4 +116,48 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     } else {
         ExitCode::SUCCESS
     })
+}
+
+/// The persistent XML of the named (or all) domains, shown as `domain:NAME`,
+/// and the host of that connection.
+#[cfg(feature = "libvirt")]
+fn domain_sources(
+    ctx: &Context,
+    args: &Args,
+) -> Result<(Vec<validate::Source>, virt_pci::Host), CliError> {
+    let conn = ctx
+        .libvirt(ctx.connect_uri().as_deref(), true)
+        .map_err(|e| e.code(2))?;
+    let infos = if args.all_domains {
+        conn.domains().map_err(super::libvirt_error)?
+    } else {
+        let mut v = Vec::new();
+        for n in &args.domains {
+            v.push(
+                conn.domain(n)
+                    .map_err(|e| super::libvirt_error(e).code(2))?,
+            );
+        }
+        v
+    };
+    let sources = infos
+        .into_iter()
+        .map(|d| validate::Source {
+            path: format!("domain:{}", d.name),
+            text: d.inactive_xml,
+        })
+        .collect();
+    let host = ctx.read_libvirt_host(&conn).map_err(|e| e.code(2))?;
+    Ok((sources, host))
+}
+
+#[cfg(not(feature = "libvirt"))]
+fn domain_sources(
+    _ctx: &Context,
+    _args: &Args,
+) -> Result<(Vec<validate::Source>, virt_pci::Host), CliError> {
+    Err(
+        CliError::usage("--domain/--all-domains read domains through libvirt, and this virt-pci was built without libvirt support")
+            .help("rebuild with `cargo build --features libvirt`, or validate the domain files (`virsh dumpxml --inactive NAME > NAME.xml`)"),
+    )
 }
