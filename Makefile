@@ -3,7 +3,7 @@ CARGO    ?= cargo
 FEATURES ?= --features libvirt
 BIN      := target/release/virt-pci
 
-.PHONY: all build install deps demo test lint unit e2e bench clean samples samples
+.PHONY: all build install deps demo test lint unit e2e bench clean samples
 
 all: build
 
