@@ -3,15 +3,23 @@ CARGO    ?= cargo
 FEATURES ?= --features libvirt
 BIN      := target/release/virt-pci
 
-.PHONY: all build deps demo test lint unit e2e bench clean samples
+.PHONY: all build install deps demo test lint unit e2e bench clean samples
 
 all: build
 
 deps:
 	@scripts/install-deps.sh
 
+# Two binaries: virt-pci without libvirt (starts in ~1 ms) and virt-pci-libvirt,
+# which virt-pci hands over to for libvirt invocations (src/cli/companion.rs).
 build: deps
-	$(CARGO) build --release $(FEATURES)
+	$(CARGO) build --release $(FEATURES) --bin virt-pci-libvirt
+	$(CARGO) build --release --bin virt-pci
+
+PREFIX ?= /usr/local
+install: build
+	install -d $(DESTDIR)$(PREFIX)/bin
+	install -m 0755 target/release/virt-pci target/release/virt-pci-libvirt $(DESTDIR)$(PREFIX)/bin/
 
 demo: build
 	@scripts/demo.sh $(BIN)

@@ -9,6 +9,7 @@ use std::path::Path;
 
 fn bin() -> Command {
     let mut c = Command::cargo_bin("virt-pci").expect("binary builds");
+    c.env("VIRT_PCI_NO_COMPANION", "1");
     c.env_remove("LIBVIRT_DEFAULT_URI")
         .env_remove("VIRT_PCI_ROOT")
         .env_remove("NO_COLOR");

@@ -38,6 +38,7 @@ const VM: &str = "<?xml version='1.0' encoding='UTF-8'?>
 
 fn vp() -> Command {
     let mut c = Command::cargo_bin("virt-pci").unwrap();
+    c.env("VIRT_PCI_NO_COMPANION", "1");
     c.env_remove("LIBVIRT_DEFAULT_URI")
         .env_remove("VIRT_PCI_ROOT")
         .env("NO_COLOR", "1")

@@ -28,6 +28,7 @@ fn listing(prefix: &str) -> PathBuf {
 
 fn vp() -> Command {
     let mut c = Command::cargo_bin("virt-pci").unwrap();
+    c.env("VIRT_PCI_NO_COMPANION", "1");
     c.env_remove("LIBVIRT_DEFAULT_URI")
         .env_remove("VIRT_PCI_ROOT")
         .env("NO_COLOR", "1");

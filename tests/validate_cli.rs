@@ -17,6 +17,7 @@ struct Out {
 
 fn run(args: &[&str]) -> Out {
     let mut cmd = Command::cargo_bin("virt-pci").unwrap();
+    cmd.env("VIRT_PCI_NO_COMPANION", "1");
     cmd.env_remove("LIBVIRT_DEFAULT_URI")
         .env_remove("VIRT_PCI_ROOT")
         .arg("--color=never")

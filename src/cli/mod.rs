@@ -11,6 +11,8 @@ macro_rules! outln {
 }
 
 pub mod actions;
+pub mod app;
+pub mod companion;
 pub mod edit;
 pub mod fake;
 pub mod list;

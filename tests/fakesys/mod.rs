@@ -217,6 +217,7 @@ pub fn vp(args: &[&str]) -> assert_cmd::Command {
         "test guard: every virt-pci run in tests must name a fake host (--root/--snapshot) or -c test:///...: {args:?}"
     );
     let mut c = assert_cmd::Command::cargo_bin("virt-pci").expect("binary");
+    c.env("VIRT_PCI_NO_COMPANION", "1");
     c.env_remove("LIBVIRT_DEFAULT_URI")
         .env_remove("VIRT_PCI_ROOT")
         .env("NO_COLOR", "1")

@@ -1,0 +1,109 @@
+//! The `virt-pci` command line: argument parsing and dispatch only.
+//! Each command lives in `src/cli/<command>.rs`; all decisions live in the
+//! library (`src/lib.rs`). Both binaries (`virt-pci`, and the libvirt-linked
+//! `virt-pci-libvirt`) run this.
+
+use crate::cli;
+use crate::cli::companion;
+use clap::{CommandFactory, Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "virt-pci",
+    version,
+    about = "Safe, boring PCI passthrough with libvirt",
+    long_about = "virt-pci reads the host's PCI devices and IOMMU groups, plans which functions must be \
+passed to a guest together, generates and patches libvirt <hostdev> XML byte-exactly, validates \
+domain files, and detaches, resets and reattaches whole IOMMU groups.",
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: cli::GlobalArgs,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// List PCI functions by IOMMU group (or by bus topology with --tree).
+    List(cli::list::Args),
+    /// Everything about one device, its group, and the plan for passing it through.
+    Show(cli::show::Args),
+    /// The PCI controller behind a USB bus or device, and what else is on it.
+    Usb(cli::usb::Args),
+    /// Save the whole host model as JSON, for planning and validating offline.
+    Snapshot(cli::snapshot::Args),
+    /// Print <hostdev> elements for a device and its IOMMU group.
+    Snippet(cli::snippet::Args),
+    /// Add hostdevs for devices (and their groups) to a domain XML file.
+    Add(cli::edit::AddArgs),
+    /// Remove hostdevs from a domain XML file.
+    Remove(cli::edit::RemoveArgs),
+    /// Check domain XML files and hostdev snippets (pre-commit and CI).
+    Validate(cli::validate::Args),
+    /// Detach devices (whole IOMMU groups) from their host drivers to vfio-pci.
+    Detach(cli::actions::DetachArgs),
+    /// Give devices back to their host drivers.
+    Reattach(cli::actions::DeviceActionArgs),
+    /// Reset devices.
+    Reset(cli::actions::DeviceActionArgs),
+    /// Can this device be assigned? Reset methods, reset side effects, group viability.
+    Check(cli::actions::CheckArgs),
+    /// Detach every managed='no' hostdev of a domain (and its group) before start.
+    Prepare(cli::actions::DomainActionArgs),
+    /// After a domain stops: reset, then reattach its managed='no' hostdevs.
+    Release(cli::actions::ReleaseArgs),
+    /// Print shell completions.
+    Completions(cli::meta::CompletionsArgs),
+    /// Print the man page (roff).
+    Man,
+    /// Write a fake sysfs tree for a snapshot (developers: tests, demos).
+    #[command(hide = true, name = "fake-sysfs")]
+    FakeSysfs(cli::fake::Args),
+}
+
+/// Parse the arguments and run the command.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    if let Some(code) = companion::dispatch(&cli) {
+        return code;
+    }
+    let ctx = cli::Context::new(cli.global);
+    let result = match cli.command {
+        Command::List(a) => cli::list::run(&ctx, a),
+        Command::Show(a) => cli::show::run(&ctx, a),
+        Command::Usb(a) => cli::usb::run(&ctx, a),
+        Command::Snapshot(a) => cli::snapshot::run(&ctx, a),
+        Command::Snippet(a) => cli::snippet::run(&ctx, a),
+        Command::Add(a) => cli::edit::run_add(&ctx, a),
+        Command::Remove(a) => cli::edit::run_remove(&ctx, a),
+        Command::Validate(a) => cli::validate::run(&ctx, a),
+        Command::Detach(a) => cli::actions::run_detach(&ctx, a),
+        Command::Reattach(a) => cli::actions::run_reattach(&ctx, a),
+        Command::Reset(a) => cli::actions::run_reset(&ctx, a),
+        Command::Check(a) => cli::actions::run_check(&ctx, a),
+        Command::Prepare(a) => cli::actions::run_prepare(&ctx, a),
+        Command::Release(a) => cli::actions::run_release(&ctx, a),
+        Command::Completions(a) => cli::meta::completions(Cli::command(), a),
+        Command::Man => cli::meta::man(Cli::command()),
+        Command::FakeSysfs(a) => cli::fake::run(&ctx, a),
+    };
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            ctx.report(&e);
+            ExitCode::from(e.exit_code)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
+    }
+}
