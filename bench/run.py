@@ -27,7 +27,7 @@ os.chdir(ROOT)
 OUT = "target/bench"
 RES = os.path.join(OUT, "results")
 BIN = os.environ.get("BENCH_BIN", "target/release/virt-pci")
-PLAIN = os.environ.get("BENCH_BIN_PLAIN")  # the same without the libvirt feature
+PLAIN = os.environ.get("BENCH_BIN_PLAIN")  # virt-pci-libvirt, the libvirt-linked companion
 QUICK = os.environ.get("BENCH_QUICK", "0") == "1"
 SIZES = ([int(x) for x in os.environ["BENCH_SIZES"].split(",")] if os.environ.get("BENCH_SIZES")
          else [256, 4096] if QUICK else [256, 4096, 16384])
@@ -287,8 +287,8 @@ def bench_validate(files, subset, lst):
         ("virt-pci validate", [BIN, "validate"] + files,
          f"virt-pci validate <{len(files)} files>"),
     ] + ([
-        ("virt-pci validate, no libvirt feature", [PLAIN, "validate"] + files,
-         f"virt-pci validate <{len(files)} files> (without --features libvirt)"),
+        ("virt-pci validate, libvirt companion", [PLAIN, "validate"] + files,
+         f"virt-pci-libvirt validate <{len(files)} files>"),
     ] if PLAIN else []) + [
         ("xmllint --relaxng (one process)",
          ["xmllint", "--noout", "--relaxng", "/usr/share/libvirt/schemas/domain.rng"] + files,
@@ -320,8 +320,8 @@ def bench_list():
             ("virt-pci list --json", [BIN, "--root", d, "list", "--json"],
              f"virt-pci --root DIR list --json"),
         ] + ([
-            ("virt-pci list --json, no libvirt feature", [PLAIN, "--root", d, "list", "--json"],
-             "virt-pci --root DIR list --json (without --features libvirt)"),
+            ("virt-pci list --json, libvirt companion", [PLAIN, "--root", d, "list", "--json"],
+             "virt-pci-libvirt --root DIR list --json"),
         ] if PLAIN else []) + [
             ("lspci -nn", ["lspci", "-A", "linux-sysfs", "-O", f"sysfs.path={pcipath}", "-nn"],
              "lspci -A linux-sysfs -O sysfs.path=DIR/sys/bus/pci -nn"),
@@ -359,12 +359,12 @@ def bench_patch(host, dev):
         size = os.path.getsize(f)
         add = [BIN, "--snapshot", host, "add", f, dev]
         plain = ([] if not PLAIN or name == "big" else [
-            ("virt-pci add --diff, no libvirt feature",
+            ("virt-pci add --diff, libvirt companion",
              [PLAIN, "--snapshot", host, "add", f, dev, "--diff"],
-             f"virt-pci --snapshot HOST add {name}.xml {dev} --diff (without --features libvirt)"),
-            ("virt-pci add -o, no libvirt feature",
+             f"virt-pci-libvirt --snapshot HOST add {name}.xml {dev} --diff"),
+            ("virt-pci add -o, libvirt companion",
              [PLAIN, "--snapshot", host, "add", f, dev, "-o", outf],
-             f"virt-pci --snapshot HOST add {name}.xml {dev} -o OUT (without --features libvirt)"),
+             f"virt-pci-libvirt --snapshot HOST add {name}.xml {dev} -o OUT"),
         ])
         hyperfine(f"patch-{name}", [
             ("virt-pci add --diff", add + ["--diff"], f"virt-pci --snapshot HOST add {name}.xml {dev} --diff"),
@@ -392,10 +392,10 @@ def bench_startup(host, dev):
         ("virt-pci snippet", [BIN, "--snapshot", host, "snippet", dev],
          f"virt-pci --snapshot HOST snippet {dev}"),
     ] + ([
-        ("virt-pci --version, no libvirt feature", [PLAIN, "--version"],
-         "virt-pci --version (cargo build --release, without --features libvirt)"),
-        ("virt-pci snippet, no libvirt feature", [PLAIN, "--snapshot", host, "snippet", dev],
-         f"virt-pci --snapshot HOST snippet {dev} (without --features libvirt)"),
+        ("virt-pci --version, libvirt companion", [PLAIN, "--version"],
+         "virt-pci-libvirt --version"),
+        ("virt-pci snippet, libvirt companion", [PLAIN, "--snapshot", host, "snippet", dev],
+         f"virt-pci-libvirt --snapshot HOST snippet {dev}"),
     ] if PLAIN else []) + [
         ("cat HOST (read the snapshot)", ["cat", host], "cat HOST"),
         ("true (process start floor)", ["true"], "true"),
@@ -406,7 +406,7 @@ def bench_startup(host, dev):
     rss = [("virt-pci --version", [BIN, "--version"]),
            ("virt-pci snippet", [BIN, "--snapshot", host, "snippet", dev])]
     if PLAIN:
-        rss.append(("virt-pci --version, no libvirt feature", [PLAIN, "--version"]))
+        rss.append(("virt-pci --version, libvirt companion", [PLAIN, "--version"]))
     for label, argv in rss:
         b = meta["benchmarks"]["startup"].get(label, {})
         if "failed" not in b:

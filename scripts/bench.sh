@@ -6,7 +6,7 @@
 #
 #   scripts/bench.sh [startup|patch|validate|list]...   only those parts
 #   BENCH_QUICK=1 scripts/bench.sh                       fast pass (dev only)
-#   FEATURES=""  scripts/bench.sh                        build without libvirt
+#   FEATURES=""  scripts/bench.sh                        skip the libvirt companion
 #
 # Inputs are generated under target/bench/ (fake sysfs trees of up to 16,384
 # functions, ~1.5 GB; a 10 MiB domain; 1,000 domain files from libvirt's
@@ -38,15 +38,16 @@ fi
 command -v hyperfine >/dev/null || { echo "bench: hyperfine is required" >&2; exit 2; }
 
 FEATURES=${FEATURES---features libvirt}
-echo "bench: cargo build --release $FEATURES" >&2
-# shellcheck disable=SC2086
-cargo build --release $FEATURES >&2
-export BENCH_BUILD="cargo build --release $FEATURES"
-# The libvirt feature links libvirt.so and ~55 more shared libraries that the
-# loader maps at every start; a build without it shows what that costs.
+# Built as `make build` builds them: virt-pci without libvirt (what users run),
+# and, with the libvirt feature, the companion it hands over to for -c/--domain
+# (src/cli/companion.rs). The companion is timed too, for reference: it maps
+# libvirt.so and ~55 more shared libraries at every start.
+echo "bench: cargo build --release (virt-pci) and --release $FEATURES (virt-pci-libvirt)" >&2
 if [[ "$FEATURES" == *libvirt* ]]; then
-  echo "bench: cargo build --release --target-dir target/bench/plain (no libvirt feature)" >&2
-  cargo build --release --target-dir target/bench/plain >&2
-  export BENCH_BIN_PLAIN=target/bench/plain/release/virt-pci
+  # shellcheck disable=SC2086
+  cargo build --release $FEATURES --bin virt-pci-libvirt >&2
+  export BENCH_BIN_PLAIN=target/release/virt-pci-libvirt
 fi
+cargo build --release --bin virt-pci >&2
+export BENCH_BUILD="cargo build --release --bin virt-pci (as make build)"
 exec python3 bench/run.py "$@"
