@@ -283,6 +283,29 @@ fn is_stub(d: Option<&str>) -> bool {
     matches!(d, Some(x) if x == "vfio-pci" || x.starts_with("vfio") || x == "pci-stub")
 }
 
+/// The plan for `requested` turned into an empty action plan (refusals and
+/// warnings filled in, running domains' devices refused), and the functions
+/// it covers.
+fn group_action(
+    action: &str,
+    host: &Host,
+    requested: &[PciAddress],
+    opts: &ActionOptions,
+    backend: &dyn Backend,
+) -> (ActionPlan, Vec<PciAddress>) {
+    let p = plan::plan(
+        host,
+        requested,
+        PlanOptions {
+            strict_group: opts.strict_group,
+        },
+    );
+    let travels = p.travels.clone();
+    let mut ap = new_plan(action, backend, p, opts.force);
+    refuse_running(&mut ap, host, &travels, None);
+    (ap, travels)
+}
+
 /// Detach `requested` (and, by default, every endpoint of their groups).
 /// Functions already on vfio-pci are skipped — and so are never reattached
 /// by a rollback, as libvirt does (§3 step 3).
@@ -292,16 +315,7 @@ pub fn detach_plan(
     opts: &ActionOptions,
     backend: &dyn Backend,
 ) -> ActionPlan {
-    let p = plan::plan(
-        host,
-        requested,
-        PlanOptions {
-            strict_group: opts.strict_group,
-        },
-    );
-    let travels = p.travels.clone();
-    let mut ap = new_plan("detach", backend, p, opts.force);
-    refuse_running(&mut ap, host, &travels, None);
+    let (mut ap, travels) = group_action("detach", host, requested, opts, backend);
     for a in travels {
         let drv = host.device(&a).and_then(|d| d.driver.clone());
         if is_stub(drv.as_deref()) {
@@ -331,16 +345,7 @@ pub fn reattach_plan(
     opts: &ActionOptions,
     backend: &dyn Backend,
 ) -> ActionPlan {
-    let p = plan::plan(
-        host,
-        requested,
-        PlanOptions {
-            strict_group: opts.strict_group,
-        },
-    );
-    let travels = p.travels.clone();
-    let mut ap = new_plan("reattach", backend, p, opts.force);
-    refuse_running(&mut ap, host, &travels, None);
+    let (mut ap, travels) = group_action("reattach", host, requested, opts, backend);
     for a in travels {
         let d = host.device(&a);
         let drv = d.and_then(|d| d.driver.clone());
@@ -364,16 +369,7 @@ pub fn reset_plan(
     opts: &ActionOptions,
     backend: &dyn Backend,
 ) -> ActionPlan {
-    let p = plan::plan(
-        host,
-        requested,
-        PlanOptions {
-            strict_group: opts.strict_group,
-        },
-    );
-    let travels = p.travels.clone();
-    let mut ap = new_plan("reset", backend, p, opts.force);
-    refuse_running(&mut ap, host, &travels, None);
+    let (mut ap, travels) = group_action("reset", host, requested, opts, backend);
     for a in travels {
         if host.device(&a).and_then(|d| d.can_reset()) == Some(false) {
             ap.skipped.push(Skip {

@@ -80,6 +80,23 @@ pub struct RemoveArgs {
     pub out: OutputArgs,
 }
 
+/// The document to edit: a libvirt domain's persistent XML (with the
+/// session that will redefine it) or a file / stdin.
+fn open_target(
+    ctx: &Context,
+    file: Option<&Path>,
+    target: &DomainArgs,
+    out: &OutputArgs,
+) -> Result<(Option<DomainSession>, Input), CliError> {
+    let session = DomainSession::open(ctx, target)?;
+    let input = match (&session, file) {
+        (Some(s), _) => s.input()?,
+        (None, Some(f)) => read_input(f, out)?,
+        (None, None) => return Err(CliError::usage("no domain XML file given")),
+    };
+    Ok((session, input))
+}
+
 /// Split the positional words into (FILE, DEVICE...) as --domain says.
 fn split_targets<'a>(
     targets: &'a [String],
@@ -240,12 +257,7 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
     args.hostdev.options(None)?;
     let (file, devices) = split_targets(&args.targets, &args.target, &args.out, true)?;
     let devices = devices.to_vec();
-    let session = DomainSession::open(ctx, &args.target)?;
-    let input = match (&session, &file) {
-        (Some(s), _) => s.input()?,
-        (None, Some(f)) => read_input(f, &args.out)?,
-        (None, None) => return Err(CliError::usage("no domain XML file given")),
-    };
+    let (session, input) = open_target(ctx, file.as_deref(), &args.target, &args.out)?;
     // Refuse a bad file before reading the host or printing a plan.
     let doc = xml::parse_domain(&input.text).map_err(|e| edit_error(&input, e))?;
     let (addrs, primary, _plan) = plan_devices(ctx, &devices, &args.group)?;
@@ -290,12 +302,7 @@ pub fn run_remove(ctx: &Context, args: RemoveArgs) -> CliResult {
         return Err(CliError::usage("no device given").help("name the devices to remove, or --all"));
     }
     let devices = devices.to_vec();
-    let session = DomainSession::open(ctx, &args.target)?;
-    let input = match (&session, &file) {
-        (Some(s), _) => s.input()?,
-        (None, Some(f)) => read_input(f, &args.out)?,
-        (None, None) => return Err(CliError::usage("no domain XML file given")),
-    };
+    let (session, input) = open_target(ctx, file.as_deref(), &args.target, &args.out)?;
     xml::parse_domain(&input.text).map_err(|e| edit_error(&input, e))?;
     let sel = if args.all {
         Selection::All

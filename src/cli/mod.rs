@@ -349,6 +349,20 @@ pub(crate) fn read_sysfs(root: &std::path::Path) -> Result<Host, CliError> {
     })
 }
 
+/// The host, the functions the specs name on it, and the plan for them:
+/// what `show`, `snippet` and `add` all start from.
+pub fn host_and_plan(
+    ctx: &Context,
+    devices: &[String],
+    strict_group: bool,
+) -> Result<(Host, Vec<virt_pci::PciAddress>, virt_pci::plan::Plan), CliError> {
+    let specs = parse_specs(devices)?;
+    let host = ctx.host()?;
+    let addrs = host.resolve_all(&specs)?;
+    let p = virt_pci::plan::plan(&host, &addrs, virt_pci::plan::PlanOptions { strict_group });
+    Ok((host, addrs, p))
+}
+
 /// Parse device specs given on the command line.
 pub fn parse_specs(specs: &[String]) -> Result<Vec<DeviceSpec>, CliError> {
     specs

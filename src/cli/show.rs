@@ -1,12 +1,12 @@
 //! `virt-pci show DEVICE`: one device, its group, and the plan for it.
 
-use super::{device_name, parse_specs, print_json, CliResult, Context, Styles};
+use super::{device_name, print_json, CliResult, Context, Styles};
 use clap::Args as ClapArgs;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use virt_pci::host::Host;
-use virt_pci::plan::{self, Plan, PlanOptions, Role};
+use virt_pci::plan::{Plan, Role};
 use virt_pci::report::{self, DeviceView};
 
 #[derive(ClapArgs, Debug)]
@@ -29,16 +29,7 @@ struct ShowReport {
 }
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
-    let specs = parse_specs(&args.devices)?;
-    let host = ctx.host()?;
-    let addrs = host.resolve_all(&specs)?;
-    let p = plan::plan(
-        &host,
-        &addrs,
-        PlanOptions {
-            strict_group: !args.no_strict_group,
-        },
-    );
+    let (host, addrs, p) = super::host_and_plan(ctx, &args.devices, !args.no_strict_group)?;
     if args.json {
         let devices = addrs
             .iter()
@@ -156,28 +147,21 @@ pub fn render_plan(_host: &Host, p: &Plan, s: &Styles) -> String {
             let _ = writeln!(out, "    {tag} {}  {}", m.member, s.dim(&m.reason));
         }
     }
-    for b in &p.blockers {
-        let _ = writeln!(
-            out,
-            "{}{} {}",
-            s.red("blocker"),
-            s.bold(&format!("[{}]:", b.code)),
-            b.message
-        );
-        if let Some(h) = &b.help {
-            let _ = writeln!(out, "  {}: {h}", s.cyan("help"));
-        }
-    }
-    for w in &p.warnings {
-        let _ = writeln!(
-            out,
-            "{}{} {}",
-            s.yellow("warning"),
-            s.bold(&format!("[{}]:", w.code)),
-            w.message
-        );
-        if let Some(h) = &w.help {
-            let _ = writeln!(out, "  {}: {h}", s.cyan("help"));
+    let findings = [
+        (s.red("blocker"), &p.blockers),
+        (s.yellow("warning"), &p.warnings),
+    ];
+    for (tag, list) in findings {
+        for f in list {
+            let _ = writeln!(
+                out,
+                "{tag}{} {}",
+                s.bold(&format!("[{}]:", f.code)),
+                f.message
+            );
+            if let Some(h) = &f.help {
+                let _ = writeln!(out, "  {}: {h}", s.cyan("help"));
+            }
         }
     }
     if p.is_blocked() {

@@ -4,11 +4,11 @@
 //! the plan, warnings and blockers go to stderr, so
 //! `virt-pci snippet 01:00.0 > gpu.xml` captures only XML.
 
-use super::{parse_specs, show::render_plan, CliError, CliResult, Context};
+use super::{show::render_plan, CliError, CliResult, Context};
 use clap::{Args as ClapArgs, ValueEnum};
 use std::process::ExitCode;
 use virt_pci::hostdev::{self, Driver, HostdevOptions, Style};
-use virt_pci::plan::{self, Plan, PlanOptions};
+use virt_pci::plan::Plan;
 use virt_pci::PciAddress;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -119,16 +119,7 @@ pub fn plan_devices(
     devices: &[String],
     group: &GroupArgs,
 ) -> Result<(Vec<PciAddress>, Option<PciAddress>, Plan), CliError> {
-    let specs = parse_specs(devices)?;
-    let host = ctx.host()?;
-    let addrs = host.resolve_all(&specs)?;
-    let p = plan::plan(
-        &host,
-        &addrs,
-        PlanOptions {
-            strict_group: !group.no_strict_group,
-        },
-    );
+    let (host, addrs, p) = super::host_and_plan(ctx, devices, !group.no_strict_group)?;
     eprint!("{}", render_plan(&host, &p, &ctx.err));
     if p.is_blocked() && !group.force {
         let mut e = CliError::new(format!(
