@@ -10,6 +10,13 @@ trap 'rm -f "$log"' EXIT
 failed_runs=0
 run() { echo "== $*"; "$@" 2>&1 | tee -a "$log"; local rc=${PIPESTATUS[0]}; [ "$rc" -eq 0 ] || failed_runs=$((failed_runs + 1)); }
 
+# libvirt's own test data (Debian source package; adds bookworm's deb-src
+# entry when root). Several Rust tests read it, so it comes first.
+echo "== scripts/fetch-corpus.sh"
+if ! scripts/fetch-corpus.sh; then
+  echo "cannot fetch libvirt's corpus (tests/corpus); run as root once, or see scripts/fetch-corpus.sh"
+  failed_runs=$((failed_runs + 1))
+fi
 run cargo test
 run cargo test --features libvirt
 suites_passed=0; suites_failed=0
