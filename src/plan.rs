@@ -199,11 +199,16 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
             continue;
         }
         let gid = g.unwrap_or_default();
-        let members = host
-            .groups
-            .get(&gid)
-            .cloned()
-            .unwrap_or_else(|| vec![GroupMember::Pci(*a)]);
+        // Every requested function of this group goes through the same
+        // rules, also when an inconsistent source (a partial listing, a
+        // hand-made tree) does not list it among the group's members.
+        let mut members = host.groups.get(&gid).cloned().unwrap_or_default();
+        for r in requested {
+            let in_group = host.device(r).and_then(|x| x.iommu_group) == g;
+            if in_group && !members.contains(&GroupMember::Pci(*r)) {
+                members.push(GroupMember::Pci(*r));
+            }
+        }
         let mut gp = GroupPlan {
             group: g,
             members: Vec::new(),
@@ -345,19 +350,6 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                 reason,
             });
             travels.insert(*ma);
-        }
-        if !gp.members.iter().any(|m| m.requested) {
-            // The requested device was not among the listed members (an
-            // inconsistent source); keep it visible.
-            gp.members.push(Member {
-                member: a.to_string(),
-                role: Role::Travels,
-                requested: true,
-                reason: "requested".into(),
-            });
-            if d.kind() == Kind::Endpoint {
-                travels.insert(*a);
-            }
         }
         p.groups.push(gp);
     }
@@ -512,6 +504,25 @@ mod tests {
             .warnings
             .iter()
             .any(|w| w.code == "group-split" && w.message.contains("group 1 is not viable")));
+    }
+
+    #[test]
+    fn a_device_its_group_does_not_list_is_still_checked() {
+        let mut h = host();
+        let gpu = PciAddress::new(0, 1, 0, 0);
+        h.groups
+            .get_mut(&1)
+            .unwrap()
+            .retain(|m| m != &GroupMember::Pci(gpu));
+        h.devices.get_mut(&gpu).unwrap().boot_vga = Some(true);
+        h.mark_intrinsic_critical();
+        let p = plan(&h, &[gpu], PlanOptions::default());
+        assert!(p.is_blocked(), "{:?}", p.groups);
+        assert_eq!(p.blockers[0].code, "host-critical");
+        assert!(p.groups[0]
+            .members
+            .iter()
+            .any(|m| m.member == "0000:01:00.0" && m.requested));
     }
 
     #[test]

@@ -300,3 +300,51 @@ fn connect_without_libvirt_support_is_explained() {
         .stderr(predicate::str::contains("built without libvirt support"))
         .stderr(predicate::str::contains("--features libvirt"));
 }
+
+#[test]
+fn the_boot_vga_device_is_host_critical_and_refused() {
+    let t = tempfile::tempdir().unwrap();
+    tiny_tree(t.path());
+    // The kernel writes boot_vga only for VGA-class functions; `1` marks the
+    // firmware's console device.
+    fs::write(
+        t.path()
+            .join("sys/devices/pci0000:00/0000:00:01.0/0000:01:00.0/boot_vga"),
+        "1\n",
+    )
+    .unwrap();
+    let root = t.path().to_str().unwrap();
+    bin()
+        .args(["--root", root, "--color", "never", "list"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains(
+            "[host-critical: boot VGA device (the host's console)]",
+        ));
+    let out = bin()
+        .args(["--root", root, "show", "01:00.0", "--json"])
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["plan"]["blockers"][0]["code"], "host-critical");
+    assert_eq!(
+        v["plan"]["blockers"][0]["message"],
+        "0000:01:00.0 is the boot VGA device (the host's console)"
+    );
+    // Acting on it is refused without --force (dry run: nothing is written).
+    bin()
+        .args([
+            "--root",
+            root,
+            "--color",
+            "never",
+            "detach",
+            "01:00.0",
+            "--dry-run",
+            "--backend",
+            "sysfs",
+        ])
+        .assert()
+        .code(1)
+        .stderr(predicate::str::contains("refus"));
+}

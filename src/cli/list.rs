@@ -124,6 +124,31 @@ fn render_groups(ctx: &Context, host: &Host) -> String {
             }
         }
     }
+    // A function whose group does not list it (an inconsistent source) is
+    // shown under its group number rather than dropped.
+    let unlisted: Vec<&Device> = host
+        .devices
+        .values()
+        .filter(|d| {
+            d.iommu_group.is_some_and(|g| {
+                !host
+                    .groups
+                    .get(&g)
+                    .is_some_and(|m| m.contains(&GroupMember::Pci(d.address)))
+            })
+        })
+        .collect();
+    for d in unlisted {
+        let g = d.iommu_group.unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{}",
+            s.bold(&format!(
+                "IOMMU group {g} (this function is not in the group's member list)"
+            ))
+        );
+        let _ = writeln!(out, "  {}", device_line(ctx, host, d));
+    }
     let orphans: Vec<&Device> = host
         .devices
         .values()
