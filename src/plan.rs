@@ -120,7 +120,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
     let req: BTreeSet<PciAddress> = requested.iter().copied().collect();
     let req_slots: BTreeSet<_> = requested.iter().map(|a| a.slot_of()).collect();
     let mut travels: BTreeSet<PciAddress> = BTreeSet::new();
-    let mut seen_groups: BTreeSet<Option<u32>> = BTreeSet::new();
+    let mut seen_groups: BTreeSet<u32> = BTreeSet::new();
 
     for a in requested {
         let Some(d) = host.device(a) else {
@@ -150,9 +150,6 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
         }
 
         if d.iommu_group.is_none() {
-            if !seen_groups.insert(None) {
-                // still record the device itself
-            }
             let (code, msg, help) = match host.iommu {
                 IommuState::Disabled => (
                     "no-iommu",
@@ -195,10 +192,10 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
             continue;
         }
         let g = d.iommu_group;
-        if !seen_groups.insert(g) {
+        let gid = g.unwrap_or_default();
+        if !seen_groups.insert(gid) {
             continue;
         }
-        let gid = g.unwrap_or_default();
         // Every requested function of this group goes through the same
         // rules, also when an inconsistent source (a partial listing, a
         // hand-made tree) does not list it among the group's members.

@@ -5,7 +5,7 @@
 
 use crate::cli;
 use crate::cli::companion;
-use clap::{CommandFactory, Parser, Subcommand};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
 
 #[derive(Parser, Debug)]
@@ -66,7 +66,10 @@ pub enum Command {
 
 /// Parse the arguments and run the command.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
+    cli.global.connect_on_command_line =
+        matches.value_source("connect") == Some(clap::parser::ValueSource::CommandLine);
     if let Some(code) = companion::dispatch(&cli) {
         return code;
     }

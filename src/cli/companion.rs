@@ -52,7 +52,7 @@ pub fn needs_libvirt(cli: &Cli) -> bool {
         Command::Validate(a) => {
             !a.domains.is_empty()
                 || a.all_domains
-                || (g.connect.is_some() && no_fake_host && super::connect_given_on_command_line())
+                || (g.connect.is_some() && no_fake_host && g.connect_on_command_line)
         }
         Command::Detach(a) => acts_via_libvirt(&a.common.act) || reads_via_libvirt,
         Command::Reattach(a) | Command::Reset(a) => acts_via_libvirt(&a.act) || reads_via_libvirt,

@@ -90,11 +90,8 @@ fn render_groups(ctx: &Context, host: &Host) -> String {
             out,
             "{}: {}",
             s.yellow("note"),
-            match host.iommu {
-                virt_pci::host::IommuState::Unknown =>
-                    "IOMMU groups are not known for this host".to_string(),
-                _ => report::NO_IOMMU_HINT.to_string(),
-            }
+            report::hint(host)
+                .unwrap_or_else(|| "IOMMU groups are not known for this host".to_string())
         );
         let _ = writeln!(out, "{}", s.bold("PCI functions (no IOMMU group)"));
         for d in host.devices.values() {

@@ -57,6 +57,10 @@ pub struct GlobalArgs {
         value_name = "URI"
     )]
     pub connect: Option<String>,
+    /// `-c/--connect` was typed (as opposed to coming from
+    /// `LIBVIRT_DEFAULT_URI`); set from clap's value source after parsing.
+    #[arg(skip)]
+    pub connect_on_command_line: bool,
     /// pci.ids file for device names (default: /usr/share/misc/pci.ids).
     #[arg(long, global = true, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub pci_ids: Option<PathBuf>,
@@ -224,7 +228,7 @@ impl Context {
     /// `-c/--connect` is an error later, when the host is read.
     pub fn connect_uri(&self) -> Option<String> {
         let c = self.global.connect.clone()?;
-        if cfg!(feature = "libvirt") || connect_given_on_command_line() {
+        if cfg!(feature = "libvirt") || self.global.connect_on_command_line {
             Some(c)
         } else {
             None
@@ -316,17 +320,6 @@ impl Context {
             eprintln!("{}{} {h}", s.cyan("help"), s.bold(":"));
         }
     }
-}
-
-/// `-c`/`--connect` appears among the arguments (as opposed to the value
-/// coming from `LIBVIRT_DEFAULT_URI`).
-pub(crate) fn connect_given_on_command_line() -> bool {
-    std::env::args_os().skip(1).any(|a| {
-        let a = a.to_string_lossy();
-        a == "--connect"
-            || a.starts_with("--connect=")
-            || (a.starts_with("-c") && !a.starts_with("--"))
-    })
 }
 
 /// A libvirt failure at the CLI edge: libvirt's message verbatim, our help.

@@ -63,7 +63,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     // hypervisors and must not change the verdict of the same files.
     let named = ctx.global.snapshot.is_some()
         || ctx.global.root.is_some()
-        || (ctx.global.connect.is_some() && super::connect_given_on_command_line());
+        || (ctx.global.connect.is_some() && ctx.global.connect_on_command_line);
     if args.live && named {
         return Err(CliError::usage(
             "--live reads this machine; it cannot be combined with --root, --snapshot or -c",
