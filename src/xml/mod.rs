@@ -158,10 +158,14 @@ pub fn parse_domain(text: &str) -> Result<Document<'_>, EditError> {
     Ok(doc)
 }
 
+/// The `<devices>` new hostdevs go into: the one holding the last
+/// `<hostdev>` (libvirt merges every `<devices>`, [`domain::devices_elements`]),
+/// else the first. Foreign-namespace elements (`<x:devices>`) are not libvirt's.
 fn devices_of<'a>(doc: &'a Document<'a>) -> Option<Node<'a, 'a>> {
-    doc.root_element()
-        .children()
-        .find(|c| c.is_element() && c.has_tag_name("devices"))
+    domain::devices_elements(doc)
+        .filter(|d| d.children().any(|c| domain::is_el(c, "hostdev")))
+        .last()
+        .or_else(|| domain::devices_elements(doc).next())
 }
 
 /// The PCI `<hostdev>` addresses a domain document has (not interfaces).
@@ -253,9 +257,7 @@ pub fn add_parsed(
                 let head_end = r.start + head.len();
                 (head_end..r.end, format!(">{block}{close}</devices>"))
             } else {
-                let last_hostdev = d
-                    .children()
-                    .rfind(|c| c.is_element() && c.has_tag_name("hostdev"));
+                let last_hostdev = d.children().rfind(|c| domain::is_el(*c, "hostdev"));
                 let at = match last_hostdev {
                     Some(h) => h.range().end,
                     None => {
@@ -342,9 +344,7 @@ pub fn reversible(text: &str) -> bool {
     if splice::is_self_closing(text, &r) {
         return false;
     }
-    if d.children()
-        .any(|c| c.is_element() && c.has_tag_name("hostdev"))
-    {
+    if d.children().any(|c| domain::is_el(c, "hostdev")) {
         return true;
     }
     let st = style::infer(text, &doc, Some(d));
@@ -568,6 +568,53 @@ mod tests {
         assert_eq!(r.removed, vec![A, B]);
         let r = remove(&e.text, &Selection::Only(vec![DeviceSpec::Function(A)])).unwrap();
         assert!(r.warnings[0].contains("0000:01:00.1"), "{:?}", r.warnings);
+    }
+
+    #[test]
+    fn every_devices_element_as_libvirt_merges_them() {
+        let hd =
+            "<hostdev mode='subsystem' type='pci'><source><address bus='0x01'/></source></hostdev>";
+        let t = format!(
+            "<domain type='kvm'>\n  <devices>\n    <disk/>\n  </devices>\n  <devices>\n    {hd}\n  </devices>\n</domain>\n"
+        );
+        // Already there (in the second <devices>): nothing added.
+        let e = add(&t, &[A], &HostdevOptions::default()).unwrap();
+        assert_eq!(e.already_present, vec![A]);
+        assert_eq!(e.text, t);
+        // remove --all finds it.
+        let r = remove(&t, &Selection::All).unwrap();
+        assert_eq!(r.removed, vec![A]);
+        // A new one goes next to the existing hostdev, in the second.
+        let e = add(&t, &[B], &HostdevOptions::default()).unwrap();
+        let second = e.text.rfind("<devices>").unwrap();
+        assert!(e.text[second..].contains("bus='0x01' slot='0x00' function='0x1'"));
+        assert_eq!(
+            remove(&e.text, &Selection::Only(vec![DeviceSpec::Function(B)]))
+                .unwrap()
+                .text,
+            t
+        );
+    }
+
+    #[test]
+    fn foreign_namespace_elements_are_not_libvirts() {
+        let t = "<domain type='kvm'>\n  <x:devices xmlns:x='urn:x'>\n    <x:hostdev mode='subsystem' type='pci'><x:source><x:address bus='0x01'/></x:source></x:hostdev>\n  </x:devices>\n  <devices>\n    <disk/>\n  </devices>\n</domain>\n";
+        let e = add(t, &[A], &HostdevOptions::default()).unwrap();
+        // Not "already in": the foreign hostdev is not libvirt's.
+        assert_eq!(e.added, vec![A]);
+        // Inserted into libvirt's <devices>, not into <x:devices>.
+        let ins = e.text.find("<hostdev mode").unwrap();
+        assert!(ins > e.text.find("<devices>").unwrap(), "{}", e.text);
+        assert!(remove(t, &Selection::All).unwrap().removed.is_empty());
+    }
+
+    #[test]
+    fn numbers_read_as_strtoul() {
+        let t = "<domain type='kvm'><devices><hostdev mode='subsystem' type='pci'><source><address bus='+0x01' slot=' 0x00'/></source></hostdev></devices></domain>";
+        let e = add(t, &[A], &HostdevOptions::default()).unwrap();
+        assert_eq!(e.already_present, vec![A]);
+        let r = remove(t, &Selection::Only(vec![DeviceSpec::Function(A)])).unwrap();
+        assert_eq!(r.removed, vec![A]);
     }
 
     #[test]
