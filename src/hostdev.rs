@@ -187,6 +187,59 @@ fn guest_addresses(addrs: &[PciAddress], opts: &HostdevOptions) -> Vec<Option<(P
 }
 
 impl HostdevOptions {
+    /// The options given that change a hostdev's element (`--boot-order`,
+    /// `--alias`, …), as their command-line names. `add` refuses them for a
+    /// device the domain already has instead of dropping them.
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if !self.managed {
+            v.push("--managed no");
+        }
+        if self.driver.is_some() {
+            v.push("--driver");
+        }
+        if self.permissive {
+            v.push("--permissive");
+        }
+        if self.rom_bar.is_some() {
+            v.push("--rom-bar");
+        }
+        if self.rom_file.is_some() {
+            v.push("--rom-file");
+        }
+        if self.boot_order.is_some() {
+            v.push("--boot-order");
+        }
+        if self.alias.is_some() {
+            v.push("--alias");
+        }
+        if self.guest_address.is_some() {
+            v.push("--guest-address");
+        }
+        v
+    }
+
+    /// The alias each of `addrs` gets: the primary function the name, the
+    /// others `NAME-1`, `NAME-2`, … in order.
+    pub fn aliases(&self, addrs: &[PciAddress]) -> Vec<String> {
+        let Some(al) = &self.alias else {
+            return Vec::new();
+        };
+        let primary = self.primary.or_else(|| addrs.first().copied());
+        let mut n = 0;
+        addrs
+            .iter()
+            .map(|a| {
+                if Some(*a) == primary {
+                    al.clone()
+                } else {
+                    n += 1;
+                    format!("{al}-{n}")
+                }
+            })
+            .collect()
+    }
+
     /// Refuse what libvirt would reject or drop, for these addresses.
     pub fn check(&self, addrs: &[PciAddress]) -> Result<(), OptionError> {
         if let Some(a) = &self.alias {
@@ -278,9 +331,20 @@ impl HostdevOptions {
 /// compact style the elements follow each other on one line. Call
 /// [`HostdevOptions::check`] first: values are escaped, not validated.
 pub fn render(addrs: &[PciAddress], opts: &HostdevOptions, style: &Style) -> String {
+    render_placed(addrs, opts, style, guest_addresses(addrs, opts))
+}
+
+/// [`render`] with guest addresses already chosen (one per address, with
+/// whether it carries `multifunction='on'`): `add` places them with
+/// [`crate::guest::Topology::place`] so they fit the domain.
+pub fn render_placed(
+    addrs: &[PciAddress],
+    opts: &HostdevOptions,
+    style: &Style,
+    guests: Vec<Option<(PciAddress, bool)>>,
+) -> String {
     let q = style.quote;
     let primary = opts.primary.or_else(|| addrs.first().copied());
-    let guests = guest_addresses(addrs, opts);
     let mut out = String::new();
     let mut alias_n = 0usize;
     for (a, guest) in addrs.iter().zip(guests) {

@@ -14,6 +14,7 @@ pub mod address;
 pub mod diff;
 pub mod domain;
 pub mod fsutil;
+pub mod guest;
 pub mod host;
 pub mod hostdev;
 #[cfg(feature = "libvirt")]

@@ -76,6 +76,17 @@ pub enum EditError {
         missing: Vec<String>,
         interfaces: Vec<PciAddress>,
     },
+    /// A guest-side option that does not fit the domain (an occupied or
+    /// impossible guest address, a boot order or alias already used).
+    Guest(crate::guest::GuestError),
+    /// Options for devices the domain already has: they would not be
+    /// applied, so nothing is written. `line` is where the first one is.
+    PresentWithOptions {
+        present: Vec<PciAddress>,
+        options: Vec<&'static str>,
+        line: u32,
+        column: u32,
+    },
     /// A selection that cannot be read without a host (`vendor:device`).
     Unsupported(String),
     /// The edit did not produce what was intended (a bug; nothing written).
@@ -99,6 +110,21 @@ impl fmt::Display for EditError {
                 )
             }
             EditError::Options(e) => e.fmt(f),
+            EditError::Guest(e) => e.fmt(f),
+            EditError::PresentWithOptions {
+                present, options, ..
+            } => write!(
+                f,
+                "{} {} already in the domain; {} would not be applied to {}",
+                present
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if present.len() == 1 { "is" } else { "are" },
+                options.join(", "),
+                if present.len() == 1 { "it" } else { "them" },
+            ),
             EditError::Absent { missing, .. } => {
                 write!(f, "not in the domain: {}", missing.join(", "))
             }
@@ -116,6 +142,7 @@ impl EditError {
         match self {
             EditError::Malformed(e) => Some((e.line, e.column)),
             EditError::NotDomain { line, column, .. } => Some((*line, *column)),
+            EditError::PresentWithOptions { line, column, .. } => Some((*line, *column)),
             _ => None,
         }
     }
@@ -127,6 +154,8 @@ impl EditError {
             EditError::Malformed(_) => Some("fix the XML (or get a fresh copy with `virsh dumpxml DOMAIN`); nothing was written".into()),
             EditError::NotDomain { .. } => Some("give a domain definition, as `virsh dumpxml DOMAIN` prints it; for a lone <hostdev> use `virt-pci snippet`".into()),
             EditError::Options(e) => e.help.clone(),
+            EditError::Guest(e) => Some(e.help.clone()),
+            EditError::PresentWithOptions { .. } => Some("virt-pci does not change a hostdev the domain already has: remove it first (`virt-pci remove`), then add it again with these options; nothing was written".into()),
             EditError::Absent { interfaces, .. } if !interfaces.is_empty() => Some(format!(
                 "{} {} an <interface type='hostdev'> (a network VF); edit it with `virsh edit`",
                 interfaces.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
@@ -213,6 +242,21 @@ pub fn add_parsed(
             to_add.push(*a);
         }
     }
+    // Options are never dropped: for a device already there they would
+    // be, so refuse (nothing written) and say how to apply them.
+    let given = opts.given();
+    if !already_present.is_empty() && !given.is_empty() {
+        let first = domain::pci_hostdevs(&doc)
+            .into_iter()
+            .find(|h| h.address.is_some_and(|a| already_present.contains(&a)));
+        let pos = doc.text_pos_at(first.map_or(0, |h| h.range.start));
+        return Err(EditError::PresentWithOptions {
+            present: already_present,
+            options: given,
+            line: pos.row,
+            column: pos.col,
+        });
+    }
     let mut edit = Edit {
         text: text.to_string(),
         added: Vec::new(),
@@ -224,9 +268,29 @@ pub fn add_parsed(
         return Ok(edit);
     }
     opts.check(&to_add).map_err(EditError::Options)?;
+    // Fit the domain's guest side: boot order, aliases, guest addresses.
+    let topo = crate::guest::Topology::read(&doc);
+    if let Some(n) = opts.boot_order {
+        topo.check_boot_order(n, text).map_err(EditError::Guest)?;
+    }
+    for al in opts.aliases(&to_add) {
+        topo.check_alias(&al, text).map_err(EditError::Guest)?;
+    }
+    let guests: Vec<Option<(PciAddress, bool)>> = match opts.guest_address {
+        Some(start) => topo
+            .place(&to_add, start, opts.guest_multifunction, text)
+            .map_err(EditError::Guest)?
+            .into_iter()
+            .map(Some)
+            .collect(),
+        None => {
+            topo.check_room().map_err(EditError::Guest)?;
+            vec![None; to_add.len()]
+        }
+    };
     let devices = devices_of(&doc);
     let st = style::infer(text, &doc, devices);
-    let rendered = hostdev::render(&to_add, opts, &st);
+    let rendered = hostdev::render_placed(&to_add, opts, &st, guests);
     // In pretty style every element goes on new lines: `\n` + lines, with
     // no line end after the last one (what follows the insertion point
     // already starts with its own line end).
