@@ -49,7 +49,8 @@ pub enum Machine {
     Q35,
     /// pc / pc-i440fx-* (libvirt's x86 default when no machine is named).
     I440fx,
-    /// Another architecture or machine: no implicit reservations known.
+    /// Another architecture, machine or hypervisor (not `type='kvm'` or
+    /// `'qemu'`): no implicit buses or reservations assumed.
     Other,
 }
 
@@ -99,6 +100,9 @@ pub struct Occupant {
     pub what: String,
     /// The `<address>` element (`None` for the machine's own devices).
     pub range: Option<Range<usize>>,
+    /// False for a `<controller type='pci'>` (it plugs into its bus with
+    /// rules of its own); true for every other device.
+    pub endpoint: bool,
 }
 
 /// A `<boot>` or `<alias>` element and the device that holds it.
@@ -125,6 +129,10 @@ pub struct Topology {
     pub os_boot: Vec<Held>,
     /// `<alias name='ua-…'>` (other aliases libvirt drops).
     pub aliases: Vec<Held>,
+    /// pc only: the first IDE controller and the PIIX3 USB controller
+    /// (index 0, no model or piix3-uhci) live at 00:01.1 and 00:01.2.
+    pub piix3_ide: bool,
+    pub piix3_usb: bool,
 }
 
 /// A start tag in short: `<disk type='file'>`.
@@ -138,6 +146,10 @@ pub fn describe(n: Node<'_, '_>) -> String {
 }
 
 fn machine_of(doc: &Document<'_>) -> Machine {
+    // The rules here are the QEMU driver's (bhyve, Xen, … have others).
+    if !matches!(doc.root_element().attribute("type"), Some("kvm" | "qemu")) {
+        return Machine::Other;
+    }
     let ty = child(doc.root_element(), "os").and_then(|os| child(os, "type"));
     let arch = ty.and_then(|t| t.attribute("arch"));
     if arch.is_some_and(|a| a != "x86_64" && a != "i686") {
@@ -164,6 +176,8 @@ impl Topology {
             boot_orders: Vec::new(),
             os_boot: Vec::new(),
             aliases: Vec::new(),
+            piix3_ide: false,
+            piix3_usb: false,
         };
         if let Some(os) = child(doc.root_element(), "os") {
             for b in os.children().filter(|c| is_el(*c, "boot")) {
@@ -187,6 +201,13 @@ impl Topology {
                         implicit: false,
                         range: Some(dev.range()),
                     });
+                }
+            }
+            if is_el(dev, "controller") && dev.attribute("index").map(str::trim) == Some("0") {
+                match (dev.attribute("type"), dev.attribute("model")) {
+                    (Some("ide"), _) => t.piix3_ide = true,
+                    (Some("usb"), None | Some("piix3-uhci")) => t.piix3_usb = true,
+                    _ => {}
                 }
             }
             let mut owner = describe(dev);
@@ -223,6 +244,8 @@ impl Topology {
                             address: a,
                             what: owner.clone(),
                             range: Some(c.range()),
+                            endpoint: !(is_el(dev, "controller")
+                                && dev.attribute("type") == Some("pci")),
                         }),
                         None => t.unreadable += 1,
                     }
@@ -254,6 +277,7 @@ impl Topology {
                     address: PciAddress::new(0, 0, slot, f),
                     what: what.into(),
                     range: None,
+                    endpoint: true,
                 });
             }
         }
@@ -538,6 +562,52 @@ impl Topology {
         }
         Ok(())
     }
+}
+
+impl Machine {
+    /// The controller model libvirt adds for a guest bus a device names
+    /// but the domain lacks (q35: pcie-root-port; pc: pci-bridge).
+    pub fn default_bus_model(self) -> Option<&'static str> {
+        match self {
+            Machine::Q35 => Some("pcie-root-port"),
+            Machine::I440fx => Some("pci-bridge"),
+            Machine::Other => None,
+        }
+    }
+}
+
+impl Topology {
+    /// Guest functions the machine itself uses, whatever the domain
+    /// lists (`qemuDomainValidateDevicePCISlotsPIIX3`/`Q35`): PIIX3 ISA
+    /// 00:01.0 and ACPI 00:01.3 on pc, plus IDE 00:01.1 and USB 00:01.2
+    /// when the domain has those controllers; ICH9 LPC 00:1f.0 and SMBus
+    /// 00:1f.3 on q35 (libvirt: "Attempted double use of PCI Address").
+    pub fn built_in(&self, a: PciAddress) -> Option<&'static str> {
+        match (self.machine, a.domain, a.bus, a.slot, a.function) {
+            (Machine::I440fx, 0, 0, 1, 0) => Some("the machine's PIIX3 ISA bridge"),
+            (Machine::I440fx, 0, 0, 1, 1) if self.piix3_ide => {
+                Some("the first IDE controller's place (PIIX3 IDE)")
+            }
+            (Machine::I440fx, 0, 0, 1, 2) if self.piix3_usb => {
+                Some("the first USB controller's place (PIIX3 UHCI)")
+            }
+            (Machine::I440fx, 0, 0, 1, 3) => Some("the machine's PIIX3 ACPI function"),
+            (Machine::Q35, 0, 0, 0x1f, 0) => Some("the machine's ICH9 LPC bridge"),
+            (Machine::Q35, 0, 0, 0x1f, 3) => Some("the machine's ICH9 SMBus controller"),
+            _ => None,
+        }
+    }
+}
+
+/// A boot order as libvirt reads it (`strtoul` base 10: leading space and
+/// `+` allowed, `01` is 1).
+pub fn boot_order_value(v: &str) -> Option<u64> {
+    let t = v.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let t = t.strip_prefix('+').unwrap_or(t);
+    if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    t.parse().ok()
 }
 
 /// 1-based line of byte offset `at`.

@@ -240,8 +240,8 @@ impl HostdevOptions {
             .collect()
     }
 
-    /// Refuse what libvirt would reject or drop, for these addresses.
-    pub fn check(&self, addrs: &[PciAddress]) -> Result<(), OptionError> {
+    /// Refuse what libvirt would reject or drop, whatever the domain.
+    pub fn check(&self) -> Result<(), OptionError> {
         if let Some(a) = &self.alias {
             let ok_chars = a
                 .chars()
@@ -286,6 +286,15 @@ impl HostdevOptions {
                     "give function 0: --guest-address 0000:06:00.0",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// For a lone snippet (no domain to place it in): the guest slots
+    /// counted up from `--guest-address` must stay on its bus. `add`
+    /// places addresses with [`crate::guest::Topology::place`] instead.
+    pub fn check_guest_run(&self, addrs: &[PciAddress]) -> Result<(), OptionError> {
+        if let Some(g) = self.guest_address {
             let n = if self.guest_multifunction {
                 addrs
                     .iter()
@@ -451,7 +460,8 @@ mod tests {
             boot_order: Some(2),
             ..HostdevOptions::default()
         };
-        opts.check(&addrs).unwrap();
+        opts.check().unwrap();
+        opts.check_guest_run(&addrs).unwrap();
         let s = render(&addrs, &opts, &Style::default());
         assert!(s.contains("<address type='pci' domain='0x0000' bus='0x06' slot='0x00' function='0x0' multifunction='on'/>"), "{s}");
         assert!(
@@ -467,7 +477,7 @@ mod tests {
     #[test]
     fn bad_options_are_refused() {
         let a = [PciAddress::new(0, 1, 0, 0)];
-        let bad = |o: HostdevOptions| o.check(&a).unwrap_err();
+        let bad = |o: HostdevOptions| o.check().and_then(|()| o.check_guest_run(&a)).unwrap_err();
         assert!(bad(HostdevOptions {
             alias: Some("gpu".into()),
             ..Default::default()

@@ -292,7 +292,7 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
         return Err(CliError::new("nothing to pass through"));
     }
     let opts = args.hostdev.options(primary)?;
-    opts.check(&addrs).map_err(option_error)?;
+    opts.check().map_err(option_error)?;
     warn_options(ctx, &opts);
     let edit =
         xml::add_parsed(doc, &input.text, &addrs, &opts).map_err(|e| edit_error(&input, e))?;

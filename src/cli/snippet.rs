@@ -172,7 +172,8 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         return Err(CliError::new("nothing to pass through"));
     }
     let opts = args.hostdev.options(primary)?;
-    opts.check(&addrs).map_err(option_error)?;
+    opts.check().map_err(option_error)?;
+    opts.check_guest_run(&addrs).map_err(option_error)?;
     warn_options(ctx, &opts);
     super::emit(&hostdev::render(&addrs, &opts, &Style::default()));
     Ok(ExitCode::SUCCESS)

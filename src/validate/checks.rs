@@ -350,6 +350,9 @@ pub fn check_file(index: usize, src: &Source, out: &mut Vec<Diagnostic>) -> File
     for d in &devices {
         check_guest_addresses(&mut cx, *d);
     }
+    if is_el(root, "domain") {
+        check_guest_topology(&mut cx, &doc);
+    }
     FileKind::Unit(Unit {
         file: index,
         name,
@@ -728,6 +731,162 @@ fn check_guest_addresses(cx: &mut Cx<'_>, devices: Node<'_, '_>) {
             .push(rel);
         } else {
             seen.insert(v, (a.range(), owner));
+        }
+    }
+}
+
+/// The domain's guest side as libvirt's QEMU driver builds it at define
+/// time ([`crate::guest`]): built-in functions of the machine (VP031),
+/// duplicate boot orders (VP032), per-device boot next to `<os><boot dev>`
+/// (VP033), guest addresses the bus cannot hold (VP034), duplicate user
+/// aliases (VP035). Each message quotes libvirt's own error.
+fn check_guest_topology(cx: &mut Cx<'_>, doc: &roxmltree::Document<'_>) {
+    use crate::guest::{boot_order_value, slots_for_model, Machine, Topology};
+    let t = Topology::read(doc);
+    if !matches!(doc.root_element().attribute("type"), Some("kvm" | "qemu")) {
+        // Checked against libvirt's QEMU driver only.
+        return;
+    }
+    for o in t.used.iter().filter(|o| o.endpoint) {
+        let Some(r) = o.range.clone() else { continue };
+        let a = o.address;
+        let own_place = |o: &crate::guest::Occupant| {
+            // The IDE/USB controller at its own PIIX3 address is no clash.
+            (a.function == 1 && o.what.starts_with("<controller type='ide' index='0'"))
+                || (a.function == 2 && o.what.starts_with("<controller type='usb' index='0'"))
+        };
+        if let Some(b) = t.built_in(a).filter(|_| !own_place(o)) {
+            cx.push(
+                "VP031",
+                Severity::Error,
+                r.clone(),
+                format!("guest PCI address {a} of {} is {b}", o.what),
+                Some("always there on this machine type".into()),
+                Some(format!("give the device another slot, or remove its <address> and let libvirt assign one (libvirt: \"Attempted double use of PCI Address {a}\")")),
+            );
+            continue;
+        }
+        if t.machine == Machine::Other {
+            continue;
+        }
+        if a.domain != 0 {
+            cx.push(
+                "VP034",
+                Severity::Error,
+                r,
+                format!("guest PCI address {a} of {} is in PCI domain 0x{:04x}; a QEMU guest has only domain 0", o.what, a.domain),
+                None,
+                Some(format!("write domain='0x0000' (libvirt: \"Invalid PCI address {a}. Only PCI domain 0 is available\")")),
+            );
+            continue;
+        }
+        let (model, missing) = match t.buses.get(&a.bus) {
+            Some(b) => match b.model.as_deref() {
+                Some(m) => (m.to_string(), false),
+                None => continue,
+            },
+            None => match t.machine.default_bus_model() {
+                Some(m) => (m.to_string(), true),
+                None => continue,
+            },
+        };
+        let what = if missing {
+            format!(
+                "guest bus 0x{:02x} has no <controller>, and the {model} libvirt adds for it",
+                a.bus
+            )
+        } else {
+            format!("guest bus 0x{:02x} is a {model} and", a.bus)
+        };
+        let (msg, libvirt) = match slots_for_model(&model) {
+            None => (
+                format!("{what} takes no endpoint device"),
+                format!("The device at PCI address {a} cannot be plugged into the PCI controller with index='{}'", a.bus),
+            ),
+            Some((lo, _)) if a.slot < lo => (
+                format!("{what} has no slot 0x{:02x} (slots start at 0x{lo:02x})", a.slot),
+                format!("Invalid PCI address {a}. slot must be >= {lo}"),
+            ),
+            Some((_, hi)) if a.slot > hi => (
+                format!(
+                    "{what} has {}",
+                    if hi == 0 { "only slot 0x00".to_string() } else { format!("slots up to 0x{hi:02x}") }
+                ),
+                format!("Invalid PCI address {a}. slot must be <= {hi}"),
+            ),
+            Some(_) => continue,
+        };
+        cx.push(
+            "VP034",
+            Severity::Error,
+            r,
+            format!("guest PCI address {a} of {}: {msg}", o.what),
+            None,
+            Some(format!(
+                "put the device on a bus with a free slot (buses: {}), or remove its <address> and let libvirt assign one (libvirt: \"{libvirt}\")",
+                t.describe_buses()
+            )),
+        );
+    }
+    let mut first: HashMap<u64, Range<usize>> = HashMap::new();
+    for b in &t.boot_orders {
+        let Some(v) = boot_order_value(&b.value) else {
+            continue;
+        };
+        if let Some(prev) = first.get(&v) {
+            let rel = cx.related(prev.clone(), format!("boot order {v} first given here"));
+            cx.push(
+                "VP032",
+                Severity::Error,
+                b.range.clone(),
+                format!("boot order {v} of {} is already given to another device", b.owner),
+                Some("the same boot order again".into()),
+                Some(format!("give each device its own boot order (libvirt: \"boot order '{v}' used for more than one device\")")),
+            )
+            .related
+            .push(rel);
+        } else {
+            first.insert(v, b.range.clone());
+        }
+    }
+    if let (Some(os), Some(dev)) = (t.os_boot.first(), t.boot_orders.first()) {
+        let rel = cx.related(os.range.clone(), "<os><boot dev> is here".into());
+        cx.push(
+            "VP033",
+            Severity::Error,
+            dev.range.clone(),
+            format!(
+                "{} has <boot order>, and the domain also boots with <os><boot dev='{}'/>",
+                dev.owner, os.value
+            ),
+            Some("per-device boot order".into()),
+            Some("use one style: remove the <os><boot dev=…/> lines, or every per-device <boot order> (libvirt: \"per-device boot elements cannot be used together with os/boot elements\")".into()),
+        )
+        .related
+        .push(rel);
+    }
+    let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
+    for al in &t.aliases {
+        if let Some(prev) = seen.get(al.value.as_str()) {
+            let rel = cx.related(prev.clone(), format!("`{}` first used here", al.value));
+            cx.push(
+                "VP035",
+                Severity::Error,
+                al.range.clone(),
+                format!(
+                    "alias `{}` of {} is already used by another device",
+                    al.value, al.owner
+                ),
+                Some("the same alias again".into()),
+                Some(format!(
+                    "give each device its own alias (libvirt: \"non unique alias detected: {}\")",
+                    al.value
+                )),
+            )
+            .related
+            .push(rel);
+        } else {
+            seen.insert(&al.value, al.range.clone());
         }
     }
 }

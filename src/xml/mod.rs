@@ -267,7 +267,7 @@ pub fn add_parsed(
     if to_add.is_empty() {
         return Ok(edit);
     }
-    opts.check(&to_add).map_err(EditError::Options)?;
+    opts.check().map_err(EditError::Options)?;
     // Fit the domain's guest side: boot order, aliases, guest addresses.
     let topo = crate::guest::Topology::read(&doc);
     if let Some(n) = opts.boot_order {

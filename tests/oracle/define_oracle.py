@@ -113,6 +113,49 @@ class Oracle:
         return None
 
 
+# validate's guest-side codes and the libvirt error each stands for.
+VP_LIBVIRT = {
+    "VP031": "Attempted double use of PCI Address",
+    "VP032": "used for more than one device",
+    "VP033": "per-device boot elements cannot be used together with os/boot elements",
+    "VP034": "Invalid PCI address",
+    "VP035": "non unique alias detected",
+}
+FIXTURES = ["vp031-built-in", "vp032-boot-order", "vp033-boot-styles",
+            "vp034-missing-bus", "vp035-alias"]
+
+
+def validate_codes(path):
+    r = run_vp(["validate", "--format", "json", str(path)])
+    import json
+    try:
+        rep = json.loads(r.stdout)
+    except ValueError:
+        return None
+    return {d["code"] for d in rep["diagnostics"] if d["severity"] == "error"}
+
+
+def agree(name, path, err, failures, stats):
+    """validate's VP031-VP035 say what libvirt says about the same file."""
+    codes = validate_codes(path)
+    if codes is None:
+        failures.append(f"{name}: validate gave no JSON report")
+        return
+    ours = {c for c in codes if c in VP_LIBVIRT}
+    if err is None:
+        if ours:
+            failures.append(f"{name}: libvirt defines it, validate reports {sorted(ours)}")
+        else:
+            stats["validate agrees (libvirt defines, no VP031-VP035)"] += 1
+        return
+    theirs = {c for c, m in VP_LIBVIRT.items() if m in err}
+    # "Invalid PCI address" also covers the ranges VP020/VP021 report.
+    if theirs and not (theirs & ours) and not (codes & {"VP020", "VP021"}):
+        failures.append(f"{name}: libvirt refuses ({err}), validate reports {sorted(codes)}")
+    elif theirs:
+        stats["validate agrees (libvirt refuses, same VP code)"] += 1
+
+
 def run_vp(args):
     return subprocess.run([BIN, *args], capture_output=True, text=True)
 
@@ -127,13 +170,31 @@ def main():
     corpus = sorted(p for p in corpus_dir.glob("*.xml")
                     if re.search(r"hostdev|pci|boot|alias|q35", p.name, re.I))
     inputs += corpus
+    # Readings where virt-pci once differed from libvirt (issue: hostile
+    # input): numbers with a leading space or `+`, a second <devices>, and
+    # foreign-namespace elements. Each holds host device 2b:00.0 as libvirt
+    # reads it (or, for the namespaced one, does not): `add 2b:00.0` must
+    # neither duplicate it nor miss it.
+    hd = "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='{b}' slot='0x00' function='0x0'/></source></hostdev>"
+    head = "<domain type='qemu'>\n  <name>c</name>\n  <memory>131072</memory>\n  <os><type arch='x86_64' machine='q35'>hvm</type></os>\n"
+    constructed = {
+        "bus-plus.xml": head + "  <devices>\n    " + hd.format(b="+0x2b") + "\n  </devices>\n</domain>\n",
+        "bus-space.xml": head + "  <devices>\n    " + hd.format(b=" 0x2b") + "\n  </devices>\n</domain>\n",
+        "two-devices.xml": head + "  <devices>\n    <controller type='usb' model='qemu-xhci'/>\n  </devices>\n  <devices>\n    " + hd.format(b="0x2b") + "\n  </devices>\n</domain>\n",
+        "foreign-ns.xml": head + "  <x:devices xmlns:x='urn:x'>\n    " + hd.format(b="0x2b").replace("<", "<x:").replace("<x:/", "</x:") + "\n  </x:devices>\n  <devices>\n  </devices>\n</domain>\n",
+    }
+    cdir = work / "constructed"
+    cdir.mkdir()
+    for n, t in constructed.items():
+        (cdir / n).write_text(t)
+        inputs.append(cdir / n)
     failures = []
     stats = Counter()
     norm_used = Counter()
     refused = Counter()
     in_refused = Counter()
     for i, src in enumerate(inputs):
-        kind = "wild" if i < n_wild else "corpus"
+        kind = "wild" if i < n_wild else "corpus" if i < n_wild + len(corpus) else "constructed"
         raw = src.read_bytes()
         try:
             text = raw.decode()
@@ -157,6 +218,11 @@ def main():
                     failures.append(f"{src.name}: add then remove is not byte-exact")
                 else:
                     stats["wild: plain add round trip byte-exact"] += 1
+        if kind == "constructed":
+            a = run_vp(["--snapshot", S4, "add", str(src), "2b:00.0"])
+            present = "already in" in a.stderr
+            if present != ("foreign" not in src.name):
+                failures.append(f"{src.name}: add 2b:00.0 says already-present={present}")
         if "arch='x86_64'" not in text and 'arch="x86_64"' not in text and kind == "corpus":
             stats["corpus: not x86_64 (this QEMU is x86 only), skipped"] += 1
             continue
@@ -166,6 +232,7 @@ def main():
         base = work / f"{i:04d}.xml"
         base.write_text(ntext)
         err = oracle.define(base)
+        agree(src.name, base, err, failures, stats)
         if err:
             in_refused[re.sub(r"'[^']*'|[0-9a-f]{4}:[0-9a-f:.]+", "…", err)[:90]] += 1
             stats[f"{kind}: input refused by libvirt, not used"] += 1
@@ -198,6 +265,21 @@ def main():
             check(oracle, src.name, "options on a present device", r3, out3, failures, stats, refused)
             if r3.returncode == 0:
                 failures.append(f"{src.name}: options on a present device were accepted")
+    # The fixtures of validate's guest-side codes: libvirt refuses each with
+    # the message the help quotes.
+    for fx in FIXTURES:
+        path = ROOT / f"tests/fixtures/validate/{fx}.xml"
+        ntext, _ = normalise(path.read_text())
+        tmp = work / f"{fx}.xml"
+        tmp.write_text(ntext)
+        err = oracle.define(tmp)
+        code = fx[:5].upper()
+        if err is None or VP_LIBVIRT[code] not in err:
+            failures.append(f"fixture {fx}: libvirt says {err!r}, expected {VP_LIBVIRT[code]!r}")
+        elif code not in (validate_codes(tmp) or set()):
+            failures.append(f"fixture {fx}: validate does not report {code}")
+        else:
+            stats["fixtures VP031-VP035 refused by libvirt as validate says"] += 1
     print("oracle: libvirt QEMU driver (virsh define, qemu:///session, unprivileged)")
     print(f"oracle: {n_wild} wild domains, {len(corpus)} corpus files (qemuxml2argvdata names with hostdev|pci|boot|alias|q35)")
     for k, v in sorted(stats.items()):
