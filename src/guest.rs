@@ -665,7 +665,8 @@ mod tests {
         assert_eq!(t.boot_orders.len(), 1);
         assert_eq!(t.aliases[0].value, "ua-disk");
         // Bus 0 implicit when not listed; pc reserves slot 1.
-        let t = topo("<domain><os><type machine='pc'>hvm</type></os><devices/></domain>");
+        let t =
+            topo("<domain type='kvm'><os><type machine='pc'>hvm</type></os><devices/></domain>");
         assert!(t.buses[&0].implicit);
         assert_eq!(t.buses[&0].model.as_deref(), Some("pci-root"));
         assert!(t.slot_user(0, 1).is_some());
