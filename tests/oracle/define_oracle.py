@@ -40,8 +40,10 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BIN = os.environ.get("VIRT_PCI", str(ROOT / "target/debug/virt-pci"))
-S4 = str(ROOT / "samples/hosts/004-msi-b550m-mortar-turing-4fn.json")
-S10 = str(ROOT / "samples/hosts/010-asus-z690-alderlake-tb4-2xradeon.json")
+# Hosts: samples 004 (GPU 2b:00, 4 functions) and 010 (Radeon 03:00.0) as
+# snapshots with their host-critical facts stated (the suite makes them).
+S4 = os.environ.get("ORACLE_S4", str(ROOT / "samples/hosts/004-msi-b550m-mortar-turing-4fn.json"))
+S10 = os.environ.get("ORACLE_S10", str(ROOT / "samples/hosts/010-asus-z690-alderlake-tb4-2xradeon.json"))
 EXTRA = os.environ.get("VIRT_PCI_ORACLE_EXTRA", "").split()
 
 NORMALISE = [
@@ -294,6 +296,10 @@ def main():
     for k, v in refused.most_common():
         print(f"  {v:5d}  {k}")
     if failures:
+        kinds = Counter(re.sub(r"^.*?\[([^]]*)\]: ([a-z ]+).*$", r"\1: \2", f) for f in failures)
+        print("problems by case:")
+        for k, v in kinds.most_common(20):
+            print(f"  {v:5d}  {k}")
         print(f"FAIL: {len(failures)} problems")
         for f in failures[:60]:
             print("  " + f)
