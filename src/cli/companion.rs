@@ -59,7 +59,8 @@ pub fn needs_libvirt(cli: &Cli) -> bool {
         Command::Check(a) => acts_via_libvirt(&a.act) || reads_via_libvirt,
         Command::Prepare(a) => acts_via_libvirt(&a.act) || reads_via_libvirt,
         Command::Release(a) => acts_via_libvirt(&a.common.act) || reads_via_libvirt,
-        Command::Completions(_) | Command::Man | Command::FakeSysfs(_) => false,
+        Command::CompleteDomains => true,
+        Command::Completions(_) | Command::Man(_) | Command::FakeSysfs(_) => false,
     }
 }
 
