@@ -15,6 +15,9 @@
 //! path, should a command print it, reads `$TMP`. Exit codes are not
 //! compared (a failing example shows its error text).
 //!
+//! After a deliberate change of output, `README_BLESS=1 cargo test --test
+//! readme` writes what the commands print into README.md; review the diff.
+//!
 //! A command that reads a host must name it (`--snapshot samples/hosts/…`,
 //! `--root DIR` or `-c test:///…`): the README's output must be the same on
 //! every machine, and no example may read this machine's devices.
@@ -27,6 +30,8 @@ struct Cmd {
     line: usize,
     text: String,
     expected: String,
+    /// The output's lines in README.md (1-based, end exclusive).
+    out: std::ops::Range<usize>,
 }
 
 struct Block {
@@ -36,7 +41,11 @@ struct Block {
 
 fn blocks(readme: &str) -> Vec<Block> {
     let mut out = Vec::new();
-    let mut lines = readme.lines().enumerate().map(|(i, l)| (i + 1, l)).peekable();
+    let mut lines = readme
+        .lines()
+        .enumerate()
+        .map(|(i, l)| (i + 1, l))
+        .peekable();
     while let Some((n, l)) = lines.next() {
         if l.trim_end() != "```console" {
             continue;
@@ -51,20 +60,24 @@ fn blocks(readme: &str) -> Vec<Block> {
             }
             if let Some(c) = l.strip_prefix("$ ") {
                 let mut text = c.to_string();
+                let mut last = n;
                 while text.ends_with('\\') {
-                    let Some((_, next)) = lines.next() else { break };
+                    let Some((m, next)) = lines.next() else { break };
                     text.pop();
                     text.push('\n');
                     text.push_str(next);
+                    last = m;
                 }
                 b.cmds.push(Cmd {
                     line: n,
                     text,
                     expected: String::new(),
+                    out: last + 1..last + 1,
                 });
             } else if let Some(c) = b.cmds.last_mut() {
                 c.expected.push_str(l);
                 c.expected.push('\n');
+                c.out.end = n + 1;
             } else {
                 panic!("README.md:{n}: output before the first `$ ` command of the block");
             }
@@ -89,7 +102,9 @@ fn names_host(cmd: &str) -> bool {
             Some(words[at + 1..].to_vec())
         })
         .all(|words| {
-            let sub = words.iter().find(|w| READS_HOST.contains(w) || **w == "validate");
+            let sub = words
+                .iter()
+                .find(|w| READS_HOST.contains(w) || **w == "validate");
             let Some(sub) = sub else { return true };
             if *sub == "validate" || words.contains(&"--from-listing") {
                 return true;
@@ -97,10 +112,9 @@ fn names_host(cmd: &str) -> bool {
             if *sub == "add" && words.contains(&"--domain") {
                 return words.iter().any(|w| w.starts_with("test:///"));
             }
-            words
-                .iter()
-                .zip(words.iter().skip(1))
-                .any(|(a, b)| matches!(*a, "--snapshot" | "--root") || (*a == "-c" && b.starts_with("test:///")))
+            words.iter().zip(words.iter().skip(1)).any(|(a, b)| {
+                matches!(*a, "--snapshot" | "--root") || (*a == "-c" && b.starts_with("test:///"))
+            })
         })
 }
 
@@ -137,13 +151,20 @@ fn readme_console_examples_print_what_they_show() {
     );
     let mut failures = Vec::new();
     let mut ran = 0;
+    // README_BLESS=1: write what the commands print into README.md (for a
+    // reviewed `git diff`, after a deliberate change of output).
+    let mut bless: Vec<(std::ops::Range<usize>, String)> = Vec::new();
     for b in &blocks {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("virt-pci");
         copy_dir(&repo.join("samples"), &root.join("samples"));
         copy_dir(&repo.join("tests/fixtures"), &root.join("tests/fixtures"));
         let bin = bin_dir(tmp.path());
-        let path = format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default());
+        let path = format!(
+            "{}:{}",
+            bin.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
         // One bash per block, so `cd` and variables last for the block; each
         // command's output is cut out between markers.
         let mut script = String::from("set +e\n");
@@ -188,6 +209,7 @@ fn readme_console_examples_print_what_they_show() {
                 break;
             }
             if got != c.expected {
+                bless.push((c.out.clone(), got.to_string()));
                 let diff = similar::TextDiff::from_lines(c.expected.as_str(), got)
                     .unified_diff()
                     .header("README", "printed")
@@ -198,6 +220,14 @@ fn readme_console_examples_print_what_they_show() {
                 ));
             }
         }
+    }
+    if std::env::var_os("README_BLESS").is_some() && !bless.is_empty() {
+        let mut lines: Vec<String> = readme.lines().map(str::to_string).collect();
+        for (range, got) in bless.into_iter().rev() {
+            let new: Vec<String> = got.lines().map(str::to_string).collect();
+            lines.splice(range.start - 1..range.end - 1, new);
+        }
+        fs::write(repo.join("README.md"), lines.join("\n") + "\n").unwrap();
     }
     assert!(
         failures.is_empty(),
@@ -213,7 +243,10 @@ fn the_extractor_reads_commands_outputs_and_continuations() {
     let b = blocks(md);
     assert_eq!(b.len(), 1);
     assert_eq!(b[0].cmds.len(), 2);
-    assert_eq!(b[0].cmds[0].text, "virt-pci --snapshot s.json show 01:00.0 \n  --json");
+    assert_eq!(
+        b[0].cmds[0].text,
+        "virt-pci --snapshot s.json show 01:00.0 \n  --json"
+    );
     assert_eq!(b[0].cmds[0].expected, "{}\n");
     assert_eq!(b[0].cmds[1].expected, "a\n\n");
     assert!(names_host(&b[0].cmds[0].text));
