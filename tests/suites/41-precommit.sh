@@ -95,7 +95,7 @@ repos:
         args: [--snapshot, host.json, --deny, shared]
 EOF
   git add .pre-commit-config.yaml
-  "$pc" install -q >/dev/null
+  "$pc" install >/dev/null
   touch_b 4096
   set +e; git_ commit -qm "vm-b: more memory" >"$tmp/commit-$id.out" 2>&1; rc=$?; set -e
   if [ "$rc" -ne 0 ] && grep -q "error\[VP040\]: host device 0000:01:00.1 is also assigned to domain 'vm-a'" "$tmp/commit-$id.out" \
