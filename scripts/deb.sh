@@ -24,7 +24,10 @@ gzip -9n "$assets"/man/*.1
 vp completions bash > "$assets/completions/virt-pci"
 vp completions zsh > "$assets/completions/_virt-pci"
 vp completions fish > "$assets/completions/virt-pci.fish"
-# --no-build: package exactly the binaries `make build` made (two feature sets).
-out=$(cargo deb --no-build 2>&1 | tee /dev/stderr | tail -1)
-[ -f "$out" ] || { echo "deb: cargo deb did not report a package" >&2; exit 1; }
+# --no-build: package exactly the binaries `make build` made (two feature sets);
+# --strip: the release profile keeps line tables for backtraces, the package need not.
+log=target/deb-assets/cargo-deb.log
+cargo deb --no-build --strip >"$log" 2>&1 || { cat "$log" >&2; exit 1; }
+out=$(tail -1 "$log")
+[ -f "$out" ] || { cat "$log" >&2; echo "deb: cargo deb did not report a package" >&2; exit 1; }
 echo "$out"
