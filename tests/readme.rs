@@ -63,7 +63,6 @@ fn blocks(readme: &str) -> Vec<Block> {
                 let mut last = n;
                 while text.ends_with('\\') {
                     let Some((m, next)) = lines.next() else { break };
-                    text.pop();
                     text.push('\n');
                     text.push_str(next);
                     last = m;
@@ -245,7 +244,7 @@ fn the_extractor_reads_commands_outputs_and_continuations() {
     assert_eq!(b[0].cmds.len(), 2);
     assert_eq!(
         b[0].cmds[0].text,
-        "virt-pci --snapshot s.json show 01:00.0 \n  --json"
+        "virt-pci --snapshot s.json show 01:00.0 \\\n  --json"
     );
     assert_eq!(b[0].cmds[0].expected, "{}\n");
     assert_eq!(b[0].cmds[1].expected, "a\n\n");
