@@ -55,6 +55,10 @@ pub enum Command {
     Prepare(cli::actions::DomainActionArgs),
     /// After a domain stops: reset, then reattach its managed='no' hostdevs.
     Release(cli::actions::ReleaseArgs),
+    /// Check a VM start as libvirt's hook (DOMAIN OPERATION SUB-OP EXTRA, domain XML on stdin).
+    Guard(cli::guard::GuardArgs),
+    /// Install, remove or inspect the libvirt hook that runs `guard` at every VM start.
+    Hook(cli::guard::HookArgs),
     /// Print shell completions.
     Completions(cli::meta::CompletionsArgs),
     /// Print the man page (roff).
@@ -89,6 +93,8 @@ pub fn main() -> ExitCode {
         Command::Check(a) => cli::actions::run_check(&ctx, a),
         Command::Prepare(a) => cli::actions::run_prepare(&ctx, a),
         Command::Release(a) => cli::actions::run_release(&ctx, a),
+        Command::Guard(a) => cli::guard::run_guard(&ctx, a),
+        Command::Hook(a) => cli::guard::run_hook(&ctx, a),
         Command::Completions(a) => cli::meta::completions(Cli::command(), a),
         Command::Man => cli::meta::man(Cli::command()),
         Command::FakeSysfs(a) => cli::fake::run(&ctx, a),

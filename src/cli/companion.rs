@@ -59,6 +59,8 @@ pub fn needs_libvirt(cli: &Cli) -> bool {
         Command::Check(a) => acts_via_libvirt(&a.act) || reads_via_libvirt,
         Command::Prepare(a) => acts_via_libvirt(&a.act) || reads_via_libvirt,
         Command::Release(a) => acts_via_libvirt(&a.common.act) || reads_via_libvirt,
+        // The guard runs inside libvirt's start job and must never call it.
+        Command::Guard(_) | Command::Hook(_) => false,
         Command::Completions(_) | Command::Man | Command::FakeSysfs(_) => false,
     }
 }

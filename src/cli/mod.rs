@@ -13,8 +13,10 @@ macro_rules! outln {
 pub mod actions;
 pub mod app;
 pub mod companion;
+pub mod consent;
 pub mod edit;
 pub mod fake;
+pub mod guard;
 pub mod list;
 pub mod meta;
 pub mod show;

@@ -237,6 +237,78 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
     Ok(host)
 }
 
+/// Read only what a start of a domain using `addrs` depends on: those
+/// functions, every member of their IOMMU groups, and the host-critical
+/// marks (root filesystem, default route, boot VGA, ISA bridge) of what was
+/// read. The guard (`virt-pci guard`, run by libvirt at every start) must
+/// stay within a few milliseconds on a 4,096-function host, and a start
+/// depends on nothing outside these groups (BENCHMARKS.md, guard).
+///
+/// A function that is not on the bus is simply absent from the result (the
+/// plan reports it as `not-present`).
+pub fn read_groups_of(root: &Path, addrs: &[PciAddress]) -> Result<Host, SysfsError> {
+    let sys = root.join("sys");
+    let devdir = sys.join("bus/pci/devices");
+    if !devdir.is_dir() {
+        return Err(SysfsError {
+            path: devdir,
+            message: "cannot read the PCI device list".into(),
+            help: Some(format!(
+                "--root {} must hold a sysfs tree (DIR/sys/bus/pci/devices)",
+                root.display()
+            )),
+        });
+    }
+    let sys_real = fs::canonicalize(&sys).unwrap_or_else(|_| sys.clone());
+    let mut host = Host {
+        source: format!("sysfs:{}", root.display()),
+        ..Host::default()
+    };
+    let gdir = sys.join("kernel/iommu_groups");
+    let mut todo: Vec<PciAddress> = addrs.to_vec();
+    let mut seen_groups: BTreeMap<u32, ()> = BTreeMap::new();
+    while let Some(a) = todo.pop() {
+        if host.devices.contains_key(&a) {
+            continue;
+        }
+        let link = devdir.join(a.to_string());
+        let Some(d) = read_device(&sys_real, a, &link) else {
+            continue;
+        };
+        if let Some(g) = d.iommu_group {
+            if seen_groups.insert(g, ()).is_none() {
+                let mut members: Vec<GroupMember> =
+                    fs::read_dir(gdir.join(g.to_string()).join("devices"))
+                        .map(|m| {
+                            m.filter_map(|x| x.ok())
+                                .map(|x| GroupMember::from_name(&x.file_name().to_string_lossy()))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                members.sort();
+                for m in &members {
+                    if let GroupMember::Pci(ma) = m {
+                        todo.push(*ma);
+                    }
+                }
+                host.groups.insert(g, members);
+            }
+        }
+        host.devices.insert(a, d);
+    }
+    host.iommu =
+        if !host.groups.is_empty() || fs::read_dir(&gdir).is_ok_and(|mut it| it.next().is_some()) {
+            IommuState::Enabled
+        } else {
+            IommuState::Disabled
+        };
+    host.link_groups();
+    mark_root_fs(root, &mut host);
+    mark_default_route(root, &mut host);
+    host.mark_intrinsic_critical();
+    Ok(host)
+}
+
 /// A device directory opened once (`O_PATH`): each attribute and link is
 /// then looked up by its name alone instead of walking the whole path
 /// again. Path walking (`link_path_walk`, `__d_lookup_rcu`) was the largest
