@@ -326,15 +326,12 @@ pub fn insert(text: &str, new: &[NewAllow]) -> Result<String, crate::xml::EditEr
                 // libvirt's order: name, uuid, genid, title, description,
                 // metadata, then the rest; a new <metadata> goes after the
                 // last of the first five, else first in <domain>.
-                let after = root
-                    .children()
-                    .filter(|c| {
-                        c.is_element()
-                            && ["name", "uuid", "genid", "title", "description"]
-                                .iter()
-                                .any(|t| c.has_tag_name(*t))
-                    })
-                    .last();
+                let after = root.children().rfind(|c| {
+                    c.is_element()
+                        && ["name", "uuid", "genid", "title", "description"]
+                            .iter()
+                            .any(|t| c.has_tag_name(*t))
+                });
                 let mi = after
                     .and_then(|a| splice::line_indent(text, a.range().start))
                     .map(str::to_string)

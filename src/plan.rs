@@ -627,6 +627,52 @@ mod tests {
     }
 
     #[test]
+    fn plan_for_start_follows_the_kernels_viability_rule() {
+        let mut h = host();
+        let gpu = PciAddress::new(0, 1, 0, 0);
+        let audio = PciAddress::new(0, 1, 0, 1);
+        let p = plan_for_start(&h, &[gpu]);
+        let b: Vec<_> = p.blockers.iter().map(|b| b.code).collect();
+        assert_eq!(b, vec!["group-not-viable"]);
+        assert!(p.blockers[0]
+            .message
+            .contains("0000:01:00.1 (on `snd_hda_intel`)"));
+        assert!(!p.warnings.iter().any(|w| w.code == "group-split"));
+        // On vfio-pci (or pci-stub, or no driver) the member keeps it viable.
+        for drv in [Some("vfio-pci"), Some("pci-stub"), None] {
+            h.devices.get_mut(&audio).unwrap().driver = drv.map(str::to_string);
+            assert!(!plan_for_start(&h, &[gpu]).is_blocked(), "{drv:?}");
+        }
+        // Both in the domain: fine whatever the drivers.
+        let h = host();
+        assert!(!plan_for_start(&h, &[gpu, audio]).is_blocked());
+    }
+
+    #[test]
+    fn plan_for_start_blocks_critical_members_left_behind_and_running_use() {
+        let mut h = host();
+        let audio = PciAddress::new(0, 0, 0x1f, 3);
+        let p = plan_for_start(&h, &[audio]);
+        assert_eq!(p.blockers.len(), 1, "{:?}", p.blockers);
+        assert_eq!(p.blockers[0].code, "host-critical");
+        assert_eq!(p.blockers[0].address.as_deref(), Some("0000:00:1f.0"));
+        let gpu = PciAddress::new(0, 1, 0, 0);
+        let other = PciAddress::new(0, 1, 0, 1);
+        h.domains.push(crate::host::DomainUse {
+            domain: "gaming".into(),
+            address: other,
+            running: true,
+            managed: true,
+        });
+        let p = plan_for_start(&h, &[gpu, other]);
+        assert_eq!(p.blockers.len(), 1, "{:?}", p.blockers);
+        assert_eq!(p.blockers[0].code, "in-use");
+        assert!(p.blockers[0].message.contains("running domain 'gaming'"));
+        h.domains[0].running = false;
+        assert!(!plan_for_start(&h, &[gpu, other]).is_blocked());
+    }
+
+    #[test]
     fn no_iommu_is_a_blocker_with_a_hint() {
         let mut h = host();
         h.groups.clear();

@@ -722,6 +722,43 @@ mod tests {
     use super::*;
 
     #[test]
+    fn read_groups_of_reads_only_the_groups_asked_for() {
+        let full = crate::host::snapshot::load(Path::new("tests/fixtures/host-gpu.json")).unwrap();
+        let d = tempfile::tempdir().unwrap();
+        crate::host::fake::write(&full, d.path()).unwrap();
+        // The reference: the whole tree, read by the same reader.
+        let full = read(d.path()).unwrap();
+        let gpu = PciAddress::new(0, 1, 0, 0);
+        let h = read_groups_of(d.path(), &[gpu]).unwrap();
+        // Group 1: the root port and four functions; nothing else.
+        let got: Vec<String> = h.devices.keys().map(|a| a.to_string()).collect();
+        assert_eq!(
+            got,
+            vec![
+                "0000:00:01.0",
+                "0000:01:00.0",
+                "0000:01:00.1",
+                "0000:01:00.2",
+                "0000:01:00.3"
+            ]
+        );
+        assert_eq!(h.groups.keys().copied().collect::<Vec<_>>(), vec![1]);
+        assert_eq!(h.iommu, IommuState::Enabled);
+        for a in h.devices.keys() {
+            assert_eq!(h.devices[a], full.devices[a], "{a} read differently");
+        }
+        // The root filesystem mark comes along with its group.
+        let nvme = PciAddress::new(0, 2, 0, 0);
+        let h = read_groups_of(d.path(), &[nvme]).unwrap();
+        assert_eq!(h.devices[&nvme].critical, full.devices[&nvme].critical);
+        assert!(!h.devices[&nvme].critical.is_empty());
+        // Absent functions are simply absent.
+        let h = read_groups_of(d.path(), &[PciAddress::new(0, 9, 0, 0)]).unwrap();
+        assert!(h.devices.is_empty());
+        assert!(read_groups_of(&d.path().join("none"), &[gpu]).is_err());
+    }
+
+    #[test]
     fn bdf_names() {
         assert_eq!(
             parse_sysfs_bdf("0000:00:1f.6"),

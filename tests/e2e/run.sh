@@ -92,7 +92,9 @@ fi
 STAGE2_CHECKS=(0-topology-libvirt 0-reset-witness-guest 1-list-json-sysfs-guest 1-list-json-nodedev
   2-detach-reattach-bridge-group-libvirt 3-reset-igb-libvirt 4-all-or-nothing-libvirt
   5-refuse-root-disk 5-refuse-host-bridge
-  6-add-managed-start 6-no-strict-group-not-viable 7-prepare-release-unmanaged)
+  6-add-managed-start 6-no-strict-group-not-viable 7-prepare-release-unmanaged
+  8-guard-install 8-guard-a-root-disk 8-guard-b-split-group 8-guard-c-split-consent
+  8-guard-d-whole-group 8-guard-e-no-hostdev 8-guard-f-unmanaged 8-guard-uninstall)
 if [[ " $STAGES " == *" 2 "* ]]; then
   if wait "$rootfs_pid"; then
     IMG=$(cat "$LOGDIR/rootfs-path")
