@@ -6,7 +6,8 @@
 # Every check prints PASS/FAIL NAME; exit 1 on any FAIL, missing check or timeout.
 # Logs: target/e2e/ (console logs with host timestamps). Cache: target/e2e-cache/.
 # Env: E2E_STAGES="1 2" (which stages), E2E_CACHE, E2E_LOGDIR, E2E_BUDGET (s, whole
-# run: 900), E2E_TIMEOUT1/2 (s, per guest; never past the budget).
+# run: 900), E2E_TIMEOUT1/2 (s, per guest; never past the budget), E2E_ONLY=PREFIX
+# (run only the checks whose names start with PREFIX; the others report as not run).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -46,7 +47,7 @@ INITRD1=$LOGDIR/initramfs-stage1.cpio
 INITRD2=$LOGDIR/initramfs-stage2.cpio
 "$E2E_DIR/build-initramfs.sh" "$KDIR" "$BIN" "$INITRD1" "$INITRD2"
 
-APPEND="console=ttyS0 intel_iommu=on iommu=pt iomem=relaxed panic=-1 quiet"
+APPEND="console=ttyS0 intel_iommu=on iommu=pt iomem=relaxed panic=-1 quiet${E2E_ONLY:+ e2e_only=$E2E_ONLY}"
 declare -A VERDICT=()
 ORDER=()
 record() { # NAME PASS|FAIL WHY
