@@ -607,3 +607,56 @@ fn libvirt_keeps_the_consent_metadata() {
         "{s}"
     );
 }
+
+#[test]
+fn validate_reports_consent_entries_as_notes() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("vm.xml");
+    let meta = consent(&[
+        ("0000:02:00.0", "root-filesystem"),
+        ("gpu", "boot-vga"),
+        ("0000:02:00.0", "bridge"),
+    ]);
+    std::fs::write(&f, domain("vm1", &meta, &hostdev("02:00.0", "yes"))).unwrap();
+    let out = vp(&[
+        "--snapshot",
+        FIXTURE,
+        "validate",
+        "--format",
+        "json",
+        f.to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let codes: Vec<(String, String)> = j["diagnostics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|d| {
+            (
+                d["code"].as_str().unwrap().to_string(),
+                d["severity"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    let has = |c: &str, s: &str| codes.contains(&(c.to_string(), s.to_string()));
+    assert!(has("VP060", "note"), "{codes:?}");
+    assert!(has("VP061", "warning"), "{codes:?}");
+    assert_eq!(
+        codes.iter().filter(|(c, _)| c == "VP061").count(),
+        2,
+        "{codes:?}"
+    );
+    // The host check still reports the forced device; notes are not counted.
+    assert!(has("VP054", "error"), "{codes:?}");
+    assert_eq!(j["warnings"], 2);
+    vp(&["validate", f.to_str().unwrap(), "--snapshot", FIXTURE])
+        .assert()
+        .code(1)
+        .stdout(predicates::str::contains(format!(
+            "note[VP060]: consent: 0000:02:00.0 may start despite rule `root-filesystem` (reason: test)\n --> {}:5:7",
+            f.display()
+        )))
+        .stdout(predicates::str::contains("checked 1 file: 1 error, 2 warnings"));
+}
