@@ -422,6 +422,7 @@ pub fn plan_for_start(host: &Host, devices: &[PciAddress]) -> Plan {
         devices,
         PlanOptions {
             strict_group: false,
+            ..PlanOptions::default()
         },
     );
     p.warnings.retain(|w| w.code != "group-split");
@@ -484,6 +485,15 @@ pub fn plan_for_start(host: &Host, devices: &[PciAddress]) -> Plan {
             let Ok(ma) = PciAddress::parse(&m.member) else {
                 continue;
             };
+            // The plan itself may already block a travelling function a
+            // running domain holds; say it once.
+            let said = p
+                .blockers
+                .iter()
+                .any(|b| b.code == "in-use" && b.address.as_deref() == Some(m.member.as_str()));
+            if said {
+                continue;
+            }
             for u in host.domains.iter().filter(|u| u.running && u.address == ma) {
                 let rel = if requested.contains(&m.member) {
                     format!("{ma} is in use by the running domain '{}'", u.domain)

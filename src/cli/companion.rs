@@ -130,6 +130,11 @@ mod tests {
         assert!(!needs(&["detach", "01:00.0", "--backend", "sysfs"]));
         assert!(!needs(&["completions", "bash"]));
         assert!(!needs(&["man"]));
+        // The guard runs inside libvirt's start job: never libvirt, even
+        // with a URI in the environment or on the command line.
+        assert!(!needs(&["guard", "vm", "prepare", "begin", "-"]));
+        assert!(!needs(&["-c", "qemu:///system", "guard", "vm", "prepare", "begin", "-"]));
+        assert!(!needs(&["hook", "install"]));
         assert!(!needs(&[
             "snapshot",
             "--from-listing",
