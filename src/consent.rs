@@ -15,9 +15,10 @@
 //! ```
 //!
 //! Why there: libvirt keeps an element of `<metadata>` only when it has a
-//! namespace (one element per namespace; `virDomainDefMetadataSanitize`,
-//! src/conf/domain_conf.c), stores it verbatim and hands it back in every
-//! `dumpxml` and to the `prepare begin` hook, so the guard (`virt-pci guard`)
+//! namespace, one per namespace, the first wins (`virXMLNodeSanitizeNamespaces`,
+//! src/util/virxml.c, called from src/conf/domain_postparse.c); it stores it
+//! verbatim and hands it back in every `dumpxml` and to the `prepare begin`
+//! hook, so the guard (`virt-pci guard`)
 //! reads it from its stdin without calling libvirt. The namespace is a URN:
 //! virt-pci has no web address to name, and a namespace is only a name.
 //!
