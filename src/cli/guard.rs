@@ -157,7 +157,7 @@ pub enum HookAction {
         #[command(flatten)]
         reload: ReloadArgs,
     },
-    /// Is the guard installed, which binary does it run, has the daemon seen it?
+    /// Is the guard installed and current, which binary does it run? (exit 0 only then)
     Status {
         /// The binary an up-to-date hook runs (default: this one).
         #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
@@ -280,20 +280,18 @@ pub fn run_hook(ctx: &Context, a: HookArgs) -> CliResult {
             if daemons.is_empty() {
                 outln!("daemon: no running libvirtd or virtqemud (hooks are read when it starts)");
             }
-            let mut stale = false;
             for d in &daemons {
                 match hook::newer_than_daemon(&root, d) {
-                    Some(true) => {
-                        stale = true;
-                        outln!(
-                            "daemon: {} (pid {}) started before the hook was written: reload it (`virt-pci hook install --reload`, `systemctl reload {}` or `kill -HUP {}`)",
-                            d.name, d.pid, d.name, d.pid
-                        )
-                    }
+                    // A reload (SIGHUP) leaves no trace to compare with:
+                    // only say what to do if it did not happen.
+                    Some(true) => outln!(
+                        "daemon: {} (pid {}), started before the hook was written: it runs the hook only if it was reloaded since (`virt-pci hook install --reload`, `systemctl reload {}` or `kill -HUP {}`)",
+                        d.name, d.pid, d.name, d.pid
+                    ),
                     _ => outln!("daemon: {} (pid {})", d.name, d.pid),
                 }
             }
-            Ok(if ok && !stale {
+            Ok(if ok {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(1)
