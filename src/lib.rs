@@ -18,6 +18,7 @@ pub mod fsutil;
 pub mod guard;
 pub mod host;
 pub mod hostdev;
+pub mod invocation;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod pciids;

@@ -222,7 +222,7 @@ fn a_device_held_by_another_running_domain_is_refused() {
     let (code, _, err) = guard(r.s(), "vm1", &domain("vm1", "", &hostdev("03:00.0", "yes")));
     assert_eq!(code, 1, "{err}");
     assert!(
-        err.contains("error[in-use]: 0000:03:00.0 is in use by the running domain 'gaming'"),
+        err.contains("error[in-use]: 0000:03:00.0 is assigned to the running domain `gaming`"),
         "{err}"
     );
     assert!(err.contains("`virsh shutdown gaming`"), "{err}");
