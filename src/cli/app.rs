@@ -60,13 +60,16 @@ pub enum Command {
     Guard(cli::guard::GuardArgs),
     /// Install, remove or inspect the libvirt hook that runs `guard` at every VM start.
     Hook(cli::guard::HookArgs),
-    /// Print shell completions.
-    Completions(cli::meta::CompletionsArgs),
-    /// Print the man page (roff).
-    Man,
+    /// Print the shell completion script (completes devices, domains, snapshot files).
+    Completions(cli::complete::CompletionsArgs),
+    /// Print the man page (roff), or a subcommand's; --dir writes them all.
+    Man(cli::meta::ManArgs),
     /// Write a fake sysfs tree for a snapshot (developers: tests, demos).
     #[command(hide = true, name = "fake-sysfs")]
     FakeSysfs(cli::fake::Args),
+    /// The connection's domain names, one a line (for shell completion).
+    #[command(hide = true, name = "complete-domains")]
+    CompleteDomains,
 }
 
 /// What each command uses: the host, domains by name, a backend. The one
@@ -122,7 +125,12 @@ pub fn uses(cmd: &Command) -> Uses {
         // The guard runs inside libvirt's start job: it reads sysfs under
         // --root itself and never libvirt; the hook files are not a host.
         Command::Guard(_) | Command::Hook(_) => Uses::default(),
-        Command::Completions(_) | Command::Man | Command::FakeSysfs(_) => Uses::default(),
+        // Domain names for shell completion: only through libvirt.
+        Command::CompleteDomains => Uses {
+            domains_by_name: true,
+            ..Uses::default()
+        },
+        Command::Completions(_) | Command::Man(_) | Command::FakeSysfs(_) => Uses::default(),
     }
 }
 
@@ -130,6 +138,7 @@ pub fn uses(cmd: &Command) -> Uses {
 /// libvirt-linked companion if it needs libvirt (before any output), and
 /// run the command.
 pub fn main() -> ExitCode {
+    cli::complete::complete_if_asked(Cli::command);
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let typed = |id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
@@ -167,9 +176,10 @@ pub fn main() -> ExitCode {
         Command::Release(a) => cli::actions::run_release(&ctx, a),
         Command::Guard(a) => cli::guard::run_guard(&ctx, a),
         Command::Hook(a) => cli::guard::run_hook(&ctx, a),
-        Command::Completions(a) => cli::meta::completions(Cli::command(), a),
-        Command::Man => cli::meta::man(Cli::command()),
+        Command::Completions(a) => cli::complete::completions(a),
+        Command::Man(a) => cli::meta::man(Cli::command(), a),
         Command::FakeSysfs(a) => cli::fake::run(&ctx, a),
+        Command::CompleteDomains => cli::complete::run_domains(&ctx),
     };
     match result {
         Ok(code) => code,
