@@ -311,12 +311,15 @@ if "guard" in B:
     md.append(timing_table("guard", ratio_to="trivial hook script (any hook's cost)", ratio_name="× trivial hook"))
     md.append("")
     im = lambda k: f"{g[k]:.2f} ms" if g.get(k) is not None else "–"
-    md.append(f"The guard's own time (it prints it; process start excluded), median of 50 runs: "
+    md.append(f"The guard's own time (it prints it; process start excluded), median of "
+              f"{10 if meta.get('quick') else 50} runs: "
               f"**{im('internal_ms_four')}** with 4 hostdevs on {g.get('functions', 0):,} functions "
               f"(target ≤ 5 ms), **{im('internal_ms_none')}** without hostdevs (target < 1 ms). "
               + (f"One run with 4 hostdevs makes {g['syscalls']:,} system calls (`strace -f -c`): it reads "
                  f"the four groups, not the host. " if g.get("syscalls") else "")
-              + "\n")
+              + f"Measured {m.get('date', '?')}, load average {' '.join(m.get('loadavg_start', []))} at the start"
+              + (" (BENCH_QUICK: 20 runs per row)" if meta.get("quick") else "")
+              + ": on a busy machine the floors grow with the rest.\n")
 
 # ------------------------------------------------------------- findings (kept)
 findings = "## Findings\n\n(none yet)\n"
