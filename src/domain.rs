@@ -152,8 +152,18 @@ pub fn is_pci_hostdev(n: roxmltree::Node<'_, '_>) -> bool {
 /// Every PCI hostdev of the domain in `doc`, in document order (over all
 /// `<devices>` elements, as libvirt merges them).
 pub fn pci_hostdevs(doc: &roxmltree::Document<'_>) -> Vec<DomainHostdev> {
+    pci_hostdevs_of(doc.root_element())
+}
+
+/// [`pci_hostdevs`] of a `<domain>` element anywhere in a document (libvirt's
+/// status files wrap it in `<domstatus>`).
+pub fn pci_hostdevs_of(root: roxmltree::Node<'_, '_>) -> Vec<DomainHostdev> {
     let mut out = Vec::new();
-    for n in device_nodes(doc) {
+    let nodes = root
+        .children()
+        .filter(|c| is_el(*c, "devices"))
+        .flat_map(|d| d.children().filter(|c| c.is_element()));
+    for n in nodes {
         let pci = is_pci_hostdev(n);
         if !pci {
             continue;

@@ -352,6 +352,7 @@ pub fn check_file(index: usize, src: &Source, out: &mut Vec<Diagnostic>) -> File
     }
     if is_el(root, "domain") {
         check_guest_topology(&mut cx, &doc);
+        check_consent(&mut cx, &doc);
     }
     FileKind::Unit(Unit {
         file: index,
@@ -359,6 +360,42 @@ pub fn check_file(index: usize, src: &Source, out: &mut Vec<Diagnostic>) -> File
         is_domain: is_el(root, "domain"),
         hostdevs,
     })
+}
+
+/// Consent entries (`crate::consent`): a note each, so a review sees what
+/// was forced; a warning for an entry the guard cannot use.
+fn check_consent(cx: &mut Cx<'_>, doc: &roxmltree::Document<'_>) {
+    for e in crate::consent::entries(doc) {
+        let reason = e
+            .reason
+            .as_deref()
+            .map_or("no reason given".to_string(), |r| format!("reason: {r}"));
+        match e.problem() {
+            None => {
+                cx.push(
+                    "VP060",
+                    Severity::Note,
+                    e.range.clone(),
+                    format!(
+                        "consent: {} may start despite rule `{}` ({reason})",
+                        e.device_text, e.rule
+                    ),
+                    Some("virt-pci guard lets the start through".into()),
+                    None,
+                );
+            }
+            Some(p) => {
+                cx.push(
+                    "VP061",
+                    Severity::Warning,
+                    e.range.clone(),
+                    format!("consent entry the guard cannot use: {p}"),
+                    None,
+                    Some("see `virt-pci guard --help` for the entry's form and the rules".into()),
+                );
+            }
+        }
+    }
 }
 
 /// Byte offset of a 1-based line and character column.
