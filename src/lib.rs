@@ -12,6 +12,7 @@
 pub mod actions;
 pub mod address;
 pub mod diff;
+pub mod doctor;
 pub mod domain;
 pub mod fsutil;
 pub mod host;
@@ -19,6 +20,7 @@ pub mod hostdev;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod pciids;
+pub mod persist;
 pub mod plan;
 pub mod report;
 pub mod validate;

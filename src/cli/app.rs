@@ -46,7 +46,7 @@ pub enum Command {
     /// Detach devices (whole IOMMU groups) from their host drivers to vfio-pci.
     Detach(cli::actions::DetachArgs),
     /// Give devices back to their host drivers.
-    Reattach(cli::actions::DeviceActionArgs),
+    Reattach(cli::actions::ReattachArgs),
     /// Reset devices.
     Reset(cli::actions::DeviceActionArgs),
     /// Can this device be assigned? Reset methods, reset side effects, group viability.
@@ -55,6 +55,8 @@ pub enum Command {
     Prepare(cli::actions::DomainActionArgs),
     /// After a domain stops: reset, then reattach its managed='no' hostdevs.
     Release(cli::actions::ReleaseArgs),
+    /// Is this host ready for passthrough (IOMMU, interrupt remapping, vfio), and this device?
+    Doctor(cli::doctor::Args),
     /// Print shell completions.
     Completions(cli::meta::CompletionsArgs),
     /// Print the man page (roff).
@@ -89,6 +91,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => cli::actions::run_check(&ctx, a),
         Command::Prepare(a) => cli::actions::run_prepare(&ctx, a),
         Command::Release(a) => cli::actions::run_release(&ctx, a),
+        Command::Doctor(a) => cli::doctor::run(&ctx, a),
         Command::Completions(a) => cli::meta::completions(Cli::command(), a),
         Command::Man => cli::meta::man(Cli::command()),
         Command::FakeSysfs(a) => cli::fake::run(&ctx, a),

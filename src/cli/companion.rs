@@ -54,8 +54,14 @@ pub fn needs_libvirt(cli: &Cli) -> bool {
                 || a.all_domains
                 || (g.connect.is_some() && no_fake_host && g.connect_on_command_line)
         }
+        // --persist writes files under the root; it never uses libvirt.
+        Command::Detach(a) if a.persist.persist => false,
+        Command::Reattach(a) if a.persist.persist => false,
         Command::Detach(a) => acts_via_libvirt(&a.common.act) || reads_via_libvirt,
-        Command::Reattach(a) | Command::Reset(a) => acts_via_libvirt(&a.act) || reads_via_libvirt,
+        Command::Reattach(a) => acts_via_libvirt(&a.common.act) || reads_via_libvirt,
+        Command::Reset(a) => acts_via_libvirt(&a.act) || reads_via_libvirt,
+        // doctor asks libvirt only with a -c typed on the command line.
+        Command::Doctor(_) => g.connect.is_some() && g.connect_on_command_line,
         Command::Check(a) => acts_via_libvirt(&a.act) || reads_via_libvirt,
         Command::Prepare(a) => acts_via_libvirt(&a.act) || reads_via_libvirt,
         Command::Release(a) => acts_via_libvirt(&a.common.act) || reads_via_libvirt,

@@ -13,10 +13,12 @@ macro_rules! outln {
 pub mod actions;
 pub mod app;
 pub mod companion;
+pub mod doctor;
 pub mod edit;
 pub mod fake;
 pub mod list;
 pub mod meta;
+pub mod persist;
 pub mod show;
 pub mod snapshot;
 pub mod snippet;
