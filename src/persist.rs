@@ -548,7 +548,9 @@ fn restore(saved: &[Saved]) -> Vec<String> {
                 }),
             None => match fs::remove_file(&s.path) {
                 Ok(()) => Ok(()),
-                Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => {
+                    Ok(())
+                }
                 Err(e) => Err(format!("cannot remove {}: {e}", s.path.display())),
             },
         };
@@ -573,7 +575,9 @@ fn check_ownership(root: &Path, old: &Manifest, p: &PersistPlan) -> Result<(), P
         let full = under(root, path);
         let current = match fs::read(&full) {
             Ok(c) => Some(c),
-            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            // ENOTDIR: a parent is not a directory, so the file is not
+            // there (the write will fail and say why).
+            Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(20) => None,
             Err(e) => {
                 return Err(
                     PersistError::new(format!("cannot read {}: {e}", full.display()))
@@ -607,6 +611,9 @@ fn check_ownership(root: &Path, old: &Manifest, p: &PersistPlan) -> Result<(), P
     Ok(())
 }
 
+/// A file's mode and content to write (`None`: remove it).
+type ModeAndData = (u32, Vec<u8>);
+
 /// Write the plan's files, then the manifest; all or nothing: on any
 /// failure every file already changed is put back and the error says so.
 pub fn apply(p: &PersistPlan) -> Result<(), PersistError> {
@@ -614,7 +621,7 @@ pub fn apply(p: &PersistPlan) -> Result<(), PersistError> {
     let old = read_manifest(root)?.unwrap_or_default();
     check_ownership(root, &old, p)?;
     let mut saved: Vec<Saved> = Vec::new();
-    let mut steps: Vec<(String, Option<(u32, Vec<u8>)>)> = p
+    let mut steps: Vec<(String, Option<ModeAndData>)> = p
         .files
         .iter()
         .map(|f| {

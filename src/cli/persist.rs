@@ -51,7 +51,7 @@ fn root_for(ctx: &Context, dry_run: bool) -> Result<PathBuf, CliError> {
 pub fn run(ctx: &Context, a: &DeviceActionArgs, p: &PersistOpts, add: bool) -> CliResult {
     let act = &a.act;
     let root = root_for(ctx, act.dry_run)?;
-    if p.update_initramfs && root != PathBuf::from("/") && !act.dry_run {
+    if p.update_initramfs && root.as_path() != std::path::Path::new("/") && !act.dry_run {
         return Err(CliError::usage(format!(
             "--update-initramfs rebuilds this machine's initramfs, but the files go under {}",
             root.display()
