@@ -388,28 +388,28 @@ fn device_host_driver_recommends_boot_binding_for_known_hangs() {
     let mut h = host(&f);
     const AUDIO: PciAddress = PciAddress::new(0, 1, 0, 1);
     assert_eq!(
-        doctor::device_host_driver(&h, &AUDIO, false).status,
+        doctor::device_host_driver(Facts::Root(f.path()), &h, &AUDIO, false).status,
         Status::Pass,
         "snd_hda_intel is not in the table"
     );
     assert_eq!(
-        doctor::device_host_driver(&h, &GPU, false).status,
+        doctor::device_host_driver(Facts::Root(f.path()), &h, &GPU, false).status,
         Status::Warn,
         "nouveau is"
     );
     h.devices.get_mut(&GPU).unwrap().driver = Some("nvidia".into());
-    let c = doctor::device_host_driver(&h, &GPU, false);
+    let c = doctor::device_host_driver(Facts::Root(f.path()), &h, &GPU, false);
     assert_eq!(c.status, Status::Warn);
     assert_eq!(
         c.fix.as_deref(),
         Some("bind it to vfio-pci at boot instead: `virt-pci detach --persist 0000:01:00.0`")
     );
     assert_eq!(
-        doctor::device_host_driver(&h, &GPU, true).status,
+        doctor::device_host_driver(Facts::Root(f.path()), &h, &GPU, true).status,
         Status::Pass
     );
     assert_eq!(
-        doctor::device_host_driver(&h, &USB, false).status,
+        doctor::device_host_driver(Facts::Root(f.path()), &h, &USB, false).status,
         Status::Pass
     );
 }
