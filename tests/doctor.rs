@@ -339,9 +339,18 @@ fn libvirt_view_from_libvirts_own_domain_capabilities() {
 fn device_plan_is_shows_verdict() {
     let f = good();
     let h = host(&f);
+    // Bound to host drivers: the plan's warning is shown as evidence, the
+    // status is device-host-driver's to give.
     let c = doctor::device_plan(&h, &GPU, true);
-    assert_eq!(c.status, Status::Warn, "{c:?}");
+    assert_eq!(c.status, Status::Pass, "{c:?}");
     assert!(c.message.contains("0000:01:00.0 0000:01:00.1"), "{c:?}");
+    assert!(
+        c.evidence.iter().any(|e| e.path == "plan [host-driver]"),
+        "{c:?}"
+    );
+    // Only one function of the group: the split warns.
+    let c = doctor::device_plan(&h, &GPU, false);
+    assert_eq!(c.status, Status::Warn, "{c:?}");
     let c = doctor::device_plan(&h, &LPC, true);
     assert_eq!(c.status, Status::Fail, "{c:?}");
     assert!(c.message.starts_with("blocked"));

@@ -882,7 +882,16 @@ pub fn device_plan(host: &Host, a: &PciAddress, strict_group: bool) -> Check {
     const ID: &str = "device-plan";
     const T: &str = "Passthrough plan";
     const RULE: &str = "src/plan.rs (the kernel's VFIO group viability rule)";
-    let p = plan::plan(host, std::slice::from_ref(a), PlanOptions { strict_group });
+    // Warnings another doctor check reports with its own status.
+    const OWN_CHECK: [&str; 2] = ["host-driver", "no-reset"];
+    let p = plan::plan(
+        host,
+        std::slice::from_ref(a),
+        PlanOptions {
+            strict_group,
+            ..PlanOptions::default()
+        },
+    );
     let travels: Vec<String> = p.travels.iter().map(|t| t.to_string()).collect();
     let mut ev = vec![Evidence {
         path: host
@@ -911,11 +920,11 @@ pub fn device_plan(host: &Host, a: &PciAddress, strict_group: bool) -> Check {
         )
     } else if travels.is_empty() {
         (Status::Unknown, "nothing to pass through".into(), None)
-    } else if !p.warnings.is_empty() {
+    } else if let Some(w) = p.warnings.iter().find(|w| !OWN_CHECK.contains(&w.code)) {
         (
             Status::Warn,
             format!("ok with warnings — travels together: {}", travels.join(" ")),
-            p.warnings[0].help.clone(),
+            w.help.clone(),
         )
     } else {
         (
