@@ -407,10 +407,12 @@ pub fn iommu_kernel(facts: Facts, host: &Host) -> Check {
     let fix = match off {
         Some((k, v)) => format!("remove `{k}={v}` from the kernel command line and reboot"),
         None if fw_amd => "the firmware has IVRS but the kernel did not start AMD-Vi: check `dmesg | grep -i AMD-Vi` (firmware bugs are reported there); amd_iommu is on by default".to_string(),
+        None if fw && param(&w, "intel_iommu").is_some_and(|v| v.split(',').any(|o| o == "on")) => "the firmware has DMAR and the kernel has intel_iommu=on, yet no groups: check `dmesg | grep -i DMAR` (the kernel reports why it gave up there)".to_string(),
         None if fw => add_param("intel_iommu=on"),
+        None if param(&w, "intel_iommu").is_some_and(|v| v.split(',').any(|o| o == "on")) => "first enable the IOMMU in the firmware (see iommu-firmware): the kernel already has intel_iommu=on".to_string(),
         None => format!(
-            "first enable the IOMMU in the firmware (see iommu-firmware), then {}",
-            add_param("intel_iommu=on (Intel; AMD needs nothing)")
+            "first enable the IOMMU in the firmware (see iommu-firmware), then on Intel {}",
+            add_param("intel_iommu=on")
         ),
     };
     let msg = match off {
