@@ -132,6 +132,12 @@ mod tests {
         assert!(!needs(&["validate", "vms/"]));
         assert!(!needs(&["--root", "/tmp/x", "detach", "01:00.0"]));
         assert!(!needs(&["detach", "01:00.0", "--backend", "sysfs"]));
+        assert!(!needs(&["detach", "--persist", "01:00.0"]));
+        assert!(!needs(&["reattach", "--persist", "01:00.0"]));
+        assert!(
+            !needs(&["doctor", "01:00.0"]),
+            "doctor asks libvirt only with a typed -c"
+        );
         assert!(!needs(&["completions", "bash"]));
         assert!(!needs(&["man"]));
         assert!(!needs(&[
