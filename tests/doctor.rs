@@ -533,3 +533,20 @@ fn cli_exit_codes_and_json() {
         .assert()
         .code(2);
 }
+
+#[test]
+fn an_unverified_plan_is_unknown_not_a_pass() {
+    // A published listing does not say which GPU is the boot VGA device.
+    let h = virt_pci::host::snapshot::load(std::path::Path::new(
+        "samples/hosts/017-x570-msi-matisse-gt710-rx580.json",
+    ))
+    .unwrap();
+    let rx580 = PciAddress::new(0, 0x2d, 0, 0);
+    let c = doctor::device_plan(&h, &rx580, true);
+    assert_eq!(c.status, Status::Unknown, "{c:?}");
+    assert!(c.message.starts_with("unverified:"), "{c:?}");
+    let c = doctor::device_boot_vga(&h, &rx580).unwrap();
+    assert_eq!(c.status, Status::Unknown, "{c:?}");
+    let c = doctor::device_reset(&h, &rx580);
+    assert_eq!(c.status, Status::Warn, "the table needs only the ids: {c:?}");
+}

@@ -2,13 +2,12 @@
 //! checks are `virt_pci::doctor`'s; this file chooses the host source and
 //! prints.
 
-use super::{
-    device_name, parse_specs, print_json, read_sysfs, CliError, CliResult, Context, HostSource,
-};
+use super::{device_name, parse_specs, print_json, read_sysfs, CliError, CliResult, Context};
 use clap::Args as ClapArgs;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use virt_pci::doctor::{self, Check, Facts, Report, Status};
+use virt_pci::invocation::HostSource;
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -26,10 +25,10 @@ pub struct Args {
 pub fn run(ctx: &Context, args: Args) -> CliResult {
     // The checks read files of a machine: the root (or /), or nothing from
     // a snapshot. -c adds libvirt's view; it does not replace the host.
-    let (host, root): (_, Option<PathBuf>) = match ctx.host_source() {
+    let (host, root): (_, Option<PathBuf>) = match &ctx.inv.host {
         HostSource::Snapshot(_) => (ctx.host()?, None),
-        HostSource::Root(r) => (read_sysfs(&r)?, Some(r)),
-        HostSource::Libvirt(_) | HostSource::Live => {
+        HostSource::Root(r) => (read_sysfs(r)?, Some(r.clone())),
+        HostSource::Libvirt(_) | HostSource::ThisMachine | HostSource::None => {
             (read_sysfs(Path::new("/"))?, Some(PathBuf::from("/")))
         }
     };

@@ -2,12 +2,13 @@
 //! `virt_pci::persist` plan. The refusals are `detach`'s own.
 
 use super::actions::{refused_error, DeviceActionArgs};
-use super::{parse_specs, print_json, read_sysfs, CliError, CliResult, Context, HostSource};
+use super::{parse_specs, print_json, read_sysfs, CliError, CliResult, Context};
 use clap::Args as ClapArgs;
 use serde::Serialize;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use virt_pci::actions::{self, sysfs::SysfsBackend, ActionOptions};
+use virt_pci::invocation::Backend;
 use virt_pci::persist::{self, PersistPlan};
 
 #[derive(ClapArgs, Debug, Clone)]
@@ -29,28 +30,25 @@ struct JsonRun<'a> {
     applied: bool,
 }
 
-fn root_for(ctx: &Context, dry_run: bool) -> Result<PathBuf, CliError> {
-    match ctx.host_source() {
-        HostSource::Root(r) => Ok(r),
-        HostSource::Live => Ok(PathBuf::from("/")),
-        HostSource::Snapshot(_) => Err(CliError::usage(
+/// The root the files go under: the invocation's sysfs backend (`--root`
+/// or `/`; app.rs gives --persist the sysfs backend, which already refuses
+/// a typed `-c`). A snapshot is not a host.
+fn root_for(ctx: &Context) -> Result<PathBuf, CliError> {
+    match &ctx.inv.backend {
+        Backend::Sysfs {
+            root,
+            execute: true,
+        } => Ok(root.clone()),
+        _ => Err(CliError::usage(
             "--persist writes files on a host; a snapshot is a file, not a host",
         )
-        .help(if dry_run {
-            "run it on the host itself, or give --root DIR (a tree with sys/ and etc/)"
-        } else {
-            "run it on the host itself"
-        })),
-        HostSource::Libvirt(uri) => Err(CliError::usage(format!(
-            "--persist writes this machine's /etc, but -c names {uri}"
-        ))
-        .help("run virt-pci on that host, without -c (unset LIBVIRT_DEFAULT_URI)")),
+        .help("run it on the host itself, or give --root DIR (a tree with sys/ and etc/)")),
     }
 }
 
 pub fn run(ctx: &Context, a: &DeviceActionArgs, p: &PersistOpts, add: bool) -> CliResult {
     let act = &a.act;
-    let root = root_for(ctx, act.dry_run)?;
+    let root = root_for(ctx)?;
     if p.update_initramfs && root.as_path() != std::path::Path::new("/") && !act.dry_run {
         return Err(CliError::usage(format!(
             "--update-initramfs rebuilds this machine's initramfs, but the files go under {}",

@@ -879,7 +879,9 @@ fn dev_check(a: PciAddress, mut c: Check) -> Check {
 }
 
 /// The plan's verdict for the device, computed exactly as `show` computes
-/// it ([`crate::plan::plan`], whole group).
+/// it ([`crate::plan::plan`], whole group): `blocked` is FAIL, `unverified`
+/// (a fact the plan needs is not known) is UNKNOWN, `ok` is PASS — or WARN
+/// when a plan warning is not one another check reports itself.
 pub fn device_plan(host: &Host, a: &PciAddress, strict_group: bool) -> Check {
     const ID: &str = "device-plan";
     const T: &str = "Passthrough plan";
@@ -907,7 +909,7 @@ pub fn device_plan(host: &Host, a: &PciAddress, strict_group: bool) -> Check {
             .map(|g| format!("group {g}"))
             .unwrap_or_else(|| "no group".into()),
     }];
-    for f in p.blockers.iter().chain(&p.warnings) {
+    for f in p.blockers.iter().chain(&p.unverified).chain(&p.warnings) {
         ev.push(Evidence {
             path: format!("plan [{}]", f.code),
             content: f.message.clone(),
@@ -919,6 +921,15 @@ pub fn device_plan(host: &Host, a: &PciAddress, strict_group: bool) -> Check {
             Status::Fail,
             format!("blocked: {}", b.message),
             b.help.clone(),
+        )
+    } else if let Some(u) = p.unverified.first() {
+        // `unverified`: a fact the plan depends on is not known here.
+        (
+            Status::Unknown,
+            format!("unverified: {}", u.message),
+            u.help
+                .clone()
+                .or_else(|| Some(plan::HOW_TO_VERIFY.to_string())),
         )
     } else if travels.is_empty() {
         (Status::Unknown, "nothing to pass through".into(), None)
@@ -1021,7 +1032,7 @@ pub fn device_host_driver(facts: Facts, host: &Host, a: &PciAddress, persisted: 
             _ => check(ID, T, Status::Pass, format!("bound to {drv}; libvirt unbinds it at start (managed) or `virt-pci detach` does"), ev, None, RULE),
         },
         // A snapshot (a published listing above all) may not record drivers.
-        None if matches!(facts, Facts::Snapshot) => check(ID, T, Status::Unknown, "no driver recorded (unbound, or the source does not say)", ev, None, RULE),
+        None if matches!(facts, Facts::Snapshot) && !host.facts.drivers.is_known() => check(ID, T, Status::Unknown, "no driver recorded (unbound, or the source does not say)", ev, None, RULE),
         None => check(ID, T, Status::Pass, "no driver bound", ev, None, RULE),
     };
     dev_check(*a, c)
@@ -1034,7 +1045,24 @@ pub fn device_host_driver(facts: Facts, host: &Host, a: &PciAddress, persisted: 
 pub fn device_boot_vga(host: &Host, a: &PciAddress) -> Option<Check> {
     const RULE: &str = "drivers/pci/pci-sysfs.c: boot_vga";
     let d = host.device(a)?;
-    let v = d.boot_vga?;
+    let Some(v) = d.boot_vga.filter(|_| host.facts.boot_vga.is_known()) else {
+        // Only VGA-class functions can be the boot GPU; for them "not
+        // recorded" is unknown, not "no".
+        return d.class.starts_with("0x0300").then(|| {
+            dev_check(
+                *a,
+                check(
+                    "device-boot-vga",
+                    "Boot GPU",
+                    Status::Unknown,
+                    format!("{} does not say whether this is the boot GPU", host.source),
+                    Vec::new(),
+                    None,
+                    RULE,
+                ),
+            )
+        });
+    };
     let ev = vec![Evidence {
         path: d
             .sysfs_path
