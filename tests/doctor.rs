@@ -548,5 +548,9 @@ fn an_unverified_plan_is_unknown_not_a_pass() {
     let c = doctor::device_boot_vga(&h, &rx580).unwrap();
     assert_eq!(c.status, Status::Unknown, "{c:?}");
     let c = doctor::device_reset(&h, &rx580);
-    assert_eq!(c.status, Status::Warn, "the table needs only the ids: {c:?}");
+    assert_eq!(
+        c.status,
+        Status::Warn,
+        "the table needs only the ids: {c:?}"
+    );
 }
