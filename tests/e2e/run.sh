@@ -8,12 +8,12 @@
 # Every check prints PASS/FAIL NAME; exit 1 on any FAIL, missing check or timeout.
 # Logs: target/e2e/ (console logs with host timestamps). Cache: target/e2e-cache/.
 # Env: E2E_STAGES="1 2" (which stages), E2E_CACHE, E2E_LOGDIR, E2E_BUDGET (s, whole
-# run: 1200), E2E_TIMEOUT1/2 (s, per guest; never past the budget).
+# run: 1500), E2E_TIMEOUT1/2 (s, per guest; never past the budget).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
 STAGES=${E2E_STAGES:-1 2 3}
-BUDGET=${E2E_BUDGET:-1200}
+BUDGET=${E2E_BUDGET:-1500}
 # timeout_for DEFAULT: a guest's timeout, cut to what is left of the budget.
 timeout_for() {
   local left=$(( BUDGET - ${EPOCHREALTIME%.*} + ${T0:0:-6} - 5 ))
