@@ -43,6 +43,13 @@
 //!    `install_items+=` (dracut.conf(5)). Either needs a rebuild
 //!    (`update-initramfs -u`, `dracut -f`), run only with `--update-initramfs`.
 //!
+//! driverctl (Debian `driverctl` 0.111) persists its own overrides as
+//! `/etc/driverctl.d/BUS-ADDRESS` holding the driver name and re-applies them
+//! from udev; an override there for one of our functions to another driver
+//! would fight ours, so it is refused with the `driverctl unset-override`
+//! that removes it. (We do not write driverctl files: one mechanism, ours,
+//! whose files the manifest owns.)
+//!
 //! Nothing here touches a device: the binding takes effect at the next boot
 //! (`virt-pci detach` does it now). `doctor` reports whether it took effect.
 //! All paths are under a root directory (`--root` in tests; `/` on a host).
