@@ -425,6 +425,26 @@ mod tests {
     }
 
     #[test]
+    fn the_zsh_script_completes_when_autoloaded() {
+        use clap_complete::env::{EnvCompleter, Zsh};
+        let mut buf = Vec::new();
+        Zsh.write_registration(VAR, "virt-pci", "virt-pci", "virt-pci", &mut buf)
+            .unwrap();
+        let text = zsh_autoload(&String::from_utf8(buf).unwrap());
+        // clap's last line was found and replaced (a clap upgrade that
+        // changes it fails here, not silently on the first Tab).
+        assert!(
+            text.contains("if [ \"$funcstack[1]\" = \"_virt-pci\" ]; then"),
+            "{text}"
+        );
+        assert_eq!(
+            text.matches("compdef _clap_dynamic_completer_virt_pci virt-pci")
+                .count(),
+            1
+        );
+    }
+
+    #[test]
     fn devices_are_offered_short_unless_typed_in_full() {
         let json = r#"{"devices":[
             {"address":"0000:01:00.0","class_name":"VGA compatible controller","device_name":"GM206"},
