@@ -21,6 +21,7 @@ pub mod libvirt;
 pub mod pciids;
 pub mod plan;
 pub mod report;
+pub mod text;
 pub mod validate;
 pub mod xml;
 
