@@ -171,6 +171,10 @@ pub struct Inputs {
     /// VP000 (unreadable) and VP001 (not UTF-8) for files not in `sources`.
     pub diagnostics: Vec<Diagnostic>,
     pub unreadable: usize,
+    /// Entries of a searched directory passed over, with why (a FIFO or
+    /// device named `*.xml`, a directory reached again through a symlink):
+    /// not errors, said on stderr.
+    pub notes: Vec<String>,
 }
 
 impl Inputs {
@@ -237,21 +241,35 @@ pub fn validate(inputs: &Inputs, host: Option<&Host>, opts: Options) -> Report {
 
 /// Read `paths` (files, or directories searched recursively for `*.xml`,
 /// hidden directories skipped, in name order). Unreadable paths become VP000
-/// diagnostics; the rest are read once, whole.
+/// diagnostics; the rest are read once, whole, up to
+/// [`MAX_XML_BYTES`](crate::fsutil::MAX_XML_BYTES).
+///
+/// The directory search follows symlinks but visits each directory and
+/// each file once (by device and inode): `a -> .` is a cycle, not an
+/// endless walk, and a file reached by two paths is checked once. In a
+/// searched directory only regular files are read: a FIFO named `vm.xml`
+/// would block the walk forever, so it is passed over with a note. A path
+/// named on the command line is read whatever it is (`<(cmd)` is a pipe).
 pub fn read_inputs(paths: &[PathBuf]) -> Inputs {
     let mut sources = Vec::new();
     let mut diags = Vec::new();
+    let mut notes = Vec::new();
     let take = |r: Read, sources: &mut Vec<Source>, diags: &mut Vec<Diagnostic>| match r {
         Read::Text(s) => sources.push(s),
         Read::Bad(d) => diags.push(d),
         Read::Dir(_) => {}
     };
-    for r in par_map(paths, |_, p| read_one(p)) {
+    let mut seen = Seen::default();
+    for r in par_map(paths, |_, p| read_one(p, false)) {
         match r {
             Read::Dir(dir) => {
                 let mut files = Vec::new();
-                walk(&dir, &mut files, &mut diags);
-                for r in par_map(&files, |_, p| read_one(p)) {
+                if let Ok(m) = std::fs::metadata(&dir) {
+                    use std::os::unix::fs::MetadataExt;
+                    seen.dirs.insert((m.dev(), m.ino()));
+                }
+                walk(&dir, &mut files, &mut diags, &mut notes, &mut seen);
+                for r in par_map(&files, |_, p| read_one(p, true)) {
                     take(r, &mut sources, &mut diags);
                 }
             }
@@ -262,7 +280,15 @@ pub fn read_inputs(paths: &[PathBuf]) -> Inputs {
         sources,
         unreadable: diags.len(),
         diagnostics: diags,
+        notes,
     }
+}
+
+/// Directories and files already visited, as (device, inode).
+#[derive(Default)]
+struct Seen {
+    dirs: std::collections::HashSet<(u64, u64)>,
+    files: std::collections::HashSet<(u64, u64)>,
 }
 
 enum Read {
@@ -273,11 +299,20 @@ enum Read {
 
 /// Open once, and either read it whole or learn it is a directory: one path
 /// lookup per file. On 1,000 small files the system calls cost about as much
-/// as `cat` of the same files, and the parsing far less.
-fn read_one(p: &Path) -> Read {
+/// as `cat` of the same files, and the parsing far less. `found` (from a
+/// directory search): opened non-blocking, so a FIFO that slipped past the
+/// walk's check is refused instead of waited on.
+fn read_one(p: &Path, found: bool) -> Read {
+    use crate::fsutil::MAX_XML_BYTES;
     use std::io::Read as _;
-    let path = p.display().to_string();
-    let mut f = match std::fs::File::open(p) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = crate::text::escape(&p.display().to_string());
+    let mut oo = std::fs::OpenOptions::new();
+    oo.read(true);
+    if found {
+        oo.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let f = match oo.open(p) {
         Ok(f) => f,
         Err(e) => return Read::Bad(io_diag(&path, &e.to_string())),
     };
@@ -285,12 +320,21 @@ fn read_one(p: &Path) -> Read {
     // the buffer exactly (fewer page faults than growing it).
     let len = match f.metadata() {
         Ok(m) if m.is_dir() => return Read::Dir(p.to_path_buf()),
-        Ok(m) => m.len() as usize,
+        Ok(m) if found && !m.is_file() => {
+            return Read::Bad(io_diag(&path, "not a regular file"));
+        }
+        Ok(m) => m.len(),
         Err(_) => 0,
     };
-    let mut bytes = Vec::with_capacity(len + 1);
-    if let Err(e) = f.read_to_end(&mut bytes) {
+    if len > MAX_XML_BYTES {
+        return Read::Bad(too_large(&path));
+    }
+    let mut bytes = Vec::with_capacity(len as usize + 1);
+    if let Err(e) = f.take(MAX_XML_BYTES + 1).read_to_end(&mut bytes) {
         return Read::Bad(io_diag(&path, &e.to_string()));
+    }
+    if bytes.len() as u64 > MAX_XML_BYTES {
+        return Read::Bad(too_large(&path));
     }
     match String::from_utf8(bytes) {
         Ok(text) => Read::Text(Source { path, text }),
@@ -314,6 +358,21 @@ fn read_one(p: &Path) -> Read {
             })
         }
     }
+}
+
+fn too_large(path: &str) -> Diagnostic {
+    let mut d = io_diag(
+        path,
+        &format!(
+            "it is larger than {}",
+            crate::fsutil::human(crate::fsutil::MAX_XML_BYTES)
+        ),
+    );
+    d.help = Some(
+        "virsh refuses XML files over 10 MiB (VSH_MAX_XML_FILE); this is not a domain libvirt wrote"
+            .into(),
+    );
+    d
 }
 
 /// `items.map(f)` in order, on the machine's cores when there are enough
@@ -366,7 +425,14 @@ fn io_diag(path: &str, err: &str) -> Diagnostic {
     }
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
+fn walk(
+    dir: &Path,
+    files: &mut Vec<PathBuf>,
+    diags: &mut Vec<Diagnostic>,
+    notes: &mut Vec<String>,
+    seen: &mut Seen,
+) {
+    use std::os::unix::fs::{DirEntryExt, MetadataExt};
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) => {
@@ -374,31 +440,71 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
             return;
         }
     };
-    // The entry's own type (from readdir, no stat); a symlink is followed.
-    let mut entries: Vec<(std::ffi::OsString, PathBuf, bool)> = rd
+    let dir_dev = std::fs::metadata(dir).map(|m| m.dev()).unwrap_or(0);
+    #[derive(PartialEq)]
+    enum Kind {
+        Dir,
+        File,
+        Special(&'static str),
+    }
+    // The entry's own type (from readdir, no stat); a symlink is followed
+    // (one stat), and so is anything that is a directory (for its inode).
+    let mut entries: Vec<(std::ffi::OsString, PathBuf, Kind, (u64, u64))> = rd
         .filter_map(|e| e.ok())
-        .map(|e| {
+        .filter_map(|e| {
             let p = e.path();
-            let is_dir = match e.file_type() {
-                Ok(t) if t.is_symlink() => p.is_dir(),
-                Ok(t) => t.is_dir(),
-                Err(_) => p.is_dir(),
+            let ft = e.file_type().ok();
+            let plain_file = ft.is_some_and(|t| t.is_file());
+            if plain_file {
+                let id = (dir_dev, e.ino());
+                return Some((e.file_name(), p, Kind::File, id));
+            }
+            let m = std::fs::metadata(&p).ok()?;
+            let t = m.file_type();
+            let kind = if t.is_dir() {
+                Kind::Dir
+            } else if t.is_file() {
+                Kind::File
+            } else {
+                use std::os::unix::fs::FileTypeExt;
+                Kind::Special(if t.is_fifo() {
+                    "a FIFO"
+                } else if t.is_socket() {
+                    "a socket"
+                } else {
+                    "a device"
+                })
             };
-            (e.file_name(), p, is_dir)
+            Some((e.file_name(), p, kind, (m.dev(), m.ino())))
         })
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, p, is_dir) in entries {
+    for (name, p, kind, id) in entries {
         let name = name.to_string_lossy();
-        if is_dir {
-            if !name.starts_with('.') {
-                walk(&p, files, diags);
-            }
-        } else if name
+        let is_xml = name
             .rsplit_once('.')
-            .is_some_and(|(_, e)| e.eq_ignore_ascii_case("xml"))
-        {
-            files.push(p);
+            .is_some_and(|(_, e)| e.eq_ignore_ascii_case("xml"));
+        match kind {
+            Kind::Dir => {
+                if name.starts_with('.') {
+                    continue;
+                }
+                if !seen.dirs.insert(id) {
+                    // `a -> .`, or a second way into a directory: once only.
+                    notes.push(format!(
+                        "{}: a directory already searched (a symlink loop or a second path to it); not searched again",
+                        crate::text::escape(&p.display().to_string())
+                    ));
+                    continue;
+                }
+                walk(&p, files, diags, notes, seen);
+            }
+            Kind::File if is_xml && seen.files.insert(id) => files.push(p),
+            Kind::Special(what) if is_xml => notes.push(format!(
+                "{}: {what}, not a regular file; skipped",
+                crate::text::escape(&p.display().to_string())
+            )),
+            _ => {}
         }
     }
 }
