@@ -36,10 +36,15 @@ pub fn parse(text: &str) -> Result<roxmltree::Document<'_>, XmlError> {
     };
     roxmltree::Document::parse_with_options(text, opts).map_err(|e| {
         let pos = e.pos();
+        // roxmltree reports a DTD at 1:1; point at the declaration itself.
+        let (line, column) = match (&e, text.find("<!DOCTYPE")) {
+            (roxmltree::Error::DtdDetected, Some(at)) => crate::validate::line_col(text, at),
+            _ => (pos.row, pos.col),
+        };
         XmlError {
             message: e.to_string(),
-            line: pos.row,
-            column: pos.col,
+            line,
+            column,
         }
     })
 }
