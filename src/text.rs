@@ -35,6 +35,43 @@ fn needs_escape(c: char) -> bool {
     c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}')
 }
 
+/// For the output sinks (`emit`, error reports): every control character
+/// except newline, tab and our own colour codes (SGR, `ESC [ … m`) is
+/// escaped, so no string that slipped past [`escape`] can move the cursor,
+/// set the window title (`ESC ] 0 ; … BEL`) or clear the screen.
+pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
+    let needs = |c: char| needs_escape(c) && c != '\n' && c != '\t';
+    if !s.chars().any(needs) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = String::with_capacity(s.len() + 16);
+    let mut it = s.char_indices().peekable();
+    while let Some((i, c)) = it.next() {
+        if c == '\u{1b}' {
+            // SGR: ESC [ digits/semicolons m — ours; keep it.
+            let rest = &s[i + 1..];
+            if let Some(body) = rest.strip_prefix('[') {
+                let n = body
+                    .find(|x: char| !(x.is_ascii_digit() || x == ';'))
+                    .unwrap_or(body.len());
+                if body[n..].starts_with('m') {
+                    out.push_str(&s[i..i + 2 + n + 1]);
+                    for _ in 0..n + 2 {
+                        it.next();
+                    }
+                    continue;
+                }
+            }
+        }
+        if needs(c) {
+            out.push_str(&escape(c.encode_utf8(&mut [0u8; 4])));
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 /// The longest echoed input, in characters.
 pub const ECHO_MAX: usize = 200;
 
@@ -60,6 +97,10 @@ mod tests {
         assert_eq!(escape("\u{1b}]0;pwned\u{7}"), "\\u{1b}]0;pwned\\u{7}");
         assert_eq!(escape("a\u{85}b\u{202e}c"), "a\\u{85}b\\u{202e}c");
         assert_eq!(escape("NVIDIA GeForce — ü"), "NVIDIA GeForce — ü");
+        assert_eq!(
+            terminal_safe("\u{1b}[1mok\u{1b}[0m\n\u{1b}]0;pwned\u{7}\t"),
+            "\u{1b}[1mok\u{1b}[0m\n\\u{1b}]0;pwned\\u{7}\t"
+        );
         let long = "x".repeat(120_000);
         let s = shorten(&long);
         assert!(

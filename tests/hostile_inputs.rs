@@ -286,3 +286,33 @@ fn a_doctype_is_shown_on_its_own_line() {
         .code(2)
         .stderr(predicate::str::contains("dt.xml:2:1"));
 }
+
+#[test]
+fn control_characters_from_a_snapshot_or_an_argument_are_escaped() {
+    let t = tempfile::tempdir().unwrap();
+    let snap = fs::read_to_string(S).unwrap();
+    let evil = snap
+        .replacen(
+            "\"device_name\": \"",
+            "\"device_name\": \"GPU\\nerror: fake \\u001b]0;pwned\\u0007",
+            1,
+        )
+        .replacen("\"driver\": null", "\"driver\": \"x\\u001b[2J\"", 1);
+    let p = t.path().join("evil.json");
+    fs::write(&p, evil).unwrap();
+    for cmd in [&["list"][..], &["list", "--tree"], &["show", "00:01.0"]] {
+        let out = vp().arg("--snapshot").arg(&p).args(cmd).assert().success();
+        let o = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
+        assert!(!o.contains('\u{1b}'), "{cmd:?}: raw ESC in:\n{o}");
+        assert!(
+            !o.contains("\nerror: fake"),
+            "{cmd:?}: a forged line in:\n{o}"
+        );
+    }
+    let long = "x".repeat(120_000);
+    let out = vp()
+        .args(["--snapshot", S, "snippet", &long])
+        .assert()
+        .code(2);
+    assert!(out.get_output().stderr.len() < 2_000);
+}

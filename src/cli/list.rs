@@ -45,13 +45,13 @@ pub fn device_line(ctx: &Context, host: &Host, d: &Device) -> String {
     );
     match &d.driver {
         Some(drv) => {
-            let _ = write!(line, "  driver={}", s.green(drv));
+            let _ = write!(line, "  driver={}", s.green(&virt_pci::text::escape(drv)));
         }
         None => line.push_str("  driver=none"),
     }
     match (&d.reset_methods, d.can_reset()) {
         (Some(m), _) if !m.is_empty() => {
-            let _ = write!(line, "  reset={}", m.join(","));
+            let _ = write!(line, "  reset={}", virt_pci::text::escape(&m.join(",")));
         }
         (_, Some(true)) => line.push_str("  reset=yes"),
         (_, Some(false)) => {

@@ -138,9 +138,11 @@ impl fmt::Display for Critical {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Critical::RootFilesystem { block } => {
+                let block = crate::text::escape(block);
                 write!(f, "controller of the root filesystem (/dev/{block})")
             }
             Critical::DefaultRoute { interface } => {
+                let interface = crate::text::escape(interface);
                 write!(f, "NIC carrying the default route ({interface})")
             }
             Critical::BootVga => write!(f, "boot VGA device (the host's console)"),
@@ -164,7 +166,7 @@ impl fmt::Display for GroupMember {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GroupMember::Pci(a) => a.fmt(f),
-            GroupMember::Other(s) => f.write_str(s),
+            GroupMember::Other(s) => f.write_str(&crate::text::escape(s)),
         }
     }
 }
