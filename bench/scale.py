@@ -71,7 +71,7 @@ lines = ["<!-- scale:begin (bench/scale.py writes this section) -->",
          "### Scale: the sizes that were quadratic (issue 11)", "",
          f"`scripts/bench.sh scale`; median of 3 runs; {os.cpu_count()} cores, load average "
          f"{' '.join(load)} when it ran. The last column is full size ÷ a tenth of it: "
-         "≈ 10 is linear, ≈ 100 quadratic.", "",
+         "≈ 10 is linear, ≈ 100 quadratic. \"before\" is what issue 11 measured (its machine).", "",
          "| input | before | now | a tenth of it | ratio |", "|---|---|---|---|---|"]
 for r in results:
     ratio = (f"{r['full'] / r['tenth']:.1f}" if r["full"] and r["tenth"] else "–")
