@@ -1,5 +1,5 @@
 //! Writing a fake sysfs tree from a [`Host`], laid out as the kernel lays
-//! out the real one (shared/notes/sysfs.md §7).
+//! out the real one (docs/sysfs.md §7).
 //!
 //! Tests, benchmarks and the demo need whole machines they can read, detach
 //! and reset without touching this machine's devices. The tree is written
@@ -65,12 +65,14 @@ pub fn check_names(host: &Host) -> Result<(), String> {
         for c in &d.critical {
             match c {
                 // `mapper/vg-root`: a relative path, each part a name.
-                Critical::RootFilesystem { block } => block
+                Critical::RootFilesystem { block: Some(block) } => block
                     .split('/')
                     .chain(disk_of(block).split('/'))
                     .try_for_each(|part| check_name("block device", part))
                     .map_err(|e| format!("{}: {e}", d.address))?,
-                Critical::DefaultRoute { interface } => {
+                Critical::DefaultRoute {
+                    interface: Some(interface),
+                } => {
                     check_name("interface", interface).map_err(|e| format!("{}: {e}", d.address))?
                 }
                 _ => {}
@@ -402,6 +404,16 @@ fn write_critical(
             match c {
                 Critical::RootFilesystem { block } if !done_root => {
                     done_root = true;
+                    // A stated controller has no block name; the tree needs one.
+                    let block = block.clone().unwrap_or_else(|| {
+                        if d.class16() == 0x0108 {
+                            "nvme0n1p2"
+                        } else {
+                            "sda2"
+                        }
+                        .to_string()
+                    });
+                    let block = &block;
                     let disk = disk_of(block);
                     let (major, minor) = if disk.starts_with("nvme") {
                         (259u32, 0u32)
@@ -433,6 +445,9 @@ fn write_critical(
                     ));
                 }
                 Critical::DefaultRoute { interface } => {
+                    let interface = interface
+                        .clone()
+                        .unwrap_or_else(|| crate::host::listing::predictable_name(d));
                     let mid = if d.vendor() == 0x1af4 {
                         format!("virtio{}/", d.address.slot.saturating_sub(1))
                     } else {
@@ -449,8 +464,17 @@ fn write_critical(
             }
         }
     }
-    fs::write(proc_self.join("mountinfo"), mountinfo)?;
-    fs::write(root.join("proc/net/route"), route)?;
+    // Unknown facts stay unknown in the tree: no mountinfo, no route table.
+    // Known with no PCI function behind them: a root on tmpfs, no default route.
+    if host.facts.root_filesystem.is_known() {
+        if !done_root {
+            mountinfo.push_str("22 1 0:20 / / rw,relatime shared:1 - tmpfs rootfs rw\n");
+        }
+        fs::write(proc_self.join("mountinfo"), mountinfo)?;
+    }
+    if host.facts.default_route.is_known() {
+        fs::write(root.join("proc/net/route"), route)?;
+    }
     Ok(())
 }
 
