@@ -74,6 +74,8 @@ fn fifos_in_a_tree_never_hang_the_reader() {
     mkfifo(&t.path().join("proc/net/route"));
     let h = read_bounded(t.path()).unwrap();
     assert!(h.devices.len() > 10);
+    assert_eq!(h.facts.root_filesystem, virt_pci::host::Provenance::Unknown);
+    assert_eq!(h.facts.default_route, virt_pci::host::Provenance::Unknown);
     // What could not be read is unknown, and said so.
     assert!(
         h.provenance
@@ -111,9 +113,15 @@ fn an_endless_attribute_is_a_clear_error() {
 fn an_oversized_mountinfo_makes_the_root_disk_unknown_not_absent() {
     let t = tree();
     let m = t.path().join("proc/self/mountinfo");
-    fs::remove_file(&m).unwrap();
+    let _ = fs::remove_file(&m);
+    fs::create_dir_all(m.parent().unwrap()).unwrap();
     std::os::unix::fs::symlink("/dev/zero", &m).unwrap();
     let h = read_bounded(t.path()).unwrap();
+    assert_eq!(
+        h.facts.root_filesystem,
+        virt_pci::host::Provenance::Unknown,
+        "an unreadable mountinfo is an unknown fact, not a measured absence"
+    );
     assert!(
         h.provenance
             .iter()
@@ -261,7 +269,9 @@ fn snapshot_versions_are_reported_as_written() {
     let t = tempfile::tempdir().unwrap();
     let snap = fs::read_to_string(S).unwrap();
     let v = t.path().join("v.json");
-    fs::write(&v, snap.replacen("\"version\": 1", "\"version\": \"1\"", 1)).unwrap();
+    let at = snap.find("\"version\": ").unwrap() + "\"version\": ".len();
+    let end = at + snap[at..].find(',').unwrap();
+    fs::write(&v, format!("{}\"1\"{}", &snap[..at], &snap[end..])).unwrap();
     vp().arg("--snapshot")
         .arg(&v)
         .arg("list")
