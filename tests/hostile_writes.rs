@@ -51,7 +51,7 @@ fn output_never_follows_another_users_link_in_a_sticky_dir() {
     let before = fs::read(&precious).unwrap();
     vp().arg("add")
         .arg(D)
-        .args(["2b:00.0", "-o"])
+        .args(["2c:00.0", "-o"])
         .arg(&link)
         .assert()
         .code(2)
@@ -84,7 +84,7 @@ fn output_never_follows_another_users_link_in_a_sticky_dir() {
     std::os::unix::fs::symlink(&precious, &mine).unwrap();
     vp().arg("add")
         .arg(D)
-        .args(["2b:00.0", "-o"])
+        .args(["2c:00.0", "-o"])
         .arg(&mine)
         .assert()
         .success();
@@ -139,7 +139,7 @@ fn snapshot_output_is_atomic_and_new_files_follow_the_umask() {
     let out = t.path().join("o.xml");
     vp().arg("add")
         .arg(D)
-        .args(["2b:00.0", "-o"])
+        .args(["2c:00.0", "-o"])
         .arg(&out)
         .assert()
         .success();
@@ -170,7 +170,7 @@ fn backups_never_clobber_and_never_linger() {
     fs::write(&other, "precious").unwrap();
     vp().arg("add")
         .arg(&vm)
-        .args(["2b:00.0", "-i", "--backup", ".xml"])
+        .args(["2c:00.0", "-i", "--backup", ".xml"])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("exists already"))
@@ -179,7 +179,7 @@ fn backups_never_clobber_and_never_linger() {
     assert_eq!(fs::read(&vm).unwrap(), fs::read(D).unwrap());
     vp().arg("add")
         .arg(&vm)
-        .args(["2b:00.0", "-i", "--backup", ""])
+        .args(["2c:00.0", "-i", "--backup", ""])
         .assert()
         .code(2)
         .stderr(predicate::str::contains("backup suffix"));
@@ -203,10 +203,10 @@ fn a_250_byte_name_is_edited_in_place() {
     fs::copy(D, &p).unwrap();
     vp().arg("add")
         .arg(&p)
-        .args(["2b:00.0", "-i"])
+        .args(["2c:00.0", "-i"])
         .assert()
         .success();
-    assert!(fs::read_to_string(&p).unwrap().contains("bus='0x2b'"));
+    assert!(fs::read_to_string(&p).unwrap().contains("bus='0x2c'"));
     assert_eq!(fs::read_dir(t.path()).unwrap().count(), 1);
 }
 
@@ -226,7 +226,7 @@ fn stale_temporary_files_of_a_killed_writer_are_removed() {
         .unwrap();
     vp().arg("add")
         .arg(&p)
-        .args(["2b:00.0", "-i"])
+        .args(["2c:00.0", "-i"])
         .assert()
         .success();
     assert!(!stale.exists());
