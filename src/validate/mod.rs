@@ -474,6 +474,12 @@ fn walk(
         .filter_map(|e| e.ok())
         .filter_map(|e| {
             let p = e.path();
+            // `validate .` (the pre-commit hooks) names files as
+            // `vms/a.xml`, as git and pre-commit do, not `./vms/a.xml`.
+            let p = match p.strip_prefix(".") {
+                Ok(rel) if dir == Path::new(".") => rel.to_path_buf(),
+                _ => p,
+            };
             let ft = e.file_type().ok();
             let plain_file = ft.is_some_and(|t| t.is_file());
             if plain_file {
