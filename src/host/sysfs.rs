@@ -350,7 +350,7 @@ pub fn read_groups_of(root: &Path, addrs: &[PciAddress]) -> Result<Host, SysfsEr
             continue;
         }
         let link = devdir.join(a.to_string());
-        let Some(d) = read_device(&sys_real, a, &link) else {
+        let Some(d) = read_device(&sys_real, a, &link)? else {
             continue;
         };
         if let Some(g) = d.iommu_group {
