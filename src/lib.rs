@@ -13,6 +13,7 @@ pub mod actions;
 pub mod address;
 pub mod diff;
 pub mod domain;
+pub mod fleet;
 pub mod fsutil;
 pub mod host;
 pub mod hostdev;

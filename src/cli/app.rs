@@ -55,6 +55,14 @@ pub enum Command {
     Prepare(cli::actions::DomainActionArgs),
     /// After a domain stops: reset, then reattach its managed='no' hostdevs.
     Release(cli::actions::ReleaseArgs),
+    /// Many hosts: what each can pass through (per group: clean, in use, blocked).
+    Inventory(cli::inventory::Args),
+    /// Logical devices across hosts: check a mapping file against the hosts.
+    Map(cli::map::Args),
+    /// Many hosts: where a domain's hostdevs can run, and why not elsewhere.
+    Place(cli::place::Args),
+    /// Rewrite a domain's hostdev addresses for another host (byte-exact splice).
+    Retarget(cli::retarget::Args),
     /// Print shell completions.
     Completions(cli::meta::CompletionsArgs),
     /// Print the man page (roff).
@@ -89,6 +97,10 @@ pub fn main() -> ExitCode {
         Command::Check(a) => cli::actions::run_check(&ctx, a),
         Command::Prepare(a) => cli::actions::run_prepare(&ctx, a),
         Command::Release(a) => cli::actions::run_release(&ctx, a),
+        Command::Inventory(a) => cli::inventory::run(&ctx, a),
+        Command::Map(a) => cli::map::run(&ctx, a),
+        Command::Place(a) => cli::place::run(&ctx, a),
+        Command::Retarget(a) => cli::retarget::run(&ctx, a),
         Command::Completions(a) => cli::meta::completions(Cli::command(), a),
         Command::Man => cli::meta::man(Cli::command()),
         Command::FakeSysfs(a) => cli::fake::run(&ctx, a),

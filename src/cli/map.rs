@@ -1,0 +1,97 @@
+//! `virt-pci map check MAPPING --hosts HOST...`: does a logical-device
+//! mapping still match the hosts?
+
+use super::{print_json, CliError, CliResult, Context};
+use clap::{Args as ClapArgs, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use virt_pci::fleet::mapping;
+
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    #[command(subcommand)]
+    pub command: MapCommand,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum MapCommand {
+    /// Check every entry of a mapping against its host: card moved, replaced, group changed.
+    Check(CheckArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct CheckArgs {
+    /// The mapping file (format: README.md "Many hosts"; schema: schemas/mapping.schema.json).
+    #[arg(value_name = "MAPPING", value_hint = clap::ValueHint::FilePath)]
+    pub mapping: PathBuf,
+    /// The hosts to check against: snapshot files, directories of snapshots, libvirt URIs.
+    #[arg(long, required = true, num_args = 1.., value_name = "HOST")]
+    pub hosts: Vec<String>,
+    /// Print JSON: {"checked", "not_checked", "problems": [{code, device, host, address, message, help, error}]}.
+    #[arg(long)]
+    pub json: bool,
+}
+
+pub fn run(ctx: &Context, args: Args) -> CliResult {
+    match args.command {
+        MapCommand::Check(a) => check(ctx, a),
+    }
+}
+
+fn check(ctx: &Context, args: CheckArgs) -> CliResult {
+    let m = super::fleet::load_mapping(&args.mapping)?;
+    let hosts = super::fleet::load_hosts(ctx, &args.hosts)?;
+    let r = mapping::check(&m, &hosts);
+    let failed = r.errors() > 0;
+    if args.json {
+        print_json(&r)?;
+    } else {
+        let file = args.mapping.display().to_string();
+        for p in &r.problems {
+            let loc = format!("{file}: devices.{}.hosts.{}", p.device, p.host);
+            if p.error {
+                let mut e = CliError::new(p.message.clone()).at(loc);
+                if let Some(h) = &p.help {
+                    e = e.help(h.clone());
+                }
+                ctx.report(&e);
+            } else {
+                let s = &ctx.err;
+                eprintln!(
+                    "{}{} {}",
+                    s.yellow("warning"),
+                    s.bold(":"),
+                    s.bold(&p.message)
+                );
+                eprintln!("  {} {loc}", s.cyan("-->"));
+                if let Some(h) = &p.help {
+                    eprintln!("{}{} {h}", s.cyan("help"), s.bold(":"));
+                }
+            }
+        }
+        let warnings = r.problems.len() - r.errors();
+        let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
+        let mut line = format!(
+            "{}: checked {} against {}: {}, {}",
+            file,
+            plural(r.checked, "entry").replace("entrys", "entries"),
+            plural(hosts.len(), "host"),
+            plural(r.errors(), "error"),
+            plural(warnings, "warning"),
+        );
+        if !r.not_checked.is_empty() {
+            let v: Vec<String> = r
+                .not_checked
+                .iter()
+                .map(|(d, h)| format!("{d} on {h}"))
+                .collect();
+            line.push_str(&format!("; not checked (host not given): {}", v.join(", ")));
+        }
+        super::emit(&format!("{line}\n"));
+    }
+    Ok(if failed {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    })
+}
