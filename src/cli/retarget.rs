@@ -69,14 +69,6 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         e
     })?;
     let fit = place::fit_on(&target, &moved, dom.name.as_deref());
-    for w in &fit.warnings {
-        eprintln!(
-            "{}{} {}",
-            ctx.err.yellow("warning"),
-            ctx.err.bold(":"),
-            w.message
-        );
-    }
     match fit.fit {
         Fit::Ok => {}
         Fit::Unverified => eprintln!(

@@ -317,61 +317,71 @@ pub fn check_entry(device: &str, host_name: &str, e: &Entry, host: &Host) -> Vec
                 _ => true,
             }
     };
-    let Some(d) = host.device(&a) else {
-        // Moved: the same card sits elsewhere.
-        let elsewhere: Vec<String> = host
+    let here = host.device(&a);
+    let same_here = here.is_some_and(|d| matches_entry(d));
+    if !same_here {
+        // The same card elsewhere: it moved.
+        let elsewhere: Vec<PciAddress> = host
             .devices
             .values()
-            .filter(|d| matches_entry(d))
-            .map(|d| d.address.to_string())
+            .filter(|d| d.address != a && d.address.function == a.function && matches_entry(d))
+            .map(|d| d.address)
             .collect();
-        if elsewhere.is_empty() {
+        let at_path = match here {
+            Some(d) => format!("{a} is {}", id_of(d)),
+            None => format!("no function at {a}"),
+        };
+        if let Some(now) = elsewhere.first() {
+            let new_path = match e.path {
+                MapPath::Slot(_) => now.slot_of().to_string(),
+                MapPath::Function(_) => now.to_string(),
+            };
+            out.push(p(
+                "moved",
+                format!(
+                    "`{device}` on {host_name}: {at_path}; {} is now at {} (card moved?)",
+                    e.id,
+                    elsewhere
+                        .iter()
+                        .map(|x| x.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+                Some(format!(
+                    "set \"path\" to \"{new_path}\" for {host_name} if that is the same card"
+                )),
+                true,
+            ));
+        } else if let Some(d) = here {
+            let id = id_of(d);
+            if id != e.id.to_string() {
+                out.push(p(
+                    "replaced",
+                    format!(
+                        "`{device}` on {host_name}: {a} is {id}, the mapping says {} (card replaced?)",
+                        e.id
+                    ),
+                    Some(format!(
+                        "set \"id\" to \"{id}\" for {host_name} if the new card is meant"
+                    )),
+                    true,
+                ));
+                return out;
+            }
+            // Same id, another subsystem: reported below.
+        } else {
             out.push(p(
                 "missing",
                 format!("`{device}` on {host_name}: no function at {a}, and no {} anywhere on the host (card removed?)", e.id),
                 Some("remove the entry, or update it once the card is back".into()),
                 true,
             ));
-        } else {
-            out.push(p(
-                "moved",
-                format!(
-                    "`{device}` on {host_name}: no function at {a}; {} is now at {} (card moved?)",
-                    e.id,
-                    elsewhere.join(", ")
-                ),
-                Some(format!(
-                    "set \"path\" to \"{}\" for {host_name} if that is the same card",
-                    if matches!(e.path, MapPath::Slot(_)) {
-                        elsewhere[0]
-                            .rsplit_once('.')
-                            .map(|x| x.0.to_string())
-                            .unwrap_or_default()
-                    } else {
-                        elsewhere[0].clone()
-                    }
-                )),
-                true,
-            ));
         }
-        return out;
-    };
-    let id = id_of(d);
-    if id != e.id.to_string() {
-        out.push(p(
-            "replaced",
-            format!(
-                "`{device}` on {host_name}: {a} is {id}, the mapping says {} (card replaced or moved?)",
-                e.id
-            ),
-            Some(format!(
-                "set \"id\" to \"{id}\" for {host_name} if the new card is meant, or move the entry to where {} is",
-                e.id
-            )),
-            true,
-        ));
-        return out;
+        if here.is_none() || !elsewhere.is_empty() {
+            return out;
+        }
     }
+    let Some(d) = here else { return out };
     match (e.subsystem_id, subsystem_of(d)) {
         (Some(want), Some(have)) if want.to_string() != have => out.push(p(
             "subsystem-changed",
