@@ -61,9 +61,10 @@ pub fn needs_libvirt(cli: &Cli) -> bool {
         Command::Release(a) => acts_via_libvirt(&a.common.act) || reads_via_libvirt,
         // A URI among the hosts is read through libvirt.
         Command::Inventory(a) => super::fleet::any_uri(&a.hosts),
-        Command::Map(super::map::Args {
-            command: super::map::MapCommand::Check(a),
-        }) => super::fleet::any_uri(&a.hosts),
+        Command::Map(a) => match &a.command {
+            super::map::MapCommand::Check(c) => super::fleet::any_uri(&c.hosts),
+            super::map::MapCommand::Resolve(_) => reads_via_libvirt,
+        },
         Command::Place(a) => super::fleet::any_uri(&a.hosts) || reads_via_libvirt,
         Command::Retarget(a) => {
             super::fleet::any_uri(std::slice::from_ref(&a.to)) || reads_via_libvirt

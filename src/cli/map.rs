@@ -17,6 +17,24 @@ pub struct Args {
 pub enum MapCommand {
     /// Check every entry of a mapping against its host: card moved, replaced, group changed.
     Check(CheckArgs),
+    /// Where logical devices are on the host the usual host options name (checked first).
+    Resolve(ResolveArgs),
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct ResolveArgs {
+    /// The mapping file.
+    #[arg(value_name = "MAPPING", value_hint = clap::ValueHint::FilePath)]
+    pub mapping: PathBuf,
+    /// Logical device names.
+    #[arg(required = true, value_name = "NAME")]
+    pub names: Vec<String>,
+    /// This host's name in the mapping (default: the snapshot's file name).
+    #[arg(long, value_name = "HOST")]
+    pub from: Option<String>,
+    /// Print JSON: [{"name", "host", "path", "functions", "warnings"}].
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(ClapArgs, Debug)]
@@ -35,7 +53,44 @@ pub struct CheckArgs {
 pub fn run(ctx: &Context, args: Args) -> CliResult {
     match args.command {
         MapCommand::Check(a) => check(ctx, a),
+        MapCommand::Resolve(a) => resolve(ctx, a),
     }
+}
+
+fn resolve(ctx: &Context, args: ResolveArgs) -> CliResult {
+    let m = super::fleet::load_mapping(&args.mapping)?;
+    let host = super::fleet::source_host(ctx, args.from.as_deref())?;
+    let mut out = Vec::new();
+    for n in &args.names {
+        match mapping::resolve(&m, n, &host.name, &host.host) {
+            Ok(r) => out.push(r),
+            Err(problems) => {
+                let p = &problems[0];
+                let mut e = CliError::new(p.message.clone());
+                for q in &problems[1..] {
+                    e = e.help(q.message.clone());
+                }
+                if let Some(h) = &p.help {
+                    e = e.help(h.clone());
+                }
+                return Err(e);
+            }
+        }
+    }
+    if args.json {
+        return print_json(&out);
+    }
+    for r in &out {
+        let fs: Vec<String> = r.functions.iter().map(|a| a.to_string()).collect();
+        super::emit(&format!(
+            "{} on {}: {} ({})\n",
+            r.name,
+            r.host,
+            r.path,
+            fs.join(", ")
+        ));
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(ctx: &Context, args: CheckArgs) -> CliResult {

@@ -452,6 +452,81 @@ pub fn check(m: &Mapping, hosts: &[FleetHost]) -> Report {
     r
 }
 
+/// Where a logical device is on one host, checked against its facts.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Resolved {
+    pub name: String,
+    pub host: String,
+    /// The entry's path as written (a function or a slot).
+    pub path: String,
+    /// The functions it names on the host (every function of a slot).
+    pub functions: Vec<PciAddress>,
+    /// Warnings from the check (e.g. a subsystem the facts do not give).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub warnings: Vec<Problem>,
+}
+
+/// Resolve logical device `name` on `host_name`: its entry, checked
+/// against `host` (a stale entry is an error, as Proxmox refuses a start
+/// through one).
+pub fn resolve(
+    m: &Mapping,
+    name: &str,
+    host_name: &str,
+    host: &Host,
+) -> Result<Resolved, Vec<Problem>> {
+    let bad = |code: &'static str, message: String, help: String| {
+        vec![Problem {
+            code,
+            device: name.to_string(),
+            host: host_name.to_string(),
+            address: String::new(),
+            message,
+            help: Some(help),
+            error: true,
+        }]
+    };
+    let Some(dev) = m.devices.get(name) else {
+        let known: Vec<&str> = m.devices.keys().map(String::as_str).collect();
+        return Err(bad(
+            "unknown-device",
+            format!("no logical device `{name}` in the mapping"),
+            format!("the mapping names: {}", known.join(", ")),
+        ));
+    };
+    let Some(e) = dev.hosts.get(host_name) else {
+        let known: Vec<&str> = dev.hosts.keys().map(String::as_str).collect();
+        return Err(bad(
+            "not-mapped",
+            format!("logical device `{name}` has no entry for {host_name}"),
+            format!(
+                "it is mapped on: {}; add an entry for {host_name}, or name the host with --from",
+                known.join(", ")
+            ),
+        ));
+    };
+    let problems = check_entry(name, host_name, e, host);
+    if problems.iter().any(|p| p.error) {
+        return Err(problems.into_iter().filter(|p| p.error).collect());
+    }
+    let functions = match e.path {
+        MapPath::Function(a) => vec![a],
+        MapPath::Slot(s) => host
+            .devices
+            .keys()
+            .filter(|a| a.slot_of() == s)
+            .copied()
+            .collect(),
+    };
+    Ok(Resolved {
+        name: name.to_string(),
+        host: host_name.to_string(),
+        path: e.path.to_string(),
+        functions,
+        warnings: problems,
+    })
+}
+
 /// An entry describing `a` on `host` as it is now (for writing mappings).
 pub fn entry_for(host: &Host, path: MapPath) -> Option<Entry> {
     let d = host.device(&path.primary())?;
