@@ -27,6 +27,17 @@ pub fn load_hosts(ctx: &Context, hosts: &[String]) -> Result<Vec<FleetHost>, Cli
     Ok(fleet::load(sources, &read)?)
 }
 
+/// Read the HOST arguments one by one (on all cores) and ask `f` about each.
+pub fn map_hosts<R: Send>(
+    ctx: &Context,
+    hosts: &[String],
+    f: &(dyn Fn(FleetHost) -> R + Sync),
+) -> Result<Vec<R>, CliError> {
+    let sources = fleet::sources(hosts)?;
+    let read = |uri: &str| libvirt_host(ctx, uri);
+    Ok(fleet::map_hosts(sources, &read, f)?)
+}
+
 #[cfg(feature = "libvirt")]
 fn libvirt_host(ctx: &Context, uri: &str) -> Result<Host, FleetError> {
     let to_fleet = |e: CliError| FleetError {

@@ -1,6 +1,6 @@
 //! `virt-pci inventory HOST...`: what each host of a fleet can pass through.
 
-use super::{device_name, print_json, CliError, CliResult, Context};
+use super::{name_of, print_json, CliError, CliResult, Context};
 use clap::Args as ClapArgs;
 use std::fmt::Write as _;
 use std::process::ExitCode;
@@ -57,14 +57,19 @@ fn filter(args: &Args) -> Result<Filter, CliError> {
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
     let f = filter(&args)?;
-    let hosts = super::fleet::load_hosts(ctx, &args.hosts)?;
-    let inv = inventory::inventory(&hosts, &f);
+    let hosts =
+        super::fleet::map_hosts(ctx, &args.hosts, &|fh| inventory::host_inventory(&fh, &f))?;
+    let inv = inventory::Inventory {
+        format: inventory::FORMAT,
+        version: inventory::VERSION,
+        hosts,
+    };
     if args.json {
         return print_json(&inv);
     }
     let mut out = String::new();
-    for (h, fh) in inv.hosts.iter().zip(&hosts) {
-        render_host(ctx, &mut out, h, &fh.host);
+    for h in &inv.hosts {
+        render_host(ctx, &mut out, h);
     }
     if inv.hosts.len() > 1 {
         let mut total: std::collections::BTreeMap<&str, usize> = Default::default();
@@ -99,7 +104,7 @@ fn counts(m: &std::collections::BTreeMap<&str, usize>) -> String {
     }
 }
 
-fn render_host(ctx: &Context, out: &mut String, h: &HostInventory, host: &virt_pci::Host) {
+fn render_host(ctx: &Context, out: &mut String, h: &HostInventory) {
     let s = &ctx.out;
     let _ = writeln!(
         out,
@@ -140,10 +145,13 @@ fn render_host(ctx: &Context, out: &mut String, h: &HostInventory, host: &virt_p
                 Status::Blocked => s.red("blocked"),
             };
             let pad = 10usize.saturating_sub(d.status.as_str().len());
-            let name = host
-                .device(&d.address)
-                .map(|x| device_name(ctx, x))
-                .unwrap_or_default();
+            let name = name_of(
+                ctx,
+                d.vendor,
+                d.device,
+                d.vendor_name.as_deref(),
+                d.name.as_deref(),
+            );
             let _ = writeln!(
                 out,
                 "  {:<5}  {}  {:<6}  {:<9}  {:<9}  {status}{}  {name}",

@@ -95,8 +95,12 @@ fn resolve(ctx: &Context, args: ResolveArgs) -> CliResult {
 
 fn check(ctx: &Context, args: CheckArgs) -> CliResult {
     let m = super::fleet::load_mapping(&args.mapping)?;
-    let hosts = super::fleet::load_hosts(ctx, &args.hosts)?;
-    let r = mapping::check(&m, &hosts);
+    let per_host = super::fleet::map_hosts(ctx, &args.hosts, &|fh| {
+        (fh.name.clone(), mapping::check_host(&m, &fh))
+    })?;
+    let names: Vec<String> = per_host.iter().map(|(n, _)| n.clone()).collect();
+    let r = mapping::report(&m, &names, per_host.into_iter().map(|(_, r)| r).collect());
+    let host_count = names.len();
     let failed = r.errors() > 0;
     if args.json {
         print_json(&r)?;
@@ -130,7 +134,7 @@ fn check(ctx: &Context, args: CheckArgs) -> CliResult {
             "{}: checked {} against {}: {}, {}",
             file,
             plural(r.checked, "entry").replace("entrys", "entries"),
-            plural(hosts.len(), "host"),
+            plural(host_count, "host"),
             plural(r.errors(), "error"),
             plural(warnings, "warning"),
         );

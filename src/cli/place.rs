@@ -65,8 +65,11 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         }
         e
     })?;
-    let hosts = super::fleet::load_hosts(ctx, &args.hosts)?;
-    let p = place::place(&dom, needs, &hosts, mapping.as_ref());
+    let name = dom.name.clone();
+    let fits = super::fleet::map_hosts(ctx, &args.hosts, &|fh| {
+        place::fit(&needs, &fh, mapping.as_ref(), name.as_deref())
+    })?;
+    let p = place::placement(&dom, needs, fits);
     let runs = p.hosts.iter().filter(|h| h.fit != Fit::No).count();
     if args.json {
         print_json(&p)?;

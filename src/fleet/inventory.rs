@@ -106,15 +106,18 @@ impl Filter {
         }
     }
 
-    fn keeps(&self, d: &InventoryDevice) -> bool {
-        let class = format!("{:06x}", d.class_code);
-        (self.classes.is_empty() || self.classes.iter().any(|c| class.starts_with(c.as_str())))
+    /// The class and id filters (the status filter needs the verdict).
+    pub fn keeps_ids(&self, class_code: u32, vendor: u16, device: u16) -> bool {
+        (self.classes.is_empty()
+            || self.classes.iter().any(|c| {
+                let digits = c.len() as u32;
+                u32::from_str_radix(c, 16).is_ok_and(|want| class_code >> (24 - 4 * digits) == want)
+            }))
             && (self.ids.is_empty()
                 || self
                     .ids
                     .iter()
-                    .any(|(v, dev)| *v == d.vendor && dev.is_none_or(|x| x == d.device)))
-            && (self.statuses.is_empty() || self.statuses.contains(&d.status))
+                    .any(|(v, dev)| *v == vendor && dev.is_none_or(|x| x == device)))
     }
 }
 
@@ -138,7 +141,8 @@ pub struct HostInventory {
     pub functions: usize,
     /// Endpoints: what could be a hostdev.
     pub passable: usize,
-    /// How many passable functions have each status (before filtering).
+    /// How many passable functions have each status, among those the class
+    /// and id filters keep (all of them without those filters).
     pub counts: BTreeMap<&'static str, usize>,
     /// The passable functions that pass the filter.
     pub devices: Vec<InventoryDevice>,
@@ -174,6 +178,8 @@ pub struct InventoryDevice {
     pub vendor: u16,
     #[serde(skip)]
     pub device: u16,
+    #[serde(skip)]
+    pub vendor_name: Option<String>,
 }
 
 /// The group verdict, computed once per group.
@@ -257,7 +263,8 @@ pub fn plan_status(
     (Status::Clean, None, None, Vec::new())
 }
 
-/// The inventory of one host.
+/// The inventory of one host. Verdicts are computed only for the groups
+/// of functions the class and id filters keep (one plan per group).
 pub fn host_inventory(fh: &FleetHost, filter: &Filter) -> HostInventory {
     let host = &fh.host;
     let from_host = fh.facts_from_host();
@@ -270,6 +277,9 @@ pub fn host_inventory(fh: &FleetHost, filter: &Filter) -> HostInventory {
             continue;
         }
         passable += 1;
+        if !filter.keeps_ids(d.class_code(), d.vendor(), d.device()) {
+            continue;
+        }
         let v = match d.iommu_group {
             Some(g) => verdicts
                 .entry(g)
@@ -288,7 +298,10 @@ pub fn host_inventory(fh: &FleetHost, filter: &Filter) -> HostInventory {
             }
         };
         *counts.entry(v.status.as_str()).or_default() += 1;
-        let item = InventoryDevice {
+        if !filter.statuses.is_empty() && !filter.statuses.contains(&v.status) {
+            continue;
+        }
+        devices.push(InventoryDevice {
             address: d.address,
             class: d.class.clone(),
             id: id_of(d),
@@ -303,10 +316,8 @@ pub fn host_inventory(fh: &FleetHost, filter: &Filter) -> HostInventory {
             class_code: d.class_code(),
             vendor: d.vendor(),
             device: d.device(),
-        };
-        if filter.keeps(&item) {
-            devices.push(item);
-        }
+            vendor_name: d.vendor_name.clone(),
+        });
     }
     HostInventory {
         name: fh.name.clone(),

@@ -435,21 +435,41 @@ impl Report {
     }
 }
 
-/// Check every entry whose host is in `hosts`.
-pub fn check(m: &Mapping, hosts: &[FleetHost]) -> Report {
-    let mut r = Report::default();
+/// Check the entries for one host; returns the problems and how many
+/// entries were checked.
+pub fn check_host(m: &Mapping, fh: &FleetHost) -> (Vec<Problem>, usize) {
+    let mut problems = Vec::new();
+    let mut n = 0;
     for (name, dev) in &m.devices {
-        for (hn, e) in &dev.hosts {
-            match hosts.iter().find(|h| &h.name == hn) {
-                Some(h) => {
-                    r.checked += 1;
-                    r.problems.extend(check_entry(name, hn, e, &h.host));
-                }
-                None => r.not_checked.push((name.clone(), hn.clone())),
+        if let Some(e) = dev.hosts.get(&fh.name) {
+            n += 1;
+            problems.extend(check_entry(name, &fh.name, e, &fh.host));
+        }
+    }
+    (problems, n)
+}
+
+/// Put per-host results together: `names` are the hosts that were given.
+pub fn report(m: &Mapping, names: &[String], per_host: Vec<(Vec<Problem>, usize)>) -> Report {
+    let mut r = Report::default();
+    for (p, n) in per_host {
+        r.problems.extend(p);
+        r.checked += n;
+    }
+    for (name, dev) in &m.devices {
+        for hn in dev.hosts.keys() {
+            if !names.contains(hn) {
+                r.not_checked.push((name.clone(), hn.clone()));
             }
         }
     }
     r
+}
+
+/// Check every entry whose host is in `hosts`.
+pub fn check(m: &Mapping, hosts: &[FleetHost]) -> Report {
+    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
+    report(m, &names, hosts.iter().map(|h| check_host(m, h)).collect())
 }
 
 /// Where a logical device is on one host, checked against its facts.

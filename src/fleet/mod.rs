@@ -234,89 +234,111 @@ pub fn sources(args: &[String]) -> Result<Vec<Source>, FleetError> {
     Ok(out)
 }
 
-/// Read every source. Snapshots are parsed on all cores (a fleet is many
-/// independent files); URIs go through `libvirt`, which the caller
-/// provides (the library core does not link libvirt).
+/// Read every source into memory. For one or a few hosts (`retarget`);
+/// questions over a whole fleet use [`map_hosts`], which holds one host per
+/// core at a time.
 pub fn load(
     sources: Vec<Source>,
     libvirt: &dyn Fn(&str) -> Result<Host, FleetError>,
 ) -> Result<Vec<FleetHost>, FleetError> {
-    let paths: Vec<(usize, PathBuf)> = sources
+    map_hosts(sources, libvirt, &|h| h)
+}
+
+fn read_snapshot(name: String, path: PathBuf) -> Result<FleetHost, FleetError> {
+    let host = snapshot::load(&path).map_err(|e| {
+        ferr(
+            e.to_string(),
+            "make a snapshot on the host with `virt-pci snapshot -o FILE`",
+        )
+    })?;
+    Ok(FleetHost {
+        name,
+        origin: Origin::Snapshot(path),
+        host,
+    })
+}
+
+/// Read each host and ask `f` about it, in the sources' order. Snapshots
+/// are read and answered on all cores, each host dropped as soon as `f` is
+/// done with it (a fleet of 1,000 large hosts does not fit in memory at
+/// once); URIs go through `libvirt`, which the caller provides (the library
+/// core does not link libvirt), one after another. The first source that
+/// cannot be read is the error.
+pub fn map_hosts<R: Send>(
+    sources: Vec<Source>,
+    libvirt: &dyn Fn(&str) -> Result<Host, FleetError>,
+    f: &(dyn Fn(FleetHost) -> R + Sync),
+) -> Result<Vec<R>, FleetError> {
+    let n = sources.len();
+    let mut out: Vec<Option<Result<R, FleetError>>> = (0..n).map(|_| None).collect();
+    let files: Vec<(usize, String, PathBuf)> = sources
         .iter()
         .enumerate()
         .filter_map(|(i, s)| match s {
-            Source::Snapshot { path, .. } => Some((i, path.clone())),
+            Source::Snapshot { name, path } => Some((i, name.clone(), path.clone())),
             Source::Libvirt { .. } => None,
         })
         .collect();
-    let mut parsed = parse_parallel(&paths);
-    let mut out = Vec::with_capacity(sources.len());
-    for (i, s) in sources.into_iter().enumerate() {
-        match s {
-            Source::Snapshot { name, path } => {
-                let h = parsed
-                    .remove(&i)
-                    .unwrap_or_else(|| Err(ferr("internal error: snapshot not read", "")))?;
-                out.push(FleetHost {
-                    name,
-                    origin: Origin::Snapshot(path),
-                    host: h,
-                });
-            }
-            Source::Libvirt { name, uri } => {
-                let h = libvirt(&uri)?;
-                out.push(FleetHost {
-                    name,
-                    origin: Origin::Libvirt(uri),
-                    host: h,
-                });
-            }
-        }
-    }
-    Ok(out)
-}
-
-fn parse_parallel(
-    paths: &[(usize, PathBuf)],
-) -> std::collections::HashMap<usize, Result<Host, FleetError>> {
     let threads = std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
-        .min(paths.len().max(1));
-    let read = |p: &Path| {
-        snapshot::load(p).map_err(|e| {
-            ferr(
-                e.to_string(),
-                "make a snapshot on the host with `virt-pci snapshot -o FILE`",
-            )
-        })
+        .clamp(1, files.len().max(1));
+    let work = |(i, name, path): &(usize, String, PathBuf)| {
+        (*i, read_snapshot(name.clone(), path.clone()).map(f))
     };
     if threads <= 1 {
-        return paths.iter().map(|(i, p)| (*i, read(p))).collect();
-    }
-    let chunk = paths.len().div_ceil(threads);
-    std::thread::scope(|sc| {
-        let handles: Vec<_> = paths
-            .chunks(chunk)
-            .map(|c| sc.spawn(move || c.iter().map(|(i, p)| (*i, read(p))).collect::<Vec<_>>()))
-            .collect();
-        let mut m = std::collections::HashMap::new();
-        for h in handles {
-            match h.join() {
-                Ok(v) => m.extend(v),
-                Err(_) => {
-                    // A reader thread panicked: report every file of the
-                    // fleet as unread rather than propagate the panic.
-                    for (i, _) in paths {
-                        m.entry(*i).or_insert_with(|| {
-                            Err(ferr("internal error while reading snapshots", ""))
-                        });
+        for w in &files {
+            let (i, r) = work(w);
+            out[i] = Some(r);
+        }
+    } else {
+        // Workers take the next file from a shared counter, so one very
+        // large host does not leave the other cores idle.
+        let next = std::sync::atomic::AtomicUsize::new(0);
+        let results = std::thread::scope(|sc| {
+            let handles: Vec<_> = (0..threads)
+                .map(|_| {
+                    sc.spawn(|| {
+                        let mut mine = Vec::new();
+                        loop {
+                            let k = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                            let Some(w) = files.get(k) else { break };
+                            mine.push(work(w));
+                        }
+                        mine
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|h| h.join().map_err(|_| ()))
+                .collect::<Vec<_>>()
+        });
+        for r in results {
+            match r {
+                Ok(v) => {
+                    for (i, x) in v {
+                        out[i] = Some(x);
                     }
                 }
+                Err(()) => return Err(ferr("internal error while reading snapshots", "")),
             }
         }
-        m
-    })
+    }
+    for (i, s) in sources.into_iter().enumerate() {
+        if let Source::Libvirt { name, uri } = s {
+            out[i] = Some(libvirt(&uri).map(|host| {
+                f(FleetHost {
+                    name,
+                    origin: Origin::Libvirt(uri),
+                    host,
+                })
+            }));
+        }
+    }
+    out.into_iter()
+        .map(|r| r.unwrap_or_else(|| Err(ferr("internal error: a host was not read", ""))))
+        .collect()
 }
 
 #[cfg(test)]

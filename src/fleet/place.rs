@@ -23,7 +23,7 @@
 //! its group there) are reported, and `retarget` adds them.
 
 use super::inventory::{plan_status, subsystem_of, Status};
-use super::mapping::{check_entry, Mapping};
+use super::mapping::{check_entry, Ids, Mapping};
 use super::FleetHost;
 use crate::address::{PciAddress, PciSlot};
 use crate::host::Host;
@@ -226,29 +226,40 @@ pub fn needs(
 }
 
 /// The slots of `host` that hold the card `functions` describes, in
-/// address order.
+/// address order. Ids are compared as numbers: this runs for every
+/// function of every host of a fleet.
 fn card_slots(host: &Host, functions: &[(u8, String, Option<String>)]) -> Vec<PciSlot> {
-    let mut slots: BTreeSet<PciSlot> = BTreeSet::new();
-    let Some((f0, id0, _)) = functions.first() else {
+    let want: Vec<(u8, Option<Ids>, Option<Ids>)> = functions
+        .iter()
+        .map(|(f, id, sub)| (*f, Ids::parse(id), sub.as_deref().and_then(Ids::parse)))
+        .collect();
+    let Some((f0, Some(id0), _)) = want.first().copied() else {
         return Vec::new();
     };
+    let same = |d: &crate::host::Device, id: Ids, sub: Option<Ids>| {
+        d.vendor() == id.0
+            && d.device() == id.1
+            && match (sub, &d.subsystem_vendor_id, &d.subsystem_device_id) {
+                (Some(s), Some(v), Some(x)) => {
+                    crate::host::parse_hex(v) == u32::from(s.0)
+                        && crate::host::parse_hex(x) == u32::from(s.1)
+                }
+                _ => true,
+            }
+    };
+    let mut slots: BTreeSet<PciSlot> = BTreeSet::new();
     for d in host.devices.values() {
-        if d.address.function == *f0 && &super::inventory::id_of(d) == id0 {
+        if d.address.function == f0 && d.vendor() == id0.0 && d.device() == id0.1 {
             slots.insert(d.address.slot_of());
         }
     }
     slots
         .into_iter()
         .filter(|s| {
-            functions.iter().all(|(f, id, sub)| {
+            want.iter().all(|(f, id, sub)| {
+                let Some(id) = id else { return false };
                 host.device(&PciAddress::new(s.domain, s.bus, s.slot, *f))
-                    .is_some_and(|d| {
-                        &super::inventory::id_of(d) == id
-                            && match (sub, subsystem_of(d)) {
-                                (Some(a), Some(b)) => *a == b,
-                                _ => true,
-                            }
-                    })
+                    .is_some_and(|d| same(d, *id, *sub))
             })
         })
         .collect()
@@ -464,6 +475,26 @@ pub fn fit_on(
     }
 }
 
+/// Whether `target` can take the domain: its addresses there, then the plan.
+pub fn fit(
+    needs: &[Need],
+    target: &FleetHost,
+    mapping: Option<&Mapping>,
+    domain: Option<&str>,
+) -> HostFit {
+    match resolve(needs, target, mapping) {
+        Ok(moved) => fit_on(target, &moved, domain),
+        Err(reasons) => HostFit {
+            host: target.name.clone(),
+            fit: Fit::No,
+            addresses: Vec::new(),
+            adds: Vec::new(),
+            reasons,
+            warnings: Vec::new(),
+        },
+    }
+}
+
 /// Where the domain can run.
 pub fn place(
     dom: &DomainDevices,
@@ -473,23 +504,18 @@ pub fn place(
 ) -> Placement {
     let fits = hosts
         .iter()
-        .map(|t| match resolve(&needs, t, mapping) {
-            Ok(moved) => fit_on(t, &moved, dom.name.as_deref()),
-            Err(reasons) => HostFit {
-                host: t.name.clone(),
-                fit: Fit::No,
-                addresses: Vec::new(),
-                adds: Vec::new(),
-                reasons,
-                warnings: Vec::new(),
-            },
-        })
+        .map(|t| fit(&needs, t, mapping, dom.name.as_deref()))
         .collect();
+    placement(dom, needs, fits)
+}
+
+/// The report from per-host fits.
+pub fn placement(dom: &DomainDevices, needs: Vec<Need>, hosts: Vec<HostFit>) -> Placement {
     Placement {
         format: "virt-pci-placement",
         version: 1,
         domain: dom.name.clone(),
         needs,
-        hosts: fits,
+        hosts,
     }
 }
