@@ -17,6 +17,7 @@ pub mod fleet;
 pub mod fsutil;
 pub mod host;
 pub mod hostdev;
+pub mod invocation;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod pciids;

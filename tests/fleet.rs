@@ -43,6 +43,67 @@ fn vp() -> Command {
     c
 }
 
+/// Sample hosts with the facts their owners would state: the listings do
+/// not say which functions hold the root disk, the default route and the
+/// console, and without them every verdict is `unverified` (and `add`,
+/// `retarget` refuse). Written under the sample's own name, so the sample
+/// mapping's host names apply.
+const STATED: &[(&str, &str, &str, &str)] = &[
+    (
+        "004-msi-b550m-mortar-turing-4fn",
+        "02:00.1",
+        "2a:00.0",
+        "04:00.0",
+    ),
+    (
+        "014-thinkpad-p53-laptop-turing-tb3",
+        "02:00.0",
+        "00:1f.6",
+        "00:02.0",
+    ),
+    (
+        "017-x570-msi-matisse-gt710-rx580",
+        "01:00.0",
+        "26:00.0",
+        "2d:00.0",
+    ),
+    (
+        "018-gigabyte-x570-aorus-pro-3900x",
+        "01:00.0",
+        "06:00.0",
+        "0b:00.0",
+    ),
+];
+
+fn stated() -> tempfile::TempDir {
+    let d = tempfile::tempdir().unwrap();
+    for (name, root, nic, vga) in STATED {
+        let listing = hosts_dir().join(format!("listings/{name}.txt"));
+        let out = d.path().join(format!("{name}.json"));
+        vp().args([
+            "snapshot",
+            "--from-listing",
+            &s(&listing),
+            "--root-disk",
+            root,
+            "--default-nic",
+            nic,
+            "--boot-vga",
+            vga,
+            "-o",
+            &s(&out),
+        ])
+        .assert()
+        .success();
+    }
+    d
+}
+
+fn st(d: &tempfile::TempDir, prefix: &str) -> String {
+    let (name, ..) = STATED.iter().find(|x| x.0.starts_with(prefix)).unwrap();
+    s(&d.path().join(format!("{name}.json")))
+}
+
 fn json(args: &[&str]) -> Value {
     let out = vp().args(args).output().unwrap();
     assert!(
@@ -121,12 +182,26 @@ fn inventory_counts_match_every_sample_snapshot() {
             }
         }
     }
-    // Known answers on sample 004: the RTX 2070's group is clean, the
-    // GT 710 shares the chipset group with the root disk's controller.
-    let h004 = hosts
+    // The listing does not say which functions the host needs: unverified.
+    let raw = hosts
         .iter()
         .find(|h| h["name"].as_str().unwrap().starts_with("004"))
         .unwrap();
+    assert_eq!(raw["facts"], "unverified");
+    let d2b = raw["devices"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|d| d["address"] == "0000:2b:00.0")
+        .unwrap();
+    assert_eq!(d2b["status"], "unverified");
+    assert_eq!(d2b["code"], "fact-unknown");
+    // With the facts stated: the RTX 2070's group is clean, the GT 710
+    // shares the chipset group with the root disk's controller.
+    let sd = stated();
+    let inv = json(&["inventory", &st(&sd, "004"), "--json"]);
+    let h004 = &inv["hosts"][0];
+    assert_eq!(h004["facts"], "stated");
     let find = |a: &str| {
         h004["devices"]
             .as_array()
@@ -181,9 +256,13 @@ fn inventory_filters_and_text() {
             assert_eq!(d["status"], "blocked");
         }
     }
-    vp().args(["inventory", &s(&sample("004")), "--class", "gpu"])
+    let sd = stated();
+    vp().args(["inventory", &st(&sd, "004"), "--class", "gpu"])
         .assert()
         .success()
+        .stdout(predicate::str::contains(
+            "38 functions, 16 passable, 2 match: 1 clean, 1 blocked",
+        ))
         .stdout(predicate::str::contains(
             "0000:2b:00.0  0300    10de:1e84  -          clean",
         ))
@@ -225,12 +304,15 @@ fn a_four_function_turing_card_runs_only_where_such_a_card_sits_in_a_clean_group
     assert_eq!(fits.len(), 25);
     let ok: Vec<&str> = fits.iter().filter(|f| f.1 != "no").map(|f| f.0).collect();
     assert_eq!(ok, vec!["004-msi-b550m-mortar-turing-4fn"]);
+    // Nothing known blocks it there, but the listing does not say which
+    // functions the host needs.
     let h = p["hosts"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|h| h["fit"] == "ok")
+        .find(|h| h["fit"] != "no")
         .unwrap();
+    assert_eq!(h["fit"], "unverified");
     // The domain names two functions; the group takes all four.
     assert_eq!(
         h["adds"],
@@ -271,12 +353,14 @@ fn a_four_function_turing_card_runs_only_where_such_a_card_sits_in_a_clean_group
             "014-thinkpad-p53-laptop-turing-tb3"
         ]
     );
-    // A blocked group: the GT 710 of sample 004 shares the chipset group.
+    // A blocked group: the GT 710 of sample 004 shares the chipset group
+    // with the root disk's controller (stated).
+    let sd = stated();
     let d = tempfile::tempdir().unwrap();
     let f = d.path().join("gt710.xml");
     vp().args([
         "--snapshot",
-        &s(&sample("018")),
+        &st(&sd, "018"),
         "add",
         "samples/domains/win11-q35.xml",
         "0c:00.0",
@@ -285,7 +369,7 @@ fn a_four_function_turing_card_runs_only_where_such_a_card_sits_in_a_clean_group
     ])
     .assert()
     .success();
-    vp().args(["--snapshot", &s(&sample("018")), "place", &s(&f), &s(&sample("004")), &s(&sample("017")), &s(&sample("018"))])
+    vp().args(["--snapshot", &st(&sd, "018"), "place", &s(&f), &st(&sd, "004"), &st(&sd, "017"), &st(&sd, "018")])
         .assert()
         .success()
         .stdout(predicate::str::contains("004-msi-b550m-mortar-turing-4fn: no\n  0000:02:00.1, the controller of the root filesystem"))
@@ -407,12 +491,13 @@ fn map_check_catches_moved_replaced_and_regrouped_cards() {
 
 #[test]
 fn retarget_there_and_back_gives_the_original_bytes() {
+    let sd = stated();
     let d = tempfile::tempdir().unwrap();
     // The GT 710 from sample 018 to 017 (same card, other address), by ids.
     let a = d.path().join("a.xml");
     vp().args([
         "--snapshot",
-        &s(&sample("018")),
+        &st(&sd, "018"),
         "add",
         "samples/domains/win11-q35.xml",
         "0c:00.0",
@@ -421,7 +506,7 @@ fn retarget_there_and_back_gives_the_original_bytes() {
     ])
     .assert()
     .success();
-    vp().args(["--snapshot", &s(&sample("018")), "retarget", &s(&a), "--to", &s(&sample("017")), "--diff"])
+    vp().args(["--snapshot", &st(&sd, "018"), "retarget", &s(&a), "--to", &st(&sd, "017"), "--diff"])
         .assert()
         .success()
         .stdout(predicate::str::contains(
@@ -431,11 +516,11 @@ fn retarget_there_and_back_gives_the_original_bytes() {
     let c = d.path().join("c.xml");
     vp().args([
         "--snapshot",
-        &s(&sample("018")),
+        &st(&sd, "018"),
         "retarget",
         &s(&a),
         "--to",
-        &s(&sample("017")),
+        &st(&sd, "017"),
         "-o",
         &s(&b),
     ])
@@ -443,11 +528,11 @@ fn retarget_there_and_back_gives_the_original_bytes() {
     .success();
     vp().args([
         "--snapshot",
-        &s(&sample("017")),
+        &st(&sd, "017"),
         "retarget",
         &s(&b),
         "--to",
-        &s(&sample("018")),
+        &st(&sd, "018"),
         "-o",
         &s(&c),
     ])
@@ -466,7 +551,7 @@ fn retarget_there_and_back_gives_the_original_bytes() {
     let t = d.path().join("turing.xml");
     vp().args([
         "--snapshot",
-        &s(&sample("004")),
+        &st(&sd, "004"),
         "add",
         "samples/domains/win11-q35.xml",
         "2b:00.0",
@@ -478,11 +563,11 @@ fn retarget_there_and_back_gives_the_original_bytes() {
     let orig = std::fs::read(&t).unwrap();
     vp().args([
         "--snapshot",
-        &s(&sample("004")),
+        &st(&sd, "004"),
         "retarget",
         &s(&t),
         "--to",
-        &s(&sample("014")),
+        &st(&sd, "014"),
         "--mapping",
         "samples/mappings/gpus.json",
         "-i",
@@ -497,11 +582,11 @@ fn retarget_there_and_back_gives_the_original_bytes() {
     assert!(!there.contains("bus='0x2b'"), "{there}");
     vp().args([
         "--snapshot",
-        &s(&sample("014")),
+        &st(&sd, "014"),
         "retarget",
         &s(&t),
         "--to",
-        &s(&sample("004")),
+        &st(&sd, "004"),
         "--mapping",
         "samples/mappings/gpus.json",
         "-i",
@@ -513,6 +598,7 @@ fn retarget_there_and_back_gives_the_original_bytes() {
 
 #[test]
 fn retarget_expands_groups_and_refuses_what_the_target_cannot_take() {
+    let sd = stated();
     let d = tempfile::tempdir().unwrap();
     // The half-passed RTX 2070 moves to the Quadro of 014: its whole group goes.
     let f = d.path().join("half.xml");
@@ -524,11 +610,11 @@ fn retarget_expands_groups_and_refuses_what_the_target_cannot_take() {
     let out = vp()
         .args([
             "--snapshot",
-            &s(&sample("004")),
+            &st(&sd, "004"),
             "retarget",
             &s(&f),
             "--to",
-            &s(&sample("014")),
+            &st(&sd, "014"),
             "--mapping",
             "samples/mappings/gpus.json",
         ])
@@ -552,7 +638,7 @@ fn retarget_expands_groups_and_refuses_what_the_target_cannot_take() {
     let a = d.path().join("a.xml");
     vp().args([
         "--snapshot",
-        &s(&sample("018")),
+        &st(&sd, "018"),
         "add",
         "samples/domains/win11-q35.xml",
         "0c:00.0",
@@ -564,11 +650,11 @@ fn retarget_expands_groups_and_refuses_what_the_target_cannot_take() {
     let before = std::fs::read(&a).unwrap();
     vp().args([
         "--snapshot",
-        &s(&sample("018")),
+        &st(&sd, "018"),
         "retarget",
         &s(&a),
         "--to",
-        &s(&sample("004")),
+        &st(&sd, "004"),
         "-i",
     ])
     .assert()
@@ -581,7 +667,7 @@ fn retarget_expands_groups_and_refuses_what_the_target_cannot_take() {
     ));
     assert_eq!(std::fs::read(&a).unwrap(), before);
     // A host without the card: the reason, nothing written.
-    vp().args(["--snapshot", &s(&sample("018")), "retarget", &s(&a), "--to", &s(&sample("016")), "-i"])
+    vp().args(["--snapshot", &st(&sd, "018"), "retarget", &s(&a), "--to", &s(&sample("016")), "-i"])
         .assert()
         .code(1)
         .stderr(predicate::str::contains("cannot retarget to 016-trx40-threadripper-2x-rtx-a6000: no 10de:128b + 10de:0e0f on this host"));
@@ -593,11 +679,30 @@ fn retarget_expands_groups_and_refuses_what_the_target_cannot_take() {
         "retarget",
         &s(&a),
         "--to",
-        &s(&sample("017")),
+        &st(&sd, "017"),
     ])
     .assert()
     .code(2)
     .stderr(predicate::str::contains(
         "hostdev 0000:0c:00.0 is not on the source host 016-trx40-threadripper-2x-rtx-a6000",
     ));
+    // A target whose facts are not known is refused like a blocked one.
+    vp().args([
+        "--snapshot",
+        &st(&sd, "018"),
+        "retarget",
+        &s(&a),
+        "--to",
+        &s(&sample("017")),
+        "-i",
+    ])
+    .assert()
+    .code(1)
+    .stderr(predicate::str::contains(
+        "refusing to retarget to 017-x570-msi-matisse-gt710-rx580 (unverified)",
+    ))
+    .stderr(predicate::str::contains(
+        "help: nothing was written; --force writes it anyway",
+    ));
+    assert_eq!(std::fs::read(&a).unwrap(), before);
 }

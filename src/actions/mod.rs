@@ -10,7 +10,7 @@
 //!
 //! Whole IOMMU groups by default: VFIO opens a group only when every
 //! endpoint of it is off host drivers, and libvirt's own detach acts on one
-//! function (shared/notes/libvirt.md §5.3), so we expand to the plan's
+//! function (docs/libvirt.md §5.3), so we expand to the plan's
 //! `travels`. Bridges are never touched.
 //!
 //! Safety rules, before anything runs:
@@ -211,7 +211,22 @@ fn new_plan(action: &str, backend: &dyn Backend, p: Plan, force: bool) -> Action
         requested: p.requested.clone(),
         steps: Vec::new(),
         skipped: Vec::new(),
-        refusals: p.blockers.iter().map(Refusal::from_finding).collect(),
+        // Blocked and unverified plans are refused alike (`--force` acts
+        // anyway); use by a running domain is `refuse_running`'s, which
+        // `--force` never overrides.
+        // Giving devices back (reattach, release) cannot cost the host
+        // what it needs, so unknown facts do not stop those.
+        refusals: p
+            .blockers
+            .iter()
+            .chain(
+                p.unverified
+                    .iter()
+                    .filter(|_| action != "reattach" && action != "release"),
+            )
+            .filter(|f| f.code != "in-use")
+            .map(Refusal::from_finding)
+            .collect(),
         // "bound to a host driver; it will be unbound" is about detaching;
         // a reset or a reattach unbinds nothing from a host driver.
         warnings: p
@@ -298,6 +313,7 @@ fn group_action(
         requested,
         PlanOptions {
             strict_group: opts.strict_group,
+            for_domain: None,
         },
     );
     let travels = p.travels.clone();
@@ -467,6 +483,7 @@ pub fn release_plan(
         &present,
         PlanOptions {
             strict_group: opts.strict_group,
+            for_domain: Some(domain.to_string()),
         },
     );
     let travels = p.travels.clone();
@@ -803,6 +820,7 @@ mod tests {
             true,
         );
         h.mark_intrinsic_critical();
+        h.facts = crate::host::HostFacts::measured();
         h
     }
 

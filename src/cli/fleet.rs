@@ -2,9 +2,10 @@
 //! `retarget`) share on the command line: reading HOST arguments, the
 //! mapping file, and the source host named by the usual host options.
 
-use super::{CliError, Context, HostSource};
+use super::{CliError, Context};
 use std::path::Path;
 use virt_pci::fleet::{self, mapping, FleetError, FleetHost, Origin};
+use virt_pci::invocation::HostSource;
 use virt_pci::Host;
 
 impl From<FleetError> for CliError {
@@ -76,20 +77,20 @@ pub fn load_mapping(path: &Path) -> Result<mapping::Mapping, CliError> {
 /// this machine) as a fleet host, named by `name` or after its source.
 pub fn source_host(ctx: &Context, name: Option<&str>) -> Result<FleetHost, CliError> {
     let host = ctx.host()?;
-    let (default, origin) = match ctx.host_source() {
+    let (default, origin) = match &ctx.inv.host {
         HostSource::Snapshot(p) => (
             fleet::default_name(&p.to_string_lossy()),
-            Origin::Snapshot(p),
+            Origin::Snapshot(p.clone()),
         ),
         HostSource::Root(r) => (
             r.file_name()
                 .map(|s| s.to_string_lossy().into_owned())
                 .unwrap_or_else(|| "root".into()),
             // A tree read through sysfs carries measured facts.
-            Origin::Snapshot(r),
+            Origin::Snapshot(r.clone()),
         ),
-        HostSource::Libvirt(u) => (fleet::default_name(&u), Origin::Libvirt(u)),
-        HostSource::Live => (
+        HostSource::Libvirt(u) => (fleet::default_name(u), Origin::Libvirt(u.clone())),
+        HostSource::ThisMachine | HostSource::None => (
             std::fs::read_to_string("/proc/sys/kernel/hostname")
                 .map(|s| s.trim().to_string())
                 .unwrap_or_else(|_| "localhost".into()),
@@ -105,5 +106,5 @@ pub fn source_host(ctx: &Context, name: Option<&str>) -> Result<FleetHost, CliEr
 
 /// Whether the usual host options name a host at all.
 pub fn has_source(ctx: &Context) -> bool {
-    ctx.global.snapshot.is_some() || ctx.global.root.is_some() || ctx.connect_uri().is_some()
+    ctx.inv.host != HostSource::None
 }

@@ -113,13 +113,24 @@ fn render_host(ctx: &Context, out: &mut String, h: &HostInventory) {
         h.source,
         h.facts
     );
-    let _ = writeln!(
-        out,
-        "  {} functions, {} passable: {}",
-        h.functions,
-        h.passable,
-        counts(&h.counts)
-    );
+    if h.matched == h.passable {
+        let _ = writeln!(
+            out,
+            "  {} functions, {} passable: {}",
+            h.functions,
+            h.passable,
+            counts(&h.counts)
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "  {} functions, {} passable, {} match: {}",
+            h.functions,
+            h.passable,
+            h.matched,
+            counts(&h.counts)
+        );
+    }
     if h.devices.is_empty() {
         let _ = writeln!(out, "  (no function matches)");
         return;

@@ -71,20 +71,25 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     let fit = place::fit_on(&target, &moved, dom.name.as_deref());
     match fit.fit {
         Fit::Ok => {}
-        Fit::Unverified => eprintln!(
-            "{}{} {}: the facts are not the host's own (read through libvirt); run `virt-pci snapshot` there and pass the file to verify",
-            ctx.err.yellow("warning"),
-            ctx.err.bold(":"),
-            target.name
-        ),
-        Fit::No if args.force => {
+        // Unverified is refused like blocked (as `add` does): "ok" must be true.
+        Fit::Unverified | Fit::No if args.force => {
             for r in &fit.reasons {
-                eprintln!("{}{} {} (--force)", ctx.err.yellow("warning"), ctx.err.bold(":"), r.message);
+                eprintln!(
+                    "{}{} {} (--force)",
+                    ctx.err.yellow("warning"),
+                    ctx.err.bold(":"),
+                    r.message
+                );
             }
         }
-        Fit::No => {
+        Fit::Unverified | Fit::No => {
+            let what = if fit.fit == Fit::Unverified {
+                " (unverified)"
+            } else {
+                ""
+            };
             let mut e = CliError::new(format!(
-                "{}: refusing to retarget to {}: {}",
+                "{}: refusing to retarget to {}{what}: {}",
                 input.name, target.name, fit.reasons[0].message
             ));
             for r in &fit.reasons[1..] {

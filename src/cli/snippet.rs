@@ -118,22 +118,16 @@ pub fn plan_devices(
     ctx: &Context,
     devices: &[String],
     group: &GroupArgs,
+    for_domain: Option<&str>,
 ) -> Result<(Vec<PciAddress>, Option<PciAddress>, Plan), CliError> {
-    let (host, addrs, p) = super::host_and_plan(ctx, devices, !group.no_strict_group)?;
+    let opts = virt_pci::plan::PlanOptions {
+        strict_group: !group.no_strict_group,
+        for_domain: for_domain.map(str::to_string),
+    };
+    let (host, addrs, p) = super::host_and_plan(ctx, devices, opts)?;
     eprint!("{}", render_plan(&host, &p, &ctx.err));
-    if p.is_blocked() && !group.force {
-        let mut e = CliError::new(format!(
-            "refusing: the plan for {} is blocked ({} blocker{})",
-            devices.join(" "),
-            p.blockers.len(),
-            if p.blockers.len() == 1 { "" } else { "s" }
-        ));
-        for b in &p.blockers {
-            if let Some(h) = &b.help {
-                e = e.help(h.clone());
-            }
-        }
-        return Err(e.help("--force writes it anyway; the guest or the host may not survive it"));
+    if p.needs_force() && !group.force {
+        return Err(refusal(devices, &p));
     }
     let mut out: Vec<PciAddress> = p.travels.clone();
     if group.force {
@@ -147,6 +141,33 @@ pub fn plan_devices(
     }
     let primary = addrs.iter().find(|a| out.contains(a)).copied();
     Ok((out, primary, p))
+}
+
+/// Why a blocked or unverified plan is not written, with each finding's
+/// help once.
+fn refusal(devices: &[String], p: &Plan) -> CliError {
+    let n = |v: usize, what: &str| format!("{v} {what}{}", if v == 1 { "" } else { "s" });
+    let mut e = if p.is_blocked() {
+        CliError::new(format!(
+            "refusing: the plan for {} is blocked ({})",
+            devices.join(" "),
+            n(p.blockers.len(), "blocker")
+        ))
+    } else {
+        CliError::new(format!(
+            "refusing: the plan for {} is unverified ({} not known)",
+            devices.join(" "),
+            n(p.unverified.len(), "fact")
+        ))
+    };
+    let mut seen = Vec::new();
+    for h in p.refusals().filter_map(|b| b.help.clone()) {
+        if !seen.contains(&h) {
+            seen.push(h.clone());
+            e = e.help(h);
+        }
+    }
+    e.help("--force writes it anyway; the guest or the host may not survive it")
 }
 
 /// Print the option warnings on stderr.
@@ -167,7 +188,7 @@ pub fn option_error(e: hostdev::OptionError) -> CliError {
 pub fn run(ctx: &Context, args: Args) -> CliResult {
     // Check option spelling before reading the host.
     args.hostdev.options(None)?;
-    let (addrs, primary, _plan) = plan_devices(ctx, &args.devices, &args.group)?;
+    let (addrs, primary, _plan) = plan_devices(ctx, &args.devices, &args.group, None)?;
     if addrs.is_empty() {
         return Err(CliError::new("nothing to pass through"));
     }

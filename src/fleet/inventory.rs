@@ -133,14 +133,18 @@ pub struct HostInventory {
     pub name: String,
     /// The snapshot file or URI.
     pub source: String,
-    /// `measured` (a snapshot taken on the host) or `unverified` (libvirt
-    /// node devices: host-critical devices unknown).
+    /// Where the host-critical facts come from, the weakest of root disk,
+    /// default route and boot VGA: `measured` (the host's own sysfs),
+    /// `stated` (by the user), or `unverified` (unknown or assumed: a
+    /// listing without stated facts, libvirt node devices).
     pub facts: &'static str,
     pub iommu: IommuState,
     /// Every PCI function of the host.
     pub functions: usize,
     /// Endpoints: what could be a hostdev.
     pub passable: usize,
+    /// Passable functions the class and id filters keep (all without them).
+    pub matched: usize,
     /// How many passable functions have each status, among those the class
     /// and id filters keep (all of them without those filters).
     pub counts: BTreeMap<&'static str, usize>,
@@ -209,20 +213,14 @@ pub fn subsystem_of(d: &crate::host::Device) -> Option<String> {
 }
 
 /// The planner's verdict on a set of functions, as a status: the one
-/// reading of a plan that `inventory` and `place` share.
+/// reading of a plan that `inventory` and `place` share. A running
+/// domain's hold is the plan's `in-use` blocker; alone it makes the status
+/// `in-use` rather than `blocked`.
 pub fn plan_status(
     host: &Host,
     facts_from_host: bool,
     p: &plan::Plan,
 ) -> (Status, Option<String>, Option<String>, Vec<String>) {
-    if let Some(b) = p.blockers.first() {
-        return (
-            Status::Blocked,
-            Some(b.message.clone()),
-            Some(b.code.to_string()),
-            Vec::new(),
-        );
-    }
     let mut users: Vec<String> = Vec::new();
     for a in &p.travels {
         for u in host.used_by(a) {
@@ -236,31 +234,50 @@ pub fn plan_status(
             }
         }
     }
-    if !users.is_empty() {
-        return (
-            Status::InUse,
-            Some(format!("used by {}", users.join(", "))),
-            Some("in-use".into()),
-            users,
-        );
-    }
-    if let Some(w) = p.warnings.iter().find(|w| w.code == "group-unknown") {
-        return (
-            Status::Unverified,
-            Some(w.message.clone()),
-            Some(w.code.to_string()),
-            Vec::new(),
-        );
-    }
-    if !facts_from_host {
-        return (
+    let first = |v: &[plan::Finding]| {
+        v.first()
+            .map(|f| (Some(f.message.clone()), Some(f.code.to_string())))
+            .unwrap_or((None, None))
+    };
+    match p.verdict() {
+        plan::Verdict::Blocked => {
+            let other = p.blockers.iter().find(|b| b.code != "in-use");
+            let (status, f) = match other {
+                Some(b) => (Status::Blocked, b),
+                None => (Status::InUse, &p.blockers[0]),
+            };
+            (status, Some(f.message.clone()), Some(f.code.to_string()), users)
+        }
+        plan::Verdict::Unverified => {
+            let (r, c) = first(&p.unverified);
+            (Status::Unverified, r, c, users)
+        }
+        _ if !facts_from_host => (
             Status::Unverified,
             Some("read through libvirt: the host's root disk, default route and boot GPU are not known; pass a snapshot taken on the host".into()),
             Some("unverified".into()),
-            Vec::new(),
-        );
+            users,
+        ),
+        _ => (Status::Clean, None, None, users),
     }
-    (Status::Clean, None, None, Vec::new())
+}
+
+/// The weakest provenance of the host-critical facts, in one word.
+pub fn facts_word(fh: &FleetHost) -> &'static str {
+    use crate::host::Provenance;
+    let f = &fh.host.facts;
+    let all = [f.root_filesystem, f.default_route, f.boot_vga];
+    if !fh.facts_from_host()
+        || all
+            .iter()
+            .any(|p| matches!(p, Provenance::Unknown | Provenance::Assumed))
+    {
+        "unverified"
+    } else if all.contains(&Provenance::Stated) {
+        "stated"
+    } else {
+        "measured"
+    }
 }
 
 /// The inventory of one host. Verdicts are computed only for the groups
@@ -272,6 +289,7 @@ pub fn host_inventory(fh: &FleetHost, filter: &Filter) -> HostInventory {
     let mut counts: BTreeMap<&'static str, usize> = BTreeMap::new();
     let mut devices = Vec::new();
     let mut passable = 0;
+    let mut matched = 0;
     for d in host.devices.values() {
         if d.kind() != Kind::Endpoint {
             continue;
@@ -280,6 +298,7 @@ pub fn host_inventory(fh: &FleetHost, filter: &Filter) -> HostInventory {
         if !filter.keeps_ids(d.class_code(), d.vendor(), d.device()) {
             continue;
         }
+        matched += 1;
         let v = match d.iommu_group {
             Some(g) => verdicts
                 .entry(g)
@@ -322,7 +341,8 @@ pub fn host_inventory(fh: &FleetHost, filter: &Filter) -> HostInventory {
     HostInventory {
         name: fh.name.clone(),
         source: fh.origin.to_string(),
-        facts: if from_host { "measured" } else { "unverified" },
+        facts: facts_word(fh),
+        matched,
         iommu: host.iommu,
         functions: host.devices.len(),
         passable,

@@ -419,7 +419,13 @@ pub fn fit_on(
     domain: Option<&str>,
 ) -> HostFit {
     let to: Vec<PciAddress> = moved.iter().map(|(_, t)| *t).collect();
-    let p = plan::plan(&target.host, &to, PlanOptions::default());
+    // The domain's own use of the devices (on the host it runs on) is no
+    // conflict; another domain's is the plan's to judge.
+    let opts = PlanOptions {
+        for_domain: domain.map(str::to_string),
+        ..PlanOptions::default()
+    };
+    let p = plan::plan(&target.host, &to, opts);
     let adds: Vec<PciAddress> = p
         .travels
         .iter()
@@ -431,35 +437,29 @@ pub fn fit_on(
         .iter()
         .map(|b| reason(b.code, b.address.clone(), b.message.clone(), b.help.clone()))
         .collect();
-    // Held by another domain: this domain's own use (the host it runs on)
-    // is not a conflict.
-    let mut host = std::borrow::Cow::Borrowed(&target.host);
-    if let Some(name) = domain {
-        if target.host.domains.iter().any(|u| u.domain == name) {
-            let mut h = target.host.clone();
-            h.domains.retain(|u| u.domain != name);
-            host = std::borrow::Cow::Owned(h);
-        }
-    }
-    let (status, why, code, _) = plan_status(&host, target.facts_from_host(), &p);
+    let (status, why, code, _) = plan_status(&target.host, target.facts_from_host(), &p);
     let fit = match status {
         Status::Clean => Fit::Ok,
-        Status::Unverified => Fit::Unverified,
-        Status::Blocked => Fit::No,
-        Status::InUse => {
+        Status::Unverified => {
             reasons.push(reason(
-                code.as_deref().unwrap_or("in-use"),
+                code.as_deref().unwrap_or("unverified"),
                 None,
-                format!("the group is {}", why.unwrap_or_default()),
-                Some("shut that domain down and remove the device from it first".into()),
+                why.unwrap_or_default(),
+                Some(plan::HOW_TO_VERIFY.to_string()),
             ));
-            Fit::No
+            Fit::Unverified
         }
+        Status::Blocked | Status::InUse => Fit::No,
     };
     let warnings = p
         .warnings
         .iter()
-        .filter(|w| matches!(w.code, "unrelated-device" | "no-reset" | "group-unknown"))
+        .filter(|w| {
+            matches!(
+                w.code,
+                "unrelated-device" | "no-reset" | "group-unknown" | "assigned-elsewhere"
+            )
+        })
         .map(|w| reason(w.code, w.address.clone(), w.message.clone(), w.help.clone()))
         .collect();
     HostFit {

@@ -6,7 +6,7 @@
 //! (silently read as `no`), `slot='1f'` (the schema allows it, libvirt's
 //! `strtoul` rejects it) and `bus='010'` (octal 8 to libvirt, decimal 10 to
 //! the schema); it knows nothing of IOMMU groups; and it costs a process and
-//! a schema compilation per file (shared/notes/peers.md §2.3,
+//! a schema compilation per file (docs/peers.md §2.3,
 //! libvirt.md §1–3). This module reads each file once, parses it once with
 //! the strict reader in [`crate::domain`], and reports [`Diagnostic`]s with a
 //! stable code, a byte range (for a caret under the offending attribute
@@ -106,6 +106,8 @@ pub const CHECKS: &[(&str, Severity, &str)] = &[
     ("VP054", Severity::Error, "a host-critical device (root disk, default-route NIC, boot VGA, ISA bridge) would leave the host"),
     ("VP055", Severity::Warning, "the device has no reset method"),
     ("VP056", Severity::Error, "the IOMMU group cannot be passed at all (no IOMMU, a bound host bridge or a non-PCI member in the group)"),
+    ("VP057", Severity::Error, "unverified: a host fact the device depends on is not known (host-critical functions, IOMMU group membership)"),
+    ("VP058", Severity::Error, "the host device is assigned to another domain that is running"),
 ];
 
 /// One input file, read once.
