@@ -318,7 +318,7 @@ pub fn check_entry(device: &str, host_name: &str, e: &Entry, host: &Host) -> Vec
             }
     };
     let here = host.device(&a);
-    let same_here = here.is_some_and(|d| matches_entry(d));
+    let same_here = here.is_some_and(&matches_entry);
     if !same_here {
         // The same card elsewhere: it moved.
         let elsewhere: Vec<PciAddress> = host
