@@ -11,10 +11,12 @@
 
 pub mod actions;
 pub mod address;
+pub mod consent;
 pub mod diff;
 pub mod domain;
 pub mod fleet;
 pub mod fsutil;
+pub mod guard;
 pub mod host;
 pub mod hostdev;
 pub mod invocation;

@@ -195,7 +195,10 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                 "not-present",
                 Some(a),
                 format!("{a} is not present on {}", host.source),
-                Some("run `virt-pci list` to see the devices of this host"),
+                Some(&format!(
+                    "`{}` shows the devices of this host",
+                    host.suggest("list")
+                )),
             ));
             continue;
         };
@@ -205,7 +208,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                 "host-bridge",
                 Some(a),
                 format!("{a} is the host bridge (root complex): the host cannot run without it"),
-                Some("name the device behind it instead; `virt-pci list --tree` shows the topology"),
+                Some(&format!("name the device behind it instead; `{}` shows the topology", host.suggest("list --tree"))),
             )),
             Kind::Bridge => p.blockers.push(finding(
                 "not-endpoint",
@@ -464,7 +467,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                 "no-reset",
                 Some(a),
                 format!("{a} has no reset method (no FLR, PM or bus reset): its state can leak between guest and host, and libvirt may fail with \"Unable to reset PCI device {a}: no FLR, PM reset or bus reset available\""),
-                Some("avoid returning it to the host between guests; `virt-pci check` shows what reset would affect"),
+                Some(&format!("avoid returning it to the host between guests; `{}` shows what reset would affect", host.suggest(&format!("check {a}")))),
             ));
         }
         if let Some(drv) = d.driver.as_deref() {
@@ -488,9 +491,124 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
         }
     }
     p.travels = travels.into_iter().collect();
+    split_cards(host, &mut p);
     unknown_facts(host, &mut p);
     domain_use(host, &opts, &mut p);
     p.verdict = p.verdict();
+    p
+}
+
+/// The plan for starting a domain that holds exactly `devices`, judged as
+/// the kernel and libvirt will judge it at that start (what `virt-pci
+/// guard` runs at libvirt's `prepare begin`).
+///
+/// Unlike [`plan`], which says what *should* travel (the whole group), this
+/// takes the domain as it is: the named functions travel, and every other
+/// endpoint of their groups stays where it is. Such a member keeps the group
+/// viable only on `vfio-pci`, `pci-stub` or no driver (the kernel's
+/// `vfio_dev_viable`, drivers/vfio/vfio.c; from 5.19 the same policy through
+/// `driver_managed_dma`); on any other driver QEMU fails with "group N is not
+/// viable", so that is the blocker `group-not-viable`. A function or group
+/// member that a running domain (in `host.domains`, other than this one)
+/// holds blocks with `in-use`: libvirt's own check says only "in use by
+/// driver QEMU, domain X" (src/hypervisor/virhostdev.c, `virHostdevIsPCINodeDeviceUsed`).
+pub fn plan_for_start(host: &Host, devices: &[PciAddress]) -> Plan {
+    let mut p = plan(
+        host,
+        devices,
+        PlanOptions {
+            strict_group: false,
+            ..PlanOptions::default()
+        },
+    );
+    p.warnings.retain(|w| w.code != "group-split");
+    let requested: Vec<String> = devices.iter().map(|a| a.to_string()).collect();
+    let mut extra = Vec::new();
+    for g in &p.groups {
+        let gid = g.group.unwrap_or_default();
+        let with: Vec<&str> = g
+            .members
+            .iter()
+            .filter(|x| x.requested && x.role == Role::Travels)
+            .map(|x| x.member.as_str())
+            .collect();
+        // Endpoints left behind on a host driver, one finding per group.
+        let mut bound: Vec<(PciAddress, String)> = Vec::new();
+        for m in g.members.iter().filter(|m| m.role == Role::LeftBehind) {
+            let Ok(ma) = PciAddress::parse(&m.member) else {
+                continue;
+            };
+            let Some(md) = host.device(&ma) else { continue };
+            // A host-critical member stays the host's only if the group
+            // does not leave: while the domain runs, the group's DMA
+            // mappings belong to the guest, whatever the member's driver.
+            for c in &md.critical {
+                extra.push(finding(
+                    "host-critical",
+                    Some(&ma),
+                    format!("{ma}, the {c}, is in IOMMU group {gid} with this domain's {}; the host needs it, and the group cannot be split between host and guest", with.join(", ")),
+                    Some("pick a device in another group; an ACS-capable slot puts a device in a group of its own"),
+                ));
+            }
+            if !md.driver_is_vfio_safe() && md.critical.is_empty() {
+                bound.push((ma, md.driver.clone().unwrap_or_default()));
+            }
+        }
+        if !bound.is_empty() && !with.is_empty() {
+            let list: Vec<String> = bound
+                .iter()
+                .map(|(a, d)| format!("{a} (on `{d}`)"))
+                .collect();
+            let (them, verb) = if bound.len() == 1 {
+                ("it", "is")
+            } else {
+                ("them", "are")
+            };
+            extra.push(finding(
+                "group-not-viable",
+                Some(&bound[0].0),
+                format!(
+                    "IOMMU group {gid} is not viable for this domain: {} {verb} in the group with {} but not in the domain, and on host drivers; QEMU would fail with \"group {gid} is not viable\"",
+                    list.join(", "),
+                    with.join(", ")
+                ),
+                Some(&format!(
+                    "add {them} to the domain too (the whole group travels), or bind {them} to vfio-pci before the start"
+                )),
+            ));
+        }
+        for m in &g.members {
+            let Ok(ma) = PciAddress::parse(&m.member) else {
+                continue;
+            };
+            // The plan itself may already block a travelling function a
+            // running domain holds; say it once.
+            let said = p
+                .blockers
+                .iter()
+                .any(|b| b.code == "in-use" && b.address.as_deref() == Some(m.member.as_str()));
+            if said {
+                continue;
+            }
+            for u in host.domains.iter().filter(|u| u.running && u.address == ma) {
+                let rel = if requested.contains(&m.member) {
+                    format!("{ma} is assigned to the running domain `{}`", u.domain)
+                } else {
+                    format!(
+                        "{ma}, in IOMMU group {gid} with this domain's devices, is assigned to the running domain `{}`",
+                        u.domain
+                    )
+                };
+                extra.push(Finding {
+                    code: "in-use",
+                    address: Some(ma.to_string()),
+                    message: format!("{rel}; one IOMMU group can belong to one running domain only"),
+                    help: Some(format!("shut `{}` down first (`virsh shutdown {}`), or take the device from it (`virt-pci remove --domain {} {ma}`)", u.domain, u.domain, u.domain)),
+                });
+            }
+        }
+    }
+    p.blockers.extend(extra);
     p
 }
 
@@ -572,6 +690,60 @@ fn unknown_facts(host: &Host, p: &mut Plan) {
     }
 }
 
+/// A card split across IOMMU groups (a GPU and its HDMI audio in separate
+/// groups, common on AMD and behind ACS-capable switch ports): the other
+/// functions of a requested card do not travel with it unless named, and a
+/// guest driver usually expects the whole card. Say so, and name the slot.
+fn split_cards(host: &Host, p: &mut Plan) {
+    let mut seen = BTreeSet::new();
+    for a in &p.requested {
+        if !seen.insert(a.slot_of()) {
+            continue;
+        }
+        let g = host.device(a).and_then(|d| d.iommu_group);
+        let apart: Vec<String> = host
+            .siblings(a)
+            .into_iter()
+            .filter(|s| s != a && !p.travels.contains(s))
+            .filter_map(|s| {
+                let d = host.device(&s)?;
+                (d.kind() == Kind::Endpoint && d.iommu_group != g).then(|| {
+                    format!(
+                        "{s} ({}, IOMMU group {})",
+                        crate::pciids::builtin_class_name(d.class16()),
+                        d.iommu_group
+                            .map(|x| x.to_string())
+                            .unwrap_or_else(|| "none".into())
+                    )
+                })
+            })
+            .collect();
+        if apart.is_empty() {
+            continue;
+        }
+        let slot = a.slot_of();
+        let short = if slot.domain == 0 {
+            format!("{:02x}:{:02x}", slot.bus, slot.slot)
+        } else {
+            slot.to_string()
+        };
+        p.warnings.push(finding(
+            "split-card",
+            Some(a),
+            format!(
+                "the card {short} is split across IOMMU groups: {} {} not travel with {a}{}",
+                apart.join(", "),
+                if apart.len() == 1 { "does" } else { "do" },
+                g.map(|x| format!(" (group {x})")).unwrap_or_default()
+            ),
+            Some(&format!(
+                "pass the whole card by naming its slot `{short}`: `{}`",
+                host.suggest(&format!("snippet {short}"))
+            )),
+        ));
+    }
+}
+
 /// "a, b or c".
 fn join_or(v: &[&str]) -> String {
     match v {
@@ -598,8 +770,13 @@ fn domain_use(host: &Host, opts: &PlanOptions, p: &mut Plan) {
                     Some(a),
                     format!("{a} is assigned to the running domain `{}`", u.domain),
                     Some(&format!(
-                        "shut `{}` down first (`virsh shutdown {}`), or take the device from it (`virt-pci remove --domain {} {a}`)",
-                        u.domain, u.domain, u.domain
+                        "shut `{}` down first (`virsh shutdown {}`), or take the device from it (`{}`)",
+                        u.domain,
+                        u.domain,
+                        host.suggest(&format!(
+                            "remove --domain {} {a}",
+                            crate::address::shell_word(&u.domain)
+                        ))
                     )),
                 ));
             } else {
@@ -740,6 +917,52 @@ mod tests {
     }
 
     #[test]
+    fn plan_for_start_follows_the_kernels_viability_rule() {
+        let mut h = host();
+        let gpu = PciAddress::new(0, 1, 0, 0);
+        let audio = PciAddress::new(0, 1, 0, 1);
+        let p = plan_for_start(&h, &[gpu]);
+        let b: Vec<_> = p.blockers.iter().map(|b| b.code).collect();
+        assert_eq!(b, vec!["group-not-viable"]);
+        assert!(p.blockers[0]
+            .message
+            .contains("0000:01:00.1 (on `snd_hda_intel`)"));
+        assert!(!p.warnings.iter().any(|w| w.code == "group-split"));
+        // On vfio-pci (or pci-stub, or no driver) the member keeps it viable.
+        for drv in [Some("vfio-pci"), Some("pci-stub"), None] {
+            h.devices.get_mut(&audio).unwrap().driver = drv.map(str::to_string);
+            assert!(!plan_for_start(&h, &[gpu]).is_blocked(), "{drv:?}");
+        }
+        // Both in the domain: fine whatever the drivers.
+        let h = host();
+        assert!(!plan_for_start(&h, &[gpu, audio]).is_blocked());
+    }
+
+    #[test]
+    fn plan_for_start_blocks_critical_members_left_behind_and_running_use() {
+        let mut h = host();
+        let audio = PciAddress::new(0, 0, 0x1f, 3);
+        let p = plan_for_start(&h, &[audio]);
+        assert_eq!(p.blockers.len(), 1, "{:?}", p.blockers);
+        assert_eq!(p.blockers[0].code, "host-critical");
+        assert_eq!(p.blockers[0].address.as_deref(), Some("0000:00:1f.0"));
+        let gpu = PciAddress::new(0, 1, 0, 0);
+        let other = PciAddress::new(0, 1, 0, 1);
+        h.domains.push(crate::host::DomainUse {
+            domain: "gaming".into(),
+            address: other,
+            running: true,
+            managed: true,
+        });
+        let p = plan_for_start(&h, &[gpu, other]);
+        assert_eq!(p.blockers.len(), 1, "{:?}", p.blockers);
+        assert_eq!(p.blockers[0].code, "in-use");
+        assert!(p.blockers[0].message.contains("running domain `gaming`"));
+        h.domains[0].running = false;
+        assert!(!plan_for_start(&h, &[gpu, other]).is_blocked());
+    }
+
+    #[test]
     fn no_iommu_is_a_blocker_with_a_hint() {
         let mut h = host();
         h.groups.clear();
@@ -754,5 +977,174 @@ mod tests {
             .as_deref()
             .unwrap_or("")
             .contains("intel_iommu=on"));
+    }
+
+    const GPU: PciAddress = PciAddress::new(0, 1, 0, 0);
+    const HDA: PciAddress = PciAddress::new(0, 1, 0, 1);
+
+    #[test]
+    fn unknown_facts_make_the_plan_unverified_never_ok() {
+        let mut h = host();
+        h.facts.boot_vga = crate::host::Provenance::Unknown;
+        let p = plan(&h, &[GPU], PlanOptions::default());
+        assert_eq!(p.verdict(), Verdict::Unverified);
+        assert_eq!(p.verdict, Verdict::Unverified);
+        assert!(p.needs_force() && !p.is_blocked());
+        assert_eq!(p.unverified.len(), 1, "{:?}", p.unverified);
+        assert_eq!(p.unverified[0].code, "fact-unknown");
+        assert!(p.unverified[0]
+            .message
+            .contains("could be the boot VGA device"));
+        // The audio function cannot be any host-critical function.
+        let p = plan(
+            &h,
+            &[HDA],
+            PlanOptions {
+                strict_group: false,
+                for_domain: None,
+            },
+        );
+        assert_eq!(p.verdict(), Verdict::Ok, "{:?}", p.unverified);
+        // Assumed is not known either.
+        h.facts.boot_vga = crate::host::Provenance::Assumed;
+        assert_eq!(
+            plan(&h, &[GPU], PlanOptions::default()).verdict(),
+            Verdict::Unverified
+        );
+    }
+
+    #[test]
+    fn stated_facts_count_as_stated() {
+        let mut h = host();
+        h.facts = crate::host::HostFacts::default();
+        h.state_fact(crate::host::CriticalFact::BootVga, &[GPU])
+            .unwrap();
+        h.state_fact(crate::host::CriticalFact::RootFilesystem, &[])
+            .unwrap();
+        h.state_fact(crate::host::CriticalFact::DefaultRoute, &[])
+            .unwrap();
+        let p = plan(&h, &[GPU], PlanOptions::default());
+        assert_eq!(p.verdict(), Verdict::Blocked);
+        assert!(p.unverified.is_empty(), "{:?}", p.unverified);
+        assert!(p.blockers[0].message.contains("boot VGA"));
+        h.state_fact(crate::host::CriticalFact::BootVga, &[])
+            .unwrap();
+        assert_eq!(
+            plan(&h, &[GPU], PlanOptions::default()).verdict(),
+            Verdict::Ok
+        );
+    }
+
+    #[test]
+    fn inconsistent_or_unknown_groups_are_unverified() {
+        let mut h = host();
+        h.groups.remove(&1);
+        h.check_group_consistency();
+        let p = plan(&h, &[GPU], PlanOptions::default());
+        assert_eq!(p.verdict(), Verdict::Unverified);
+        assert!(p.unverified.iter().any(|f| f.code == "group-unverified"));
+        let mut h = host();
+        h.facts.groups_unreadable = Some("iommu_groups: permission denied".into());
+        assert_eq!(
+            plan(&h, &[GPU], PlanOptions::default()).verdict(),
+            Verdict::Unverified
+        );
+    }
+
+    #[test]
+    fn other_domains_block_when_running_and_warn_when_stopped() {
+        let mut h = host();
+        let use_ = |domain: &str, running| crate::host::DomainUse {
+            domain: domain.into(),
+            address: HDA,
+            running,
+            managed: true,
+        };
+        h.domains = vec![use_("win10", true)];
+        let p = plan(&h, &[GPU], PlanOptions::default());
+        assert_eq!(p.verdict(), Verdict::Blocked);
+        assert_eq!(p.blockers[0].code, "in-use");
+        assert!(p.blockers[0].message.contains("`win10`"));
+        // The domain the plan is for holds it: no conflict.
+        let own = PlanOptions {
+            for_domain: Some("win10".into()),
+            ..PlanOptions::default()
+        };
+        assert_eq!(plan(&h, &[GPU], own).verdict(), Verdict::Ok);
+        h.domains = vec![use_("nas", false)];
+        let p = plan(&h, &[GPU], PlanOptions::default());
+        assert_eq!(p.verdict(), Verdict::Ok);
+        assert!(p
+            .warnings
+            .iter()
+            .any(|w| w.code == "assigned-elsewhere" && w.message.contains("`nas`")));
+    }
+
+    #[test]
+    fn vfio_bound_members_keep_a_split_group_viable() {
+        let mut h = host();
+        h.devices.get_mut(&HDA).unwrap().driver = Some("vfio-pci".into());
+        let p = plan(
+            &h,
+            &[GPU],
+            PlanOptions {
+                strict_group: false,
+                for_domain: None,
+            },
+        );
+        let w = p.warnings.iter().find(|w| w.code == "group-split").unwrap();
+        assert!(
+            w.message.contains("keeps the group viable"),
+            "{}",
+            w.message
+        );
+        // A host driver does not.
+        h.devices.get_mut(&HDA).unwrap().driver = Some("snd_hda_intel".into());
+        let p = plan(
+            &h,
+            &[GPU],
+            PlanOptions {
+                strict_group: false,
+                for_domain: None,
+            },
+        );
+        let w = p.warnings.iter().find(|w| w.code == "group-split").unwrap();
+        assert!(w.message.contains("will not start"), "{}", w.message);
+    }
+
+    #[test]
+    fn a_card_split_across_groups_is_named_with_its_slot() {
+        let mut h = host();
+        h.devices.get_mut(&HDA).unwrap().iommu_group = Some(7);
+        h.groups
+            .get_mut(&1)
+            .unwrap()
+            .retain(|m| m != &GroupMember::Pci(HDA));
+        h.groups.insert(7, vec![GroupMember::Pci(HDA)]);
+        let p = plan(&h, &[GPU], PlanOptions::default());
+        let w = p.warnings.iter().find(|w| w.code == "split-card").unwrap();
+        assert!(
+            w.message.contains("the card 01:00 is split"),
+            "{}",
+            w.message
+        );
+        assert!(w.help.as_deref().unwrap_or("").contains("snippet 01:00"));
+        // Naming the slot takes both: no warning.
+        let p = plan(&h, &[GPU, HDA], PlanOptions::default());
+        assert!(!p.warnings.iter().any(|w| w.code == "split-card"));
+    }
+
+    #[test]
+    fn removal_warns_only_for_members_of_the_same_group() {
+        let h = host();
+        let w = removal_warnings(Some(&h), &[GPU], &[HDA]);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].message.contains("same IOMMU group 1"));
+        let mut h2 = host();
+        h2.devices.get_mut(&HDA).unwrap().iommu_group = Some(7);
+        assert!(removal_warnings(Some(&h2), &[GPU], &[HDA]).is_empty());
+        // Without a host: the same device, with the caveat.
+        let w = removal_warnings(None, &[GPU], &[HDA]);
+        assert!(w[0].message.contains("if they share an IOMMU group"));
     }
 }

@@ -77,8 +77,8 @@ start=$(date +%s)
 touch_b 2048
 for id in virt-pci-validate virt-pci-validate-system; do
   set +e; "$pc" try-repo "$snap" "$id" --verbose >"$tmp/try-$id.out" 2>&1; rc=$?; set -e
-  if [ "$rc" -eq 0 ] && grep -q "warning\[VP040\]: host device 0000:01:00.0 is also assigned to domain 'vm-a' (./vms/vm-a.xml)" "$tmp/try-$id.out" \
-     && grep -q -- "--> ./vms/vm-b.xml:10:9" "$tmp/try-$id.out" && grep -q "checked 2 files: 0 errors" "$tmp/try-$id.out"; then
+  if [ "$rc" -eq 0 ] && grep -q "warning\[VP040\]: host device 0000:01:00.0 is also assigned to domain 'vm-a' (vms/vm-a.xml)" "$tmp/try-$id.out" \
+     && grep -q -- "--> vms/vm-b.xml:10:9" "$tmp/try-$id.out" && grep -q "checked 2 files: 0 errors" "$tmp/try-$id.out"; then
     ok "try-repo $id: a commit of vm-b.xml sees vm-a.xml (VP040)"
   else bad "try-repo $id (exit $rc)" "$tmp/try-$id.out"; fi
 done
@@ -111,8 +111,8 @@ cp "$here/tests/fixtures/validate/vp012-managed.xml" vms/bad.xml
 git add vms/bad.xml
 set +e; "$pc" try-repo "$snap" virt-pci-validate-system >"$tmp/bad.out" 2>&1; rc=$?; set -e
 if [ "$rc" -eq 1 ] && grep -q "error\[VP012\]: managed='true' is not \`yes\` or \`no\`" "$tmp/bad.out" \
-   && grep -q -- "--> ./vms/bad.xml:8:51" "$tmp/bad.out"; then
-  ok "bad.xml fails with error[VP012] at ./vms/bad.xml:8:51"
+   && grep -q -- "--> vms/bad.xml:8:51" "$tmp/bad.out"; then
+  ok "bad.xml fails with error[VP012] at vms/bad.xml:8:51"
 else bad "bad.xml (exit $rc)" "$tmp/bad.out"; fi
 
 echo "pre-commit runs took $(( $(date +%s) - start ))s"
