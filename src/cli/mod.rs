@@ -15,11 +15,13 @@ pub mod app;
 pub mod companion;
 pub mod complete;
 pub mod consent;
+pub mod doctor;
 pub mod edit;
 pub mod fake;
 pub mod guard;
 pub mod list;
 pub mod meta;
+pub mod persist;
 pub mod show;
 pub mod snapshot;
 pub mod snippet;
@@ -345,13 +347,19 @@ impl Context {
 
     /// Print an error in rustc's shape on stderr.
     pub fn report(&self, e: &CliError) {
+        use virt_pci::text::terminal_safe as safe;
         let s = &self.err;
-        eprintln!("{}{} {}", s.red("error"), s.bold(":"), s.bold(&e.message));
+        eprintln!(
+            "{}{} {}",
+            s.red("error"),
+            s.bold(":"),
+            s.bold(&safe(&e.message))
+        );
         if let Some(l) = &e.location {
-            eprintln!("  {} {l}", s.cyan("-->"));
+            eprintln!("  {} {}", s.cyan("-->"), safe(l));
         }
         for h in &e.help {
-            eprintln!("{}{} {h}", s.cyan("help"), s.bold(":"));
+            eprintln!("{}{} {}", s.cyan("help"), s.bold(":"), safe(h));
         }
     }
 }
@@ -409,14 +417,15 @@ pub fn device_name(ctx: &Context, d: &virt_pci::host::Device) -> String {
         .device(d.vendor(), d.device())
         .map(str::to_string)
         .or_else(|| d.device_name.clone());
-    match (vendor, device) {
+    // Names come from snapshots, listings and pci.ids: escaped for printing.
+    virt_pci::text::escape(&match (vendor, device) {
         // Listings give "Vendor Device" as one name.
         (Some(v), Some(dn)) if dn.starts_with(&v) => dn,
         (Some(v), Some(dn)) => format!("{v} {dn}"),
         (Some(v), None) => format!("{v} device {:04x}", d.device()),
         (None, Some(dn)) => dn,
         (None, None) => format!("Device {:04x}:{:04x}", d.vendor(), d.device()),
-    }
+    })
 }
 
 /// Print JSON on stdout.
@@ -431,6 +440,7 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
 /// the output quietly instead of panicking as `print!` does.
 pub fn emit(text: &str) {
     use std::io::Write;
+    let text = virt_pci::text::terminal_safe(text);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }

@@ -85,7 +85,11 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     } else {
         (Vec::new(), None)
     };
-    let host = if let Some(h) = libvirt_host {
+    // Facts from --snapshot/--root when given (the connection then gives
+    // only the domains), else from the connection's host.
+    let host = if let (Some(h), HostSource::Libvirt(_) | HostSource::None) =
+        (libvirt_host, &ctx.inv.host)
+    {
         Some(h)
     } else if ctx.inv.host != HostSource::None {
         Some(ctx.host()?)
@@ -97,6 +101,9 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         deny_shared: args.deny.contains(&Deny::Shared),
     };
     let mut inputs = validate::read_inputs(&args.paths);
+    for n in &inputs.notes {
+        eprintln!("{}{} {n}", ctx.err.bold("note"), ctx.err.bold(":"));
+    }
     inputs.sources.extend(domain_sources);
     let report = validate::validate(&inputs, host.as_ref(), opts);
     let format = match args.format {

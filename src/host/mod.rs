@@ -296,12 +296,14 @@ impl fmt::Display for Critical {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Critical::RootFilesystem { block: Some(b) } => {
+                let b = crate::text::escape(b);
                 write!(f, "controller of the root filesystem (/dev/{b})")
             }
             Critical::RootFilesystem { block: None } => {
                 write!(f, "controller of the root filesystem")
             }
             Critical::DefaultRoute { interface: Some(i) } => {
+                let i = crate::text::escape(i);
                 write!(f, "NIC carrying the default route ({i})")
             }
             Critical::DefaultRoute { interface: None } => {
@@ -328,7 +330,7 @@ impl fmt::Display for GroupMember {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GroupMember::Pci(a) => a.fmt(f),
-            GroupMember::Other(s) => f.write_str(s),
+            GroupMember::Other(s) => f.write_str(&crate::text::escape(s)),
         }
     }
 }
@@ -596,7 +598,10 @@ impl Host {
                             "no PCI device with vendor:device {spec} on {}",
                             self.source
                         ),
-                        help: vec!["run `virt-pci list` to see the devices of this host".into()],
+                        help: vec![format!(
+                            "`{}` shows the devices of this host",
+                            self.suggest("list")
+                        )],
                     }),
                     _ => Err(ResolveError {
                         spec: spec.to_string(),
@@ -623,7 +628,10 @@ impl Host {
             .map(|d| format!("on that bus: {}", d.address))
             .collect();
         if help.is_empty() {
-            help.push("run `virt-pci list` to see the devices of this host".into());
+            help.push(format!(
+                "`{}` shows the devices of this host",
+                self.suggest("list")
+            ));
         }
         ResolveError {
             spec: what.to_string(),
