@@ -13,6 +13,7 @@ pub mod actions;
 pub mod address;
 pub mod consent;
 pub mod diff;
+pub mod doctor;
 pub mod domain;
 pub mod fleet;
 pub mod fsutil;
@@ -23,8 +24,10 @@ pub mod invocation;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod pciids;
+pub mod persist;
 pub mod plan;
 pub mod report;
+pub mod text;
 pub mod validate;
 pub mod xml;
 

@@ -6,6 +6,7 @@ use std::fmt::Write as _;
 use std::process::ExitCode;
 use virt_pci::host::{Device, GroupMember, Host, Kind};
 use virt_pci::report;
+use virt_pci::PciAddress;
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -45,13 +46,13 @@ pub fn device_line(ctx: &Context, host: &Host, d: &Device) -> String {
     );
     match &d.driver {
         Some(drv) => {
-            let _ = write!(line, "  driver={}", s.green(drv));
+            let _ = write!(line, "  driver={}", s.green(&virt_pci::text::escape(drv)));
         }
         None => line.push_str("  driver=none"),
     }
     match (&d.reset_methods, d.can_reset()) {
         (Some(m), _) if !m.is_empty() => {
-            let _ = write!(line, "  reset={}", m.join(","));
+            let _ = write!(line, "  reset={}", virt_pci::text::escape(&m.join(",")));
         }
         (_, Some(true)) => line.push_str("  reset=yes"),
         (_, Some(false)) => {
@@ -75,7 +76,10 @@ pub fn device_line(ctx: &Context, host: &Host, d: &Device) -> String {
     if !users.is_empty() {
         let names: Vec<String> = users
             .iter()
-            .map(|u| format!("{}{}", u.domain, if u.running { " (running)" } else { "" }))
+            .map(|u| {
+                let name = virt_pci::text::escape(&u.domain);
+                format!("{name}{}", if u.running { " (running)" } else { "" })
+            })
             .collect();
         let _ = write!(line, "  used by: {}", names.join(", "));
     }
@@ -164,49 +168,48 @@ fn render_groups(ctx: &Context, host: &Host) -> String {
 }
 
 fn render_tree(ctx: &Context, host: &Host) -> String {
+    use std::collections::BTreeMap;
     let mut out = String::new();
-    // A device whose parent bridge the source does not hold (a partial
-    // listing) is shown at the top of its root bus rather than dropped.
-    let roots: Vec<&Device> = host
-        .devices
-        .values()
-        .filter(|d| {
-            d.parents
-                .last()
-                .is_none_or(|p| !host.devices.contains_key(p))
-        })
-        .collect();
-    let top = |d: &Device| d.parents.first().copied().unwrap_or(d.address);
-    fn walk(ctx: &Context, host: &Host, d: &Device, depth: usize, out: &mut String) {
-        let group = d
-            .iommu_group
-            .map(|g| format!("[group {g}] "))
-            .unwrap_or_default();
-        let _ = writeln!(
-            out,
-            "{}{}{}",
-            "  ".repeat(depth),
-            ctx.out.dim(&group),
-            device_line(ctx, host, d)
-        );
-        for c in host
-            .devices
-            .values()
-            .filter(|c| c.parents.last() == Some(&d.address))
-        {
-            walk(ctx, host, c, depth + 1, out);
+    // Children by parent and roots by root bus, each built once: scanning
+    // every device for every device's children took minutes at 100,000
+    // functions (issue 11). A device whose parent bridge the source does
+    // not hold (a partial listing) is shown at the top of its root bus
+    // rather than dropped.
+    let mut children: BTreeMap<PciAddress, Vec<&Device>> = BTreeMap::new();
+    let mut roots: BTreeMap<(u32, u8), Vec<&Device>> = BTreeMap::new();
+    for d in host.devices.values() {
+        match d.parents.last() {
+            Some(p) if host.devices.contains_key(p) => children.entry(*p).or_default().push(d),
+            _ => {
+                let top = d.parents.first().copied().unwrap_or(d.address);
+                roots.entry((top.domain, top.bus)).or_default().push(d);
+            }
         }
     }
-    let mut domains: Vec<(u32, u8)> = roots.iter().map(|d| (top(d).domain, top(d).bus)).collect();
-    domains.sort();
-    domains.dedup();
-    for (dom, bus) in domains {
+    // Iterative, so a deep (or, from a bad source, cyclic) chain of
+    // bridges can neither overflow the stack nor loop: each device once.
+    let mut shown: std::collections::HashSet<PciAddress> = std::collections::HashSet::new();
+    for ((dom, bus), top) in &roots {
         let _ = writeln!(out, "{}", ctx.out.bold(&format!("pci{dom:04x}:{bus:02x}")));
-        for d in roots
-            .iter()
-            .filter(|d| top(d).domain == dom && top(d).bus == bus)
-        {
-            walk(ctx, host, d, 1, &mut out);
+        let mut stack: Vec<(&Device, usize)> = top.iter().rev().map(|d| (*d, 1)).collect();
+        while let Some((d, depth)) = stack.pop() {
+            if !shown.insert(d.address) {
+                continue;
+            }
+            let group = d
+                .iommu_group
+                .map(|g| format!("[group {g}] "))
+                .unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{}{}{}",
+                "  ".repeat(depth),
+                ctx.out.dim(&group),
+                device_line(ctx, host, d)
+            );
+            if let Some(cs) = children.get(&d.address) {
+                stack.extend(cs.iter().rev().map(|c| (*c, depth + 1)));
+            }
         }
     }
     out

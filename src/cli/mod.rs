@@ -15,6 +15,7 @@ pub mod app;
 pub mod companion;
 pub mod complete;
 pub mod consent;
+pub mod doctor;
 pub mod edit;
 pub mod fake;
 pub mod fleet;
@@ -23,6 +24,7 @@ pub mod inventory;
 pub mod list;
 pub mod map;
 pub mod meta;
+pub mod persist;
 pub mod place;
 pub mod retarget;
 pub mod show;
@@ -350,13 +352,19 @@ impl Context {
 
     /// Print an error in rustc's shape on stderr.
     pub fn report(&self, e: &CliError) {
+        use virt_pci::text::terminal_safe as safe;
         let s = &self.err;
-        eprintln!("{}{} {}", s.red("error"), s.bold(":"), s.bold(&e.message));
+        eprintln!(
+            "{}{} {}",
+            s.red("error"),
+            s.bold(":"),
+            s.bold(&safe(&e.message))
+        );
         if let Some(l) = &e.location {
-            eprintln!("  {} {l}", s.cyan("-->"));
+            eprintln!("  {} {}", s.cyan("-->"), safe(l));
         }
         for h in &e.help {
-            eprintln!("{}{} {h}", s.cyan("help"), s.bold(":"));
+            eprintln!("{}{} {}", s.cyan("help"), s.bold(":"), safe(h));
         }
     }
 }
@@ -431,14 +439,15 @@ pub fn name_of(
         .device(vendor_id, device_id)
         .map(str::to_string)
         .or_else(|| device_name.map(str::to_string));
-    match (vendor, device) {
+    // Names come from snapshots, listings and pci.ids: escaped for printing.
+    virt_pci::text::escape(&match (vendor, device) {
         // Listings give "Vendor Device" as one name.
         (Some(v), Some(dn)) if dn.starts_with(&v) => dn,
         (Some(v), Some(dn)) => format!("{v} {dn}"),
         (Some(v), None) => format!("{v} device {device_id:04x}"),
         (None, Some(dn)) => dn,
         (None, None) => format!("Device {vendor_id:04x}:{device_id:04x}"),
-    }
+    })
 }
 
 /// Print JSON on stdout.
@@ -453,6 +462,7 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
 /// the output quietly instead of panicking as `print!` does.
 pub fn emit(text: &str) {
     use std::io::Write;
+    let text = virt_pci::text::terminal_safe(text);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }

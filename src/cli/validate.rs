@@ -101,6 +101,9 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         deny_shared: args.deny.contains(&Deny::Shared),
     };
     let mut inputs = validate::read_inputs(&args.paths);
+    for n in &inputs.notes {
+        eprintln!("{}{} {n}", ctx.err.bold("note"), ctx.err.bold(":"));
+    }
     inputs.sources.extend(domain_sources);
     let report = validate::validate(&inputs, host.as_ref(), opts);
     let format = match args.format {

@@ -16,19 +16,17 @@ pub const FORMAT: &str = "virt-pci-snapshot";
 /// Version 1 files are still read; see [`facts_of_version_1`].
 pub const VERSION: u32 = 2;
 
+/// The largest snapshot read: 256 MiB, room for ~400,000 functions
+/// (a snapshot holds ~600 bytes per function); anything larger is refused
+/// before it is read.
+pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
+
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     format: String,
     version: u32,
     #[serde(flatten)]
     host: Host,
-}
-
-/// The envelope's fields alone.
-#[derive(Deserialize)]
-struct Head {
-    format: Option<String>,
-    version: Option<u64>,
 }
 
 #[derive(Debug)]
@@ -70,31 +68,6 @@ pub fn to_string(host: &Host) -> String {
     s
 }
 
-/// The envelope as [`to_string`] writes it (`{"format": "virt-pci-snapshot",
-/// "version": N,` at the start), read without scanning the rest of the
-/// document: the general scan was a tenth of reading a fleet of snapshots.
-/// `None` for any other layout, which then gets the general scan.
-fn written_by_us(text: &str) -> Option<Head> {
-    fn ws(s: &str) -> &str {
-        s.trim_start_matches([' ', '\t', '\r', '\n'])
-    }
-    let s = ws(text).strip_prefix('{')?;
-    let s = ws(s).strip_prefix("\"format\"")?;
-    let s = ws(s).strip_prefix(':')?;
-    let s = ws(s).strip_prefix(&format!("\"{FORMAT}\""))?;
-    let s = ws(s).strip_prefix(',')?;
-    let s = ws(s).strip_prefix("\"version\"")?;
-    let s = ws(s).strip_prefix(':')?;
-    let s = ws(s);
-    let digits = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let version: u64 = s[..digits].parse().ok()?;
-    let rest = ws(&s[digits..]);
-    (rest.starts_with(',') || rest.starts_with('}')).then(|| Head {
-        format: Some(FORMAT.to_string()),
-        version: Some(version),
-    })
-}
-
 /// Parse a snapshot document.
 pub fn from_str(text: &str, path: &Path) -> Result<Host, SnapshotError> {
     let err = |e: serde_json::Error| SnapshotError {
@@ -103,24 +76,8 @@ pub fn from_str(text: &str, path: &Path) -> Result<Host, SnapshotError> {
         column: e.column(),
         message: e.to_string(),
     };
-    // The format and version first (a scan that allocates nothing), so a
-    // file of another kind gets that message rather than a missing field.
-    let head: Head = match written_by_us(text) {
-        Some(h) => h,
-        None => match serde_json::from_str(text) {
-            Ok(h) => h,
-            Err(_) => {
-                // Not an object with string/number fields there: read it as
-                // any JSON to say what it is (or where it is malformed).
-                let v: serde_json::Value = serde_json::from_str(text).map_err(err)?;
-                Head {
-                    format: v.get("format").and_then(|f| f.as_str()).map(str::to_string),
-                    version: v.get("version").and_then(|x| x.as_u64()),
-                }
-            }
-        },
-    };
-    match head.format.as_deref() {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(err)?;
+    match v.get("format").and_then(|f| f.as_str()) {
         Some(FORMAT) => {}
         other => {
             return Err(SnapshotError {
@@ -134,44 +91,56 @@ pub fn from_str(text: &str, path: &Path) -> Result<Host, SnapshotError> {
             })
         }
     }
-    let version = head.version.unwrap_or(0);
-    if version != u64::from(VERSION) && version != 1 {
-        return Err(SnapshotError {
-            path: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message: format!("snapshot version {version} is not supported (this virt-pci reads version {VERSION})"),
-        });
-    }
-    // The host straight from the text: `Host` ignores the envelope's two
-    // fields. (Reading `Envelope` with its `#[serde(flatten)]` buffers the
-    // whole document first: five times slower on a fleet of snapshots,
-    // BENCHMARKS.md "fleet".)
-    let mut host: Host = serde_json::from_str(text).map_err(err)?;
+    // The value as written (`"1"`, `1.0`, `-1`), never a default of 0.
+    let bad_version = |message: String| SnapshotError {
+        path: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message,
+    };
+    let version = match v.get("version") {
+        Some(x) if x.as_u64() == Some(u64::from(VERSION)) || x.as_u64() == Some(1) => {
+            x.as_u64().unwrap_or(0)
+        }
+        None => {
+            return Err(bad_version(format!(
+                "the snapshot has no \"version\" (this virt-pci reads versions 1 and {VERSION})"
+            )))
+        }
+        Some(x) if x.is_number() => {
+            return Err(bad_version(format!(
+                "snapshot version {} is not supported (this virt-pci reads versions 1 and {VERSION})",
+                crate::text::shorten(&x.to_string())
+            )))
+        }
+        Some(x) => {
+            return Err(bad_version(format!(
+                "snapshot version {} is not a number (this virt-pci reads versions 1 and {VERSION}, written as a number)",
+                crate::text::shorten(&x.to_string())
+            )))
+        }
+    };
+    let env: Envelope = serde_json::from_str(text).map_err(err)?;
+    let mut host = env.host;
     if version == 1 {
         host.facts = facts_of_version_1(&host);
     }
     // A group id listed twice: the later list replaced the earlier one while
-    // reading, so the group's membership is not known. Only a document with
-    // more `"id"` keys than groups read can hold one; only that one is read
-    // again as plain JSON to find which.
-    if text.matches("\"id\"").count() > host.groups.len() {
-        let v: serde_json::Value = serde_json::from_str(text).map_err(err)?;
-        let mut seen = std::collections::BTreeSet::new();
-        for g in v
-            .get("groups")
-            .and_then(|g| g.as_array())
-            .into_iter()
-            .flatten()
-        {
-            if let Some(id) = g.get("id").and_then(|i| i.as_u64()) {
-                if !seen.insert(id) {
-                    if let Ok(id) = u32::try_from(id) {
-                        host.facts.inconsistent_groups.insert(
-                            id,
-                            format!("{} lists IOMMU group {id} more than once", path.display()),
-                        );
-                    }
+    // reading, so the group's membership is not known.
+    let mut seen = std::collections::BTreeSet::new();
+    for g in v
+        .get("groups")
+        .and_then(|g| g.as_array())
+        .into_iter()
+        .flatten()
+    {
+        if let Some(id) = g.get("id").and_then(|i| i.as_u64()) {
+            if !seen.insert(id) {
+                if let Ok(id) = u32::try_from(id) {
+                    host.facts.inconsistent_groups.insert(
+                        id,
+                        format!("{} lists IOMMU group {id} more than once", path.display()),
+                    );
                 }
             }
         }
@@ -204,15 +173,41 @@ pub fn facts_of_version_1(host: &Host) -> HostFacts {
 
 /// Read a snapshot file.
 pub fn load(path: &Path) -> Result<Host, SnapshotError> {
-    let text = std::fs::read_to_string(path).map_err(|e| SnapshotError {
+    let fail = |message: String| SnapshotError {
         path: path.to_path_buf(),
         line: 0,
         column: 0,
-        message: format!("cannot read the snapshot: {e}"),
-    })?;
+        message,
+    };
+    let bytes = crate::fsutil::read_any_limited(path, MAX_BYTES)
+        .map_err(|e| fail(format!("cannot read the snapshot: {e}")))?;
+    let text = String::from_utf8(bytes)
+        .map_err(|e| fail(format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
     let mut h = from_str(&text, path)?;
     if h.source.is_empty() {
         h.source = format!("snapshot:{}", path.display());
     }
     Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_version_is_reported_as_written() {
+        for (v, shown) in [("\"1\"", "\"1\""), ("1.0", "1.0"), ("-1", "-1"), ("3", "3")] {
+            let t = format!("{{\"format\":\"{FORMAT}\",\"version\":{v}}}");
+            let e = from_str(&t, Path::new("s.json")).unwrap_err();
+            assert!(
+                e.message.contains(&format!("version {shown} ")),
+                "{v}: {}",
+                e.message
+            );
+            assert!(!e.message.contains("version 0"), "{}", e.message);
+        }
+        let t = format!("{{\"format\":\"{FORMAT}\"}}");
+        let e = from_str(&t, Path::new("s.json")).unwrap_err();
+        assert!(e.message.contains("no \"version\""), "{}", e.message);
+    }
 }
