@@ -18,10 +18,15 @@ pub mod consent;
 pub mod doctor;
 pub mod edit;
 pub mod fake;
+pub mod fleet;
 pub mod guard;
+pub mod inventory;
 pub mod list;
+pub mod map;
 pub mod meta;
 pub mod persist;
+pub mod place;
+pub mod retarget;
 pub mod show;
 pub mod snapshot;
 pub mod snippet;
@@ -408,23 +413,40 @@ pub fn parse_specs(specs: &[String]) -> Result<Vec<DeviceSpec>, CliError> {
 
 /// A device's display name: pci.ids, else the source's names, else ids.
 pub fn device_name(ctx: &Context, d: &virt_pci::host::Device) -> String {
+    name_of(
+        ctx,
+        d.vendor(),
+        d.device(),
+        d.vendor_name.as_deref(),
+        d.device_name.as_deref(),
+    )
+}
+
+/// [`device_name`] from the ids and the source's names.
+pub fn name_of(
+    ctx: &Context,
+    vendor_id: u16,
+    device_id: u16,
+    vendor_name: Option<&str>,
+    device_name: Option<&str>,
+) -> String {
     let ids = ctx.ids();
     let vendor = ids
-        .vendor(d.vendor())
+        .vendor(vendor_id)
         .map(str::to_string)
-        .or_else(|| d.vendor_name.clone());
+        .or_else(|| vendor_name.map(str::to_string));
     let device = ids
-        .device(d.vendor(), d.device())
+        .device(vendor_id, device_id)
         .map(str::to_string)
-        .or_else(|| d.device_name.clone());
+        .or_else(|| device_name.map(str::to_string));
     // Names come from snapshots, listings and pci.ids: escaped for printing.
     virt_pci::text::escape(&match (vendor, device) {
         // Listings give "Vendor Device" as one name.
         (Some(v), Some(dn)) if dn.starts_with(&v) => dn,
         (Some(v), Some(dn)) => format!("{v} {dn}"),
-        (Some(v), None) => format!("{v} device {:04x}", d.device()),
+        (Some(v), None) => format!("{v} device {device_id:04x}"),
         (None, Some(dn)) => dn,
-        (None, None) => format!("Device {:04x}:{:04x}", d.vendor(), d.device()),
+        (None, None) => format!("Device {vendor_id:04x}:{device_id:04x}"),
     })
 }
 
