@@ -584,7 +584,7 @@ fn snippet_streams() {
     expect(
         &o,
         "error[VP001]: not well-formed XML: expected 'hostdev' tag, not the end of the file",
-        &f("snippets/unclosed.xml:4:13"),
+        &f("snippets/unclosed.xml:4:12"),
         None,
     );
 }

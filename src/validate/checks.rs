@@ -268,7 +268,12 @@ pub fn check_file(index: usize, src: &Source, out: &mut Vec<Diagnostic>) -> File
                 return FileKind::Broken;
             }
             let at = offset_of(text, e.line, e.column);
-            let at = map.pos(at);
+            let mut at = map.pos(at);
+            if at >= src.text.len() {
+                // The file ended too early: point just after its last
+                // character, not at an empty line after the final newline.
+                at = src.text.trim_end().len();
+            }
             let end = src.text[at..]
                 .chars()
                 .next()
