@@ -214,6 +214,16 @@ impl HostdevOptions {
                 ));
             }
         }
+        if self.permissive && self.driver != Some(Driver::Xen) {
+            // libvirt's QEMU driver rejects any writeFiltering at define
+            // (src/qemu/qemu_validate.c, qemuValidateDomainDeviceDefHostdev:
+            // "Write filtering of PCI device configuration space is not
+            // supported by qemu"); only the Xen (libxl) driver takes it.
+            return Err(opt_err(
+                "--permissive is Xen-only: libvirt's QEMU driver refuses the domain (\"Write filtering of PCI device configuration space is not supported by qemu\")".into(),
+                "on a Xen host add --driver xen; on QEMU/KVM drop --permissive",
+            ));
+        }
         if self.boot_order == Some(0) {
             return Err(opt_err(
                 "boot order 0 is not allowed".into(),
@@ -261,9 +271,6 @@ impl HostdevOptions {
         let mut w = Vec::new();
         if self.permissive {
             w.push("--permissive gives the guest unfiltered write access to the device's PCI config space (Xen's writeFiltering='no', qvm-pci's permissive=true); a malicious guest can use it against the host".to_string());
-            if self.driver != Some(Driver::Xen) {
-                w.push("writeFiltering is Xen-only: the QEMU driver refuses the domain (\"Write filtering of PCI device configuration space is not supported by qemu\")".to_string());
-            }
         }
         if !self.managed {
             w.push("managed='no': libvirt will not detach the devices; run `virt-pci detach` (or `virt-pci prepare DOMAIN`) before starting the guest".to_string());
@@ -439,13 +446,16 @@ mod tests {
         };
         let w = o.warnings().join("\n");
         assert!(w.contains("config space"), "{w}");
-        assert!(w.contains("not supported by qemu"), "{w}");
         assert!(w.contains("virt-pci detach"), "{w}");
+        // Without Xen it is an error, not a warning: QEMU refuses it.
+        let e = o.check(&[]).unwrap_err();
+        assert!(e.message.contains("not supported by qemu"), "{}", e.message);
         let xen = HostdevOptions {
             permissive: true,
             driver: Some(Driver::Xen),
             ..Default::default()
         };
+        assert!(xen.check(&[]).is_ok());
         assert_eq!(xen.warnings().len(), 1);
         assert!(HostdevOptions::default().warnings().is_empty());
     }

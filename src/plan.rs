@@ -105,6 +105,52 @@ fn finding(
 const LIBVIRT_NON_ENDPOINT: &str =
     "libvirt refuses it: \"Non-endpoint PCI devices cannot be assigned to guests\"";
 
+/// The one `group-split` warning for a group `--no-strict-group` splits.
+/// The kernel's viability rule (drivers/vfio/group.c,
+/// `vfio_dev_viable`): a member with no driver, or on vfio-pci/pci-stub,
+/// keeps the group viable; one on a host driver makes the guest fail to
+/// start with "group N is not viable".
+fn split_warning(gid: u32, left: &[(PciAddress, Option<String>, bool)]) -> Option<Finding> {
+    let first = left.first()?;
+    let list = |f: &dyn Fn(&(PciAddress, Option<String>, bool)) -> bool| -> Vec<String> {
+        left.iter()
+            .filter(|x| f(x))
+            .map(|(a, d, _)| match d {
+                Some(d) => format!("{a} (`{d}`)"),
+                None => a.to_string(),
+            })
+            .collect()
+    };
+    let bound = list(&|(_, d, safe)| d.is_some() && !safe);
+    let idle = list(&|(_, d, safe)| d.is_none() || *safe);
+    let mut msg = format!("IOMMU group {gid} is split: ");
+    if !bound.is_empty() {
+        msg.push_str(&format!(
+            "{} stay{} on host drivers, so the VM will not start under VFIO (\"group {gid} is not viable\") until {} unbound or bound to vfio-pci",
+            bound.join(", "),
+            if bound.len() == 1 { "s" } else { "" },
+            if bound.len() == 1 { "it is" } else { "they are" },
+        ));
+        if !idle.is_empty() {
+            msg.push_str("; ");
+        }
+    }
+    if !idle.is_empty() {
+        msg.push_str(&format!(
+            "{} stay{} on the host without a host driver, which keeps the group viable only as long as no host driver binds {}",
+            idle.join(", "),
+            if idle.len() == 1 { "s" } else { "" },
+            if idle.len() == 1 { "it" } else { "them" },
+        ));
+    }
+    Some(finding(
+        "group-split",
+        Some(&first.0),
+        msg,
+        Some("drop --no-strict-group to pass the whole group, or keep the rest of the group on vfio-pci (`virt-pci detach`) while the guest runs"),
+    ))
+}
+
 /// Compute the plan for passing `requested` through.
 ///
 /// Every address must be present on `host` (resolve specs first).
@@ -210,6 +256,9 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
             group: g,
             members: Vec::new(),
         };
+        // Endpoints `--no-strict-group` leaves on the host: one warning for
+        // the group, below.
+        let mut left_behind: Vec<(PciAddress, Option<String>, bool)> = Vec::new();
         for m in &members {
             let GroupMember::Pci(ma) = m else {
                 gp.members.push(Member {
@@ -297,21 +346,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                     requested: false,
                     reason: "endpoint left on the host by --no-strict-group".into(),
                 });
-                let state = match md.driver.as_deref() {
-                    Some(d) if !md.driver_is_vfio_safe() => format!("it is bound to `{d}`"),
-                    Some(d) => {
-                        format!("it is bound to `{d}`, which keeps the group viable for now")
-                    }
-                    None => "it has no driver now".into(),
-                };
-                p.warnings.push(finding(
-                    "group-split",
-                    Some(ma),
-                    format!(
-                        "IOMMU group {gid} is split: {ma} stays on the host ({state}); under VFIO the VM will not start (\"group {gid} is not viable\") unless it is unbound or bound to vfio-pci"
-                    ),
-                    Some("drop --no-strict-group to pass the whole group, or bind the rest of the group to vfio-pci before starting"),
-                ));
+                left_behind.push((*ma, md.driver.clone(), md.driver_is_vfio_safe()));
                 continue;
             }
             let reason = if is_req {
@@ -347,6 +382,9 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                 reason,
             });
             travels.insert(*ma);
+        }
+        if let Some(w) = split_warning(gid, &left_behind) {
+            p.warnings.push(w);
         }
         p.groups.push(gp);
     }

@@ -5,7 +5,7 @@
 //! `virt_pci::xml` (pure text in, text out); writing is
 //! `virt_pci::fsutil::write_atomic`.
 
-use super::snippet::{option_error, plan_devices, warn_options, GroupArgs, HostdevArgs};
+use super::snippet::{check_options_early, plan_hostdevs, GroupArgs, HostdevArgs};
 use super::{parse_specs, CliError, CliResult, Context};
 use clap::Args as ClapArgs;
 use std::io::{Read, Write};
@@ -219,12 +219,12 @@ fn emit(ctx: &Context, out: &OutputArgs, input: &Input, edit: &Edit) -> Result<(
         let Some(path) = &input.path else {
             return Err(CliError::usage("cannot edit stdin in place"));
         };
+        // Unchanged: the caller already said so ("nothing to add; F is
+        // unchanged"), and nothing is written.
         if edit.text != input.text {
             fsutil::write_atomic(path, edit.text.as_bytes(), out.backup.as_deref())
                 .map_err(write_error)?;
             eprintln!("wrote {}", input.name);
-        } else {
-            eprintln!("{} unchanged; nothing written", input.name);
         }
         return Ok(());
     }
@@ -254,19 +254,13 @@ fn list(a: &[virt_pci::PciAddress]) -> String {
 }
 
 pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
-    args.hostdev.options(None)?;
+    check_options_early(&args.hostdev)?;
     let (file, devices) = split_targets(&args.targets, &args.target, &args.out, true)?;
     let devices = devices.to_vec();
     let (session, input) = open_target(ctx, file.as_deref(), &args.target, &args.out)?;
     // Refuse a bad file before reading the host or printing a plan.
     let doc = xml::parse_domain(&input.text).map_err(|e| edit_error(&input, e))?;
-    let (addrs, primary, _plan) = plan_devices(ctx, &devices, &args.group)?;
-    if addrs.is_empty() {
-        return Err(CliError::new("nothing to pass through"));
-    }
-    let opts = args.hostdev.options(primary)?;
-    opts.check(&addrs).map_err(option_error)?;
-    warn_options(ctx, &opts);
+    let (addrs, opts) = plan_hostdevs(ctx, &devices, &args.group, &args.hostdev)?;
     let edit =
         xml::add_parsed(doc, &input.text, &addrs, &opts).map_err(|e| edit_error(&input, e))?;
     if !edit.already_present.is_empty() {
@@ -406,7 +400,7 @@ impl DomainSession {
     ) -> Result<(), CliError> {
         use virt_pci::libvirt::Impact;
         if edit.text == input.text {
-            eprintln!("{} unchanged; nothing defined", input.name);
+            // Already said: "nothing to add; domain:NAME is unchanged".
             return Ok(());
         }
         self.conn

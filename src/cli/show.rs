@@ -68,16 +68,10 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         if let Some(o) = &d.driver_override {
             kv(&mut out, "driver_override", o.clone());
         }
-        kv(
-            &mut out,
-            "reset",
-            match (&d.reset_methods, d.can_reset()) {
-                (Some(m), _) if !m.is_empty() => m.join(" "),
-                (_, Some(true)) => "yes (methods not listed)".into(),
-                (_, Some(false)) => "none (no FLR, PM or bus reset)".into(),
-                _ => "unknown".into(),
-            },
-        );
+        // The same words as `check`: one description of a reset.
+        if let Some(r) = virt_pci::actions::check::reset_info(&host, a) {
+            kv(&mut out, "reset", r.summary);
+        }
         kv(
             &mut out,
             "IOMMU group",
@@ -151,6 +145,8 @@ pub fn render_plan(_host: &Host, p: &Plan, s: &Styles) -> String {
         (s.red("blocker"), &p.blockers),
         (s.yellow("warning"), &p.warnings),
     ];
+    // A help shared by several findings (one per function) is said once.
+    let mut helped: Vec<&str> = Vec::new();
     for (tag, list) in findings {
         for f in list {
             let _ = writeln!(
@@ -160,7 +156,10 @@ pub fn render_plan(_host: &Host, p: &Plan, s: &Styles) -> String {
                 f.message
             );
             if let Some(h) = &f.help {
-                let _ = writeln!(out, "  {}: {h}", s.cyan("help"));
+                if !helped.contains(&h.as_str()) {
+                    helped.push(h);
+                    let _ = writeln!(out, "  {}: {h}", s.cyan("help"));
+                }
             }
         }
     }

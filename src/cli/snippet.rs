@@ -111,30 +111,25 @@ pub struct Args {
     pub group: GroupArgs,
 }
 
-/// Resolve the devices on the host, plan, print the plan on stderr, and
-/// return the functions to write (requested first function = primary).
-/// A blocked plan is an error unless `--force`.
-pub fn plan_devices(
+/// Check the options that need no host (spelling, boot order, alias, ROM
+/// path, `--permissive` without Xen): before the host is read or anything
+/// is printed.
+pub fn check_options_early(h: &HostdevArgs) -> Result<(), CliError> {
+    h.options(None)?.check(&[]).map_err(option_error)
+}
+
+/// Resolve the devices on the host, plan, check the options against the
+/// functions that travel, and only then print the plan (stderr), the
+/// refusal of a blocked plan (unless `--force`) and the option warnings.
+/// Returns the functions to write (requested first function = primary)
+/// and the options for them.
+pub fn plan_hostdevs(
     ctx: &Context,
     devices: &[String],
     group: &GroupArgs,
-) -> Result<(Vec<PciAddress>, Option<PciAddress>, Plan), CliError> {
+    hostdev: &HostdevArgs,
+) -> Result<(Vec<PciAddress>, HostdevOptions), CliError> {
     let (host, addrs, p) = super::host_and_plan(ctx, devices, !group.no_strict_group)?;
-    eprint!("{}", render_plan(&host, &p, &ctx.err));
-    if p.is_blocked() && !group.force {
-        let mut e = CliError::new(format!(
-            "refusing: the plan for {} is blocked ({} blocker{})",
-            devices.join(" "),
-            p.blockers.len(),
-            if p.blockers.len() == 1 { "" } else { "s" }
-        ));
-        for b in &p.blockers {
-            if let Some(h) = &b.help {
-                e = e.help(h.clone());
-            }
-        }
-        return Err(e.help("--force writes it anyway; the guest or the host may not survive it"));
-    }
     let mut out: Vec<PciAddress> = p.travels.clone();
     if group.force {
         // Forced: what was asked for goes too, even if the plan held it back.
@@ -146,7 +141,36 @@ pub fn plan_devices(
         out.sort();
     }
     let primary = addrs.iter().find(|a| out.contains(a)).copied();
-    Ok((out, primary, p))
+    let opts = hostdev.options(primary)?;
+    opts.check(&out).map_err(option_error)?;
+    eprint!("{}", render_plan(&host, &p, &ctx.err));
+    if p.is_blocked() && !group.force {
+        return Err(blocked_error(devices, &p));
+    }
+    if out.is_empty() {
+        return Err(CliError::new("nothing to pass through"));
+    }
+    warn_options(ctx, &opts);
+    Ok((out, opts))
+}
+
+fn blocked_error(devices: &[String], p: &Plan) -> CliError {
+    let mut e = CliError::new(format!(
+        "refusing: the plan for {} is blocked ({} blocker{})",
+        devices.join(" "),
+        p.blockers.len(),
+        if p.blockers.len() == 1 { "" } else { "s" }
+    ));
+    let mut seen = Vec::new();
+    for b in &p.blockers {
+        if let Some(h) = &b.help {
+            if !seen.contains(&h) {
+                seen.push(h);
+                e = e.help(h.clone());
+            }
+        }
+    }
+    e.help("--force writes it anyway; the guest or the host may not survive it")
 }
 
 /// Print the option warnings on stderr.
@@ -165,15 +189,8 @@ pub fn option_error(e: hostdev::OptionError) -> CliError {
 }
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
-    // Check option spelling before reading the host.
-    args.hostdev.options(None)?;
-    let (addrs, primary, _plan) = plan_devices(ctx, &args.devices, &args.group)?;
-    if addrs.is_empty() {
-        return Err(CliError::new("nothing to pass through"));
-    }
-    let opts = args.hostdev.options(primary)?;
-    opts.check(&addrs).map_err(option_error)?;
-    warn_options(ctx, &opts);
+    check_options_early(&args.hostdev)?;
+    let (addrs, opts) = plan_hostdevs(ctx, &args.devices, &args.group, &args.hostdev)?;
     super::emit(&hostdev::render(&addrs, &opts, &Style::default()));
     Ok(ExitCode::SUCCESS)
 }
