@@ -91,7 +91,7 @@ fn open_target(
     let session = DomainSession::open(ctx, target)?;
     let input = match (&session, file) {
         (Some(s), _) => s.input()?,
-        (None, Some(f)) => read_input(f, out)?,
+        (None, Some(f)) => read_input(ctx, f, out)?,
         (None, None) => return Err(CliError::usage("no domain XML file given")),
     };
     Ok((session, input))
@@ -136,8 +136,14 @@ struct Input {
     text: String,
 }
 
-fn read_input(file: &Path, out: &OutputArgs) -> Result<Input, CliError> {
+fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result<Input, CliError> {
     if file.as_os_str() == "-" {
+        if ctx.global.snapshot.as_deref() == Some(Path::new("-")) {
+            return Err(CliError::usage(
+                "`-` (stdin) is given for both the domain and --snapshot",
+            )
+            .help("stdin can be read once; save one of them to a file"));
+        }
         if out.in_place {
             return Err(CliError::usage("cannot edit stdin in place")
                 .help("drop -i to write the result to stdout, or give -o FILE"));

@@ -101,15 +101,25 @@ pub fn from_str(text: &str, path: &Path) -> Result<Host, SnapshotError> {
 
 /// Read a snapshot file.
 pub fn load(path: &Path) -> Result<Host, SnapshotError> {
-    let text = std::fs::read_to_string(path).map_err(|e| SnapshotError {
-        path: path.to_path_buf(),
+    // `-`: the snapshot comes on stdin (`ssh host virt-pci snapshot |
+    // virt-pci --snapshot - list`), as a domain does for `add -`.
+    let stdin = path.as_os_str() == "-";
+    let shown = if stdin { Path::new("<stdin>") } else { path };
+    let read = if stdin {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut s).map(|_| s)
+    } else {
+        std::fs::read_to_string(path)
+    };
+    let text = read.map_err(|e| SnapshotError {
+        path: shown.to_path_buf(),
         line: 0,
         column: 0,
         message: format!("cannot read the snapshot: {e}"),
     })?;
-    let mut h = from_str(&text, path)?;
+    let mut h = from_str(&text, shown)?;
     if h.source.is_empty() {
-        h.source = format!("snapshot:{}", path.display());
+        h.source = format!("snapshot:{}", shown.display());
     }
     Ok(h)
 }

@@ -276,6 +276,14 @@ enum Read {
 /// as `cat` of the same files, and the parsing far less.
 fn read_one(p: &Path) -> Read {
     use std::io::Read as _;
+    if p.as_os_str() == "-" {
+        // `-` is stdin, as for `add -` (the CLI allows it once).
+        let mut bytes = Vec::new();
+        if let Err(e) = std::io::stdin().lock().read_to_end(&mut bytes) {
+            return Read::Bad(io_diag(STDIN, &e.to_string()));
+        }
+        return decode(STDIN.to_string(), bytes);
+    }
     let path = p.display().to_string();
     let mut f = match std::fs::File::open(p) {
         Ok(f) => f,
@@ -292,6 +300,14 @@ fn read_one(p: &Path) -> Read {
     if let Err(e) = f.read_to_end(&mut bytes) {
         return Read::Bad(io_diag(&path, &e.to_string()));
     }
+    decode(path, bytes)
+}
+
+/// How stdin is named in messages (`validate -`).
+pub const STDIN: &str = "<stdin>";
+
+/// A file's bytes as text, or VP001 where it stops being UTF-8.
+fn decode(path: String, bytes: Vec<u8>) -> Read {
     match String::from_utf8(bytes) {
         Ok(text) => Read::Text(Source { path, text }),
         Err(e) => {
