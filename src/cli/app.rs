@@ -31,6 +31,8 @@ pub enum Command {
     List(cli::list::Args),
     /// Everything about one device, its group, and the plan for passing it through.
     Show(cli::show::Args),
+    /// A domain file's PCI host devices, with names, groups and drivers from the host.
+    Hostdevs(cli::hostdevs::Args),
     /// The PCI controller behind a USB bus or device, and what else is on it.
     Usb(cli::usb::Args),
     /// Save the whole host model as JSON, for planning and validating offline.
@@ -77,6 +79,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::List(a) => cli::list::run(&ctx, a),
         Command::Show(a) => cli::show::run(&ctx, a),
+        Command::Hostdevs(a) => cli::hostdevs::run(&ctx, a),
         Command::Usb(a) => cli::usb::run(&ctx, a),
         Command::Snapshot(a) => cli::snapshot::run(&ctx, a),
         Command::Snippet(a) => cli::snippet::run(&ctx, a),

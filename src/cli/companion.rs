@@ -42,7 +42,11 @@ pub fn needs_libvirt(cli: &Cli) -> bool {
         BackendChoice::Auto => no_fake_host,
     };
     match &cli.command {
-        Command::List(_) | Command::Show(_) | Command::Usb(_) | Command::Snippet(_) => {
+        Command::List(_)
+        | Command::Show(_)
+        | Command::Hostdevs(_)
+        | Command::Usb(_)
+        | Command::Snippet(_) => {
             reads_via_libvirt
         }
         Command::Snapshot(a) => a.from_listing.is_none() && reads_via_libvirt,

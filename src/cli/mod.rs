@@ -15,6 +15,7 @@ pub mod app;
 pub mod companion;
 pub mod edit;
 pub mod fake;
+pub mod hostdevs;
 pub mod list;
 pub mod meta;
 pub mod show;
@@ -366,23 +367,7 @@ pub fn parse_specs(specs: &[String]) -> Result<Vec<DeviceSpec>, CliError> {
 
 /// A device's display name: pci.ids, else the source's names, else ids.
 pub fn device_name(ctx: &Context, d: &virt_pci::host::Device) -> String {
-    let ids = ctx.ids();
-    let vendor = ids
-        .vendor(d.vendor())
-        .map(str::to_string)
-        .or_else(|| d.vendor_name.clone());
-    let device = ids
-        .device(d.vendor(), d.device())
-        .map(str::to_string)
-        .or_else(|| d.device_name.clone());
-    match (vendor, device) {
-        // Listings give "Vendor Device" as one name.
-        (Some(v), Some(dn)) if dn.starts_with(&v) => dn,
-        (Some(v), Some(dn)) => format!("{v} {dn}"),
-        (Some(v), None) => format!("{v} device {:04x}", d.device()),
-        (None, Some(dn)) => dn,
-        (None, None) => format!("Device {:04x}:{:04x}", d.vendor(), d.device()),
-    }
+    virt_pci::report::display_name(ctx.ids(), d)
 }
 
 /// Print JSON on stdout.
