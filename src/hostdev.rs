@@ -285,12 +285,34 @@ impl HostdevOptions {
 /// compact style the elements follow each other on one line. Call
 /// [`HostdevOptions::check`] first: values are escaped, not validated.
 pub fn render(addrs: &[PciAddress], opts: &HostdevOptions, style: &Style) -> String {
+    render_each(addrs, opts, style)
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// The name `snippet --split` gives the file of `a`'s `<hostdev>`: its
+/// libvirt node-device name (`pci_0000_2b_00_0.xml`), unique per function
+/// and the same on every run.
+pub fn split_file_name(a: &PciAddress) -> String {
+    format!("{}.xml", a.node_name())
+}
+
+/// Each function's `<hostdev>` on its own, as [`render`] would lay it out
+/// in the stream (aliases, boot order and guest addresses numbered across
+/// all of them): one root element each, for `virsh attach-device`.
+pub fn render_each(
+    addrs: &[PciAddress],
+    opts: &HostdevOptions,
+    style: &Style,
+) -> Vec<(PciAddress, String)> {
     let q = style.quote;
     let primary = opts.primary.or_else(|| addrs.first().copied());
     let guests = guest_addresses(addrs, opts);
-    let mut out = String::new();
+    let mut each = Vec::new();
     let mut alias_n = 0usize;
     for (a, guest) in addrs.iter().zip(guests) {
+        let mut out = String::new();
         let mut lines: Vec<(usize, String)> = Vec::new();
         let managed = if opts.managed { "yes" } else { "no" };
         lines.push((
@@ -363,8 +385,9 @@ pub fn render(addrs: &[PciAddress], opts: &HostdevOptions, style: &Style) -> Str
                 out.push_str(&style.newline);
             }
         }
+        each.push((*a, out));
     }
-    out
+    each
 }
 
 #[cfg(test)]

@@ -105,6 +105,11 @@ pub struct Args {
     /// The devices: 0000:03:00.0, 03:00.0, pci_0000_03_00_0, 03:00 (all functions), 10de:1f82, ...
     #[arg(required = true, value_name = "DEVICE")]
     pub devices: Vec<String>,
+    /// Write one file per <hostdev> into DIR (created if missing), named by
+    /// node device: DIR/pci_0000_03_00_0.xml, for `virsh attach-device`;
+    /// stdout lists the files.
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub split: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub hostdev: HostdevArgs,
     #[command(flatten)]
@@ -190,7 +195,31 @@ pub fn option_error(e: hostdev::OptionError) -> CliError {
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
     check_options_early(&args.hostdev)?;
+    if let Some(dir) = &args.split {
+        if dir.exists() && !dir.is_dir() {
+            return Err(CliError::usage(format!(
+                "--split {}: not a directory",
+                dir.display()
+            ))
+            .help("give a directory (it is created if missing)"));
+        }
+    }
     let (addrs, opts) = plan_hostdevs(ctx, &args.devices, &args.group, &args.hostdev)?;
-    super::emit(&hostdev::render(&addrs, &opts, &Style::default()));
+    let Some(dir) = &args.split else {
+        super::emit(&hostdev::render(&addrs, &opts, &Style::default()));
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(dir).map_err(|e| {
+        CliError::usage(format!("cannot create {}: {e}", dir.display()))
+    })?;
+    // Every element rendered before the first file is written; each file
+    // is written atomically (a reader never sees half of one).
+    for (a, xml) in hostdev::render_each(&addrs, &opts, &Style::default()) {
+        let path = dir.join(hostdev::split_file_name(&a));
+        virt_pci::fsutil::write_atomic(&path, xml.as_bytes(), None).map_err(|e| {
+            CliError::usage(e.to_string()).help("files written before this one are complete")
+        })?;
+        super::emit(&format!("{}\n", path.display()));
+    }
     Ok(ExitCode::SUCCESS)
 }
