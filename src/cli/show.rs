@@ -36,7 +36,9 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
             .filter_map(|a| host.device(a))
             .map(|d| report::device_view(&host, ctx.ids(), d))
             .collect();
-        return print_json(&ShowReport { devices, plan: p });
+        let code = blocked_code(p.is_blocked());
+        print_json(&ShowReport { devices, plan: p })?;
+        return Ok(code);
     }
     let s = &ctx.out;
     let mut out = String::new();
@@ -115,7 +117,18 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     }
     out.push_str(&render_plan(&host, &p, s));
     super::emit(&out);
-    Ok(ExitCode::SUCCESS)
+    Ok(blocked_code(p.is_blocked()))
+}
+
+/// The exit code of a command whose answer is a plan (`show`, `usb`,
+/// `check`): 0 when it can go, 1 when it is blocked — as `snippet`, `add`
+/// and the actions refuse a blocked plan with 1. Usage and I/O errors are 2.
+pub fn blocked_code(blocked: bool) -> ExitCode {
+    if blocked {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// The plan in words: what travels, what stays, what blocks, what warns.

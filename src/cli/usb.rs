@@ -5,7 +5,6 @@ use super::{device_name, print_json, CliError, CliResult, Context, HostSource};
 use clap::Args as ClapArgs;
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::process::ExitCode;
 use virt_pci::address::PciAddress;
 use virt_pci::host::{Host, UsbBus};
 use virt_pci::plan::{self, Plan, PlanOptions};
@@ -162,9 +161,11 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
             plan: p,
         });
     }
+    let code = super::show::blocked_code(reports.iter().any(|r| r.plan.is_blocked()));
     if args.json {
-        return print_json(&reports);
+        print_json(&reports)?;
+    } else {
+        super::emit(&out);
     }
-    super::emit(&out);
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }
