@@ -8,6 +8,7 @@
 mod fakesys;
 
 use fakesys::{desktop, vp};
+use predicates::prelude::PredicateBooleanExt;
 use predicates::str::contains;
 use std::path::{Path, PathBuf};
 use virt_pci::address::PciAddress;
@@ -339,16 +340,29 @@ fn cli_actions_through_libvirt() {
         .code(1)
         .stderr(contains("refusing to touch 0000:01:00.0"))
         .stderr(contains("win10"));
-    // check --try through a (test, so not local) libvirt: the reset goes
-    // through libvirt, and the plan says it may do nothing.
+    // check --try through libvirt's test driver: the reset goes through
+    // libvirt, and the plan says the test driver is not a host (not "a
+    // remote host", not "another machine"), and ends with a verdict.
     vp(&["-c", &uri, "check", "02:00.0", "--try", "--dry-run"])
         .assert()
         .success()
         .stdout(contains("virNodeDeviceReset(pci_0000_02_00_0)"))
-        .stdout(contains(
-            "whose reset does nothing for a function bound to vfio-pci",
-        ))
-        .stdout(contains("run virt-pci on that host itself"));
+        .stdout(contains("is libvirt's test driver, not a host"))
+        .stdout(contains("remote").not())
+        .stdout(contains("another machine").not())
+        .stdout(contains("verdict: not tried (--dry-run)"));
+    vp(&["-c", &uri, "release", "nas", "--dry-run"])
+        .assert()
+        .success()
+        .stdout(contains("is libvirt's test driver, not a host"))
+        .stdout(contains("remote").not());
+    // prepare of a running domain says so, in its own words: not "the
+    // running domain `win10` uses it" as if it were another guest.
+    vp(&["-c", &uri, "prepare", "win10", "--dry-run"])
+        .assert()
+        .code(1)
+        .stderr(contains("refusing to prepare `win10`: it is already running"))
+        .stderr(contains("the running domain `win10` uses").not());
     // prepare by domain name: nas has the NVMe managed='no'
     vp(&["-c", &uri, "prepare", "nas", "--dry-run"])
         .assert()
