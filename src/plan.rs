@@ -110,19 +110,27 @@ const LIBVIRT_NON_ENDPOINT: &str =
 /// `vfio_dev_viable`): a member with no driver, or on vfio-pci/pci-stub,
 /// keeps the group viable; one on a host driver makes the guest fail to
 /// start with "group N is not viable".
-fn split_warning(gid: u32, left: &[(PciAddress, Option<String>, bool)]) -> Option<Finding> {
+/// An endpoint `--no-strict-group` leaves on the host, and its driver.
+struct LeftBehind {
+    address: PciAddress,
+    driver: Option<String>,
+    /// No driver, or vfio-pci/pci-stub: the group stays viable.
+    viable: bool,
+}
+
+fn split_warning(gid: u32, left: &[LeftBehind]) -> Option<Finding> {
     let first = left.first()?;
-    let list = |f: &dyn Fn(&(PciAddress, Option<String>, bool)) -> bool| -> Vec<String> {
+    let list = |viable: bool| -> Vec<String> {
         left.iter()
-            .filter(|x| f(x))
-            .map(|(a, d, _)| match d {
-                Some(d) => format!("{a} (`{d}`)"),
-                None => a.to_string(),
+            .filter(|x| x.viable == viable)
+            .map(|x| match &x.driver {
+                Some(d) => format!("{} (`{d}`)", x.address),
+                None => x.address.to_string(),
             })
             .collect()
     };
-    let bound = list(&|(_, d, safe)| d.is_some() && !safe);
-    let idle = list(&|(_, d, safe)| d.is_none() || *safe);
+    let bound = list(false);
+    let idle = list(true);
     let mut msg = format!("IOMMU group {gid} is split: ");
     if !bound.is_empty() {
         msg.push_str(&format!(
@@ -145,7 +153,7 @@ fn split_warning(gid: u32, left: &[(PciAddress, Option<String>, bool)]) -> Optio
     }
     Some(finding(
         "group-split",
-        Some(&first.0),
+        Some(&first.address),
         msg,
         Some("drop --no-strict-group to pass the whole group, or keep the rest of the group on vfio-pci (`virt-pci detach`) while the guest runs"),
     ))
@@ -258,7 +266,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
         };
         // Endpoints `--no-strict-group` leaves on the host: one warning for
         // the group, below.
-        let mut left_behind: Vec<(PciAddress, Option<String>, bool)> = Vec::new();
+        let mut left_behind: Vec<LeftBehind> = Vec::new();
         for m in &members {
             let GroupMember::Pci(ma) = m else {
                 gp.members.push(Member {
@@ -346,7 +354,11 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                     requested: false,
                     reason: "endpoint left on the host by --no-strict-group".into(),
                 });
-                left_behind.push((*ma, md.driver.clone(), md.driver_is_vfio_safe()));
+                left_behind.push(LeftBehind {
+                    address: *ma,
+                    driver: md.driver.clone(),
+                    viable: md.driver_is_vfio_safe(),
+                });
                 continue;
             }
             let reason = if is_req {

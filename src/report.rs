@@ -184,7 +184,6 @@ impl Filter {
     }
 }
 
-
 #[derive(Serialize, Debug)]
 pub struct DeviceView {
     pub address: PciAddress,

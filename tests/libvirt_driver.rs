@@ -361,7 +361,9 @@ fn cli_actions_through_libvirt() {
     vp(&["-c", &uri, "prepare", "win10", "--dry-run"])
         .assert()
         .code(1)
-        .stderr(contains("refusing to prepare `win10`: it is already running"))
+        .stderr(contains(
+            "refusing to prepare `win10`: it is already running",
+        ))
         .stderr(contains("the running domain `win10` uses").not());
     // prepare by domain name: nas has the NVMe managed='no'
     vp(&["-c", &uri, "prepare", "nas", "--dry-run"])

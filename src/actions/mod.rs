@@ -446,7 +446,8 @@ pub fn prepare_plan(
     if own_running {
         ap.refusals.retain(|r| {
             !(r.code == "in-use"
-                && r.message.ends_with(&format!("the running domain `{domain}` uses it")))
+                && r.message
+                    .ends_with(&format!("the running domain `{domain}` uses it")))
         });
         ap.refusals.push(Refusal {
             code: "domain-running".into(),
@@ -513,7 +514,10 @@ pub fn release_plan(
         ap.warnings.push(Finding {
             code: "not-present",
             address: Some(first),
-            message: format!("{msg}: nothing to release for {}", if msg.contains(", ") { "them" } else { "it" }),
+            message: format!(
+                "{msg}: nothing to release for {}",
+                if msg.contains(", ") { "them" } else { "it" }
+            ),
             help: None,
         });
     }

@@ -345,7 +345,12 @@ fn check_can_execute(s: &Setup, action: &str, act: &ActOpts) -> Result<(), CliEr
 
 /// What the host must offer before the plan can run (`/dev/vfio/vfio` for
 /// a detach): checked before the plan is printed.
-fn check_environment(s: &Setup, ap: &ActionPlan, act: &ActOpts, needs_vfio: bool) -> Result<(), CliError> {
+fn check_environment(
+    s: &Setup,
+    ap: &ActionPlan,
+    act: &ActOpts,
+    needs_vfio: bool,
+) -> Result<(), CliError> {
     check_can_execute(s, &ap.action, act)?;
     if act.dry_run || ap.is_refused() || !needs_vfio {
         return Ok(());

@@ -46,9 +46,7 @@ pub fn needs_libvirt(cli: &Cli) -> bool {
         | Command::Show(_)
         | Command::Hostdevs(_)
         | Command::Usb(_)
-        | Command::Snippet(_) => {
-            reads_via_libvirt
-        }
+        | Command::Snippet(_) => reads_via_libvirt,
         Command::Snapshot(a) => a.from_listing.is_none() && reads_via_libvirt,
         Command::Add(a) => a.target.domain.is_some() || reads_via_libvirt,
         Command::Remove(a) => a.target.domain.is_some(),

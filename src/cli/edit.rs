@@ -139,10 +139,10 @@ struct Input {
 fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result<Input, CliError> {
     if file.as_os_str() == "-" {
         if ctx.global.snapshot.as_deref() == Some(Path::new("-")) {
-            return Err(CliError::usage(
-                "`-` (stdin) is given for both the domain and --snapshot",
-            )
-            .help("stdin can be read once; save one of them to a file"));
+            return Err(
+                CliError::usage("`-` (stdin) is given for both the domain and --snapshot")
+                    .help("stdin can be read once; save one of them to a file"),
+            );
         }
         if out.in_place {
             return Err(CliError::usage("cannot edit stdin in place")

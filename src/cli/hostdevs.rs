@@ -10,8 +10,10 @@ use std::process::ExitCode;
 use virt_pci::report;
 
 #[derive(ClapArgs, Debug)]
-#[command(after_help = "The host is the one every command reads: --snapshot FILE, --root DIR, \
--c URI, or this machine. `virt-pci validate` judges the file; this lists what is in it.")]
+#[command(
+    after_help = "The host is the one every command reads: --snapshot FILE, --root DIR, \
+-c URI, or this machine. `virt-pci validate` judges the file; this lists what is in it."
+)]
 pub struct Args {
     /// A domain XML file (`virsh dumpxml NAME > vm.xml`), a snippet file, or `-` for stdin.
     #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
@@ -24,10 +26,10 @@ pub struct Args {
 fn read(ctx: &Context, file: &str) -> Result<(String, String), CliError> {
     if file == "-" {
         if ctx.global.snapshot.as_deref() == Some(std::path::Path::new("-")) {
-            return Err(CliError::usage(
-                "`-` (stdin) is given for both the domain and --snapshot",
-            )
-            .help("stdin can be read once; save one of them to a file"));
+            return Err(
+                CliError::usage("`-` (stdin) is given for both the domain and --snapshot")
+                    .help("stdin can be read once; save one of them to a file"),
+            );
         }
         let mut s = String::new();
         std::io::stdin()
@@ -48,7 +50,9 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     virt_pci::domain::parse(&text).map_err(|e| {
         CliError::usage(format!("{name} is not well-formed XML: {}", e.message))
             .at(format!("{name}:{}:{}", e.line, e.column))
-            .help(format!("`virt-pci validate {name}` shows the problem with a caret"))
+            .help(format!(
+                "`virt-pci validate {name}` shows the problem with a caret"
+            ))
     })?;
     let host = ctx.host()?;
     let r = report::hostdevs_report(&name, &text, &host, ctx.ids())

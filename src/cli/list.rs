@@ -10,11 +10,13 @@ use virt_pci::host::{Device, GroupMember, Host, Kind};
 use virt_pci::report::{self, Filter, TreeNode};
 
 #[derive(ClapArgs, Debug)]
-#[command(after_help = "Filters select functions; every filter given must match. A group is \
+#[command(
+    after_help = "Filters select functions; every filter given must match. A group is \
 shown whole when one of its functions matches (the others travel with it); --tree keeps the \
 bridges above a match. Text matches ignore case.\n\
 Examples: --class 03 (display), --class usb, --vendor 10de, --vendor nvidia, --name 'RTX 3090', \
---group 14 --group 15, --driver vfio-pci, --driver none.")]
+--group 14 --group 15, --driver vfio-pci, --driver none."
+)]
 pub struct Args {
     /// Show the bus topology (bridges and what hangs below them) instead of groups.
     #[arg(long)]

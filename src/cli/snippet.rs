@@ -197,11 +197,10 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     check_options_early(&args.hostdev)?;
     if let Some(dir) = &args.split {
         if dir.exists() && !dir.is_dir() {
-            return Err(CliError::usage(format!(
-                "--split {}: not a directory",
-                dir.display()
-            ))
-            .help("give a directory (it is created if missing)"));
+            return Err(
+                CliError::usage(format!("--split {}: not a directory", dir.display()))
+                    .help("give a directory (it is created if missing)"),
+            );
         }
     }
     let (addrs, opts) = plan_hostdevs(ctx, &args.devices, &args.group, &args.hostdev)?;
@@ -209,9 +208,8 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         super::emit(&hostdev::render(&addrs, &opts, &Style::default()));
         return Ok(ExitCode::SUCCESS);
     };
-    std::fs::create_dir_all(dir).map_err(|e| {
-        CliError::usage(format!("cannot create {}: {e}", dir.display()))
-    })?;
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::usage(format!("cannot create {}: {e}", dir.display())))?;
     // Every element rendered before the first file is written; each file
     // is written atomically (a reader never sees half of one).
     for (a, xml) in hostdev::render_each(&addrs, &opts, &Style::default()) {

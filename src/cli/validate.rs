@@ -78,8 +78,10 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     }
     let stdin_paths = args.paths.iter().filter(|p| p.as_os_str() == "-").count();
     if stdin_paths > 0 && ctx.global.snapshot.as_deref() == Some(std::path::Path::new("-")) {
-        return Err(CliError::usage("`-` (stdin) is given for both the files and --snapshot")
-            .help("stdin can be read once; save one of them to a file"));
+        return Err(
+            CliError::usage("`-` (stdin) is given for both the files and --snapshot")
+                .help("stdin can be read once; save one of them to a file"),
+        );
     }
     if stdin_paths > 1 {
         return Err(CliError::usage("`-` (stdin) is given more than once")
