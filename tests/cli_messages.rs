@@ -79,6 +79,12 @@ fn detach_on_a_snapshot_refuses_before_printing_any_step() {
     ] {
         on(&sample("004"), args).assert().code(2).stdout("");
     }
+    // A bad address is reported before the host is read.
+    on(Path::new("/nonexistent/host.json"), &["detach", "zz"])
+        .assert()
+        .code(2)
+        .stderr(contains("`zz` is not a PCI device address"))
+        .stderr(contains("nonexistent").not());
     // --dry-run still prints the steps.
     on(&sample("004"), &["detach", "2b:00.0", "--dry-run"])
         .assert()

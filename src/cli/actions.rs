@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use virt_pci::actions::{
     self, check, sysfs::SysfsBackend, ActionOptions, ActionPlan, Backend, Outcome,
 };
-use virt_pci::address::PciAddress;
+use virt_pci::address::{DeviceSpec, PciAddress};
 use virt_pci::host::Host;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -230,9 +230,8 @@ fn libvirt_setup(_ctx: &Context, _read_only: bool) -> Result<Setup, CliError> {
     )
 }
 
-fn resolve(host: &Host, specs: &[String]) -> Result<Vec<PciAddress>, CliError> {
-    let specs = parse_specs(specs)?;
-    Ok(host.resolve_all(&specs)?)
+fn resolve(host: &Host, specs: &[DeviceSpec]) -> Result<Vec<PciAddress>, CliError> {
+    Ok(host.resolve_all(specs)?)
 }
 
 fn options(act: &ActOpts, strict_group: bool, driver: &str) -> ActionOptions {
@@ -446,35 +445,40 @@ fn run_plan(
 }
 
 pub fn run_detach(ctx: &Context, a: DetachArgs) -> CliResult {
+    // Arguments first: a bad address is reported before a connection opens.
+    let specs = parse_specs(&a.common.devices)?;
     let mut s = setup(ctx, a.common.act.backend, a.common.act.dry_run)?;
-    let req = resolve(&s.host, &a.common.devices)?;
+    let req = resolve(&s.host, &specs)?;
     let opts = options(&a.common.act, !a.common.no_strict_group, &a.driver);
     let ap = s.with(|h, b| actions::detach_plan(h, &req, &opts, b));
     run_plan(ctx, &mut s, ap, &a.common.act, true)
 }
 
 pub fn run_reattach(ctx: &Context, a: DeviceActionArgs) -> CliResult {
+    let specs = parse_specs(&a.devices)?;
     let mut s = setup(ctx, a.act.backend, a.act.dry_run)?;
-    let req = resolve(&s.host, &a.devices)?;
+    let req = resolve(&s.host, &specs)?;
     let opts = options(&a.act, !a.no_strict_group, "vfio");
     let ap = s.with(|h, b| actions::reattach_plan(h, &req, &opts, b));
     run_plan(ctx, &mut s, ap, &a.act, false)
 }
 
 pub fn run_reset(ctx: &Context, a: DeviceActionArgs) -> CliResult {
+    let specs = parse_specs(&a.devices)?;
     let mut s = setup(ctx, a.act.backend, a.act.dry_run)?;
-    let req = resolve(&s.host, &a.devices)?;
+    let req = resolve(&s.host, &specs)?;
     let opts = options(&a.act, !a.no_strict_group, "vfio");
     let ap = s.with(|h, b| actions::reset_plan(h, &req, &opts, b));
     run_plan(ctx, &mut s, ap, &a.act, false)
 }
 
 pub fn run_check(ctx: &Context, a: CheckArgs) -> CliResult {
+    let specs = parse_specs(std::slice::from_ref(&a.device))?;
     let mut s = setup(ctx, a.act.backend, !a.try_it)?;
     if a.try_it {
         check_can_execute(&s, "check --try", &a.act)?;
     }
-    let req = resolve(&s.host, std::slice::from_ref(&a.device))?;
+    let req = resolve(&s.host, &specs)?;
     let mut code = ExitCode::SUCCESS;
     for addr in &req {
         let Some(r) = check::check(&s.host, addr) else {
