@@ -1,5 +1,5 @@
 #!/bin/bash
-# The Arch-wiki IOMMU listing script (shared/notes/peers.md §4.1), verbatim
+# The Arch-wiki IOMMU listing script (docs/peers.md §4.1), verbatim
 # except that it reads a fake tree: /sys -> ROOT/sys, and lspci gets
 # `-A linux-sysfs -O sysfs.path=ROOT/sys/bus/pci`. One lspci per device.
 # usage: arch-iommu.sh ROOT [MAXGROUPS]   (MAXGROUPS: only the first N groups)

@@ -4,7 +4,7 @@
   q35.xml        a typical 4.8 KB Windows 11 q35 domain: 3 hostdevs (GPU,
                  its audio function, a USB controller), libosinfo metadata,
                  qemu:commandline, single quotes as libvirt writes them.
-  big.xml        a 10 MiB synthetic domain (shared/notes/dependencies.md):
+  big.xml        a 10 MiB synthetic domain (docs/dependencies.md):
                  ~30,700 interleaved <disk>/<hostdev> elements, comments,
                  &amp; in text and attributes, both quote styles, odd
                  spacing. Every hostdev address is distinct, and none is on

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Write a fake sysfs tree of a synthetic SR-IOV host, for `make bench`.
 
-The layout follows shared/notes/sysfs.md exactly (§1-§7): devices nested under
+The layout follows docs/sysfs.md exactly (§1-§7): devices nested under
 their bridge in sys/devices/pci0000:00/, sys/bus/pci/devices/<BDF> links with
 the fixed `../../../devices/` prefix, `iommu_group`/`driver`/`subsystem`
 links whose `../` depth matches the device's depth, group `devices/` links

@@ -222,7 +222,7 @@ if vp_per and xvv_per:
 
 # ------------------------------------------------------------- list
 md.append("## list at scale: synthetic SR-IOV host\n")
-md.append("Fake sysfs trees from `bench/gen-sriov-tree.py` (layout per `shared/notes/sysfs.md`): "
+md.append("Fake sysfs trees from `bench/gen-sriov-tree.py` (layout per docs/sysfs.md): "
           "16 ConnectX-5 PFs behind 16 root ports, each PF with N/16−1 VFs, every function its "
           "own IOMMU group, 4 KiB `config` per function. *functions* = SR-IOV functions; the "
           "host bridge and root ports add 17. lspci reads the same tree with "
@@ -267,7 +267,7 @@ md.append("## patch: `add --diff` and `add -o`\n")
 md.append(f"Host `{p.get('host', '?')}`, device `{p.get('device', '?')}` (and its IOMMU group). "
           f"`big.xml`: {bx.get('bytes', 0):,} B, {bx.get('lines', 0):,} lines, {bx.get('disks', 0):,} "
           f"`<disk>` and {bx.get('hostdevs', 0):,} `<hostdev>` elements interleaved, comments, `&amp;`, "
-          f"both quote styles (`bench/gen-domains.py`, after `shared/notes/dependencies.md`). "
+          f"both quote styles (`bench/gen-domains.py`, after docs/dependencies.md). "
           f"`q35.xml`: a {meta.get('q35_xml', {}).get('bytes', 0):,} B Windows 11 domain with 3 hostdevs. "
           f"MB/s = file size / median wall time (whole process: start, read host, parse, patch, write).\n")
 for name in ("big", "q35"):

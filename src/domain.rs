@@ -1,7 +1,7 @@
 //! Reading libvirt domain XML: which PCI functions a domain uses.
 //!
 //! The strict reader is roxmltree (it rejects every malformed document
-//! quick-xml accepted, shared/notes/dependencies.md §1–2) and gives byte
+//! quick-xml accepted, docs/dependencies.md §1–2) and gives byte
 //! ranges, so the editor can splice and the validator can point a caret at
 //! an attribute value. This module only reads; `xml` edits, `validate`
 //! judges. Both `<hostdev type='pci'>` and `<interface type='hostdev'>` count:

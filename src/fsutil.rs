@@ -2,7 +2,7 @@
 //!
 //! An in-place edit must leave either the old file or the new one, never a
 //! half-written file, and must keep what the user set on the old file. The
-//! recipe was measured with strace (shared/notes/dependencies.md §9):
+//! recipe was measured with strace (docs/dependencies.md §9):
 //! resolve symlinks first (the link stays, its target is edited), write a
 //! temporary file in the same directory, give it the original's mode and
 //! owner, fsync it, rename it over the original, fsync the directory.

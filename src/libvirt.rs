@@ -4,7 +4,7 @@
 //! WHY this is thin: every decision (plan, XML reading) is in pure modules
 //! ([`crate::host::nodedev`], [`crate::domain`]) that are tested without
 //! libvirt; this module only moves strings in and out of the `virt` crate
-//! (=0.5.0), and keeps its pitfalls in one place (shared/notes/libvirt.md §6–7):
+//! (=0.5.0), and keeps its pitfalls in one place (docs/libvirt.md §6–7):
 //! - `list_all_node_devices` gets ONLY `CAP_PCI_DEV`: the test driver
 //!   rejects ACTIVE/INACTIVE flags (virsh's `nodedev-list` fails there);
 //! - `Domain::attach_device` drops libvirt's error: only the `_flags`

@@ -4,7 +4,7 @@
 //! Every command that changes something (`snippet`, `add`, `detach`, ...)
 //! computes a plan first and acts on nothing else, so `--dry-run` and `--json`
 //! can show exactly what will happen. The rules follow the kernel's VFIO
-//! viability rule (shared/notes/libvirt.md §3): every *endpoint* of an IOMMU
+//! viability rule (docs/libvirt.md §3): every *endpoint* of an IOMMU
 //! group must leave the host drivers before a guest can open the group
 //! ("group N is not viable"), while bridges and root ports may stay on
 //! `pcieport`. libvirt itself checks none of this before start.

@@ -1,5 +1,5 @@
 //! Through the real libvirt API, on libvirt's test driver
-//! (`test:///abs/path.xml`, shared/notes/libvirt.md §7): host facts, used-by,
+//! (`test:///abs/path.xml`, docs/libvirt.md §7): host facts, used-by,
 //! domain define/read-back, and the test driver's limits (it cannot detach,
 //! reset, reattach, attach or detach devices — our errors must surface
 //! libvirt's "not supported" message).

@@ -6,7 +6,7 @@
 //! still on a host driver — the kernel says "group N is not viable" — and
 //! (b) a reset that cannot be done without a secondary bus reset, which
 //! libvirt refuses while anything else on the bus is in use ("Active …
-//! devices on bus with …, not doing bus reset", shared/notes/libvirt.md §4).
+//! devices on bus with …, not doing bus reset", docs/libvirt.md §4).
 //! This report names both, per function, before anyone starts a VM.
 
 use crate::address::PciAddress;

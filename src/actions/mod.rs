@@ -10,7 +10,7 @@
 //!
 //! Whole IOMMU groups by default: VFIO opens a group only when every
 //! endpoint of it is off host drivers, and libvirt's own detach acts on one
-//! function (shared/notes/libvirt.md §5.3), so we expand to the plan's
+//! function (docs/libvirt.md §5.3), so we expand to the plan's
 //! `travels`. Bridges are never touched.
 //!
 //! Safety rules, before anything runs:

@@ -1,5 +1,5 @@
 //! The sysfs backend: what libvirt's `virPCIDeviceDetach`/`Reattach` do
-//! (shared/notes/libvirt.md §3), as plain file writes under a root directory.
+//! (docs/libvirt.md §3), as plain file writes under a root directory.
 //!
 //! WHY: without libvirt (remote-less hosts, the e2e VM, the default build)
 //! the same actions must still work, and under `--root DIR` they must act on

@@ -1,5 +1,5 @@
 //! Writing a fake sysfs tree from a [`Host`], laid out as the kernel lays
-//! out the real one (shared/notes/sysfs.md §7).
+//! out the real one (docs/sysfs.md §7).
 //!
 //! Tests, benchmarks and the demo need whole machines they can read, detach
 //! and reset without touching this machine's devices. The tree is written

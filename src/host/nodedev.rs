@@ -4,7 +4,7 @@
 //!
 //! WHY pure XML here: a remote `qemu+ssh://` host has no local sysfs, but
 //! libvirt's node-device driver re-reads the bound driver and the IOMMU group
-//! from sysfs on every `GetXMLDesc` (shared/notes/libvirt.md §5.1). Reading
+//! from sysfs on every `GetXMLDesc` (docs/libvirt.md §5.1). Reading
 //! that XML into the same model gives the same plan as sysfs would. The
 //! conversion needs no libvirt at all, so it is tested in the default build
 //! against libvirt's own corpus (`tests/nodedevschemadata/pci*.xml`); the

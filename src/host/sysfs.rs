@@ -2,7 +2,7 @@
 //!
 //! `--root DIR` makes every path `DIR/sys/...` and `DIR/proc/...`, so tests
 //! and benchmarks read fake trees laid out exactly as the kernel lays out the
-//! real one (see `shared/notes/sysfs.md`). Links are always resolved and
+//! real one (see docs/sysfs.md). Links are always resolved and
 //! their last component taken; raw link strings are never compared, because
 //! their `../` depth differs with the device's depth.
 //!

@@ -6,7 +6,7 @@
 //! (silently read as `no`), `slot='1f'` (the schema allows it, libvirt's
 //! `strtoul` rejects it) and `bus='010'` (octal 8 to libvirt, decimal 10 to
 //! the schema); it knows nothing of IOMMU groups; and it costs a process and
-//! a schema compilation per file (shared/notes/peers.md §2.3,
+//! a schema compilation per file (docs/peers.md §2.3,
 //! libvirt.md §1–3). This module reads each file once, parses it once with
 //! the strict reader in [`crate::domain`], and reports [`Diagnostic`]s with a
 //! stable code, a byte range (for a caret under the offending attribute

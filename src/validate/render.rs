@@ -1,6 +1,6 @@
 //! The three output forms of a [`Report`]:
 //!
-//! * human: rustc's own renderer (annotate-snippets, shared/notes/
+//! * human: rustc's own renderer (annotate-snippets, docs/
 //!   dependencies.md §6), so `error[VP012]: …`, ` --> file:line:col`, the
 //!   source line with a caret under the attribute value and `help:` look
 //!   exactly like the compiler people already read;

@@ -1,5 +1,5 @@
 //! Test helpers: a fake sysfs tree in a tempdir (laid out as the kernel lays
-//! out the real one, shared/notes/sysfs.md) and a guarded runner for the
+//! out the real one, docs/sysfs.md) and a guarded runner for the
 //! binary.
 //!
 //! The guard: [`vp`] panics unless the arguments name a fake host
