@@ -106,10 +106,12 @@ const LIBVIRT_NON_ENDPOINT: &str =
     "libvirt refuses it: \"Non-endpoint PCI devices cannot be assigned to guests\"";
 
 /// The one `group-split` warning for a group `--no-strict-group` splits.
-/// The kernel's viability rule (drivers/vfio/group.c,
-/// `vfio_dev_viable`): a member with no driver, or on vfio-pci/pci-stub,
-/// keeps the group viable; one on a host driver makes the guest fail to
-/// start with "group N is not viable".
+/// The kernel's viability rule (`vfio_dev_viable` in the kernel's
+/// `drivers/vfio/vfio.c`, docs/libvirt.md): a member with no driver, or on
+/// vfio-pci/pci-stub, keeps the group viable; one on a host driver makes the
+/// guest fail to start with QEMU's "group N is not viable". A driverless
+/// member is therefore not told to "be unbound": it is, and stays viable
+/// only until a driver binds it.
 /// An endpoint `--no-strict-group` leaves on the host, and its driver.
 struct LeftBehind {
     address: PciAddress,
