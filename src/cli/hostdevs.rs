@@ -106,15 +106,25 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
             s.bold(&addr),
             s.dim(&format!("line {}", h.line))
         );
-        if !h.group_missing.is_empty() {
-            let list: Vec<String> = h.group_missing.iter().map(|a| a.to_string()).collect();
-            let _ = writeln!(
-                out,
-                "    {}: its IOMMU group also holds {}, which the domain does not have",
-                s.yellow("note"),
-                list.join(", ")
-            );
+    }
+    // One note per group, after the list (every hostdev of the group has
+    // the same missing members).
+    let mut said: Vec<Option<u32>> = Vec::new();
+    for h in &r.hostdevs {
+        let group = h.device.as_ref().and_then(|d| d.iommu_group);
+        if h.group_missing.is_empty() || said.contains(&group) {
+            continue;
         }
+        said.push(group);
+        let list: Vec<String> = h.group_missing.iter().map(|a| a.to_string()).collect();
+        let _ = writeln!(
+            out,
+            "{}: IOMMU group {} also holds {}, which the domain does not have; the guest does not start under VFIO until {} off host drivers",
+            s.yellow("note"),
+            group.map(|g| g.to_string()).unwrap_or_default(),
+            list.join(", "),
+            if list.len() == 1 { "it is" } else { "they are" }
+        );
     }
     super::emit(&out);
     Ok(ExitCode::SUCCESS)
