@@ -403,7 +403,10 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
         p.groups.push(gp);
     }
 
-    // Warnings about what travels.
+    // Warnings about what travels. Functions on host drivers are one
+    // warning: the same thing happens to all of them.
+    let mut on_host_drivers: Vec<String> = Vec::new();
+    let mut first_on_host_driver: Option<PciAddress> = None;
     for a in &travels {
         let Some(d) = host.device(a) else { continue };
         if !req.contains(a) && !req_slots.contains(&a.slot_of()) {
@@ -432,12 +435,8 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
         }
         if let Some(drv) = d.driver.as_deref() {
             if !d.driver_is_vfio_safe() {
-                p.warnings.push(finding(
-                    "host-driver",
-                    Some(a),
-                    format!("{a} is bound to the host driver `{drv}`; it will be unbound (managed='yes' does this at start, managed='no' needs `virt-pci detach` first)"),
-                    None,
-                ));
+                on_host_drivers.push(format!("{a} (`{drv}`)"));
+                first_on_host_driver.get_or_insert(*a);
             }
         }
         let vfs = d.sriov_numvfs.unwrap_or(0).max(d.virtfns.len() as u32);
@@ -449,6 +448,22 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                 Some("pass a VF instead, or set sriov_numvfs to 0 first"),
             ));
         }
+    }
+    if let Some(first) = first_on_host_driver {
+        let one = on_host_drivers.len() == 1;
+        p.warnings.push(finding(
+            "host-driver",
+            Some(&first),
+            format!(
+                "{} {} bound to {}host driver{}; {} will be unbound (managed='yes' does this at start, managed='no' needs `virt-pci detach` first)",
+                on_host_drivers.join(", "),
+                if one { "is" } else { "are" },
+                if one { "a " } else { "" },
+                if one { "" } else { "s" },
+                if one { "it" } else { "they" },
+            ),
+            None,
+        ));
     }
     p.travels = travels.into_iter().collect();
     p

@@ -349,6 +349,14 @@ fn prepare_and_release_name_their_domain_and_group_absent_devices() {
         .stdout(contains("prepare `vm2`: nothing to do"));
 }
 
+#[test]
+fn functions_on_host_drivers_are_one_warning() {
+    let o = on(&fixture(), &["show", "01:00.0"]).output().unwrap();
+    let out = text(&o.stdout);
+    assert_eq!(out.matches("warning[host-driver]").count(), 1, "{out}");
+    assert!(out.contains("warning[host-driver]: 0000:01:00.0 (`nouveau`), 0000:01:00.1 (`snd_hda_intel`), 0000:01:00.2 (`xhci_hcd`), 0000:01:00.3 (`nvidia-gpu`) are bound to host drivers; they will be unbound"), "{out}");
+}
+
 // ---- What is said is true ----
 
 #[test]

@@ -330,14 +330,13 @@ fn refused_error(ap: &ActionPlan) -> CliError {
 }
 
 /// A snapshot is a file, not a host: only `--dry-run` can run on it.
-/// Checked right after the host is read, before anything is planned or
-/// printed.
+/// Checked before anything is printed.
 fn check_can_execute(s: &Setup, action: &str, act: &ActOpts) -> Result<(), CliError> {
     if act.dry_run || s.can_execute {
         return Ok(());
     }
     Err(CliError::usage(format!(
-        "cannot {action} devices of a snapshot: a snapshot is a file, not a host"
+        "`{action}` cannot act on a snapshot: a snapshot is a file, not a host"
     ))
     .help("add --dry-run to see the steps, or run on the host itself"))
 }
