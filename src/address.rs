@@ -378,6 +378,19 @@ pub fn parse_libvirt_number(s: &str) -> Option<LibvirtNumber> {
         .map(|value| LibvirtNumber { value, form })
 }
 
+/// `s` as one word for a POSIX shell: unchanged when it is plain, else in
+/// single quotes (for suggested commands that must run as printed).
+pub fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_./:=,+@%".contains(&c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,6 +16,7 @@ pub mod domain;
 pub mod fsutil;
 pub mod host;
 pub mod hostdev;
+pub mod invocation;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod pciids;

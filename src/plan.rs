@@ -14,18 +14,53 @@ use crate::host::{Critical, GroupMember, Host, IommuState, Kind};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PlanOptions {
     /// Pass the whole IOMMU group (the default). `false` is qvm-pci's
     /// no-strict-reset: only the named functions, with a loud warning.
     pub strict_group: bool,
+    /// The domain the devices are for (`add --domain NAME`, `prepare`):
+    /// its own use of them is no conflict.
+    pub for_domain: Option<String>,
 }
 
 impl Default for PlanOptions {
     fn default() -> Self {
-        PlanOptions { strict_group: true }
+        PlanOptions {
+            strict_group: true,
+            for_domain: None,
+        }
     }
 }
+
+/// The one-word answer of a plan, strongest first.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Verdict {
+    /// Something blocks it (see `blockers`).
+    Blocked,
+    /// Nothing known blocks it, but a fact it depends on is not known
+    /// (see `unverified`): it may be blocked on the real host.
+    Unverified,
+    /// Every fact is measured or stated and nothing blocks it.
+    Ok,
+    /// No function would travel.
+    Nothing,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Blocked => "blocked",
+            Verdict::Unverified => "unverified",
+            Verdict::Ok => "ok",
+            Verdict::Nothing => "nothing",
+        }
+    }
+}
+
+/// How to make an `unverified` plan verifiable, for help lines.
+pub const HOW_TO_VERIFY: &str = "run `virt-pci snapshot -o host.json` on that host and pass `--snapshot host.json`, or state the facts: `virt-pci snapshot --from-listing FILE --root-disk ADDR --default-nic ADDR --boot-vga ADDR -o host.json` (`none` where no PCI function is it)";
 
 /// What happens to one member of a group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -77,7 +112,12 @@ pub struct Plan {
     pub travels: Vec<PciAddress>,
     pub groups: Vec<GroupPlan>,
     pub blockers: Vec<Finding>,
+    /// Facts the plan depends on that the source does not give (unknown
+    /// host-critical facts, unknown or inconsistent IOMMU groups).
+    pub unverified: Vec<Finding>,
     pub warnings: Vec<Finding>,
+    /// `blocked`, `unverified`, `ok` or `nothing`; see [`Plan::verdict`].
+    pub verdict: Verdict,
 }
 
 impl Plan {
@@ -85,9 +125,34 @@ impl Plan {
     pub fn is_blocked(&self) -> bool {
         !self.blockers.is_empty()
     }
+
+    /// Blocked or unverified: commands that write XML or act refuse it
+    /// without `--force`.
+    pub fn needs_force(&self) -> bool {
+        self.is_blocked() || !self.unverified.is_empty()
+    }
+
+    /// Blocked, then unverified, then ok (or nothing to pass through).
+    pub fn verdict(&self) -> Verdict {
+        if self.is_blocked() {
+            Verdict::Blocked
+        } else if !self.unverified.is_empty() {
+            Verdict::Unverified
+        } else if self.travels.is_empty() {
+            Verdict::Nothing
+        } else {
+            Verdict::Ok
+        }
+    }
+
+    /// The findings that stop commands which write or act: blockers, then
+    /// unverified facts.
+    pub fn refusals(&self) -> impl Iterator<Item = &Finding> {
+        self.blockers.iter().chain(self.unverified.iter())
+    }
 }
 
-fn finding(
+pub(crate) fn finding(
     code: &'static str,
     a: Option<&dyn ToString>,
     message: String,
@@ -116,47 +181,64 @@ const LIBVIRT_NON_ENDPOINT: &str =
 struct LeftBehind {
     address: PciAddress,
     driver: Option<String>,
-    /// No driver, or vfio-pci/pci-stub: the group stays viable.
-    viable: bool,
+    state: LeftState,
 }
 
-fn split_warning(gid: u32, left: &[LeftBehind]) -> Option<Finding> {
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LeftState {
+    /// On a host driver: the group is not viable.
+    HostDriver,
+    /// No driver shown, and the source did not measure drivers.
+    DriverUnknown,
+    /// No driver (measured), vfio-pci or pci-stub: viable for now.
+    Viable,
+}
+
+fn split_warning(gid: u32, left: &[LeftBehind], source: &str) -> Option<Finding> {
     let first = left.first()?;
-    let list = |viable: bool| -> Vec<String> {
+    let list = |state: LeftState| -> Vec<String> {
         left.iter()
-            .filter(|x| x.viable == viable)
+            .filter(|x| x.state == state)
             .map(|x| match &x.driver {
                 Some(d) => format!("{} (`{d}`)", x.address),
                 None => x.address.to_string(),
             })
             .collect()
     };
-    let bound = list(false);
-    let idle = list(true);
-    let mut msg = format!("IOMMU group {gid} is split: ");
+    let verb = |n: &Vec<String>| if n.len() == 1 { "stays" } else { "stay" };
+    let them = |n: &Vec<String>| if n.len() == 1 { "it is" } else { "they are" };
+    let mut parts = Vec::new();
+    let bound = list(LeftState::HostDriver);
     if !bound.is_empty() {
-        msg.push_str(&format!(
-            "{} stay{} on host drivers, so the VM will not start under VFIO (\"group {gid} is not viable\") until {} unbound or bound to vfio-pci",
+        parts.push(format!(
+            "{} {} on host drivers, so the VM will not start under VFIO (\"group {gid} is not viable\") until {} unbound or bound to vfio-pci",
             bound.join(", "),
-            if bound.len() == 1 { "s" } else { "" },
-            if bound.len() == 1 { "it is" } else { "they are" },
+            verb(&bound),
+            them(&bound),
         ));
-        if !idle.is_empty() {
-            msg.push_str("; ");
-        }
     }
+    let unknown = list(LeftState::DriverUnknown);
+    if !unknown.is_empty() {
+        parts.push(format!(
+            "{} {} on the host and {source} does not say which driver {} on; on a host driver the VM will not start (\"group {gid} is not viable\")",
+            unknown.join(", "),
+            verb(&unknown),
+            if unknown.len() == 1 { "it is" } else { "they are" },
+        ));
+    }
+    let idle = list(LeftState::Viable);
     if !idle.is_empty() {
-        msg.push_str(&format!(
-            "{} stay{} on the host without a host driver, which keeps the group viable only as long as no host driver binds {}",
+        parts.push(format!(
+            "{} {} on the host without a host driver, which keeps the group viable only as long as no host driver binds {}",
             idle.join(", "),
-            if idle.len() == 1 { "s" } else { "" },
+            verb(&idle),
             if idle.len() == 1 { "it" } else { "them" },
         ));
     }
     Some(finding(
         "group-split",
         Some(&first.address),
-        msg,
+        format!("IOMMU group {gid} is split: {}", parts.join("; ")),
         Some("drop --no-strict-group to pass the whole group, or keep the rest of the group on vfio-pci (`virt-pci detach`) while the guest runs"),
     ))
 }
@@ -171,7 +253,9 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
         travels: Vec::new(),
         groups: Vec::new(),
         blockers: Vec::new(),
+        unverified: Vec::new(),
         warnings: Vec::new(),
+        verdict: Verdict::Nothing,
     };
     let req: BTreeSet<PciAddress> = requested.iter().copied().collect();
     let req_slots: BTreeSet<_> = requested.iter().map(|a| a.slot_of()).collect();
@@ -225,7 +309,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
             };
             let f = finding(code, Some(a), msg, Some(help));
             if code == "group-unknown" {
-                p.warnings.push(f);
+                p.unverified.push(f);
                 if d.kind() == Kind::Endpoint {
                     travels.insert(*a);
                 }
@@ -251,6 +335,21 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
         let gid = g.unwrap_or_default();
         if !seen_groups.insert(gid) {
             continue;
+        }
+        // A membership the source cannot vouch for is never taken for a
+        // smaller group.
+        let why = host
+            .facts
+            .groups_unreadable
+            .as_ref()
+            .or_else(|| host.facts.inconsistent_groups.get(&gid));
+        if let Some(why) = why {
+            p.unverified.push(finding(
+                "group-unverified",
+                Some(a),
+                format!("the members of IOMMU group {gid} are not known: {why}"),
+                Some("read the host again (`virt-pci snapshot -o host.json` on it); a group is never taken to be smaller than the kernel says"),
+            ));
         }
         // Every requested function of this group goes through the same
         // rules, also when an inconsistent source (a partial listing, a
@@ -359,7 +458,13 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                 left_behind.push(LeftBehind {
                     address: *ma,
                     driver: md.driver.clone(),
-                    viable: md.driver_is_vfio_safe(),
+                    state: if host.keeps_group_viable(md) {
+                        LeftState::Viable
+                    } else if md.driver.is_none() {
+                        LeftState::DriverUnknown
+                    } else {
+                        LeftState::HostDriver
+                    },
                 });
                 continue;
             }
@@ -397,7 +502,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
             });
             travels.insert(*ma);
         }
-        if let Some(w) = split_warning(gid, &left_behind) {
+        if let Some(w) = split_warning(gid, &left_behind, &host.source) {
             p.warnings.push(w);
         }
         p.groups.push(gp);
@@ -466,7 +571,133 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
         ));
     }
     p.travels = travels.into_iter().collect();
+    unknown_facts(host, &mut p);
+    domain_use(host, &opts, &mut p);
+    p.verdict = p.verdict();
     p
+}
+
+/// After `remove`: a function that stays in the domain while another
+/// endpoint of its IOMMU group left it makes the group non-viable when the
+/// removed one returns to a host driver ("group N is not viable"). Only
+/// members of the same group count; a sibling function in another group is
+/// independent. Without a host the groups are not known, and a function of
+/// the same device is named with that caveat.
+pub fn removal_warnings(
+    host: Option<&Host>,
+    removed: &[PciAddress],
+    kept: &[PciAddress],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for k in kept {
+        match host {
+            Some(h) => {
+                let g = h.device(k).and_then(|d| d.iommu_group);
+                let Some(gid) = g else { continue };
+                let same = removed.iter().find(|r| {
+                    h.device(r).and_then(|d| d.iommu_group) == g
+                        && h.device(r).is_some_and(|d| d.kind() == Kind::Endpoint)
+                });
+                if let Some(r) = same {
+                    out.push(finding(
+                        "group-split",
+                        Some(k),
+                        format!("{k} stays in the domain while {r}, of the same IOMMU group {gid}, leaves it; the guest will not start under VFIO (\"group {gid} is not viable\") unless {r} stays on vfio-pci or no driver"),
+                        Some(&format!("remove {k} too, or keep {r} on vfio-pci")),
+                    ));
+                }
+            }
+            None => {
+                if let Some(r) = removed.iter().find(|r| r.slot_of() == k.slot_of()) {
+                    out.push(finding(
+                        "sibling-left",
+                        Some(k),
+                        format!("{k}, another function of the same device as {r}, stays in the domain; if they share an IOMMU group the guest will not start under VFIO unless {r} stays on vfio-pci"),
+                        Some("name the host (--snapshot FILE, --root DIR or -c URI) to check the groups"),
+                    ));
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Every travelling function whose host-critical facts the source does not
+/// give (see [`Host::unknown_facts`]) makes the plan `unverified`: "ok"
+/// would claim the host keeps its root disk, network and console without
+/// knowing which functions those are.
+fn unknown_facts(host: &Host, p: &mut Plan) {
+    for a in &p.travels {
+        let Some(d) = host.device(a) else { continue };
+        let unknown = host.unknown_facts(d);
+        if unknown.is_empty() {
+            continue;
+        }
+        let what: Vec<&str> = unknown.iter().map(|f| f.describe()).collect();
+        let how: Vec<&str> = unknown
+            .iter()
+            .map(|f| host.fact(*f).as_str())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        p.unverified.push(finding(
+            "fact-unknown",
+            Some(a),
+            format!(
+                "{a} ({}) could be {}: {} does not say ({})",
+                crate::pciids::builtin_class_name(d.class16()),
+                join_or(&what),
+                host.source,
+                how.join(", ")
+            ),
+            Some(HOW_TO_VERIFY),
+        ));
+    }
+}
+
+/// "a, b or c".
+fn join_or(v: &[&str]) -> String {
+    match v {
+        [] => String::new(),
+        [one] => (*one).to_string(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// Use by other domains: a travelling function that a running domain holds
+/// blocks (the guest would lose it, or the VM would not start); one that a
+/// defined, shut-off domain lists is a warning (assigning one device to
+/// several VMs that run one at a time is legitimate). The domain the plan is
+/// for ([`PlanOptions::for_domain`]) is no conflict.
+fn domain_use(host: &Host, opts: &PlanOptions, p: &mut Plan) {
+    for a in &p.travels {
+        for u in host.used_by(a) {
+            if opts.for_domain.as_deref() == Some(u.domain.as_str()) {
+                continue;
+            }
+            if u.running {
+                p.blockers.push(finding(
+                    "in-use",
+                    Some(a),
+                    format!("{a} is assigned to the running domain `{}`", u.domain),
+                    Some(&format!(
+                        "shut `{}` down first (`virsh shutdown {}`), or take the device from it (`virt-pci remove --domain {} {a}`)",
+                        u.domain, u.domain, u.domain
+                    )),
+                ));
+            } else {
+                p.warnings.push(finding(
+                    "assigned-elsewhere",
+                    Some(a),
+                    format!(
+                        "{a} is also assigned to the domain `{}` (shut off): only one of them can run at a time",
+                        u.domain
+                    ),
+                    None,
+                ));
+            }
+        }
+    }
 }
 
 #[cfg(test)]
@@ -506,6 +737,7 @@ mod tests {
             Some("snd_hda_intel"),
         );
         h.mark_intrinsic_critical();
+        h.facts = crate::host::HostFacts::measured();
         h
     }
 
@@ -561,6 +793,7 @@ mod tests {
             &[PciAddress::new(0, 1, 0, 0)],
             PlanOptions {
                 strict_group: false,
+                for_domain: None,
             },
         );
         assert_eq!(p.travels, vec![PciAddress::new(0, 1, 0, 0)]);

@@ -10,7 +10,7 @@
 use crate::address::PciAddress;
 use crate::host::{Device, GroupMember, Host, IommuState, Kind};
 use crate::pciids::PciIds;
-use crate::plan::{self, PlanOptions};
+use crate::plan::{self, PlanOptions, Verdict};
 use serde::Serialize;
 
 #[derive(Serialize, Debug)]
@@ -34,21 +34,24 @@ pub struct GroupView {
 /// `list`'s "can pass" column: the plan for every endpoint of the group.
 #[derive(Serialize, Debug, Clone, PartialEq, Eq)]
 pub struct GroupVerdict {
-    /// `true`: nothing blocks; `false`: blocked; `null`: nothing in the
-    /// group can be a hostdev (bridges only).
-    pub ok: Option<bool>,
-    /// The plan's blocker codes (`host-critical`, `non-pci-member`, ...).
+    /// The plan's verdict; `nothing` when no member can be a hostdev
+    /// (bridges, host bridges only).
+    pub verdict: Verdict,
+    /// Why not: the blockers' codes (`host-critical`, ...), or for
+    /// `unverified` the codes of the facts that are not known.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub blockers: Vec<String>,
+    pub codes: Vec<String>,
 }
 
 impl GroupVerdict {
-    /// The column's text: `yes`, `no (host-critical)`, `- (bridges only)`.
+    /// The column's text: `yes`, `no (host-critical)`,
+    /// `unverified (fact-unknown)`, `- (no endpoint)`.
     pub fn text(&self) -> String {
-        match self.ok {
-            Some(true) => "yes".into(),
-            Some(false) => format!("no ({})", self.blockers.join(", ")),
-            None => "- (no endpoint)".into(),
+        match self.verdict {
+            Verdict::Ok => "yes".into(),
+            Verdict::Blocked => format!("no ({})", self.codes.join(", ")),
+            Verdict::Unverified => format!("unverified ({})", self.codes.join(", ")),
+            Verdict::Nothing => "- (no endpoint)".into(),
         }
     }
 }
@@ -69,17 +72,26 @@ pub fn group_verdict(host: &Host, id: u32) -> GroupVerdict {
         .collect();
     if endpoints.is_empty() {
         return GroupVerdict {
-            ok: None,
-            blockers: Vec::new(),
+            verdict: Verdict::Nothing,
+            codes: Vec::new(),
         };
     }
     let p = plan::plan(host, &endpoints, PlanOptions::default());
-    let mut blockers: Vec<String> = p.blockers.iter().map(|b| b.code.to_string()).collect();
-    blockers.dedup();
-    GroupVerdict {
-        ok: Some(blockers.is_empty()),
-        blockers,
+    let verdict = p.verdict();
+    let why = match verdict {
+        Verdict::Blocked => &p.blockers,
+        Verdict::Unverified => &p.unverified,
+        _ => &p.warnings,
+    };
+    let mut codes: Vec<String> = Vec::new();
+    if matches!(verdict, Verdict::Blocked | Verdict::Unverified) {
+        for f in why {
+            if !codes.iter().any(|c| c == f.code) {
+                codes.push(f.code.to_string());
+            }
+        }
     }
+    GroupVerdict { verdict, codes }
 }
 
 /// A device's display name: pci.ids, else the source's names, else ids.

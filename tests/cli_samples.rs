@@ -103,7 +103,7 @@ fn vendor_device_with_several_matches_lists_the_candidates() {
         .arg(sample("004"))
         .args(["show", "10de:1ad9"])
         .assert()
-        .success()
+        .code(1) // unverified: needs --force, as snippet would refuse
         .stdout(predicate::str::contains("0000:2b:00.3"));
 }
 
@@ -120,7 +120,7 @@ fn snapshot_option_works_for_every_reading_command() {
         .arg(&s)
         .args(["show", "03:00.0"])
         .assert()
-        .success()
+        .code(1) // unverified: needs --force, as snippet would refuse
         .stdout(predicate::str::contains(
             "reset:           0000:03:00.0 can be reset (the kernel offers a reset;",
         ));
@@ -128,14 +128,14 @@ fn snapshot_option_works_for_every_reading_command() {
         .arg(&s)
         .args(["usb", "1"])
         .assert()
-        .success()
+        .code(1) // unverified: needs --force, as snippet would refuse
         .stdout(predicate::str::contains("0000:00:14.0"))
         .stdout(predicate::str::contains("048d:5702"));
     vp().arg("--snapshot")
         .arg(&s)
         .args(["usb", "05e3:0608"])
         .assert()
-        .success()
+        .code(1) // unverified: needs --force, as snippet would refuse
         .stdout(predicate::str::contains("USB bus 002"));
     // A snapshot of a snapshot is the same document.
     let out = vp()
@@ -158,9 +158,84 @@ fn snapshot_option_works_for_every_reading_command() {
         .stderr(predicate::str::contains("/nonexistent/host.json"));
 }
 
+/// Sample 004 converted with the host-critical facts stated (the listing
+/// shows none of them): SATA 02:00.1 holds the root disk, NIC 2a:00.0 the
+/// default route, no boot VGA (a stated assumption for the tests).
+fn stated_004(dir: &Path) -> PathBuf {
+    let out = dir.join("004-stated.json");
+    vp().args(["snapshot", "--from-listing"])
+        .arg(listing("004"))
+        .args(["--root-disk", "02:00.1", "--default-nic", "2a:00.0"])
+        .args(["--boot-vga", "none", "-o"])
+        .arg(&out)
+        .assert()
+        .success();
+    out
+}
+
+#[test]
+fn a_converted_listing_without_stated_facts_is_unverified_in_text_and_json() {
+    // Changed deliberately with provenance: the converter used to name the
+    // first SATA controller `/dev/sda2` and the first NIC `enp42s0` without
+    // the listing saying so, and plans on 004 said `ok`/`blocked` on that.
+    let s = sample("004");
+    let snap: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&s).unwrap()).unwrap();
+    assert_eq!(snap["version"], 2);
+    assert_eq!(snap["facts"]["root_filesystem"], "unknown");
+    let text = std::fs::read_to_string(&s).unwrap();
+    assert!(
+        !text.contains("sda2") && !text.contains("enp42s0"),
+        "invented names"
+    );
+    vp().arg("--snapshot")
+        .arg(&s)
+        .args(["show", "04:00.0"])
+        .assert()
+        .code(1) // unverified: needs --force, as snippet would refuse
+        .stdout(predicate::str::contains(
+            "unverified[fact-unknown]: 0000:02:00.1 (SATA controller) could be the controller of the root filesystem",
+        ))
+        .stdout(predicate::str::contains("verdict: unverified — 5 would travel together"))
+        .stdout(predicate::str::contains("verdict: ok").not());
+    let v = json(
+        &vp()
+            .arg("--snapshot")
+            .arg(&s)
+            .args(["show", "--json", "04:00.0"])
+            .assert()
+            .code(1) // unverified: needs --force, as snippet would refuse
+            .get_output()
+            .stdout
+            .clone(),
+    );
+    assert_eq!(v["plan"]["verdict"], "unverified");
+    assert!(v["plan"]["unverified"][0]["help"]
+        .as_str()
+        .unwrap()
+        .contains("--snapshot host.json"));
+    // Commands that write treat it like blocked; --force overrides.
+    vp().arg("--snapshot")
+        .arg(&s)
+        .args(["snippet", "2b:00.0"])
+        .assert()
+        .code(1)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "refusing: the plan for 2b:00.0 is unverified",
+        ));
+    vp().arg("--snapshot")
+        .arg(&s)
+        .args(["snippet", "--force", "2b:00.0"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("<hostdev"));
+}
+
 #[test]
 fn show_reports_the_plan_and_the_blockers() {
-    let s = sample("004");
+    let t = tempdir();
+    let s = stated_004(t.path());
     vp().arg("--snapshot")
         .arg(&s)
         .args(["show", "2b:00.0"])
@@ -169,11 +244,27 @@ fn show_reports_the_plan_and_the_blockers() {
         .stdout(predicate::str::contains(
             "verdict: ok — 4 travel together: 0000:2b:00.0 0000:2b:00.1 0000:2b:00.2 0000:2b:00.3",
         ));
-    // A blocked plan exits 1, as `check` and the commands that refuse it do.
-    vp().arg("--snapshot").arg(&s).args(["show", "04:00.0"]).assert().code(1)
-        .stdout(predicate::str::contains("blocker[host-critical]: 0000:02:00.1, the controller of the root filesystem (/dev/sda2)"))
-        .stdout(predicate::str::contains("blocker[host-critical]: 0000:2a:00.0, the NIC carrying the default route (enp42s0)"))
+    vp().arg("--snapshot")
+        .arg(&s)
+        .args(["show", "04:00.0"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "blocker[host-critical]: 0000:02:00.1, the controller of the root filesystem, shares",
+        ))
+        .stdout(predicate::str::contains(
+            "blocker[host-critical]: 0000:2a:00.0, the NIC carrying the default route, shares",
+        ))
         .stdout(predicate::str::contains("verdict: blocked"));
+    vp().arg("--snapshot")
+        .arg(&s)
+        .args(["show", "02:00.1"])
+        .assert()
+        .code(1)
+        .stdout(predicate::str::contains(
+            "host-critical:   controller of the root filesystem (stated)",
+        ));
+    let s = sample("004");
     vp().arg("--snapshot")
         .arg(&s)
         .args(["show", "00:01.0"])
@@ -312,11 +403,9 @@ fn list_json_fields_from_a_fake_tree_match_the_snapshot() {
     assert_eq!(gpu["bridge"], false);
     let port = da.iter().find(|d| d["address"] == "0000:02:00.0").unwrap();
     assert_eq!(port["bridge"], true);
+    // 010's listing names no root disk: nothing is invented.
     let nvme = da.iter().find(|d| d["address"] == "0000:05:00.0").unwrap();
-    assert_eq!(
-        nvme["critical"],
-        serde_json::json!(["controller of the root filesystem (/dev/nvme0n1p2)"])
-    );
+    assert_eq!(nvme["critical"], serde_json::json!([]));
     // show through the tree names the blocker as on the snapshot.
     vp().arg("--root")
         .arg(&root)
@@ -510,7 +599,7 @@ fn tree_shows_every_function_even_below_an_unlisted_bridge() {
 }
 
 #[test]
-fn unknown_groups_warn_but_do_not_block() {
+fn unknown_groups_make_the_plan_unverified() {
     // 032: a plain `lspci -knn` of an EPYC server says nothing about groups.
     let s = sample("032");
     vp().arg("--snapshot")
@@ -525,9 +614,9 @@ fn unknown_groups_warn_but_do_not_block() {
         .arg(&s)
         .args(["show", "c4:00.0"])
         .assert()
-        .success()
-        .stdout(predicate::str::contains("warning[group-unknown]"))
-        .stdout(predicate::str::contains("verdict: ok"));
+        .code(1) // unverified: needs --force, as snippet would refuse
+        .stdout(predicate::str::contains("unverified[group-unknown]"))
+        .stdout(predicate::str::contains("verdict: unverified"));
     let v = json(
         &vp()
             .arg("--snapshot")
@@ -557,4 +646,103 @@ fn unknown_groups_warn_but_do_not_block() {
         roots,
         ["pci0000:00", "pci0000:40", "pci0000:80", "pci0000:c0"]
     );
+}
+
+/// Issue: a snapshot without group 14, or with group 14 twice, made
+/// `snippet 2b:00.0` say "ok — 1 travel together". A membership the source
+/// cannot vouch for is `unverified`, never a smaller group.
+#[test]
+fn missing_or_duplicated_groups_are_unverified_not_smaller() {
+    let t = tempdir();
+    let s = stated_004(t.path());
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&s).unwrap()).unwrap();
+    let edit = |f: &dyn Fn(&mut Vec<serde_json::Value>)| {
+        let mut w = v.clone();
+        f(w["groups"].as_array_mut().unwrap());
+        let p = t.path().join("edited.json");
+        std::fs::write(&p, serde_json::to_string(&w).unwrap()).unwrap();
+        p
+    };
+    // Whole, stated: ok.
+    vp().arg("--snapshot")
+        .arg(&s)
+        .args(["show", "2b:00.0"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("verdict: ok — 4 travel together"));
+    let missing = edit(&|g| g.retain(|x| x["id"] != 14));
+    vp().arg("--snapshot")
+        .arg(&missing)
+        .args(["show", "2b:00.0"])
+        .assert()
+        .code(1) // unverified: needs --force, as snippet would refuse
+        .stdout(predicate::str::contains(
+            "unverified[group-unverified]: the members of IOMMU group 14 are not known: 0000:2b:00.0 names IOMMU group 14, which",
+        ))
+        .stdout(predicate::str::contains("verdict: unverified"));
+    vp().arg("--snapshot")
+        .arg(&missing)
+        .args(["snippet", "2b:00.0"])
+        .assert()
+        .code(1)
+        .stdout("");
+    let duplicated = edit(&|g| {
+        g.push(serde_json::json!({"id": 14, "members": ["0000:2b:00.0"]}));
+    });
+    vp().arg("--snapshot")
+        .arg(&duplicated)
+        .args(["show", "2b:00.0"])
+        .assert()
+        .code(1) // unverified: needs --force, as snippet would refuse
+        .stdout(predicate::str::contains(
+            "lists IOMMU group 14 more than once",
+        ))
+        .stdout(predicate::str::contains("verdict: unverified"));
+}
+
+/// An unreadable group directory in a tree is an unknown membership.
+#[test]
+fn an_unreadable_group_in_a_tree_is_unverified() {
+    let t = tempdir();
+    let s = stated_004(t.path());
+    let root = t.path().join("host");
+    vp().arg("fake-sysfs").arg(&s).arg(&root).assert().success();
+    vp().arg("--root")
+        .arg(&root)
+        .args(["show", "2b:00.0"])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("verdict: ok — 4 travel together"));
+    // `devices` that cannot be listed (a file where the directory was;
+    // permissions do not stop root).
+    let devs = root.join("sys/kernel/iommu_groups/14/devices");
+    std::fs::remove_dir_all(&devs).unwrap();
+    std::fs::write(&devs, "").unwrap();
+    vp().arg("--root")
+        .arg(&root)
+        .args(["show", "2b:00.0"])
+        .assert()
+        .code(1) // unverified: needs --force, as snippet would refuse
+        .stdout(predicate::str::contains("unverified[group-unverified]"))
+        .stdout(predicate::str::contains("verdict: unverified"));
+}
+
+/// Snapshots of version 1 (before provenance) are still read; from a
+/// listing their flags were rules of thumb, so they count as assumed.
+#[test]
+fn version_1_snapshots_are_read_and_listing_facts_are_assumed() {
+    let t = tempdir();
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sample("004")).unwrap()).unwrap();
+    v["version"] = 1.into();
+    v.as_object_mut().unwrap().remove("facts");
+    let p = t.path().join("v1.json");
+    std::fs::write(&p, serde_json::to_string(&v).unwrap()).unwrap();
+    vp().arg("--snapshot")
+        .arg(&p)
+        .args(["show", "2b:00.0"])
+        .assert()
+        .code(1) // unverified: needs --force, as snippet would refuse
+        .stdout(predicate::str::contains("does not say (assumed)"))
+        .stdout(predicate::str::contains("verdict: unverified"));
 }

@@ -367,7 +367,7 @@ fn host_checks_run_only_when_a_host_is_named() {
     has_help(
         &b,
         &format!(
-            "pass every endpoint of the group: `virt-pci add {} 0000:01:00.1`",
+            "pass every endpoint of the group: `virt-pci --snapshot {HOST} add -i {} 0000:01:00.1`",
             f("host/vp051-split-group.xml")
         ),
     );
@@ -538,9 +538,19 @@ fn io_and_usage_problems_exit_2() {
         f("does-not-exist.xml")
     )));
     assert_eq!(summary(&o), "checked 2 files: 1 error, 0 warnings");
-    let o = run(&["--snapshot", HOST, "validate", "--live", &f("good.xml")]);
+    let o = run(&[
+        "--snapshot",
+        HOST,
+        "validate",
+        "--this-machine",
+        &f("good.xml"),
+    ]);
     assert_eq!(o.code, 2);
     assert!(o.stderr.contains("cannot be combined"), "{}", o.stderr);
+    // The old spelling says where the flag went (`--live` is hot-plug now).
+    let o = run(&["validate", "--live", &f("good.xml")]);
+    assert_eq!(o.code, 2);
+    assert!(o.stderr.contains("--this-machine"), "{}", o.stderr);
     let o = run(&[
         "--snapshot",
         "/nonexistent.json",
@@ -555,13 +565,38 @@ fn io_and_usage_problems_exit_2() {
 #[test]
 fn real_sample_host_half_passed_gpu_is_not_viable() {
     // samples/hosts/004: a real B550 desktop whose RTX 2070 SUPER has four
-    // functions in IOMMU group 14; the sample domain passes two.
-    let o = run(&[
-        "--snapshot",
-        "samples/hosts/004-msi-b550m-mortar-turing-4fn.json",
-        "validate",
-        "samples/domains/bad-rtx2070-half-group.xml",
+    // functions in IOMMU group 14; the sample domain passes two. The listing
+    // says nothing about boot VGA or the root disk: unverified (VP057).
+    let sample = "samples/hosts/004-msi-b550m-mortar-turing-4fn.json";
+    let dom = "samples/domains/bad-rtx2070-half-group.xml";
+    let o = run(&["--snapshot", sample, "validate", dom]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert!(
+        o.stdout.contains(
+            "error[VP057]: 0000:2b:00.0 (VGA compatible controller) could be the boot VGA device"
+        ),
+        "{}",
+        o.stdout
+    );
+    // With the facts stated, exactly the viability error remains.
+    let t = tempfile::tempdir().unwrap();
+    let stated = t.path().join("004.json");
+    let stated_s = stated.to_str().unwrap();
+    let c = run(&[
+        "snapshot",
+        "--from-listing",
+        "samples/hosts/listings/004-msi-b550m-mortar-turing-4fn.txt",
+        "--root-disk",
+        "02:00.1",
+        "--default-nic",
+        "2a:00.0",
+        "--boot-vga",
+        "none",
+        "-o",
+        stated_s,
     ]);
+    assert_eq!(c.code, 0, "{}", c.stderr);
+    let o = run(&["--snapshot", stated_s, "validate", dom]);
     assert_eq!(o.code, 1, "{}", o.stdout);
     let b = expect(
         &o,
@@ -572,7 +607,27 @@ fn real_sample_host_half_passed_gpu_is_not_viable() {
     assert!(b
         .iter()
         .any(|l| l.ends_with("QEMU fails to start: \"group 14 is not viable\"")));
+    has_help(
+        &b,
+        &format!("pass every endpoint of the group: `virt-pci --snapshot {stated_s} add -i {dom} 0000:2b:00.2 0000:2b:00.3`"),
+    );
     assert_eq!(summary(&o), "checked 1 file: 1 error, 0 warnings");
+    // The kernel's rule (vfio_dev_viable): members on vfio-pci (or no
+    // pci-stub) keep the group viable, so the same domain passes.
+    let mut v: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&stated).unwrap()).unwrap();
+    for d in v["devices"].as_array_mut().unwrap() {
+        if d["address"] == "0000:2b:00.2" {
+            d["driver"] = "vfio-pci".into();
+        }
+        if d["address"] == "0000:2b:00.3" {
+            d["driver"] = "pci-stub".into();
+        }
+    }
+    std::fs::write(&stated, serde_json::to_string(&v).unwrap()).unwrap();
+    let o = run(&["--snapshot", stated_s, "validate", dom]);
+    assert_eq!(o.code, 0, "{}", o.stdout);
+    assert_eq!(summary(&o), "checked 1 file: 0 errors, 0 warnings");
 }
 
 #[test]

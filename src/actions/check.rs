@@ -11,7 +11,7 @@
 
 use crate::address::PciAddress;
 use crate::host::{Host, Kind};
-use crate::plan::{self, Plan, PlanOptions};
+use crate::plan::{self, Plan, PlanOptions, Verdict};
 use serde::Serialize;
 
 /// A function and the driver it is on.
@@ -50,18 +50,11 @@ pub struct Viability {
     pub summary: String,
 }
 
-/// The answer of `check`: the device can be assigned (`ok`), or the plan
-/// for it is blocked. A group that is not viable *now* (an endpoint on a
-/// host driver) is still `ok`: detaching fixes it, and the report says how.
-#[derive(Clone, Copy, Debug, Serialize, PartialEq, Eq)]
-#[serde(rename_all = "snake_case")]
-pub enum Verdict {
-    Ok,
-    Blocked,
-}
-
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckReport {
+    /// The plan's verdict ([`crate::plan::Plan::verdict`]): a group that is
+    /// not viable *now* (an endpoint on a host driver) is still `ok`:
+    /// detaching fixes it, and the report says how.
     pub verdict: Verdict,
     pub address: PciAddress,
     pub kind: Kind,
@@ -175,11 +168,7 @@ pub fn check(host: &Host, a: &PciAddress) -> Option<CheckReport> {
         ),
     };
     let plan = plan::plan(host, &[*a], PlanOptions::default());
-    let verdict = if plan.is_blocked() {
-        Verdict::Blocked
-    } else {
-        Verdict::Ok
-    };
+    let verdict = plan.verdict();
     Some(CheckReport {
         verdict,
         address: *a,
@@ -201,12 +190,18 @@ impl CheckReport {
     /// The closing line of `check`, in the words of `show`'s verdict.
     pub fn verdict_line(&self) -> String {
         let a = self.address;
+        let n = |v: usize, w: &str| format!("{v} {w}{}", if v == 1 { "" } else { "s" });
         match self.verdict {
             Verdict::Blocked => format!(
-                "blocked — {a} cannot be assigned as it is ({} blocker{})",
-                self.plan.blockers.len(),
-                if self.plan.blockers.len() == 1 { "" } else { "s" }
+                "blocked — {a} cannot be assigned as it is ({})",
+                n(self.plan.blockers.len(), "blocker")
             ),
+            Verdict::Unverified => format!(
+                "unverified — {a} may be assigned, but {} it depends on {} not known (commands that act need --force)",
+                n(self.plan.unverified.len(), "host fact"),
+                if self.plan.unverified.len() == 1 { "is" } else { "are" }
+            ),
+            Verdict::Nothing => format!("nothing — no function of {a} can travel"),
             Verdict::Ok if self.viability.viable_now => {
                 format!("ok — {a} can be assigned; its IOMMU group is viable now")
             }

@@ -214,7 +214,22 @@ fn new_plan(action: &str, backend: &dyn Backend, p: Plan, force: bool) -> Action
         requested: p.requested.clone(),
         steps: Vec::new(),
         skipped: Vec::new(),
-        refusals: p.blockers.iter().map(Refusal::from_finding).collect(),
+        // Blocked and unverified plans are refused alike (`--force` acts
+        // anyway); use by a running domain is `refuse_running`'s, which
+        // `--force` never overrides.
+        // Giving devices back (reattach, release) cannot cost the host
+        // what it needs, so unknown facts do not stop those.
+        refusals: p
+            .blockers
+            .iter()
+            .chain(
+                p.unverified
+                    .iter()
+                    .filter(|_| action != "reattach" && action != "release"),
+            )
+            .filter(|f| f.code != "in-use")
+            .map(Refusal::from_finding)
+            .collect(),
         // "bound to a host driver; it will be unbound" is about detaching;
         // a reset or a reattach unbinds nothing from a host driver.
         warnings: p
@@ -302,6 +317,7 @@ fn group_action(
         requested,
         PlanOptions {
             strict_group: opts.strict_group,
+            for_domain: None,
         },
     );
     let travels = p.travels.clone();
@@ -505,6 +521,7 @@ pub fn release_plan(
         &present,
         PlanOptions {
             strict_group: opts.strict_group,
+            for_domain: Some(domain.to_string()),
         },
     );
     let travels = p.travels.clone();
@@ -867,6 +884,7 @@ mod tests {
             true,
         );
         h.mark_intrinsic_critical();
+        h.facts = crate::host::HostFacts::measured();
         h
     }
 

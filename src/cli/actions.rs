@@ -3,7 +3,7 @@
 //! only: the plans, safety rules and the executor are in
 //! `virt_pci::actions`.
 
-use super::{parse_specs, print_json, CliError, CliResult, Context, HostSource};
+use super::{parse_specs, print_json, CliError, CliResult, Context};
 use clap::{Args as ClapArgs, ValueEnum};
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,8 @@ use virt_pci::actions::{
 };
 use virt_pci::address::{DeviceSpec, PciAddress};
 use virt_pci::host::Host;
+use virt_pci::invocation::{Backend as InvBackend, HostSource, SYSTEM_URI};
+use virt_pci::plan::Verdict;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
@@ -122,27 +124,17 @@ impl Setup {
     }
 }
 
-fn sysfs_setup(ctx: &Context, host: Host) -> Setup {
-    match ctx.host_source() {
-        HostSource::Snapshot(_) => Setup {
-            host,
-            chosen: Chosen::Sysfs(SysfsBackend::new(Path::new("/"))),
-            can_execute: false,
-            vfio_root: Some(PathBuf::from("/")),
-        },
-        HostSource::Root(r) => Setup {
-            host,
-            chosen: Chosen::Sysfs(SysfsBackend::new(&r)),
-            can_execute: true,
-            vfio_root: Some(r),
-        },
-        _ => Setup {
-            host: with_local_domains(host),
-            chosen: Chosen::Sysfs(SysfsBackend::new(Path::new("/"))),
-            can_execute: true,
-            vfio_root: Some(PathBuf::from("/")),
-        },
+fn sysfs_setup(ctx: &Context, root: &Path, execute: bool) -> Result<Setup, CliError> {
+    let mut host = ctx.host()?;
+    if ctx.inv.host == HostSource::ThisMachine {
+        host = with_local_domains(host);
     }
+    Ok(Setup {
+        host,
+        chosen: Chosen::Sysfs(SysfsBackend::new(root)),
+        can_execute: execute,
+        vfio_root: Some(root.to_path_buf()),
+    })
 }
 
 /// Acting on this machine through sysfs: if libvirt runs here, ask it
@@ -150,7 +142,7 @@ fn sysfs_setup(ctx: &Context, host: Host) -> Setup {
 /// holds is refused here too. Best effort: no daemon, no information.
 #[cfg(feature = "libvirt")]
 fn with_local_domains(mut host: Host) -> Host {
-    if let Ok(conn) = virt_pci::libvirt::open(Some("qemu:///system"), true) {
+    if let Ok(conn) = virt_pci::libvirt::open(Some(SYSTEM_URI), true) {
         if let Ok(d) = conn.domains() {
             host.domains = virt_pci::libvirt::domain_uses(&d);
         }
@@ -163,47 +155,22 @@ fn with_local_domains(host: Host) -> Host {
     host
 }
 
-/// Choose the backend and read the host it acts on. `read_only`: nothing
-/// will be executed (plain `check`), so a read-only connection is enough.
-fn setup(ctx: &Context, choice: BackendChoice, read_only: bool) -> Result<Setup, CliError> {
-    match choice {
-        BackendChoice::Sysfs => {
-            if matches!(ctx.host_source(), HostSource::Libvirt(_)) {
-                return Err(CliError::usage(
-                    "--backend sysfs acts on this machine's sysfs, but the host was given with -c",
-                )
-                .help("drop -c (or unset LIBVIRT_DEFAULT_URI) to act through sysfs, or use --backend libvirt"));
-            }
-            Ok(sysfs_setup(ctx, ctx.host()?))
-        }
-        BackendChoice::Libvirt => libvirt_setup(ctx, read_only),
-        BackendChoice::Auto => match ctx.host_source() {
-            HostSource::Libvirt(_) => libvirt_setup(ctx, read_only),
-            HostSource::Live if cfg!(feature = "libvirt") => {
-                libvirt_setup(ctx, read_only).or_else(|_| Ok(sysfs_setup(ctx, ctx.host()?)))
-            }
-            _ => Ok(sysfs_setup(ctx, ctx.host()?)),
-        },
+/// The backend the invocation chose ([`virt_pci::invocation`]) and the
+/// host it acts on. `read_only`: nothing will be executed (plain `check`),
+/// so a read-only connection is enough.
+fn setup(ctx: &Context, read_only: bool) -> Result<Setup, CliError> {
+    match &ctx.inv.backend {
+        InvBackend::Sysfs { root, execute } => sysfs_setup(ctx, root, *execute),
+        InvBackend::Libvirt(uri) => libvirt_setup(ctx, uri, read_only),
+        InvBackend::LibvirtElseSysfs => libvirt_setup(ctx, SYSTEM_URI, read_only)
+            .or_else(|_| sysfs_setup(ctx, Path::new("/"), true)),
+        InvBackend::None => Err(CliError::usage("this command does not act on devices")),
     }
 }
 
 #[cfg(feature = "libvirt")]
-fn libvirt_setup(ctx: &Context, read_only: bool) -> Result<Setup, CliError> {
-    if matches!(
-        ctx.host_source(),
-        HostSource::Root(_) | HostSource::Snapshot(_)
-    ) {
-        return Err(CliError::usage(
-            "--backend libvirt reads the host from libvirt, not from --root or --snapshot",
-        )
-        .help("drop --root/--snapshot and give -c URI, or use --backend sysfs"));
-    }
-    // No URI: this machine's system daemon. Not libvirt's default, which
-    // for a non-root user would start a session daemon as a side effect.
-    let uri = ctx
-        .connect_uri()
-        .unwrap_or_else(|| "qemu:///system".to_string());
-    let conn = ctx.libvirt(Some(&uri), read_only)?;
+fn libvirt_setup(ctx: &Context, uri: &str, read_only: bool) -> Result<Setup, CliError> {
+    let conn = ctx.libvirt(Some(uri), read_only)?;
     let local = virt_pci::host::nodedev::uri_is_local(conn.uri());
     let host = ctx.read_libvirt_host(&conn)?;
     if !local && !conn.uri().starts_with("test:") {
@@ -223,10 +190,10 @@ fn libvirt_setup(ctx: &Context, read_only: bool) -> Result<Setup, CliError> {
 }
 
 #[cfg(not(feature = "libvirt"))]
-fn libvirt_setup(_ctx: &Context, _read_only: bool) -> Result<Setup, CliError> {
+fn libvirt_setup(_ctx: &Context, _uri: &str, _read_only: bool) -> Result<Setup, CliError> {
     Err(
         CliError::usage("--backend libvirt: this virt-pci was built without libvirt support")
-            .help("rebuild with `cargo build --features libvirt`, or use --backend sysfs"),
+            .help("rebuild with `cargo build --features libvirt` (or install virt-pci-libvirt next to virt-pci), or use --backend sysfs"),
     )
 }
 
@@ -446,7 +413,7 @@ fn run_plan(
 pub fn run_detach(ctx: &Context, a: DetachArgs) -> CliResult {
     // Arguments first: a bad address is reported before a connection opens.
     let specs = parse_specs(&a.common.devices)?;
-    let mut s = setup(ctx, a.common.act.backend, a.common.act.dry_run)?;
+    let mut s = setup(ctx, a.common.act.dry_run)?;
     let req = resolve(&s.host, &specs)?;
     let opts = options(&a.common.act, !a.common.no_strict_group, &a.driver);
     let ap = s.with(|h, b| actions::detach_plan(h, &req, &opts, b));
@@ -455,7 +422,7 @@ pub fn run_detach(ctx: &Context, a: DetachArgs) -> CliResult {
 
 pub fn run_reattach(ctx: &Context, a: DeviceActionArgs) -> CliResult {
     let specs = parse_specs(&a.devices)?;
-    let mut s = setup(ctx, a.act.backend, a.act.dry_run)?;
+    let mut s = setup(ctx, a.act.dry_run)?;
     let req = resolve(&s.host, &specs)?;
     let opts = options(&a.act, !a.no_strict_group, "vfio");
     let ap = s.with(|h, b| actions::reattach_plan(h, &req, &opts, b));
@@ -464,7 +431,7 @@ pub fn run_reattach(ctx: &Context, a: DeviceActionArgs) -> CliResult {
 
 pub fn run_reset(ctx: &Context, a: DeviceActionArgs) -> CliResult {
     let specs = parse_specs(&a.devices)?;
-    let mut s = setup(ctx, a.act.backend, a.act.dry_run)?;
+    let mut s = setup(ctx, a.act.dry_run)?;
     let req = resolve(&s.host, &specs)?;
     let opts = options(&a.act, !a.no_strict_group, "vfio");
     let ap = s.with(|h, b| actions::reset_plan(h, &req, &opts, b));
@@ -473,7 +440,7 @@ pub fn run_reset(ctx: &Context, a: DeviceActionArgs) -> CliResult {
 
 pub fn run_check(ctx: &Context, a: CheckArgs) -> CliResult {
     let specs = parse_specs(std::slice::from_ref(&a.device))?;
-    let mut s = setup(ctx, a.act.backend, !a.try_it)?;
+    let mut s = setup(ctx, !a.try_it)?;
     if a.try_it {
         check_can_execute(&s, "check --try", &a.act)?;
     }
@@ -527,12 +494,13 @@ pub fn run_check(ctx: &Context, a: CheckArgs) -> CliResult {
             outln!(
                 "verdict: {}",
                 match r.verdict {
-                    check::Verdict::Ok => o.green(&line),
-                    check::Verdict::Blocked => o.red(&line),
+                    Verdict::Ok => o.green(&line),
+                    Verdict::Blocked => o.red(&line),
+                    Verdict::Unverified | Verdict::Nothing => o.yellow(&line),
                 }
             );
         }
-        if r.plan.is_blocked() {
+        if r.plan.needs_force() {
             code = ExitCode::from(1);
         }
     }
@@ -603,7 +571,7 @@ fn domain_hostdevs(
 }
 
 pub fn run_prepare(ctx: &Context, a: DomainActionArgs) -> CliResult {
-    let mut s = setup(ctx, a.act.backend, a.act.dry_run)?;
+    let mut s = setup(ctx, a.act.dry_run)?;
     let (name, _running, hd) = domain_hostdevs(ctx, &s, &a.domain)?;
     let opts = options(&a.act, true, "vfio");
     let ap = s.with(|h, b| actions::prepare_plan(h, &name, &hd, &opts, b));
@@ -612,7 +580,7 @@ pub fn run_prepare(ctx: &Context, a: DomainActionArgs) -> CliResult {
 
 pub fn run_release(ctx: &Context, a: ReleaseArgs) -> CliResult {
     let act = a.common.act.clone();
-    let mut s = setup(ctx, act.backend, act.dry_run)?;
+    let mut s = setup(ctx, act.dry_run)?;
     let (name, running, hd) = domain_hostdevs(ctx, &s, &a.common.domain)?;
     let opts = options(&act, true, "vfio");
     let ret = a.return_unreset;

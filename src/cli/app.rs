@@ -7,6 +7,7 @@ use crate::cli;
 use crate::cli::companion;
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use std::process::ExitCode;
+use virt_pci::invocation::{BackendChoice, HostUse, Invocation, Uses};
 
 #[derive(Parser, Debug)]
 #[command(
@@ -66,16 +67,88 @@ pub enum Command {
     FakeSysfs(cli::fake::Args),
 }
 
-/// Parse the arguments and run the command.
+/// What each command uses: the host, domains by name, a backend. The one
+/// input of [`Invocation::resolve`] that depends on the command.
+pub fn uses(cmd: &Command) -> Uses {
+    let required = Uses {
+        host: HostUse::Required,
+        ..Uses::default()
+    };
+    let act = |a: &cli::actions::ActOpts| Uses {
+        backend: Some(match a.backend {
+            cli::actions::BackendChoice::Auto => BackendChoice::Auto,
+            cli::actions::BackendChoice::Libvirt => BackendChoice::Libvirt,
+            cli::actions::BackendChoice::Sysfs => BackendChoice::Sysfs,
+        }),
+        ..required
+    };
+    match cmd {
+        Command::List(_)
+        | Command::Show(_)
+        | Command::Hostdevs(_)
+        | Command::Usb(_)
+        | Command::Snippet(_) => required,
+        Command::Snapshot(a) if a.from_listing.is_some() => Uses::default(),
+        Command::Snapshot(_) => required,
+        Command::Add(a) => Uses {
+            domains_by_name: a.target.domain.is_some(),
+            ..required
+        },
+        // `remove` needs a host to resolve vendor:device ids.
+        Command::Remove(a) => Uses {
+            host: if a.targets.iter().any(|t| {
+                matches!(
+                    virt_pci::DeviceSpec::parse(t),
+                    Ok(virt_pci::DeviceSpec::Ids { .. })
+                )
+            }) {
+                HostUse::Required
+            } else {
+                // Named hosts tell which functions share a group.
+                HostUse::IfNamed
+            },
+            domains_by_name: a.target.domain.is_some(),
+            ..Uses::default()
+        },
+        Command::Validate(a) => Uses {
+            host: HostUse::IfNamed,
+            domains_by_name: !a.domains.is_empty() || a.all_domains,
+            this_machine: a.this_machine,
+            backend: None,
+        },
+        Command::Detach(a) => act(&a.common.act),
+        Command::Reattach(a) | Command::Reset(a) => act(&a.act),
+        Command::Check(a) => act(&a.act),
+        Command::Prepare(a) => act(&a.act),
+        Command::Release(a) => act(&a.common.act),
+        Command::Completions(_) | Command::Man | Command::FakeSysfs(_) => Uses::default(),
+    }
+}
+
+/// Parse the arguments, resolve the invocation, hand over to the
+/// libvirt-linked companion if it needs libvirt (before any output), and
+/// run the command.
 pub fn main() -> ExitCode {
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
-    cli.global.connect_on_command_line =
-        matches.value_source("connect") == Some(clap::parser::ValueSource::CommandLine);
-    if let Some(code) = companion::dispatch(&cli) {
-        return code;
+    let typed = |id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
+    cli.global.connect_on_command_line = typed("connect");
+    cli.global.root_on_command_line = typed("root");
+    let inv = match Invocation::resolve(&cli::Context::given(&cli.global), uses(&cli.command)) {
+        Ok(inv) => inv,
+        Err(e) => {
+            let ctx = cli::Context::new(cli.global, Invocation::empty());
+            let e = cli::CliError::from(e);
+            ctx.report(&e);
+            return ExitCode::from(e.exit_code);
+        }
+    };
+    if inv.needs_libvirt() {
+        if let Some(code) = companion::dispatch() {
+            return code;
+        }
     }
-    let ctx = cli::Context::new(cli.global);
+    let ctx = cli::Context::new(cli.global, inv);
     let result = match cli.command {
         Command::List(a) => cli::list::run(&ctx, a),
         Command::Show(a) => cli::show::run(&ctx, a),

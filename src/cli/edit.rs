@@ -266,7 +266,13 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
     let (session, input) = open_target(ctx, file.as_deref(), &args.target, &args.out)?;
     // Refuse a bad file before reading the host or printing a plan.
     let doc = xml::parse_domain(&input.text).map_err(|e| edit_error(&input, e))?;
-    let (addrs, opts) = plan_hostdevs(ctx, &devices, &args.group, &args.hostdev)?;
+    let (addrs, opts) = plan_hostdevs(
+        ctx,
+        &devices,
+        &args.group,
+        &args.hostdev,
+        args.target.domain.as_deref(),
+    )?;
     let edit =
         xml::add_parsed(doc, &input.text, &addrs, &opts).map_err(|e| edit_error(&input, e))?;
     if !edit.already_present.is_empty() {
@@ -312,6 +318,7 @@ pub fn run_remove(ctx: &Context, args: RemoveArgs) -> CliResult {
         for s in specs {
             match s {
                 // vendor:device ids name devices of a host; read it.
+                // (The invocation knew: `remove` declares it reads a host.)
                 DeviceSpec::Ids { .. } => {
                     let host = ctx.host()?;
                     for a in host.resolve(&s)? {
@@ -324,8 +331,26 @@ pub fn run_remove(ctx: &Context, args: RemoveArgs) -> CliResult {
         Selection::Only(resolved)
     };
     let edit = xml::remove(&input.text, &sel).map_err(|e| edit_error(&input, e))?;
-    for w in &edit.warnings {
-        eprintln!("{}{} {w}", ctx.err.yellow("warning"), ctx.err.bold(":"));
+    let kept: Vec<virt_pci::PciAddress> = virt_pci::domain::parse(&edit.text)
+        .map(|d| {
+            virt_pci::domain::pci_hostdevs(&d)
+                .iter()
+                .filter(|h| !h.interface)
+                .filter_map(|h| h.address)
+                .collect()
+        })
+        .unwrap_or_default();
+    let host = match ctx.inv.host {
+        virt_pci::invocation::HostSource::None => None,
+        _ => Some(ctx.host()?),
+    };
+    for w in virt_pci::plan::removal_warnings(host.as_ref(), &edit.removed, &kept) {
+        eprintln!(
+            "{}{} {}",
+            ctx.err.yellow("warning"),
+            ctx.err.bold(":"),
+            w.message
+        );
     }
     if edit.text == input.text {
         eprintln!("{} has no PCI hostdevs; nothing removed", input.name);
@@ -373,7 +398,7 @@ impl DomainSession {
             return Ok(None);
         };
         let conn = ctx
-            .libvirt(ctx.connect_uri().as_deref(), false)
+            .libvirt(ctx.domains_uri().as_deref(), false)
             .map_err(|e| e.code(2))?;
         Ok(Some(DomainSession {
             name: name.clone(),

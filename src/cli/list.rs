@@ -7,6 +7,7 @@ use clap::Args as ClapArgs;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use virt_pci::host::{Device, GroupMember, Host, Kind};
+use virt_pci::plan::Verdict;
 use virt_pci::report::{self, Filter, TreeNode};
 
 #[derive(ClapArgs, Debug)]
@@ -151,10 +152,11 @@ fn render_groups(ctx: &Context, host: &Host, filter: &Filter) -> String {
     for id in report::shown_groups(host, ctx.ids(), filter) {
         let members = &host.groups[&id];
         let v = report::group_verdict(host, id);
-        let verdict = match v.ok {
-            Some(true) => s.green(&v.text()),
-            Some(false) => s.red(&v.text()),
-            None => s.dim(&v.text()),
+        let verdict = match v.verdict {
+            Verdict::Ok => s.green(&v.text()),
+            Verdict::Blocked => s.red(&v.text()),
+            Verdict::Unverified => s.yellow(&v.text()),
+            Verdict::Nothing => s.dim(&v.text()),
         };
         let _ = writeln!(
             out,

@@ -31,6 +31,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use virt_pci::address::{AddressError, DeviceSpec};
 use virt_pci::host::{self, Host};
+use virt_pci::invocation::{DomainSource, Given, HostSource, Invocation, InvocationError};
 use virt_pci::pciids::PciIds;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -62,6 +63,9 @@ pub struct GlobalArgs {
     /// `LIBVIRT_DEFAULT_URI`); set from clap's value source after parsing.
     #[arg(skip)]
     pub connect_on_command_line: bool,
+    /// `--root` was typed (as opposed to coming from `VIRT_PCI_ROOT`).
+    #[arg(skip)]
+    pub root_on_command_line: bool,
     /// pci.ids file for device names (default: /usr/share/misc/pci.ids).
     #[arg(long, global = true, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub pci_ids: Option<PathBuf>,
@@ -165,9 +169,11 @@ impl Styles {
     }
 }
 
-/// What every command gets: the global options, resolved once.
+/// What every command gets: the global options and the invocation,
+/// resolved once ([`virt_pci::invocation`] holds every precedence rule).
 pub struct Context {
     pub global: GlobalArgs,
+    pub inv: Invocation,
     pub out: Styles,
     pub err: Styles,
     ids: OnceCell<PciIds>,
@@ -184,17 +190,16 @@ fn color_on(choice: ColorChoice, tty: bool) -> bool {
     }
 }
 
-/// Where the host facts come from, in the order of precedence.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum HostSource {
-    Snapshot(PathBuf),
-    Root(PathBuf),
-    Libvirt(String),
-    Live,
+impl From<InvocationError> for CliError {
+    fn from(e: InvocationError) -> Self {
+        let mut c = CliError::usage(e.message);
+        c.help = e.help;
+        c
+    }
 }
 
 impl Context {
-    pub fn new(global: GlobalArgs) -> Context {
+    pub fn new(global: GlobalArgs, inv: Invocation) -> Context {
         let out = Styles {
             on: color_on(global.color, std::io::stdout().is_terminal()),
         };
@@ -203,50 +208,72 @@ impl Context {
         };
         Context {
             global,
+            inv,
             out,
             err,
             ids: OnceCell::new(),
         }
     }
 
-    /// The host source chosen by the options: `--snapshot`, then `--root`,
-    /// then `-c`/`LIBVIRT_DEFAULT_URI`, then this machine.
-    pub fn host_source(&self) -> HostSource {
-        if let Some(s) = &self.global.snapshot {
-            HostSource::Snapshot(s.clone())
-        } else if let Some(r) = &self.global.root {
-            HostSource::Root(r.clone())
-        } else if let Some(c) = self.connect_uri() {
-            HostSource::Libvirt(c)
-        } else {
-            HostSource::Live
+    /// The options as given, for [`Invocation::resolve`].
+    pub fn given(global: &GlobalArgs) -> Given {
+        Given {
+            snapshot: global.snapshot.clone(),
+            root: global.root.clone(),
+            root_from_env: !global.root_on_command_line,
+            connect: global.connect.clone(),
+            connect_from_env: !global.connect_on_command_line,
         }
     }
 
-    /// The libvirt URI to use. Without the `libvirt` feature a
-    /// `LIBVIRT_DEFAULT_URI` set in the environment is ignored (it is meant
-    /// for virsh and the default build reads sysfs), while an explicit
-    /// `-c/--connect` is an error later, when the host is read.
-    pub fn connect_uri(&self) -> Option<String> {
-        let c = self.global.connect.clone()?;
-        if cfg!(feature = "libvirt") || self.global.connect_on_command_line {
-            Some(c)
-        } else {
-            None
+    /// The libvirt URI domains come from (`None`: libvirt's default).
+    #[cfg_attr(not(feature = "libvirt"), allow(dead_code))]
+    pub fn domains_uri(&self) -> Option<String> {
+        match &self.inv.domains {
+            DomainSource::Libvirt(u) => u.clone(),
+            DomainSource::None => None,
         }
     }
 
-    /// Read the host from the chosen source.
+    /// Read the host from the source the invocation chose; domains from its
+    /// domain source.
     pub fn host(&self) -> Result<Host, CliError> {
-        match self.host_source() {
-            HostSource::Snapshot(p) => host::snapshot::load(&p).map_err(|e| {
+        let mut h = match &self.inv.host {
+            HostSource::Snapshot(p) => host::snapshot::load(p).map_err(|e| {
                 CliError::usage(e.to_string())
                     .help("make a snapshot on the host with `virt-pci snapshot -o FILE`")
-            }),
-            HostSource::Root(r) => read_sysfs(&r),
-            HostSource::Libvirt(uri) => self.host_from_libvirt(&uri),
-            HostSource::Live => read_sysfs(std::path::Path::new("/")),
+            })?,
+            HostSource::Root(r) => read_sysfs(r)?,
+            HostSource::Libvirt(uri) => self.host_from_libvirt(uri)?,
+            HostSource::ThisMachine => read_sysfs(std::path::Path::new("/"))?,
+            HostSource::None => {
+                return Err(CliError::usage("this command reads no host")
+                    .help("name one with --snapshot FILE, --root DIR or -c URI"))
+            }
+        };
+        if !matches!(self.inv.host, HostSource::Libvirt(_)) {
+            if let DomainSource::Libvirt(uri) = &self.inv.domains {
+                h.domains = self.domains_from_libvirt(uri.as_deref())?;
+            }
         }
+        h.invocation = Some(self.inv.host_args());
+        Ok(h)
+    }
+
+    #[cfg(feature = "libvirt")]
+    fn domains_from_libvirt(&self, uri: Option<&str>) -> Result<Vec<host::DomainUse>, CliError> {
+        let conn = self.libvirt(uri, true).map_err(|e| e.code(2))?;
+        let d = conn.domains().map_err(|e| libvirt_error(e).code(2))?;
+        Ok(virt_pci::libvirt::domain_uses(&d))
+    }
+
+    #[cfg(not(feature = "libvirt"))]
+    fn domains_from_libvirt(&self, uri: Option<&str>) -> Result<Vec<host::DomainUse>, CliError> {
+        Err(CliError::usage(format!(
+            "cannot read domains from {}: this virt-pci was built without libvirt support",
+            uri.unwrap_or("libvirt")
+        ))
+        .help("install virt-pci-libvirt next to virt-pci (`make build`) or rebuild with `cargo build --features libvirt`; or drop -c"))
     }
 
     #[cfg(feature = "libvirt")]
@@ -270,6 +297,7 @@ impl Context {
                 ),
             }
         }
+        h.invocation = Some(self.inv.host_args());
         Ok(h)
     }
 
@@ -285,11 +313,14 @@ impl Context {
 
     #[cfg(not(feature = "libvirt"))]
     fn host_from_libvirt(&self, uri: &str) -> Result<Host, CliError> {
-        Err(CliError::usage(format!(
+        let mut e = CliError::usage(format!(
             "cannot connect to {uri}: this virt-pci was built without libvirt support"
         ))
-        .help("rebuild with `cargo build --features libvirt`, or read the host with --root or --snapshot")
-        .help("unset LIBVIRT_DEFAULT_URI to read this machine's sysfs"))
+        .help("install virt-pci-libvirt next to virt-pci (`make build`) or rebuild with `cargo build --features libvirt`; or read the host with --root or --snapshot");
+        if !self.global.connect_on_command_line {
+            e = e.help("unset LIBVIRT_DEFAULT_URI to read this machine's sysfs");
+        }
+        Err(e)
     }
 
     /// Device names, loaded on first use.
@@ -348,12 +379,12 @@ pub(crate) fn read_sysfs(root: &std::path::Path) -> Result<Host, CliError> {
 pub fn host_and_plan(
     ctx: &Context,
     devices: &[String],
-    strict_group: bool,
+    opts: virt_pci::plan::PlanOptions,
 ) -> Result<(Host, Vec<virt_pci::PciAddress>, virt_pci::plan::Plan), CliError> {
     let specs = parse_specs(devices)?;
     let host = ctx.host()?;
     let addrs = host.resolve_all(&specs)?;
-    let p = virt_pci::plan::plan(&host, &addrs, virt_pci::plan::PlanOptions { strict_group });
+    let p = virt_pci::plan::plan(&host, &addrs, opts);
     Ok((host, addrs, p))
 }
 

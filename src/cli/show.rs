@@ -6,7 +6,7 @@ use serde::Serialize;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use virt_pci::host::Host;
-use virt_pci::plan::{Plan, Role};
+use virt_pci::plan::{Plan, Role, Verdict};
 use virt_pci::report::{self, DeviceView};
 
 #[derive(ClapArgs, Debug)]
@@ -29,14 +29,18 @@ struct ShowReport {
 }
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
-    let (host, addrs, p) = super::host_and_plan(ctx, &args.devices, !args.no_strict_group)?;
+    let opts = virt_pci::plan::PlanOptions {
+        strict_group: !args.no_strict_group,
+        for_domain: None,
+    };
+    let (host, addrs, p) = super::host_and_plan(ctx, &args.devices, opts)?;
     if args.json {
         let devices = addrs
             .iter()
             .filter_map(|a| host.device(a))
             .map(|d| report::device_view(&host, ctx.ids(), d))
             .collect();
-        let code = blocked_code(p.is_blocked());
+        let code = blocked_code(p.needs_force());
         print_json(&ShowReport { devices, plan: p })?;
         return Ok(code);
     }
@@ -104,7 +108,25 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
             kv(&mut out, "NUMA node", n.to_string());
         }
         for c in &d.critical {
-            kv(&mut out, "host-critical", s.red(&c.to_string()));
+            // Where the fact comes from, unless measured (the normal case).
+            let how = c
+                .fact()
+                .map(|f| host.fact(f))
+                .filter(|p| *p != virt_pci::host::Provenance::Measured)
+                .map(|p| format!(" ({})", p.as_str()))
+                .unwrap_or_default();
+            kv(&mut out, "host-critical", s.red(&format!("{c}{how}")));
+        }
+        for f in host.unknown_facts(d) {
+            kv(
+                &mut out,
+                "not known",
+                s.yellow(&format!(
+                    "whether it is {} ({})",
+                    f.describe(),
+                    host.fact(f).as_str()
+                )),
+            );
         }
         for u in host.used_by(a) {
             kv(
@@ -117,12 +139,13 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     }
     out.push_str(&render_plan(&host, &p, s));
     super::emit(&out);
-    Ok(blocked_code(p.is_blocked()))
+    Ok(blocked_code(p.needs_force()))
 }
 
 /// The exit code of a command whose answer is a plan (`show`, `usb`,
-/// `check`): 0 when it can go, 1 when it is blocked — as `snippet`, `add`
-/// and the actions refuse a blocked plan with 1. Usage and I/O errors are 2.
+/// `check`): 0 when it can go, 1 when it needs `--force` (blocked or
+/// unverified) — exactly when `snippet`, `add` and the actions refuse it
+/// with 1. Usage and I/O errors are 2.
 pub fn blocked_code(blocked: bool) -> ExitCode {
     if blocked {
         ExitCode::from(1)
@@ -156,9 +179,10 @@ pub fn render_plan(_host: &Host, p: &Plan, s: &Styles) -> String {
     }
     let findings = [
         (s.red("blocker"), &p.blockers),
+        (s.yellow("unverified"), &p.unverified),
         (s.yellow("warning"), &p.warnings),
     ];
-    // A help shared by several findings (one per function) is said once.
+    // Each help once: several findings often share one fix.
     let mut helped: Vec<&str> = Vec::new();
     for (tag, list) in findings {
         for f in list {
@@ -176,23 +200,28 @@ pub fn render_plan(_host: &Host, p: &Plan, s: &Styles) -> String {
             }
         }
     }
-    if p.is_blocked() {
-        let _ = writeln!(
+    let list: Vec<String> = p.travels.iter().map(|a| a.to_string()).collect();
+    let _ = match p.verdict() {
+        Verdict::Blocked => writeln!(
             out,
             "verdict: {} (commands that act need --force)",
             s.red("blocked")
-        );
-    } else if p.travels.is_empty() {
-        let _ = writeln!(out, "verdict: nothing to pass through");
-    } else {
-        let list: Vec<String> = p.travels.iter().map(|a| a.to_string()).collect();
-        let _ = writeln!(
+        ),
+        Verdict::Unverified => writeln!(
+            out,
+            "verdict: {} — {} would travel together: {}; host facts it depends on are not known (commands that act need --force)",
+            s.yellow("unverified"),
+            p.travels.len(),
+            list.join(" ")
+        ),
+        Verdict::Nothing => writeln!(out, "verdict: nothing to pass through"),
+        Verdict::Ok => writeln!(
             out,
             "verdict: {} — {} travel together: {}",
             s.green("ok"),
             p.travels.len(),
             list.join(" ")
-        );
-    }
+        ),
+    };
     out
 }

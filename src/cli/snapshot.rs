@@ -4,7 +4,7 @@ use super::{CliError, CliResult, Context};
 use clap::Args as ClapArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use virt_pci::host::{listing, snapshot};
+use virt_pci::host::{listing, snapshot, CriticalFact};
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -19,6 +19,18 @@ pub struct Args {
     /// r15ch13 iommu.sh, `find /sys/kernel/iommu_groups`; `-` for stdin) instead of reading a host.
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
     pub from_listing: Option<PathBuf>,
+    /// State which function controls the root filesystem's disk (repeatable;
+    /// `none`: no PCI function). Recorded as *stated*, replacing what the
+    /// source says; plans rely on it instead of saying `unverified`.
+    #[arg(long, value_name = "ADDR|none")]
+    pub root_disk: Vec<String>,
+    /// State which NIC carries the default route (repeatable; `none`).
+    #[arg(long, value_name = "ADDR|none")]
+    pub default_nic: Vec<String>,
+    /// State which function is the firmware's boot VGA device (`none`: the host
+    /// has none, e.g. headless with a serial console).
+    #[arg(long, value_name = "ADDR|none")]
+    pub boot_vga: Vec<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -45,6 +57,32 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         })?,
         None => ctx.host()?,
     };
+    let mut host = host;
+    for (f, given, flag) in [
+        (CriticalFact::RootFilesystem, &args.root_disk, "--root-disk"),
+        (
+            CriticalFact::DefaultRoute,
+            &args.default_nic,
+            "--default-nic",
+        ),
+        (CriticalFact::BootVga, &args.boot_vga, "--boot-vga"),
+    ] {
+        if given.is_empty() {
+            continue;
+        }
+        let mut addrs = Vec::new();
+        if !(given.len() == 1 && given[0] == "none") {
+            let specs = super::parse_specs(given).map_err(|e| {
+                let mut c = CliError::usage(format!("{flag}: {}", e.message));
+                c.help = e.help;
+                c.help
+                    .push(format!("or `{flag} none` when no PCI function is it"));
+                c
+            })?;
+            addrs = host.resolve_all(&specs)?;
+        }
+        host.state_fact(f, &addrs)?;
+    }
     let text = match args.format {
         Format::Json => snapshot::to_string(&host),
         Format::LibvirtTest => virt_pci::host::nodedev::test_driver_xml(&host),

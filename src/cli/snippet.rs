@@ -133,8 +133,13 @@ pub fn plan_hostdevs(
     devices: &[String],
     group: &GroupArgs,
     hostdev: &HostdevArgs,
+    for_domain: Option<&str>,
 ) -> Result<(Vec<PciAddress>, HostdevOptions), CliError> {
-    let (host, addrs, p) = super::host_and_plan(ctx, devices, !group.no_strict_group)?;
+    let plan_opts = virt_pci::plan::PlanOptions {
+        strict_group: !group.no_strict_group,
+        for_domain: for_domain.map(str::to_string),
+    };
+    let (host, addrs, p) = super::host_and_plan(ctx, devices, plan_opts)?;
     let mut out: Vec<PciAddress> = p.travels.clone();
     if group.force {
         // Forced: what was asked for goes too, even if the plan held it back.
@@ -149,8 +154,8 @@ pub fn plan_hostdevs(
     let opts = hostdev.options(primary)?;
     opts.check(&out).map_err(option_error)?;
     eprint!("{}", render_plan(&host, &p, &ctx.err));
-    if p.is_blocked() && !group.force {
-        return Err(blocked_error(devices, &p));
+    if p.needs_force() && !group.force {
+        return Err(refusal(devices, &p));
     }
     if out.is_empty() {
         return Err(CliError::new("nothing to pass through"));
@@ -159,20 +164,28 @@ pub fn plan_hostdevs(
     Ok((out, opts))
 }
 
-fn blocked_error(devices: &[String], p: &Plan) -> CliError {
-    let mut e = CliError::new(format!(
-        "refusing: the plan for {} is blocked ({} blocker{})",
-        devices.join(" "),
-        p.blockers.len(),
-        if p.blockers.len() == 1 { "" } else { "s" }
-    ));
+/// Why a blocked or unverified plan is not written, with each finding's
+/// help once.
+fn refusal(devices: &[String], p: &Plan) -> CliError {
+    let n = |v: usize, what: &str| format!("{v} {what}{}", if v == 1 { "" } else { "s" });
+    let mut e = if p.is_blocked() {
+        CliError::new(format!(
+            "refusing: the plan for {} is blocked ({})",
+            devices.join(" "),
+            n(p.blockers.len(), "blocker")
+        ))
+    } else {
+        CliError::new(format!(
+            "refusing: the plan for {} is unverified ({} not known)",
+            devices.join(" "),
+            n(p.unverified.len(), "fact")
+        ))
+    };
     let mut seen = Vec::new();
-    for b in &p.blockers {
-        if let Some(h) = &b.help {
-            if !seen.contains(&h) {
-                seen.push(h);
-                e = e.help(h.clone());
-            }
+    for h in p.refusals().filter_map(|b| b.help.clone()) {
+        if !seen.contains(&h) {
+            seen.push(h.clone());
+            e = e.help(h);
         }
     }
     e.help("--force writes it anyway; the guest or the host may not survive it")
@@ -203,7 +216,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
             );
         }
     }
-    let (addrs, opts) = plan_hostdevs(ctx, &args.devices, &args.group, &args.hostdev)?;
+    let (addrs, opts) = plan_hostdevs(ctx, &args.devices, &args.group, &args.hostdev, None)?;
     let Some(dir) = &args.split else {
         super::emit(&hostdev::render(&addrs, &opts, &Style::default()));
         return Ok(ExitCode::SUCCESS);

@@ -1,12 +1,13 @@
 //! `virt-pci usb BUS|VENDOR:PRODUCT`: which PCI controller to pass for a USB
 //! device, and what else goes with it (everything on that controller).
 
-use super::{device_name, print_json, CliError, CliResult, Context, HostSource};
+use super::{device_name, print_json, CliError, CliResult, Context};
 use clap::Args as ClapArgs;
 use serde::Serialize;
 use std::fmt::Write as _;
 use virt_pci::address::PciAddress;
 use virt_pci::host::{Host, UsbBus};
+use virt_pci::invocation::HostSource;
 use virt_pci::plan::{self, Plan, PlanOptions};
 
 #[derive(ClapArgs, Debug)]
@@ -93,7 +94,7 @@ fn find_buses<'h>(
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
     let host = ctx.host()?;
-    let none_here = match ctx.host_source() {
+    let none_here = match &ctx.inv.host {
         HostSource::Snapshot(p) => format!(
             "the snapshot {} holds no USB data (it was made from a listing without `lsusb` lines, or on a machine without USB); make one on the host with `virt-pci snapshot -o FILE`",
             p.display()
@@ -161,7 +162,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
             plan: p,
         });
     }
-    let code = super::show::blocked_code(reports.iter().any(|r| r.plan.is_blocked()));
+    let code = super::show::blocked_code(reports.iter().any(|r| r.plan.needs_force()));
     if args.json {
         print_json(&reports)?;
     } else {

@@ -5,6 +5,7 @@ use super::{CliError, CliResult, Context};
 use clap::{Args as ClapArgs, ValueEnum};
 use std::path::PathBuf;
 use std::process::ExitCode;
+use virt_pci::invocation::HostSource;
 use virt_pci::validate::{self, render::Format, Options};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -28,7 +29,7 @@ pub enum Deny {
 #[derive(ClapArgs, Debug)]
 #[command(
     after_help = "Host checks (device present, IOMMU group viable, bridges, host-critical \
-devices, reset) run only when a host is named: --live, --root DIR, --snapshot FILE or -c URI.\n\
+devices, reset) run only when a host is named: --this-machine, --root DIR, --snapshot FILE or -c URI.\n\
 Exit status: 0 no errors, 1 errors (or warnings with --deny warnings), 2 usage or I/O problems \
 (also: nothing to check, unless --allow-empty)."
 )]
@@ -49,6 +50,9 @@ pub struct Args {
     pub all_domains: bool,
     /// Also check against this machine (its sysfs).
     #[arg(long)]
+    pub this_machine: bool,
+    /// Renamed to --this-machine (`--live` means hot-plug in add/remove).
+    #[arg(long, hide = true)]
     pub live: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human, value_name = "FORMAT")]
@@ -64,17 +68,13 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
-    // A host is named by --snapshot, --root (or VIRT_PCI_ROOT) or a -c on
-    // the command line; LIBVIRT_DEFAULT_URI alone is set for virsh on many
-    // hypervisors and must not change the verdict of the same files.
-    let named = ctx.global.snapshot.is_some()
-        || ctx.global.root.is_some()
-        || (ctx.global.connect.is_some() && ctx.global.connect_on_command_line);
-    if args.live && named {
+    if args.live {
         return Err(CliError::usage(
-            "--live reads this machine; it cannot be combined with --root, --snapshot or -c",
+            "validate --live is now --this-machine (--live means hot-plug, as in add and remove)",
         )
-        .help("name one host"));
+        .help(
+            "check against this machine's sysfs with `virt-pci validate --this-machine PATH...`",
+        ));
     }
     let stdin_paths = args.paths.iter().filter(|p| p.as_os_str() == "-").count();
     if stdin_paths > 0 && ctx.global.snapshot.as_deref() == Some(std::path::Path::new("-")) {
@@ -87,10 +87,13 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         return Err(CliError::usage("`-` (stdin) is given more than once")
             .help("stdin can be read once; give `-` once"));
     }
+    // Which host (if any) was decided once, by the invocation: --snapshot,
+    // --root, a typed -c, or --this-machine; LIBVIRT_DEFAULT_URI alone is
+    // set for virsh on many hypervisors and does not change the verdict.
     let from_libvirt = !args.domains.is_empty() || args.all_domains;
-    if args.live && from_libvirt {
+    if args.this_machine && from_libvirt {
         return Err(CliError::usage(
-            "--domain/--all-domains read the host of the libvirt connection; drop --live",
+            "--domain/--all-domains read the host of the libvirt connection; drop --this-machine",
         ));
     }
     let (domain_sources, libvirt_host) = if from_libvirt {
@@ -101,9 +104,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     };
     let host = if let Some(h) = libvirt_host {
         Some(h)
-    } else if args.live {
-        Some(super::read_sysfs(std::path::Path::new("/"))?)
-    } else if named {
+    } else if ctx.inv.host != HostSource::None {
         Some(ctx.host()?)
     } else {
         None
@@ -155,7 +156,7 @@ fn domain_sources(
     args: &Args,
 ) -> Result<(Vec<validate::Source>, virt_pci::Host), CliError> {
     let conn = ctx
-        .libvirt(ctx.connect_uri().as_deref(), true)
+        .libvirt(ctx.domains_uri().as_deref(), true)
         .map_err(|e| e.code(2))?;
     let infos = if args.all_domains {
         conn.domains().map_err(super::libvirt_error)?

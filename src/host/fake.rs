@@ -348,6 +348,16 @@ fn write_critical(
             match c {
                 Critical::RootFilesystem { block } if !done_root => {
                     done_root = true;
+                    // A stated controller has no block name; the tree needs one.
+                    let block = block.clone().unwrap_or_else(|| {
+                        if d.class16() == 0x0108 {
+                            "nvme0n1p2"
+                        } else {
+                            "sda2"
+                        }
+                        .to_string()
+                    });
+                    let block = &block;
                     let disk = disk_of(block);
                     let (major, minor) = if disk.starts_with("nvme") {
                         (259u32, 0u32)
@@ -379,6 +389,9 @@ fn write_critical(
                     ));
                 }
                 Critical::DefaultRoute { interface } => {
+                    let interface = interface
+                        .clone()
+                        .unwrap_or_else(|| crate::host::listing::predictable_name(d));
                     let mid = if d.vendor() == 0x1af4 {
                         format!("virtio{}/", d.address.slot.saturating_sub(1))
                     } else {
@@ -395,8 +408,17 @@ fn write_critical(
             }
         }
     }
-    fs::write(proc_self.join("mountinfo"), mountinfo)?;
-    fs::write(root.join("proc/net/route"), route)?;
+    // Unknown facts stay unknown in the tree: no mountinfo, no route table.
+    // Known with no PCI function behind them: a root on tmpfs, no default route.
+    if host.facts.root_filesystem.is_known() {
+        if !done_root {
+            mountinfo.push_str("22 1 0:20 / / rw,relatime shared:1 - tmpfs rootfs rw\n");
+        }
+        fs::write(proc_self.join("mountinfo"), mountinfo)?;
+    }
+    if host.facts.default_route.is_known() {
+        fs::write(root.join("proc/net/route"), route)?;
+    }
     Ok(())
 }
 

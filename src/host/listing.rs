@@ -57,20 +57,17 @@
 //!   device whose sysfs path the paste shows get the same parents. A bus nobody claims is a root
 //!   bus (`pciDDDD:BB`), as are bus 00 of every domain and buses with a host
 //!   bridge at `xx:00.0`.
-//! * **Root-filesystem controller** (listings rarely say): the paste's own
-//!   `findmnt`/block links when present; else the first NVMe controller
-//!   (`0108`) by address, else the first SATA (`0106`), RAID (`0104`), SAS
-//!   (`0107`), SCSI (`0100`) or other mass-storage (`0180`) controller. The
-//!   block device is named as the kernel would: `nvme0n1p2`, `sda2`, `vda`.
-//! * **Default-route NIC**: the paste's `ip route` and net links when present;
-//!   else the first Ethernet controller (`0200`) with a driver when the paste
-//!   shows drivers, else the first Ethernet controller, else the first
-//!   network controller (`0280`). The interface gets systemd's predictable
-//!   name (`enp3s0`, `enp1s0f1`, `wlp4s0`).
+//! * **Root-filesystem controller, default-route NIC, boot VGA**: never
+//!   inferred. The paste's own `findmnt`/block links, `ip route`/net links and
+//!   `boot_vga` attributes make them *measured* (the host printed them);
+//!   otherwise they are *unknown* ([`super::Provenance`]), and a plan touching
+//!   a function that could be one of them is `unverified`. Whoever knows the
+//!   host states them: `virt-pci snapshot --from-listing FILE --root-disk
+//!   ADDR --default-nic ADDR --boot-vga ADDR` (`none` for "no PCI function").
 //! * **IOMMU state**: groups present → enabled; a sysfs dump showing
 //!   `iommu_group: absent` and no groups → disabled; otherwise unknown.
 
-use super::{Critical, Device, GroupMember, Host, IommuState, UsbBus, UsbDevice};
+use super::{Critical, Device, GroupMember, Host, IommuState, Provenance, UsbBus, UsbDevice};
 use crate::address::PciAddress;
 use crate::host::sysfs::parse_sysfs_bdf;
 use std::collections::{BTreeMap, BTreeSet};
@@ -805,6 +802,8 @@ impl Builder {
             groups: std::mem::take(&mut self.groups),
             usb: std::mem::take(&mut self.usb).into_values().collect(),
             domains: Vec::new(),
+            facts: Default::default(),
+            invocation: None,
         };
         host.link_groups();
         infer_parents(&mut host, &self.known_parents);
@@ -813,9 +812,13 @@ impl Builder {
         Ok(host)
     }
 
+    /// Root filesystem and default route, only where the paste shows them
+    /// (its `findmnt`/block links, its `ip route` and net links): those are
+    /// measured by the host that printed them. Nothing else is inferred: a
+    /// listing that does not show them leaves them unknown, and the plan says
+    /// `unverified` for every function that could be them.
     fn mark_critical(&self, host: &mut Host) {
-        // Root filesystem.
-        let from_paste = self.root_source.as_deref().and_then(|src| {
+        let root = self.root_source.as_deref().and_then(|src| {
             let n = src.strip_prefix("/dev/")?;
             let disk = disk_of(n);
             self.block_links
@@ -823,46 +826,39 @@ impl Builder {
                 .find(|(b, _)| b == n || b == &disk)
                 .map(|(_, a)| (*a, n.to_string()))
         });
-        let root = from_paste.or_else(|| {
-            for class in [0x0108u16, 0x0106, 0x0104, 0x0107, 0x0100, 0x0180] {
-                if let Some(d) = host.devices.values().find(|d| d.class16() == class) {
-                    let block = match class {
-                        0x0108 => "nvme0n1p2",
-                        0x0180 if d.vendor() == 0x1af4 => "vda",
-                        _ => "sda2",
-                    };
-                    return Some((d.address, block.to_string()));
-                }
-            }
-            None
-        });
         if let Some((a, block)) = root {
             if let Some(d) = host.devices.get_mut(&a) {
-                d.critical.push(Critical::RootFilesystem { block });
+                d.critical
+                    .push(Critical::RootFilesystem { block: Some(block) });
+                host.facts.root_filesystem = Provenance::Measured;
             }
         }
-        // Default route.
-        let from_paste = self.default_iface.as_deref().and_then(|i| {
+        let nic = self.default_iface.as_deref().and_then(|i| {
             self.net_links
                 .iter()
                 .find(|(n, _)| n == i)
                 .map(|(_, a)| (*a, i.to_string()))
         });
-        let nic = from_paste.or_else(|| {
-            let eth = |need_driver: bool| {
-                host.devices
-                    .values()
-                    .find(|d| d.class16() == 0x0200 && (!need_driver || d.driver.is_some()))
-            };
-            let d = (if self.saw_drivers { eth(true) } else { None })
-                .or_else(|| eth(false))
-                .or_else(|| host.devices.values().find(|d| d.class16() == 0x0280))?;
-            Some((d.address, predictable_name(d)))
-        });
         if let Some((a, interface)) = nic {
             if let Some(d) = host.devices.get_mut(&a) {
-                d.critical.push(Critical::DefaultRoute { interface });
+                d.critical.push(Critical::DefaultRoute {
+                    interface: Some(interface),
+                });
+                host.facts.default_route = Provenance::Measured;
             }
+        }
+        if self.saw_drivers {
+            host.facts.drivers = Provenance::Measured;
+        }
+        // A raw sysfs dump shows `boot_vga` for VGA functions: measured when
+        // it does for every one of them (and for at least one).
+        let vga: Vec<&Device> = host
+            .devices
+            .values()
+            .filter(|d| d.class16() == 0x0300)
+            .collect();
+        if !vga.is_empty() && vga.iter().all(|d| d.boot_vga.is_some()) {
+            host.facts.boot_vga = Provenance::Measured;
         }
     }
 }

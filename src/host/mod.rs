@@ -46,6 +46,143 @@ pub struct Host {
     /// Domains (VMs) that use devices, when the source knows (libvirt).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub domains: Vec<DomainUse>,
+    /// Where the host-critical facts come from (see [`HostFacts`]).
+    #[serde(default)]
+    pub facts: HostFacts,
+    /// The global options that name this host (and the libvirt connection)
+    /// on a command line, e.g. `--snapshot h.json` or `-c URI --root DIR`,
+    /// so suggested commands run as printed. Set by whoever read the host
+    /// for a command line; see [`Host::suggest`].
+    #[serde(skip)]
+    pub invocation: Option<String>,
+}
+
+/// Where a fact comes from.
+///
+/// The plan's verdict is only as true as its facts: a fact read from the
+/// host's own sysfs/proc is *measured*, one the user gave is *stated*, one a
+/// rule of thumb produced is *assumed*, and one no source gave is *unknown*.
+/// Only measured and stated facts let a plan say `ok`; the others make it
+/// `unverified` (see [`crate::plan`]).
+#[derive(Clone, Copy, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "snake_case")]
+pub enum Provenance {
+    /// Read from the host's sysfs/proc (directly, through a snapshot of it,
+    /// or printed by the host in a published listing).
+    Measured,
+    /// Given by the user (`snapshot --from-listing … --root-disk ADDR`).
+    Stated,
+    /// A rule of thumb (older listing conversions): not to be trusted.
+    Assumed,
+    /// No source said.
+    #[default]
+    Unknown,
+}
+
+impl Provenance {
+    /// Measured or stated: a plan may rely on it.
+    pub fn is_known(self) -> bool {
+        matches!(self, Provenance::Measured | Provenance::Stated)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provenance::Measured => "measured",
+            Provenance::Stated => "stated",
+            Provenance::Assumed => "assumed",
+            Provenance::Unknown => "unknown",
+        }
+    }
+}
+
+/// The host-critical facts a source establishes for the whole host.
+///
+/// "Known" is about the whole host: a measured root filesystem with no
+/// device flagged [`Critical::RootFilesystem`] means no PCI function holds
+/// it (root on a virtio-mmio disk, NFS over a non-PCI NIC, tmpfs), while an
+/// unknown one means any function that could hold it might.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct HostFacts {
+    /// Which function(s) hold the root filesystem.
+    pub root_filesystem: Provenance,
+    /// Which NIC(s) carry the default route.
+    pub default_route: Provenance,
+    /// Which function is the firmware's boot VGA device.
+    pub boot_vga: Provenance,
+    /// Whether `driver: null` means "no driver" (measured) or "the source
+    /// does not say" (a listing without `Kernel driver in use:` lines).
+    #[serde(default)]
+    pub drivers: Provenance,
+    /// IOMMU groups the source describes inconsistently (a device names a
+    /// group the source does not list, a group id appears twice, the group
+    /// directory cannot be read): id → why. Their membership is unknown.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub inconsistent_groups: BTreeMap<u32, String>,
+    /// The whole group table could not be read (e.g. an unreadable
+    /// `/sys/kernel/iommu_groups`): every membership is unknown.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub groups_unreadable: Option<String>,
+}
+
+impl HostFacts {
+    /// Every host-critical fact measured (a host read from its own sysfs).
+    pub fn measured() -> HostFacts {
+        HostFacts {
+            root_filesystem: Provenance::Measured,
+            default_route: Provenance::Measured,
+            boot_vga: Provenance::Measured,
+            drivers: Provenance::Measured,
+            ..HostFacts::default()
+        }
+    }
+}
+
+/// A host-critical fact, for asking which ones a device could be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum CriticalFact {
+    RootFilesystem,
+    DefaultRoute,
+    BootVga,
+}
+
+impl CriticalFact {
+    pub const ALL: [CriticalFact; 3] = [
+        CriticalFact::RootFilesystem,
+        CriticalFact::DefaultRoute,
+        CriticalFact::BootVga,
+    ];
+
+    /// What it is, in words ("the controller of the root filesystem").
+    pub fn describe(self) -> &'static str {
+        match self {
+            CriticalFact::RootFilesystem => "the controller of the root filesystem",
+            CriticalFact::DefaultRoute => "the NIC carrying the default route",
+            CriticalFact::BootVga => "the boot VGA device",
+        }
+    }
+
+    /// Whether a function of this class can be it at all. A bound, not a
+    /// guess: the kernel's boot VGA is a display (or pre-2.0 VGA-compatible)
+    /// function; a root filesystem sits behind a storage, USB, SD, Thunderbolt
+    /// or (NFS/iSCSI root) network function; a default route behind a
+    /// network, wireless, InfiniBand, USB or Thunderbolt function.
+    /// Unclassified (0x00, 0xff) functions can be anything.
+    pub fn possible_for_class(self, class16: u16) -> bool {
+        let base = class16 >> 8;
+        if base == 0x00 || base == 0xff {
+            return true;
+        }
+        match self {
+            CriticalFact::BootVga => base == 0x03,
+            CriticalFact::RootFilesystem => {
+                matches!(base, 0x01 | 0x02) || matches!(class16, 0x0c03 | 0x0c04 | 0x0c0a | 0x0805)
+            }
+            CriticalFact::DefaultRoute => {
+                matches!(base, 0x02 | 0x0d) || matches!(class16, 0x0c03 | 0x0c06 | 0x0c0a)
+            }
+        }
+    }
 }
 
 /// Whether the host has an IOMMU with groups.
@@ -124,24 +261,51 @@ pub struct Device {
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Critical {
-    /// The controller behind the root filesystem.
-    RootFilesystem { block: String },
-    /// The NIC that carries the default route.
-    DefaultRoute { interface: String },
+    /// The controller behind the root filesystem (`block`: the device the
+    /// source named, e.g. `sda2`; none when the user stated the controller).
+    RootFilesystem {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        block: Option<String>,
+    },
+    /// The NIC that carries the default route (`interface` as the source
+    /// named it; none when stated).
+    DefaultRoute {
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        interface: Option<String>,
+    },
     /// The firmware's boot VGA device (the host console).
     BootVga,
     /// The chipset ISA/LPC bridge (TPM, super-I/O, firmware flash).
     IsaBridge,
 }
 
+impl Critical {
+    /// The whole-host fact this flag is an instance of (`None` for the
+    /// ISA bridge, which follows from the class alone).
+    pub fn fact(&self) -> Option<CriticalFact> {
+        match self {
+            Critical::RootFilesystem { .. } => Some(CriticalFact::RootFilesystem),
+            Critical::DefaultRoute { .. } => Some(CriticalFact::DefaultRoute),
+            Critical::BootVga => Some(CriticalFact::BootVga),
+            Critical::IsaBridge => None,
+        }
+    }
+}
+
 impl fmt::Display for Critical {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            Critical::RootFilesystem { block } => {
-                write!(f, "controller of the root filesystem (/dev/{block})")
+            Critical::RootFilesystem { block: Some(b) } => {
+                write!(f, "controller of the root filesystem (/dev/{b})")
             }
-            Critical::DefaultRoute { interface } => {
-                write!(f, "NIC carrying the default route ({interface})")
+            Critical::RootFilesystem { block: None } => {
+                write!(f, "controller of the root filesystem")
+            }
+            Critical::DefaultRoute { interface: Some(i) } => {
+                write!(f, "NIC carrying the default route ({i})")
+            }
+            Critical::DefaultRoute { interface: None } => {
+                write!(f, "NIC carrying the default route")
             }
             Critical::BootVga => write!(f, "boot VGA device (the host's console)"),
             Critical::IsaBridge => {
@@ -479,6 +643,146 @@ impl Host {
             }
         }
         Ok(out)
+    }
+
+    /// A `virt-pci` command line for `rest` (`add vm.xml 01:00.1`) on this
+    /// same host: with the options of [`Host::invocation`], else the ones its
+    /// source implies (`--snapshot FILE`, `--root DIR`, `-c URI`).
+    pub fn suggest(&self, rest: &str) -> String {
+        let inv = match &self.invocation {
+            Some(i) => i.clone(),
+            None => {
+                let quote = |s: &str| crate::address::shell_word(s);
+                if let Some(f) = self.source.strip_prefix("snapshot:") {
+                    format!("--snapshot {}", quote(f))
+                } else if let Some(u) = self.source.strip_prefix("libvirt:") {
+                    format!("-c {}", quote(u))
+                } else if let Some(r) = self.source.strip_prefix("sysfs:") {
+                    if r == "/" {
+                        String::new()
+                    } else {
+                        format!("--root {}", quote(r))
+                    }
+                } else {
+                    String::new()
+                }
+            }
+        };
+        if inv.is_empty() {
+            format!("virt-pci {rest}")
+        } else {
+            format!("virt-pci {inv} {rest}")
+        }
+    }
+
+    /// Where the host's fact `f` comes from.
+    pub fn fact(&self, f: CriticalFact) -> Provenance {
+        match f {
+            CriticalFact::RootFilesystem => self.facts.root_filesystem,
+            CriticalFact::DefaultRoute => self.facts.default_route,
+            CriticalFact::BootVga => self.facts.boot_vga,
+        }
+    }
+
+    fn fact_mut(&mut self, f: CriticalFact) -> &mut Provenance {
+        match f {
+            CriticalFact::RootFilesystem => &mut self.facts.root_filesystem,
+            CriticalFact::DefaultRoute => &mut self.facts.default_route,
+            CriticalFact::BootVga => &mut self.facts.boot_vga,
+        }
+    }
+
+    /// Whether `d`, left on the host, keeps its IOMMU group viable: the
+    /// kernel's rule (`vfio_dev_viable`, drivers/vfio/group.c) accepts a
+    /// member on vfio-pci, pci-stub or no driver. "No driver" counts only
+    /// where the source measured drivers.
+    pub fn keeps_group_viable(&self, d: &Device) -> bool {
+        d.driver_is_vfio_safe() && (d.driver.is_some() || self.facts.drivers.is_known())
+    }
+
+    /// The host-critical facts that are not known for `d`: the fact is
+    /// unknown or assumed for this host, and `d`'s class could be it.
+    pub fn unknown_facts(&self, d: &Device) -> Vec<CriticalFact> {
+        CriticalFact::ALL
+            .into_iter()
+            .filter(|f| !self.fact(*f).is_known() && f.possible_for_class(d.class16()))
+            .collect()
+    }
+
+    /// Record what the user states: `devices` hold fact `f` (an empty list
+    /// states that no PCI function does). Replaces whatever the source
+    /// said about `f`; the flags carry no device names (the user gave none).
+    pub fn state_fact(
+        &mut self,
+        f: CriticalFact,
+        devices: &[PciAddress],
+    ) -> Result<(), ResolveError> {
+        for a in devices {
+            if !self.devices.contains_key(a) {
+                return Err(self.not_found(&a.to_string(), |d| {
+                    d.address.bus == a.bus && d.address.domain == a.domain
+                }));
+            }
+        }
+        for d in self.devices.values_mut() {
+            d.critical.retain(|c| c.fact() != Some(f));
+            if f == CriticalFact::BootVga && (d.class16() == 0x0300 || d.boot_vga.is_some()) {
+                d.boot_vga = Some(false);
+            }
+            if devices.contains(&d.address) {
+                d.critical.push(match f {
+                    CriticalFact::RootFilesystem => Critical::RootFilesystem { block: None },
+                    CriticalFact::DefaultRoute => Critical::DefaultRoute { interface: None },
+                    CriticalFact::BootVga => {
+                        d.boot_vga = Some(true);
+                        Critical::BootVga
+                    }
+                });
+                d.critical.sort();
+            }
+        }
+        *self.fact_mut(f) = Provenance::Stated;
+        Ok(())
+    }
+
+    /// Note every IOMMU group the source describes inconsistently: a
+    /// function that names a group the table lacks, or a group that lists a
+    /// function which names another group. Their membership is unknown.
+    pub fn check_group_consistency(&mut self) {
+        for d in self.devices.values() {
+            let Some(g) = d.iommu_group else { continue };
+            match self.groups.get(&g) {
+                None => {
+                    self.facts.inconsistent_groups.entry(g).or_insert_with(|| {
+                        format!(
+                            "{} names IOMMU group {g}, which {} does not list",
+                            d.address, self.source
+                        )
+                    });
+                }
+                Some(m) if !m.contains(&GroupMember::Pci(d.address)) => {
+                    self.facts.inconsistent_groups.entry(g).or_insert_with(|| {
+                        format!(
+                            "{} names IOMMU group {g}, whose member list in {} leaves it out",
+                            d.address, self.source
+                        )
+                    });
+                }
+                Some(_) => {}
+            }
+        }
+        for (g, members) in &self.groups {
+            for m in members {
+                let GroupMember::Pci(a) = m else { continue };
+                if let Some(other) = self.devices.get(a).and_then(|d| d.iommu_group) {
+                    if other != *g {
+                        self.facts.inconsistent_groups.entry(*g).or_insert_with(|| {
+                            format!("{} lists {a}, which names IOMMU group {other}", self.source)
+                        });
+                    }
+                }
+            }
+        }
     }
 
     /// Recompute the critical flags that follow from the device itself

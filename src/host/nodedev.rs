@@ -12,9 +12,12 @@
 //!
 //! What the XML cannot say: reset methods (`reset_method` is not in the
 //! node-device XML: left unknown, never "none"), boot VGA, and which device
-//! holds the root filesystem or the default route. Those host-critical flags
-//! therefore come only from a local sysfs read; a remote host is planned
-//! with the intrinsic ones (ISA/LPC bridge) alone.
+//! holds the root filesystem or the default route. Those host-critical facts
+//! therefore come only from a local sysfs read ([`merge_local_facts`]); on a
+//! host read through libvirt alone they are *unknown*
+//! ([`super::Provenance::Unknown`]), and a plan touching a function that
+//! could be one of them says `unverified` (facts for such a host come from a
+//! snapshot made on it: `-c URI --snapshot FILE`).
 //!
 //! The reverse direction, [`test_driver_xml`], writes a `<node>` file for
 //! libvirt's test driver (`test:///abs/path.xml`) so tests can put a real
@@ -279,6 +282,11 @@ pub fn host_from_nodes(source: &str, nodes: Vec<PciNode>) -> Host {
         source: source.to_string(),
         ..Host::default()
     };
+    // libvirt re-reads the bound driver from sysfs for every document; its
+    // test driver drops `<driver>` (so there "none" is not known).
+    if !source.starts_with("libvirt:test:") {
+        host.facts.drivers = super::Provenance::Measured;
+    }
     let mut groups: BTreeMap<u32, Vec<GroupMember>> = BTreeMap::new();
     let mut parent_of: BTreeMap<PciAddress, Option<String>> = BTreeMap::new();
     for n in nodes {
@@ -416,6 +424,10 @@ pub fn merge_local_facts(host: &mut Host, local: &Host) {
         }
     }
     host.usb = local.usb.clone();
+    // This machine's own sysfs measured them.
+    host.facts.root_filesystem = local.facts.root_filesystem;
+    host.facts.default_route = local.facts.default_route;
+    host.facts.boot_vga = local.facts.boot_vga;
     host.mark_intrinsic_critical();
 }
 

@@ -6,13 +6,15 @@
 //! future change of the model is detected instead of misread. The schema is
 //! `schemas/snapshot.schema.json`.
 
-use super::Host;
+use super::{Host, HostFacts, Provenance};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
 pub const FORMAT: &str = "virt-pci-snapshot";
-pub const VERSION: u32 = 1;
+/// Version 2 added `facts` (where the host-critical facts come from).
+/// Version 1 files are still read; see [`facts_of_version_1`].
+pub const VERSION: u32 = 2;
 
 #[derive(Serialize, Deserialize)]
 struct Envelope {
@@ -85,7 +87,7 @@ pub fn from_str(text: &str, path: &Path) -> Result<Host, SnapshotError> {
         }
     }
     let version = v.get("version").and_then(|x| x.as_u64()).unwrap_or(0);
-    if version != u64::from(VERSION) {
+    if version != u64::from(VERSION) && version != 1 {
         return Err(SnapshotError {
             path: path.to_path_buf(),
             line: 0,
@@ -95,8 +97,53 @@ pub fn from_str(text: &str, path: &Path) -> Result<Host, SnapshotError> {
     }
     let env: Envelope = serde_json::from_str(text).map_err(err)?;
     let mut host = env.host;
+    if version == 1 {
+        host.facts = facts_of_version_1(&host);
+    }
+    // A group id listed twice: the later list replaced the earlier one while
+    // reading, so the group's membership is not known.
+    let mut seen = std::collections::BTreeSet::new();
+    for g in v
+        .get("groups")
+        .and_then(|g| g.as_array())
+        .into_iter()
+        .flatten()
+    {
+        if let Some(id) = g.get("id").and_then(|i| i.as_u64()) {
+            if !seen.insert(id) {
+                if let Ok(id) = u32::try_from(id) {
+                    host.facts.inconsistent_groups.insert(
+                        id,
+                        format!("{} lists IOMMU group {id} more than once", path.display()),
+                    );
+                }
+            }
+        }
+    }
+    host.check_group_consistency();
     host.link_groups();
     Ok(host)
+}
+
+/// Version 1 snapshots carry no provenance. Those made on a host by
+/// `virt-pci snapshot` (source `sysfs:…`) measured everything; those made
+/// from a listing (source `listing:…`) may hold flags the old converter
+/// inferred by rules of thumb, so their facts are *assumed*; anything else
+/// (libvirt) is unknown.
+pub fn facts_of_version_1(host: &Host) -> HostFacts {
+    if host.source.starts_with("sysfs:") {
+        HostFacts::measured()
+    } else if host.source.starts_with("listing:") {
+        HostFacts {
+            root_filesystem: Provenance::Assumed,
+            default_route: Provenance::Assumed,
+            boot_vga: Provenance::Assumed,
+            drivers: Provenance::Unknown,
+            ..HostFacts::default()
+        }
+    } else {
+        HostFacts::default()
+    }
 }
 
 /// Read a snapshot file.

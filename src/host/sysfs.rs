@@ -8,7 +8,7 @@
 //!
 //! This module only reads. Nothing here writes to sysfs.
 
-use super::{Critical, Device, GroupMember, Host, IommuState, UsbBus, UsbDevice};
+use super::{Critical, Device, GroupMember, Host, IommuState, Provenance, UsbBus, UsbDevice};
 use crate::address::PciAddress;
 use std::collections::BTreeMap;
 use std::fmt;
@@ -179,25 +179,42 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
     };
     // IOMMU groups, with every member (PCI or not); read while the devices are.
     let gdir = sys.join("kernel/iommu_groups");
+    // A group directory that cannot be read is an unknown membership, not
+    // an empty group (the plan then says `unverified`).
     let read_groups = || {
         let mut groups: BTreeMap<u32, Vec<GroupMember>> = BTreeMap::new();
-        if let Ok(it) = fs::read_dir(&gdir) {
-            for e in it.filter_map(|e| e.ok()) {
-                let Ok(id) = e.file_name().to_string_lossy().parse::<u32>() else {
-                    continue;
-                };
-                let mut members: Vec<GroupMember> = fs::read_dir(e.path().join("devices"))
-                    .map(|m| {
-                        m.filter_map(|x| x.ok())
+        let mut unreadable: BTreeMap<u32, String> = BTreeMap::new();
+        let mut whole: Option<String> = None;
+        match fs::read_dir(&gdir) {
+            Ok(it) => {
+                for e in it.filter_map(|e| e.ok()) {
+                    let Ok(id) = e.file_name().to_string_lossy().parse::<u32>() else {
+                        continue;
+                    };
+                    let mut members: Vec<GroupMember> = match fs::read_dir(e.path().join("devices"))
+                    {
+                        Ok(m) => m
+                            .filter_map(|x| x.ok())
                             .map(|x| GroupMember::from_name(&x.file_name().to_string_lossy()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                members.sort();
-                groups.insert(id, members);
+                            .collect(),
+                        Err(err) => {
+                            unreadable.insert(
+                                id,
+                                format!("{}: {err}", e.path().join("devices").display()),
+                            );
+                            Vec::new()
+                        }
+                    };
+                    members.sort();
+                    groups.insert(id, members);
+                }
             }
+            Err(err) if err.kind() != std::io::ErrorKind::NotFound => {
+                whole = Some(format!("{}: {err}", gdir.display()));
+            }
+            Err(_) => {}
         }
-        groups
+        (groups, unreadable, whole)
     };
     let (devices, groups): (Vec<Device>, _) = if threads == 1 {
         (read_chunk(&names), read_groups())
@@ -222,17 +239,35 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
         host.devices.insert(d.address, d);
     }
 
-    host.iommu = if groups.is_empty() {
+    let (groups, unreadable, whole) = groups;
+    host.iommu = if whole.is_some() {
+        IommuState::Unknown
+    } else if groups.is_empty() {
         IommuState::Disabled
     } else {
         IommuState::Enabled
     };
     host.groups = groups;
+    host.facts.inconsistent_groups = unreadable;
+    host.facts.groups_unreadable = whole;
+    host.check_group_consistency();
     host.link_groups();
 
     host.usb = read_usb(&sys);
-    mark_root_fs(root, &mut host);
-    mark_default_route(root, &mut host);
+    host.facts.root_filesystem = mark_root_fs(root, &mut host);
+    host.facts.default_route = mark_default_route(root, &mut host);
+    // The kernel writes `boot_vga` for every VGA-class function (and only
+    // for those): measured when each of them has it.
+    host.facts.drivers = Provenance::Measured;
+    host.facts.boot_vga = if host
+        .devices
+        .values()
+        .all(|d| d.class16() != 0x0300 || d.boot_vga.is_some())
+    {
+        Provenance::Measured
+    } else {
+        Provenance::Unknown
+    };
     host.mark_intrinsic_critical();
     Ok(host)
 }
@@ -506,18 +541,20 @@ fn block_to_pci(sys: &Path, name: &str, depth: u32, out: &mut Vec<PciAddress>) {
     }
 }
 
-/// Mark the controller(s) behind `/`.
-fn mark_root_fs(root: &Path, host: &mut Host) {
+/// Mark the controller(s) behind `/`. Measured when `mountinfo` shows the
+/// root mount (whether or not a PCI function is behind it); unknown when it
+/// cannot be read or shows no root mount.
+fn mark_root_fs(root: &Path, host: &mut Host) -> Provenance {
     let sys = root.join("sys");
     let Some(info) = read_trim(&root.join("proc/self/mountinfo")) else {
-        return;
+        return Provenance::Unknown;
     };
     // Fields: id parent major:minor root mountpoint opts... - fstype source superopts
     let Some(line) = info
         .lines()
         .rfind(|l| l.split_whitespace().nth(4) == Some("/"))
     else {
-        return;
+        return Provenance::Unknown;
     };
     let fields: Vec<&str> = line.split_whitespace().collect();
     let majmin = fields.get(2).copied().unwrap_or("");
@@ -535,20 +572,24 @@ fn mark_root_fs(root: &Path, host: &mut Host) {
             name = Some(n.to_string());
         }
     }
-    let Some(name) = name else { return };
+    // A root that is no block device (tmpfs, NFS, 9p) holds no PCI function.
+    let Some(name) = name else {
+        return Provenance::Measured;
+    };
     let mut out = Vec::new();
     block_to_pci(&sys, &name, 0, &mut out);
     let shown = source.strip_prefix("/dev/").unwrap_or(&name).to_string();
     for a in out {
         if let Some(d) = host.devices.get_mut(&a) {
             let c = Critical::RootFilesystem {
-                block: shown.clone(),
+                block: Some(shown.clone()),
             };
             if !d.critical.contains(&c) {
                 d.critical.push(c);
             }
         }
     }
+    Provenance::Measured
 }
 
 fn find_dm(sys: &Path, dm_name: &str) -> Option<String> {
@@ -598,10 +639,11 @@ fn net_to_pci(sys: &Path, iface: &str, depth: u32, out: &mut Vec<PciAddress>) {
     }
 }
 
-/// Mark the NIC(s) behind the default route.
-fn mark_default_route(root: &Path, host: &mut Host) {
+/// Mark the NIC(s) behind the default route; unknown when the routing
+/// table cannot be read.
+fn mark_default_route(root: &Path, host: &mut Host) -> Provenance {
     let Some(route) = read_trim(&root.join("proc/net/route")) else {
-        return;
+        return Provenance::Unknown;
     };
     let sys = root.join("sys");
     for line in route.lines().skip(1) {
@@ -615,7 +657,7 @@ fn mark_default_route(root: &Path, host: &mut Host) {
         for a in out {
             if let Some(d) = host.devices.get_mut(&a) {
                 let c = Critical::DefaultRoute {
-                    interface: iface.to_string(),
+                    interface: Some(iface.to_string()),
                 };
                 if !d.critical.contains(&c) {
                     d.critical.push(c);
@@ -623,6 +665,7 @@ fn mark_default_route(root: &Path, host: &mut Host) {
             }
         }
     }
+    Provenance::Measured
 }
 
 #[cfg(test)]

@@ -828,6 +828,8 @@ fn plan_code(code: &str) -> Option<(&'static str, Severity)> {
         | "no-iommu"
         | "no-iommu-group"
         | "missing-member" => ("VP056", Severity::Error),
+        "fact-unknown" | "group-unknown" | "group-unverified" => ("VP057", Severity::Error),
+        "in-use" => ("VP058", Severity::Error),
         _ => return None,
     })
 }
@@ -882,7 +884,14 @@ pub fn check_against_host(sources: &[Source], u: &Unit, host: &Host, out: &mut V
         .collect::<BTreeSet<_>>()
         .into_iter()
         .collect();
-    let p = plan(host, &requested, PlanOptions::default());
+    let p = plan(
+        host,
+        &requested,
+        PlanOptions {
+            for_domain: u.name.clone(),
+            ..PlanOptions::default()
+        },
+    );
     let group_of = |a: &PciAddress| host.device(a).and_then(|d| d.iommu_group);
     // Where to point for a finding about `addr`: its own hostdev, else a
     // hostdev of the same group, else the first.
@@ -902,7 +911,12 @@ pub fn check_against_host(sources: &[Source], u: &Unit, host: &Host, out: &mut V
         u.hostdevs[0].range.clone()
     };
     let mut seen: BTreeSet<(&'static str, String)> = BTreeSet::new();
-    for f in p.blockers.iter().chain(p.warnings.iter()) {
+    for f in p
+        .blockers
+        .iter()
+        .chain(p.unverified.iter())
+        .chain(p.warnings.iter())
+    {
         let Some((code, sev)) = plan_code(f.code) else {
             continue;
         };
@@ -921,10 +935,19 @@ pub fn check_against_host(sources: &[Source], u: &Unit, host: &Host, out: &mut V
         );
     }
     for g in &p.groups {
+        // The kernel's rule (vfio_dev_viable, drivers/vfio/group.c): a
+        // member on vfio-pci, pci-stub or no driver keeps the group viable
+        // though the domain does not list it.
         let missing: Vec<&str> = g
             .members
             .iter()
             .filter(|m| m.role == Role::Travels && !m.requested)
+            .filter(|m| {
+                PciAddress::parse(&m.member)
+                    .ok()
+                    .and_then(|a| host.device(&a))
+                    .is_none_or(|d| !host.keeps_group_viable(d))
+            })
             .map(|m| m.member.as_str())
             .collect();
         if missing.is_empty() {
@@ -959,9 +982,15 @@ pub fn check_against_host(sources: &[Source], u: &Unit, host: &Host, out: &mut V
             ),
             Some(format!("QEMU fails to start: \"group {gid} is not viable\"")),
             Some(format!(
-                "pass every endpoint of the group: `virt-pci add {} {}`",
-                src.path,
-                missing.join(" ")
+                "pass every endpoint of the group: `{}`",
+                host.suggest(&format!(
+                    "add {} {}",
+                    match src.path.strip_prefix("domain:") {
+                        Some(name) => format!("--domain {}", crate::address::shell_word(name)),
+                        None => format!("-i {}", crate::address::shell_word(&src.path)),
+                    },
+                    missing.join(" ")
+                ))
             )),
         );
     }

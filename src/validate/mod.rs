@@ -106,6 +106,8 @@ pub const CHECKS: &[(&str, Severity, &str)] = &[
     ("VP054", Severity::Error, "a host-critical device (root disk, default-route NIC, boot VGA, ISA bridge) would leave the host"),
     ("VP055", Severity::Warning, "the device has no reset method"),
     ("VP056", Severity::Error, "the IOMMU group cannot be passed at all (no IOMMU, a bound host bridge or a non-PCI member in the group)"),
+    ("VP057", Severity::Error, "unverified: a host fact the device depends on is not known (host-critical functions, IOMMU group membership)"),
+    ("VP058", Severity::Error, "the host device is assigned to another domain that is running"),
 ];
 
 /// One input file, read once.

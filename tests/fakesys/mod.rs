@@ -43,6 +43,20 @@ impl FakeSys {
         ] {
             fs::create_dir_all(f.path().join(d)).expect("mkdir");
         }
+        // Measured host-critical facts: the root on tmpfs (no PCI function
+        // behind it), no default route; `boot_vga` per VGA function in `add`.
+        fs::create_dir_all(f.path().join("proc/self")).expect("mkdir");
+        fs::create_dir_all(f.path().join("proc/net")).expect("mkdir");
+        fs::write(
+            f.path().join("proc/self/mountinfo"),
+            "22 1 0:20 / / rw,relatime shared:1 - tmpfs rootfs rw\n",
+        )
+        .expect("write");
+        fs::write(
+            f.path().join("proc/net/route"),
+            "Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT\n",
+        )
+        .expect("write");
         fs::write(f.path().join("sys/bus/pci/drivers_probe"), "").expect("write");
         fs::write(f.path().join("dev/vfio/vfio"), "").expect("write");
         f.driver("vfio-pci");
@@ -84,6 +98,9 @@ impl FakeSys {
         fs::write(dir.join("device"), format!("{}\n", d.device)).expect("w");
         fs::write(dir.join("class"), format!("{}\n", d.class)).expect("w");
         fs::write(dir.join("driver_override"), "(null)\n").expect("w");
+        if d.class.starts_with("0x0300") {
+            fs::write(dir.join("boot_vga"), "0\n").expect("w");
+        }
         fs::write(dir.join("reset_method"), format!("{}\n", d.reset_method)).expect("w");
         if !d.reset_method.is_empty() {
             fs::write(dir.join("reset"), "").expect("w");
@@ -211,6 +228,8 @@ pub fn vp(args: &[&str]) -> assert_cmd::Command {
             || ((*a == "-c" || *a == "--connect")
                 && args.get(i + 1).is_some_and(|u| u.starts_with("test:///")))
             || a.starts_with("--connect=test:///")
+            // converting a listing reads no host at all
+            || *a == "--from-listing"
     });
     assert!(
         safe,

@@ -134,7 +134,7 @@ for k in kinds[:-1]:
         print(f"FAIL no valid {k} document was produced")
 def mutations():
     d = first("list", lambda d: d["groups"]); d["devices"][0]["vendor_id"] = "8086"; del d["devices"][0]["bridge"]; yield "list", d
-    d = first("list", lambda d: d["groups"]); d["groups"][0]["can_pass"] = {"ok": "yes"}; yield "list", d
+    d = first("list", lambda d: d["groups"]); d["groups"][0]["can_pass"] = {"verdict": "yes"}; yield "list", d
     d = first("list-tree", lambda d: d["roots"]); del d["roots"][0]["devices"][0]["children"]; yield "list-tree", d
     d = first("show", lambda d: d["plan"]["groups"] and d["plan"]["groups"][0]["members"])
     d["plan"]["groups"][0]["members"][0]["role"] = "leaves"; yield "show", d

@@ -26,6 +26,25 @@ if out=$("$B/virt-pci" -c "$URI" --color never list 2>&1) && grep -q 'IOMMU grou
   ok hand-over-reads-through-libvirt
 else bad hand-over-reads-through-libvirt; echo "$out" | head -5; fi
 
+# Issue 12's bug: `remove` reads the host to resolve a vendor:device, and the
+# hand-over did not know. 10de:1e84 is 004's RTX 2070 SUPER (2b:00.0).
+"$B/virt-pci" --snapshot "$S" add --force samples/domains/win11-q35.xml 2b:00.0 -o "$tmp/vm.xml" 2>/dev/null
+if out=$("$B/virt-pci" -c "$URI" remove "$tmp/vm.xml" 10de:1e84 2>&1) && grep -q 'removing from .*0000:2b:00.0' <<<"$out"; then
+  ok remove-by-ids-hands-over
+else bad remove-by-ids-hands-over; echo "$out" | head -5; fi
+# The same URI from the environment names the same host (not this machine's sysfs).
+if out=$(LIBVIRT_DEFAULT_URI="$URI" "$B/virt-pci" remove "$tmp/vm.xml" 10de:1e84 2>&1) && grep -q 'removing from .*0000:2b:00.0' <<<"$out"; then
+  ok remove-by-ids-env-uri
+else bad remove-by-ids-env-uri; echo "$out" | head -5; fi
+# Facts from a snapshot, domains from the connection: one invocation.
+if out=$("$B/virt-pci" -c "$URI" --snapshot "$S" --color never show 2b:00.0 2>&1) && grep -q 'verdict:' <<<"$out"; then
+  ok snapshot-facts-with-libvirt-domains
+else bad snapshot-facts-with-libvirt-domains; echo "$out" | head -5; fi
+# Two hosts named: an error, not a silent ranking.
+if out=$("$B/virt-pci" --snapshot "$S" --root "$tmp" list 2>&1); then bad two-hosts-refused
+elif grep -q -- '--snapshot and --root both name a host' <<<"$out"; then ok two-hosts-refused
+else bad two-hosts-refused; echo "$out"; fi
+
 # Without the companion: offline work is unaffected, and a libvirt
 # invocation says how to get libvirt support.
 mv "$B/virt-pci-libvirt" "$tmp/"
@@ -33,6 +52,10 @@ if "$B/virt-pci" --snapshot "$S" --color never show 2b:00.0 >/dev/null; then ok 
 if out=$("$B/virt-pci" -c "$URI" list 2>&1); then bad missing-companion-explained
 elif grep -q 'built without libvirt support' <<<"$out"; then ok missing-companion-explained
 else bad missing-companion-explained; echo "$out"; fi
+# ...and LIBVIRT_DEFAULT_URI is not silently replaced by this machine's sysfs.
+if out=$(LIBVIRT_DEFAULT_URI="$URI" "$B/virt-pci" remove "$tmp/vm.xml" 10de:1e84 2>&1); then bad env-uri-never-reads-local-sysfs
+elif grep -q 'built without libvirt support' <<<"$out"; then ok env-uri-never-reads-local-sysfs
+else bad env-uri-never-reads-local-sysfs; echo "$out"; fi
 mv "$tmp/virt-pci-libvirt" "$B/"
 
 # VIRT_PCI_NO_COMPANION=1 keeps the lean behaviour even with the companion there.

@@ -102,7 +102,7 @@ c_add_managed() {
   virsh_do undefine e2e-mf
 }
 
-# 6b: one function only (--no-strict-group): validate --live flags it beforehand,
+# 6b: one function only (--no-strict-group): validate --this-machine flags it beforehand,
 # and libvirt/QEMU refuse the start with "group N is not viable".
 c_split_not_viable() {
   f=$(domain_xml e2e-split)
@@ -110,9 +110,9 @@ c_split_not_viable() {
   expect_rc 0 "add --no-strict-group $MF0"
   [ "$RC" = 0 ] || return
   [ "$(hostdevs_in /tmp/e2e-split-out.xml)" = 1 ] || bad "expected 1 hostdev, got $(hostdevs_in /tmp/e2e-split-out.xml)"
-  vp validate --live /tmp/e2e-split-out.xml
-  expect_rc 1 "validate --live of the split group"
-  expect_out "not viable" "validate --live"
+  vp validate --this-machine /tmp/e2e-split-out.xml
+  expect_rc 1 "validate --this-machine of the split group"
+  expect_out "not viable" "validate --this-machine"
   virsh_do define /tmp/e2e-split-out.xml
   expect_rc 0 "virsh define"
   virsh_do start --paused e2e-split
