@@ -3,11 +3,15 @@ CARGO    ?= cargo
 FEATURES ?= --features libvirt
 BIN      := target/release/virt-pci
 
-.PHONY: all build install deps demo test lint unit e2e bench clean samples
+.PHONY: all build install deps toolchain demo test lint unit e2e bench clean samples deb
 
 all: build
 
-deps:
+# Rust >= Cargo.toml's rust-version, or a message saying how to get it (rustup).
+toolchain:
+	@scripts/check-rust.sh
+
+deps: toolchain
 	@scripts/install-deps.sh
 
 # Two binaries: virt-pci without libvirt (starts in ~1 ms) and virt-pci-libvirt,
@@ -20,6 +24,11 @@ PREFIX ?= /usr/local
 install: build
 	install -d $(DESTDIR)$(PREFIX)/bin
 	install -m 0755 target/release/virt-pci target/release/virt-pci-libvirt $(DESTDIR)$(PREFIX)/bin/
+
+# A Debian package (cargo-deb) of both binaries, the man pages and completions:
+# target/debian/virt-pci_VERSION-1_ARCH.deb. tests/suites/60-deb.sh installs it (CI only).
+deb: build
+	@scripts/deb.sh
 
 demo: build
 	@scripts/demo.sh $(BIN)

@@ -13,6 +13,7 @@ PKGS=(
   python3-venv                      # pre-commit test
   dpkg-dev                          # apt-get source libvirt (corpus)
   python3-jsonschema                # JSON Schema oracle (tests/suites/15-schemas.sh)
+  zsh fish                          # completion scripts run in the real shells (tests/completions.rs)
 )
 
 missing=()

@@ -650,3 +650,26 @@ fn libvirt_default_uri_alone_names_no_host() {
         "checked 1 file: 0 errors, 0 warnings\n"
     );
 }
+
+#[test]
+fn validate_dot_names_files_as_git_does() {
+    // The pre-commit hooks run `validate .`: positions read `vms/bad.xml`,
+    // not `./vms/bad.xml`.
+    let t = tempfile::tempdir().unwrap();
+    std::fs::create_dir(t.path().join("vms")).unwrap();
+    let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DIR);
+    std::fs::copy(src.join("vp012-managed.xml"), t.path().join("vms/bad.xml")).unwrap();
+    let out = Command::cargo_bin("virt-pci")
+        .unwrap()
+        .current_dir(t.path())
+        .env("NO_COLOR", "1")
+        .env_remove("LIBVIRT_DEFAULT_URI")
+        .env_remove("VIRT_PCI_ROOT")
+        .args(["validate", "."])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    let all = format!("{}{err}", String::from_utf8_lossy(&out.stdout));
+    assert!(all.contains(" --> vms/bad.xml:8:51\n"), "{all}");
+    assert!(!all.contains("./"), "{all}");
+}

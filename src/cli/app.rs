@@ -58,13 +58,16 @@ pub enum Command {
     Prepare(cli::actions::DomainActionArgs),
     /// After a domain stops: reset, then reattach its managed='no' hostdevs.
     Release(cli::actions::ReleaseArgs),
-    /// Print shell completions.
-    Completions(cli::meta::CompletionsArgs),
-    /// Print the man page (roff).
-    Man,
+    /// Print the shell completion script (completes devices, domains, snapshot files).
+    Completions(cli::complete::CompletionsArgs),
+    /// Print the man page (roff), or a subcommand's; --dir writes them all.
+    Man(cli::meta::ManArgs),
     /// Write a fake sysfs tree for a snapshot (developers: tests, demos).
     #[command(hide = true, name = "fake-sysfs")]
     FakeSysfs(cli::fake::Args),
+    /// The connection's domain names, one a line (for shell completion).
+    #[command(hide = true, name = "complete-domains")]
+    CompleteDomains,
 }
 
 /// What each command uses: the host, domains by name, a backend. The one
@@ -121,7 +124,12 @@ pub fn uses(cmd: &Command) -> Uses {
         Command::Check(a) => act(&a.act),
         Command::Prepare(a) => act(&a.act),
         Command::Release(a) => act(&a.common.act),
-        Command::Completions(_) | Command::Man | Command::FakeSysfs(_) => Uses::default(),
+        // Domain names for shell completion: only through libvirt.
+        Command::CompleteDomains => Uses {
+            domains_by_name: true,
+            ..Uses::default()
+        },
+        Command::Completions(_) | Command::Man(_) | Command::FakeSysfs(_) => Uses::default(),
     }
 }
 
@@ -129,6 +137,7 @@ pub fn uses(cmd: &Command) -> Uses {
 /// libvirt-linked companion if it needs libvirt (before any output), and
 /// run the command.
 pub fn main() -> ExitCode {
+    cli::complete::complete_if_asked(Cli::command);
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let typed = |id| matches.value_source(id) == Some(clap::parser::ValueSource::CommandLine);
@@ -165,9 +174,10 @@ pub fn main() -> ExitCode {
         Command::Check(a) => cli::actions::run_check(&ctx, a),
         Command::Prepare(a) => cli::actions::run_prepare(&ctx, a),
         Command::Release(a) => cli::actions::run_release(&ctx, a),
-        Command::Completions(a) => cli::meta::completions(Cli::command(), a),
-        Command::Man => cli::meta::man(Cli::command()),
+        Command::Completions(a) => cli::complete::completions(a),
+        Command::Man(a) => cli::meta::man(Cli::command(), a),
         Command::FakeSysfs(a) => cli::fake::run(&ctx, a),
+        Command::CompleteDomains => cli::complete::run_domains(&ctx),
     };
     match result {
         Ok(code) => code,

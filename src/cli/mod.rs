@@ -13,6 +13,7 @@ macro_rules! outln {
 pub mod actions;
 pub mod app;
 pub mod companion;
+pub mod complete;
 pub mod edit;
 pub mod fake;
 pub mod hostdevs;

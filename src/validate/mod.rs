@@ -397,6 +397,12 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
         .filter_map(|e| e.ok())
         .map(|e| {
             let p = e.path();
+            // `validate .` (the pre-commit hooks) names files as
+            // `vms/a.xml`, as git and pre-commit do, not `./vms/a.xml`.
+            let p = match p.strip_prefix(".") {
+                Ok(rel) if dir == Path::new(".") => rel.to_path_buf(),
+                _ => p,
+            };
             let is_dir = match e.file_type() {
                 Ok(t) if t.is_symlink() => p.is_dir(),
                 Ok(t) => t.is_dir(),
