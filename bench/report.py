@@ -297,6 +297,30 @@ for label, r in B.get("startup-virt-xml", {}).items():
                        mib(r.get("peak_rss_kib")), f"{r['median'] / vv:.0f}×" if vv else "–"]))
 md.append("")
 
+# ------------------------------------------------------------- guard
+if "guard" in B:
+    g = meta.get("guard", {})
+    md.append("## guard: one VM start through libvirt's hook\n")
+    md.append(f"libvirt runs `qemu.d/virt-pci-guard` (a shell script that execs `virt-pci guard`) at every "
+              f"`prepare begin`, with the domain XML on stdin, and waits for it. The host: the synthetic "
+              f"SR-IOV tree of {g.get('functions', 0):,} functions, every function its own IOMMU group; the "
+              f"domain: the generated q35 domain ({g.get('domain_bytes', 0):,} B) with 4 VFs as hostdevs, and "
+              f"the same domain without them. Every row is `sh -c 'exec … < FILE'` (hyperfine 1.15 has no "
+              f"stdin option), so the first two rows are the floors: a shell, and a trivial hook script, "
+              f"which is what any hook costs a start.\n")
+    md.append(timing_table("guard", ratio_to="trivial hook script (any hook's cost)", ratio_name="× trivial hook"))
+    md.append("")
+    im = lambda k: f"{g[k]:.2f} ms" if g.get(k) is not None else "–"
+    md.append(f"The guard's own time (it prints it; process start excluded), median of "
+              f"{10 if meta.get('quick') else 50} runs: "
+              f"**{im('internal_ms_four')}** with 4 hostdevs on {g.get('functions', 0):,} functions "
+              f"(target ≤ 5 ms), **{im('internal_ms_none')}** without hostdevs (target < 1 ms). "
+              + (f"One run with 4 hostdevs makes {g['syscalls']:,} system calls (`strace -f -c`): it reads "
+                 f"the four groups, not the host. " if g.get("syscalls") else "")
+              + f"Measured {m.get('date', '?')}, load average {' '.join(m.get('loadavg_start', []))} at the start"
+              + (" (BENCH_QUICK: 20 runs per row)" if meta.get("quick") else "")
+              + ": on a busy machine the floors grow with the rest.\n")
+
 # ------------------------------------------------------------- findings (kept)
 findings = "## Findings\n\n(none yet)\n"
 if os.path.exists(out_path):

@@ -416,6 +416,119 @@ def bench_startup(host, dev):
         b["peak_rss_kib"] = peak_rss(["virt-xml", "--version"])
 
 
+def bench_guard():
+    """The guard as libvirt runs it at every VM start: fork + exec of the hook
+    script (a shell script that execs virt-pci), the domain XML on stdin.
+    hyperfine has no stdin option before 1.16, so every command is
+    `sh -c 'exec CMD < FILE'`, and the same shell around `true` and around a
+    trivial hook script gives the floors: what any hook costs libvirt."""
+    log("guard")
+    n = 4096
+    d = tree(n)
+    gdir = os.path.join(OUT, "guard")
+    os.makedirs(gdir, exist_ok=True)
+    devs = json.loads(sh([BIN, "--root", d, "list", "--json"]).stdout)["devices"]
+    # Four VFs of different PFs: four IOMMU groups, as a VM with a few NICs.
+    vfs = [x["address"] for x in devs if x.get("physfn")]
+    pick = [vfs[i * (len(vfs) // 4)] for i in range(4)]
+    q35 = open(os.path.join(OUT, "domains/q35.xml")).read()
+    plain = re.sub(r"\s*<hostdev .*?</hostdev>", "", q35, flags=re.S)
+    plain = re.sub(r"\s*<interface type=.hostdev.*?</interface>", "", plain, flags=re.S)
+    hd = "".join(
+        "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x{}' bus='0x{}' "
+        "slot='0x{}' function='0x{}'/></source></hostdev>\n".format(a[0:4], a[5:7], a[8:10], a[11])
+        for a in pick)
+    four = plain.replace("</devices>", hd + "</devices>", 1)
+    files = {"none": os.path.join(gdir, "no-hostdev.xml"), "four": os.path.join(gdir, "four-hostdevs.xml")}
+    open(files["none"], "w").write(plain)
+    open(files["four"], "w").write(four)
+    hook_true = os.path.join(gdir, "hook-true")
+    open(hook_true, "w").write("#!/bin/sh\nexit 0\n")
+    os.chmod(hook_true, 0o755)
+    hook = os.path.join(gdir, "virt-pci-guard")
+    tmpl = open("src/guard/hook.sh").read()
+    open(hook, "w").write(tmpl.replace("@VIRT_PCI@", os.path.abspath(BIN)))
+    os.chmod(hook, 0o755)
+    run = lambda cmd, f: ["sh", "-c", f"{cmd} < {f}"]
+    env = f"VIRT_PCI_ROOT={d} exec"
+    runs = 20 if QUICK else 100
+    meta["guard"] = {"functions": n + 17, "hostdevs": pick, "domain_bytes": len(four.encode())}
+    hyperfine("guard", [
+        ("sh + redirect (floor)", run("exec true", files["none"]), "sh -c 'exec true < DOMAIN.xml'"),
+        ("trivial hook script (any hook's cost)", run(f"exec {hook_true} vm prepare begin -", files["none"]),
+         "sh -c 'exec HOOK vm prepare begin - < DOMAIN.xml' (HOOK: #!/bin/sh exit 0)"),
+        ("guard hook, no hostdev", run(f"{env} {hook} vm prepare begin -", files["none"]),
+         "sh -c 'exec qemu.d/virt-pci-guard vm prepare begin - < no-hostdev.xml'"),
+        (f"guard hook, 4 hostdevs, {n:,}-function host", run(f"{env} {hook} vm prepare begin -", files["four"]),
+         "sh -c 'exec qemu.d/virt-pci-guard vm prepare begin - < four-hostdevs.xml'"),
+        ("virt-pci guard, no hostdev", run(f"exec {BIN} --root {d} guard vm prepare begin -", files["none"]),
+         "sh -c 'exec virt-pci --root DIR guard vm prepare begin - < no-hostdev.xml'"),
+        (f"virt-pci guard, 4 hostdevs, {n:,}-function host",
+         run(f"exec {BIN} --root {d} guard vm prepare begin -", files["four"]),
+         "sh -c 'exec virt-pci --root DIR guard vm prepare begin - < four-hostdevs.xml'"),
+    ], runs=runs, warmup=5)
+    # The guard's own time (it prints it): the work after the process start.
+    for key in ("none", "four"):
+        vals = []
+        for _ in range(50 if not QUICK else 10):
+            p = subprocess.run([BIN, "--root", d, "guard", "vm", "prepare", "begin", "-"],
+                               stdin=open(files[key]), capture_output=True, text=True)
+            m = re.search(r"\(([0-9.]+) ms\)", p.stderr)
+            if m and p.returncode == 0:
+                vals.append(float(m.group(1)))
+            else:
+                meta["failures"].append(f"guard {key}: exit {p.returncode}: {p.stderr.strip()[:200]}")
+                break
+        vals.sort()
+        meta["guard"][f"internal_ms_{key}"] = vals[len(vals) // 2] if vals else None
+    # What it reads: the syscalls of one run on the big host.
+    if shutil.which("strace"):
+        p = subprocess.run(["strace", "-f", "-c", "-o", os.path.join(gdir, "strace.txt"), BIN, "--root", d,
+                            "guard", "vm", "prepare", "begin", "-"], stdin=open(files["four"]),
+                           capture_output=True, text=True)
+        txt = open(os.path.join(gdir, "strace.txt")).read()
+        m = re.search(r"^100\.00\s+\S+\s+\S+\s+(\d+)", txt, re.M) or re.search(r"total\s*$", txt, re.M)
+        tot = re.findall(r"^\s*[0-9.]+\s+[0-9.]+\s+\d+\s+(\d+)\s+(?:\d+\s+)?total", txt, re.M)
+        meta["guard"]["syscalls"] = int(tot[0]) if tot else None
+
+
+TITLES = {"startup": "## start-up", "patch": "## patch", "validate": "## validate",
+          "list": "## list at scale", "guard": "## guard"}
+
+
+def sections(text):
+    """{title line: section text} of the `## ` sections, in order."""
+    out, cur, buf = {}, None, []
+    for ln in text.splitlines(keepends=True):
+        if ln.startswith("## "):
+            if cur:
+                out[cur] = "".join(buf)
+            cur, buf = ln.rstrip("\n"), []
+        buf.append(ln)
+    if cur:
+        out[cur] = "".join(buf)
+    return out
+
+
+def splice_sections(partial, target, parts):
+    """Put the sections of `parts` from `partial` into `target` (a new one
+    goes before `## Findings`)."""
+    new = sections(open(partial).read())
+    text = open(target).read() if os.path.exists(target) else ""
+    for part in parts:
+        pre = TITLES[part]
+        sec = next((v for k, v in new.items() if k.startswith(pre)), None)
+        if sec is None:
+            continue
+        old = next((k for k in sections(text) if k.startswith(pre)), None)
+        if old:
+            text = text.replace(sections(text)[old], sec)
+        else:
+            i = text.find("## Findings")
+            text = text[:i] + sec + text[i:] if i >= 0 else text + sec
+    open(target, "w").write(text)
+
+
 def main():
     t0 = time.time()
     os.makedirs(RES, exist_ok=True)
@@ -440,7 +553,8 @@ def main():
     steps = [("startup", lambda: bench_startup(host, dev)),
              ("patch", lambda: bench_patch(host, dev)),
              ("validate", lambda: bench_validate(files, subset, lst)),
-             ("list", bench_list)]
+             ("list", bench_list),
+             ("guard", bench_guard)]
     for name, fn in steps:
         if not only or name in only:
             fn()
@@ -450,7 +564,15 @@ def main():
     meta["machine"]["loadavg_end"] = open("/proc/loadavg").read().split()[:3]
     meta["duration_s"] = round(time.time() - t0)
     json.dump(meta, open(os.path.join(RES, "meta.json"), "w"), indent=2)
-    subprocess.run([sys.executable, "bench/report.py", RES, "BENCHMARKS.md"], check=True)
+    if only and set(only) != {s for s, _ in steps}:
+        # Only some parts ran: replace their sections, keep the others.
+        partial = os.path.join(OUT, "BENCHMARKS.partial.md")
+        if os.path.exists("BENCHMARKS.md"):
+            shutil.copyfile("BENCHMARKS.md", partial)
+        subprocess.run([sys.executable, "bench/report.py", RES, partial], check=True)
+        splice_sections(partial, "BENCHMARKS.md", only)
+    else:
+        subprocess.run([sys.executable, "bench/report.py", RES, "BENCHMARKS.md"], check=True)
     log(f"done in {meta['duration_s']} s; BENCHMARKS.md written")
     if meta["failures"]:
         log("failures:\n  " + "\n  ".join(meta["failures"]))

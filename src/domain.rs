@@ -87,8 +87,13 @@ pub fn source_address(node: roxmltree::Node<'_, '_>) -> Option<PciAddress> {
 
 /// Every PCI hostdev of the domain in `doc`, in document order.
 pub fn pci_hostdevs(doc: &roxmltree::Document<'_>) -> Vec<DomainHostdev> {
+    pci_hostdevs_of(doc.root_element())
+}
+
+/// [`pci_hostdevs`] of a `<domain>` element anywhere in a document (libvirt's
+/// status files wrap it in `<domstatus>`).
+pub fn pci_hostdevs_of(root: roxmltree::Node<'_, '_>) -> Vec<DomainHostdev> {
     let mut out = Vec::new();
-    let root = doc.root_element();
     let Some(devices) = root.children().find(|c| c.has_tag_name("devices")) else {
         return out;
     };

@@ -11,9 +11,11 @@
 
 pub mod actions;
 pub mod address;
+pub mod consent;
 pub mod diff;
 pub mod domain;
 pub mod fsutil;
+pub mod guard;
 pub mod host;
 pub mod hostdev;
 pub mod invocation;

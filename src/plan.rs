@@ -577,6 +577,120 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
     p
 }
 
+/// The plan for starting a domain that holds exactly `devices`, judged as
+/// the kernel and libvirt will judge it at that start (what `virt-pci
+/// guard` runs at libvirt's `prepare begin`).
+///
+/// Unlike [`plan`], which says what *should* travel (the whole group), this
+/// takes the domain as it is: the named functions travel, and every other
+/// endpoint of their groups stays where it is. Such a member keeps the group
+/// viable only on `vfio-pci`, `pci-stub` or no driver (the kernel's
+/// `vfio_dev_viable`, drivers/vfio/vfio.c; from 5.19 the same policy through
+/// `driver_managed_dma`); on any other driver QEMU fails with "group N is not
+/// viable", so that is the blocker `group-not-viable`. A function or group
+/// member that a running domain (in `host.domains`, other than this one)
+/// holds blocks with `in-use`: libvirt's own check says only "in use by
+/// driver QEMU, domain X" (src/hypervisor/virhostdev.c, `virHostdevIsPCINodeDeviceUsed`).
+pub fn plan_for_start(host: &Host, devices: &[PciAddress]) -> Plan {
+    let mut p = plan(
+        host,
+        devices,
+        PlanOptions {
+            strict_group: false,
+            ..PlanOptions::default()
+        },
+    );
+    p.warnings.retain(|w| w.code != "group-split");
+    let requested: Vec<String> = devices.iter().map(|a| a.to_string()).collect();
+    let mut extra = Vec::new();
+    for g in &p.groups {
+        let gid = g.group.unwrap_or_default();
+        let with: Vec<&str> = g
+            .members
+            .iter()
+            .filter(|x| x.requested && x.role == Role::Travels)
+            .map(|x| x.member.as_str())
+            .collect();
+        // Endpoints left behind on a host driver, one finding per group.
+        let mut bound: Vec<(PciAddress, String)> = Vec::new();
+        for m in g.members.iter().filter(|m| m.role == Role::LeftBehind) {
+            let Ok(ma) = PciAddress::parse(&m.member) else {
+                continue;
+            };
+            let Some(md) = host.device(&ma) else { continue };
+            // A host-critical member stays the host's only if the group
+            // does not leave: while the domain runs, the group's DMA
+            // mappings belong to the guest, whatever the member's driver.
+            for c in &md.critical {
+                extra.push(finding(
+                    "host-critical",
+                    Some(&ma),
+                    format!("{ma}, the {c}, is in IOMMU group {gid} with this domain's {}; the host needs it, and the group cannot be split between host and guest", with.join(", ")),
+                    Some("pick a device in another group; an ACS-capable slot puts a device in a group of its own"),
+                ));
+            }
+            if !md.driver_is_vfio_safe() && md.critical.is_empty() {
+                bound.push((ma, md.driver.clone().unwrap_or_default()));
+            }
+        }
+        if !bound.is_empty() && !with.is_empty() {
+            let list: Vec<String> = bound
+                .iter()
+                .map(|(a, d)| format!("{a} (on `{d}`)"))
+                .collect();
+            let (them, verb) = if bound.len() == 1 {
+                ("it", "is")
+            } else {
+                ("them", "are")
+            };
+            extra.push(finding(
+                "group-not-viable",
+                Some(&bound[0].0),
+                format!(
+                    "IOMMU group {gid} is not viable for this domain: {} {verb} in the group with {} but not in the domain, and on host drivers; QEMU would fail with \"group {gid} is not viable\"",
+                    list.join(", "),
+                    with.join(", ")
+                ),
+                Some(&format!(
+                    "add {them} to the domain too (the whole group travels), or bind {them} to vfio-pci before the start"
+                )),
+            ));
+        }
+        for m in &g.members {
+            let Ok(ma) = PciAddress::parse(&m.member) else {
+                continue;
+            };
+            // The plan itself may already block a travelling function a
+            // running domain holds; say it once.
+            let said = p
+                .blockers
+                .iter()
+                .any(|b| b.code == "in-use" && b.address.as_deref() == Some(m.member.as_str()));
+            if said {
+                continue;
+            }
+            for u in host.domains.iter().filter(|u| u.running && u.address == ma) {
+                let rel = if requested.contains(&m.member) {
+                    format!("{ma} is assigned to the running domain `{}`", u.domain)
+                } else {
+                    format!(
+                        "{ma}, in IOMMU group {gid} with this domain's devices, is assigned to the running domain `{}`",
+                        u.domain
+                    )
+                };
+                extra.push(Finding {
+                    code: "in-use",
+                    address: Some(ma.to_string()),
+                    message: format!("{rel}; one IOMMU group can belong to one running domain only"),
+                    help: Some(format!("shut `{}` down first (`virsh shutdown {}`), or take the device from it (`virt-pci remove --domain {} {ma}`)", u.domain, u.domain, u.domain)),
+                });
+            }
+        }
+    }
+    p.blockers.extend(extra);
+    p
+}
+
 /// After `remove`: a function that stays in the domain while another
 /// endpoint of its IOMMU group left it makes the group non-viable when the
 /// removed one returns to a host driver ("group N is not viable"). Only
@@ -820,6 +934,52 @@ mod tests {
             .members
             .iter()
             .any(|m| m.member == "0000:01:00.0" && m.requested));
+    }
+
+    #[test]
+    fn plan_for_start_follows_the_kernels_viability_rule() {
+        let mut h = host();
+        let gpu = PciAddress::new(0, 1, 0, 0);
+        let audio = PciAddress::new(0, 1, 0, 1);
+        let p = plan_for_start(&h, &[gpu]);
+        let b: Vec<_> = p.blockers.iter().map(|b| b.code).collect();
+        assert_eq!(b, vec!["group-not-viable"]);
+        assert!(p.blockers[0]
+            .message
+            .contains("0000:01:00.1 (on `snd_hda_intel`)"));
+        assert!(!p.warnings.iter().any(|w| w.code == "group-split"));
+        // On vfio-pci (or pci-stub, or no driver) the member keeps it viable.
+        for drv in [Some("vfio-pci"), Some("pci-stub"), None] {
+            h.devices.get_mut(&audio).unwrap().driver = drv.map(str::to_string);
+            assert!(!plan_for_start(&h, &[gpu]).is_blocked(), "{drv:?}");
+        }
+        // Both in the domain: fine whatever the drivers.
+        let h = host();
+        assert!(!plan_for_start(&h, &[gpu, audio]).is_blocked());
+    }
+
+    #[test]
+    fn plan_for_start_blocks_critical_members_left_behind_and_running_use() {
+        let mut h = host();
+        let audio = PciAddress::new(0, 0, 0x1f, 3);
+        let p = plan_for_start(&h, &[audio]);
+        assert_eq!(p.blockers.len(), 1, "{:?}", p.blockers);
+        assert_eq!(p.blockers[0].code, "host-critical");
+        assert_eq!(p.blockers[0].address.as_deref(), Some("0000:00:1f.0"));
+        let gpu = PciAddress::new(0, 1, 0, 0);
+        let other = PciAddress::new(0, 1, 0, 1);
+        h.domains.push(crate::host::DomainUse {
+            domain: "gaming".into(),
+            address: other,
+            running: true,
+            managed: true,
+        });
+        let p = plan_for_start(&h, &[gpu, other]);
+        assert_eq!(p.blockers.len(), 1, "{:?}", p.blockers);
+        assert_eq!(p.blockers[0].code, "in-use");
+        assert!(p.blockers[0].message.contains("running domain `gaming`"));
+        h.domains[0].running = false;
+        assert!(!plan_for_start(&h, &[gpu, other]).is_blocked());
     }
 
     #[test]

@@ -58,6 +58,10 @@ pub enum Command {
     Prepare(cli::actions::DomainActionArgs),
     /// After a domain stops: reset, then reattach its managed='no' hostdevs.
     Release(cli::actions::ReleaseArgs),
+    /// Check a VM start as libvirt's hook (DOMAIN OPERATION SUB-OP EXTRA, domain XML on stdin).
+    Guard(cli::guard::GuardArgs),
+    /// Install, remove or inspect the libvirt hook that runs `guard` at every VM start.
+    Hook(cli::guard::HookArgs),
     /// Print the shell completion script (completes devices, domains, snapshot files).
     Completions(cli::complete::CompletionsArgs),
     /// Print the man page (roff), or a subcommand's; --dir writes them all.
@@ -124,6 +128,9 @@ pub fn uses(cmd: &Command) -> Uses {
         Command::Check(a) => act(&a.act),
         Command::Prepare(a) => act(&a.act),
         Command::Release(a) => act(&a.common.act),
+        // The guard runs inside libvirt's start job: it reads sysfs under
+        // --root itself and never libvirt; the hook files are not a host.
+        Command::Guard(_) | Command::Hook(_) => Uses::default(),
         // Domain names for shell completion: only through libvirt.
         Command::CompleteDomains => Uses {
             domains_by_name: true,
@@ -174,6 +181,8 @@ pub fn main() -> ExitCode {
         Command::Check(a) => cli::actions::run_check(&ctx, a),
         Command::Prepare(a) => cli::actions::run_prepare(&ctx, a),
         Command::Release(a) => cli::actions::run_release(&ctx, a),
+        Command::Guard(a) => cli::guard::run_guard(&ctx, a),
+        Command::Hook(a) => cli::guard::run_hook(&ctx, a),
         Command::Completions(a) => cli::complete::completions(a),
         Command::Man(a) => cli::meta::man(Cli::command(), a),
         Command::FakeSysfs(a) => cli::fake::run(&ctx, a),

@@ -58,6 +58,9 @@ pub struct AddArgs {
     pub hostdev: HostdevArgs,
     #[command(flatten)]
     pub group: GroupArgs,
+    /// With --force: the reason recorded in the domain's consent entry (see `virt-pci guard --help`).
+    #[arg(long, value_name = "TEXT", requires = "force")]
+    pub reason: Option<String>,
     #[command(flatten)]
     pub out: OutputArgs,
 }
@@ -273,8 +276,12 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
         &args.hostdev,
         args.target.domain.as_deref(),
     )?;
-    let edit =
+    let mut edit =
         xml::add_parsed(doc, &input.text, &addrs, &opts).map_err(|e| edit_error(&input, e))?;
+    if args.group.force && !edit.added.is_empty() {
+        super::consent::record(ctx, &input.name, &mut edit, args.reason.as_deref())
+            .map_err(|e| edit_error(&input, e))?;
+    }
     if !edit.already_present.is_empty() {
         eprintln!("already in {}: {}", input.name, list(&edit.already_present));
     }
@@ -330,7 +337,8 @@ pub fn run_remove(ctx: &Context, args: RemoveArgs) -> CliResult {
         }
         Selection::Only(resolved)
     };
-    let edit = xml::remove(&input.text, &sel).map_err(|e| edit_error(&input, e))?;
+    let mut edit = xml::remove(&input.text, &sel).map_err(|e| edit_error(&input, e))?;
+    super::consent::forget(&input.name, &mut edit).map_err(|e| edit_error(&input, e))?;
     let kept: Vec<virt_pci::PciAddress> = virt_pci::domain::parse(&edit.text)
         .map(|d| {
             virt_pci::domain::pci_hostdevs(&d)

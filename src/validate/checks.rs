@@ -343,12 +343,51 @@ pub fn check_file(index: usize, src: &Source, out: &mut Vec<Diagnostic>) -> File
         });
     }
     check_guest_addresses(&mut cx, devices);
+    if root.has_tag_name("domain") {
+        check_consent(&mut cx, &doc);
+    }
     FileKind::Unit(Unit {
         file: index,
         name,
         is_domain: root.has_tag_name("domain"),
         hostdevs,
     })
+}
+
+/// Consent entries (`crate::consent`): a note each, so a review sees what
+/// was forced; a warning for an entry the guard cannot use.
+fn check_consent(cx: &mut Cx<'_>, doc: &roxmltree::Document<'_>) {
+    for e in crate::consent::entries(doc) {
+        let reason = e
+            .reason
+            .as_deref()
+            .map_or("no reason given".to_string(), |r| format!("reason: {r}"));
+        match e.problem() {
+            None => {
+                cx.push(
+                    "VP060",
+                    Severity::Note,
+                    e.range.clone(),
+                    format!(
+                        "consent: {} may start despite rule `{}` ({reason})",
+                        e.device_text, e.rule
+                    ),
+                    Some("virt-pci guard lets the start through".into()),
+                    None,
+                );
+            }
+            Some(p) => {
+                cx.push(
+                    "VP061",
+                    Severity::Warning,
+                    e.range.clone(),
+                    format!("consent entry the guard cannot use: {p}"),
+                    None,
+                    Some("see `virt-pci guard --help` for the entry's form and the rules".into()),
+                );
+            }
+        }
+    }
 }
 
 /// Byte offset of a 1-based line and character column.

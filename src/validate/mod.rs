@@ -32,6 +32,8 @@ use std::path::{Path, PathBuf};
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Severity {
+    /// Worth knowing, not a problem (consent entries); not counted.
+    Note,
     Warning,
     Error,
 }
@@ -108,6 +110,8 @@ pub const CHECKS: &[(&str, Severity, &str)] = &[
     ("VP056", Severity::Error, "the IOMMU group cannot be passed at all (no IOMMU, a bound host bridge or a non-PCI member in the group)"),
     ("VP057", Severity::Error, "unverified: a host fact the device depends on is not known (host-critical functions, IOMMU group membership)"),
     ("VP058", Severity::Error, "the host device is assigned to another domain that is running"),
+    ("VP060", Severity::Note, "a consent entry in <metadata>: this domain passes a device despite a rule, on purpose (virt-pci guard honours it)"),
+    ("VP061", Severity::Warning, "a consent entry the guard cannot use (device not a PCI address, or a rule consent cannot lift)"),
 ];
 
 /// One input file, read once.
@@ -232,6 +236,7 @@ pub fn validate(inputs: &Inputs, host: Option<&Host>, opts: Options) -> Report {
         match d.severity {
             Severity::Error => report.errors += 1,
             Severity::Warning => report.warnings += 1,
+            Severity::Note => {}
         }
     }
     report

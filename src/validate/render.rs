@@ -72,6 +72,7 @@ fn diagnostic_groups<'a>(d: &'a Diagnostic, text: Option<&'a str>) -> Vec<Group<
     let level = match d.severity {
         Severity::Error => Level::ERROR,
         Severity::Warning => Level::WARNING,
+        Severity::Note => Level::NOTE,
     };
     let title = level.primary_title(d.message.as_str()).id(d.code);
     let mut group = match text {
@@ -117,6 +118,7 @@ pub fn github(report: &Report) -> String {
         let kind = match d.severity {
             Severity::Error => "error",
             Severity::Warning => "warning",
+            Severity::Note => "notice",
         };
         let mut msg = d.message.clone();
         if let Some(h) = &d.help {

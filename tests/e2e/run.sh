@@ -6,7 +6,8 @@
 # Every check prints PASS/FAIL NAME; exit 1 on any FAIL, missing check or timeout.
 # Logs: target/e2e/ (console logs with host timestamps). Cache: target/e2e-cache/.
 # Env: E2E_STAGES="1 2" (which stages), E2E_CACHE, E2E_LOGDIR, E2E_BUDGET (s, whole
-# run: 900), E2E_TIMEOUT1/2 (s, per guest; never past the budget).
+# run: 900), E2E_TIMEOUT1/2 (s, per guest; never past the budget), E2E_ONLY=PREFIX
+# (run only the checks whose names start with PREFIX; the others report as not run).
 set -euo pipefail
 . "$(dirname "$0")/lib.sh"
 
@@ -46,7 +47,7 @@ INITRD1=$LOGDIR/initramfs-stage1.cpio
 INITRD2=$LOGDIR/initramfs-stage2.cpio
 "$E2E_DIR/build-initramfs.sh" "$KDIR" "$BIN" "$INITRD1" "$INITRD2"
 
-APPEND="console=ttyS0 intel_iommu=on iommu=pt iomem=relaxed panic=-1 quiet"
+APPEND="console=ttyS0 intel_iommu=on iommu=pt iomem=relaxed panic=-1 quiet${E2E_ONLY:+ e2e_only=$E2E_ONLY}"
 declare -A VERDICT=()
 ORDER=()
 record() { # NAME PASS|FAIL WHY
@@ -92,7 +93,9 @@ fi
 STAGE2_CHECKS=(0-topology-libvirt 0-reset-witness-guest 1-list-json-sysfs-guest 1-list-json-nodedev
   2-detach-reattach-bridge-group-libvirt 3-reset-igb-libvirt 4-all-or-nothing-libvirt
   5-refuse-root-disk 5-refuse-host-bridge
-  6-add-managed-start 6-no-strict-group-not-viable 7-prepare-release-unmanaged)
+  6-add-managed-start 6-no-strict-group-not-viable 7-prepare-release-unmanaged
+  8-guard-install 8-guard-a-root-disk 8-guard-b-split-group 8-guard-c-split-consent
+  8-guard-d-whole-group 8-guard-e-no-hostdev 8-guard-f-unmanaged 8-guard-uninstall)
 if [[ " $STAGES " == *" 2 "* ]]; then
   if wait "$rootfs_pid"; then
     IMG=$(cat "$LOGDIR/rootfs-path")

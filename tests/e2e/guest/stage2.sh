@@ -178,5 +178,6 @@ check 5-refuse-host-bridge c_refuse_host_bridge
 check 6-add-managed-start c_add_managed
 check 6-no-strict-group-not-viable c_split_not_viable
 check 7-prepare-release-unmanaged c_prepare_release
+. /e2e/stage2-guard.sh
 result
 [ "$E2E_FAIL" -eq 0 ]
