@@ -13,6 +13,7 @@ pub mod actions;
 pub mod address;
 pub mod consent;
 pub mod diff;
+pub mod doctor;
 pub mod domain;
 pub mod fsutil;
 pub mod guard;
@@ -22,6 +23,7 @@ pub mod invocation;
 #[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod pciids;
+pub mod persist;
 pub mod plan;
 pub mod report;
 pub mod validate;

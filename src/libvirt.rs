@@ -207,6 +207,14 @@ impl Conn {
         Ok(host)
     }
 
+    /// The QEMU driver's domain capabilities for its default emulator,
+    /// machine and virtualisation type (`virsh domcapabilities`).
+    pub fn domain_capabilities(&self) -> Result<String> {
+        self.conn
+            .domain_capabilities(None, None, None, None, 0)
+            .map_err(|e| LibvirtError::new("cannot read the domain capabilities", e))
+    }
+
     /// Every defined or running domain with its XML and state.
     pub fn domains(&self) -> Result<Vec<DomainInfo>> {
         let doms = self

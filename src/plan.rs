@@ -268,7 +268,10 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                 "not-present",
                 Some(a),
                 format!("{a} is not present on {}", host.source),
-                Some("run `virt-pci list` to see the devices of this host"),
+                Some(&format!(
+                    "`{}` shows the devices of this host",
+                    host.suggest("list")
+                )),
             ));
             continue;
         };
@@ -278,7 +281,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                 "host-bridge",
                 Some(a),
                 format!("{a} is the host bridge (root complex): the host cannot run without it"),
-                Some("name the device behind it instead; `virt-pci list --tree` shows the topology"),
+                Some(&format!("name the device behind it instead; `{}` shows the topology", host.suggest("list --tree"))),
             )),
             Kind::Bridge => p.blockers.push(finding(
                 "not-endpoint",
@@ -535,7 +538,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                 "no-reset",
                 Some(a),
                 format!("{a} has no reset method (no FLR, PM or bus reset): its state can leak between guest and host, and libvirt may fail with \"Unable to reset PCI device {a}: no FLR, PM reset or bus reset available\""),
-                Some("avoid returning it to the host between guests; `virt-pci check` shows what reset would affect"),
+                Some(&format!("avoid returning it to the host between guests; `{}` shows what reset would affect", host.suggest(&format!("check {a}")))),
             ));
         }
         if let Some(drv) = d.driver.as_deref() {
@@ -571,6 +574,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
         ));
     }
     p.travels = travels.into_iter().collect();
+    split_cards(host, &mut p);
     unknown_facts(host, &mut p);
     domain_use(host, &opts, &mut p);
     p.verdict = p.verdict();
@@ -769,6 +773,60 @@ fn unknown_facts(host: &Host, p: &mut Plan) {
     }
 }
 
+/// A card split across IOMMU groups (a GPU and its HDMI audio in separate
+/// groups, common on AMD and behind ACS-capable switch ports): the other
+/// functions of a requested card do not travel with it unless named, and a
+/// guest driver usually expects the whole card. Say so, and name the slot.
+fn split_cards(host: &Host, p: &mut Plan) {
+    let mut seen = BTreeSet::new();
+    for a in &p.requested {
+        if !seen.insert(a.slot_of()) {
+            continue;
+        }
+        let g = host.device(a).and_then(|d| d.iommu_group);
+        let apart: Vec<String> = host
+            .siblings(a)
+            .into_iter()
+            .filter(|s| s != a && !p.travels.contains(s))
+            .filter_map(|s| {
+                let d = host.device(&s)?;
+                (d.kind() == Kind::Endpoint && d.iommu_group != g).then(|| {
+                    format!(
+                        "{s} ({}, IOMMU group {})",
+                        crate::pciids::builtin_class_name(d.class16()),
+                        d.iommu_group
+                            .map(|x| x.to_string())
+                            .unwrap_or_else(|| "none".into())
+                    )
+                })
+            })
+            .collect();
+        if apart.is_empty() {
+            continue;
+        }
+        let slot = a.slot_of();
+        let short = if slot.domain == 0 {
+            format!("{:02x}:{:02x}", slot.bus, slot.slot)
+        } else {
+            slot.to_string()
+        };
+        p.warnings.push(finding(
+            "split-card",
+            Some(a),
+            format!(
+                "the card {short} is split across IOMMU groups: {} {} not travel with {a}{}",
+                apart.join(", "),
+                if apart.len() == 1 { "does" } else { "do" },
+                g.map(|x| format!(" (group {x})")).unwrap_or_default()
+            ),
+            Some(&format!(
+                "pass the whole card by naming its slot `{short}`: `{}`",
+                host.suggest(&format!("snippet {short}"))
+            )),
+        ));
+    }
+}
+
 /// "a, b or c".
 fn join_or(v: &[&str]) -> String {
     match v {
@@ -795,8 +853,13 @@ fn domain_use(host: &Host, opts: &PlanOptions, p: &mut Plan) {
                     Some(a),
                     format!("{a} is assigned to the running domain `{}`", u.domain),
                     Some(&format!(
-                        "shut `{}` down first (`virsh shutdown {}`), or take the device from it (`virt-pci remove --domain {} {a}`)",
-                        u.domain, u.domain, u.domain
+                        "shut `{}` down first (`virsh shutdown {}`), or take the device from it (`{}`)",
+                        u.domain,
+                        u.domain,
+                        host.suggest(&format!(
+                            "remove --domain {} {a}",
+                            crate::address::shell_word(&u.domain)
+                        ))
                     )),
                 ));
             } else {
@@ -997,5 +1060,174 @@ mod tests {
             .as_deref()
             .unwrap_or("")
             .contains("intel_iommu=on"));
+    }
+
+    const GPU: PciAddress = PciAddress::new(0, 1, 0, 0);
+    const HDA: PciAddress = PciAddress::new(0, 1, 0, 1);
+
+    #[test]
+    fn unknown_facts_make_the_plan_unverified_never_ok() {
+        let mut h = host();
+        h.facts.boot_vga = crate::host::Provenance::Unknown;
+        let p = plan(&h, &[GPU], PlanOptions::default());
+        assert_eq!(p.verdict(), Verdict::Unverified);
+        assert_eq!(p.verdict, Verdict::Unverified);
+        assert!(p.needs_force() && !p.is_blocked());
+        assert_eq!(p.unverified.len(), 1, "{:?}", p.unverified);
+        assert_eq!(p.unverified[0].code, "fact-unknown");
+        assert!(p.unverified[0]
+            .message
+            .contains("could be the boot VGA device"));
+        // The audio function cannot be any host-critical function.
+        let p = plan(
+            &h,
+            &[HDA],
+            PlanOptions {
+                strict_group: false,
+                for_domain: None,
+            },
+        );
+        assert_eq!(p.verdict(), Verdict::Ok, "{:?}", p.unverified);
+        // Assumed is not known either.
+        h.facts.boot_vga = crate::host::Provenance::Assumed;
+        assert_eq!(
+            plan(&h, &[GPU], PlanOptions::default()).verdict(),
+            Verdict::Unverified
+        );
+    }
+
+    #[test]
+    fn stated_facts_count_as_stated() {
+        let mut h = host();
+        h.facts = crate::host::HostFacts::default();
+        h.state_fact(crate::host::CriticalFact::BootVga, &[GPU])
+            .unwrap();
+        h.state_fact(crate::host::CriticalFact::RootFilesystem, &[])
+            .unwrap();
+        h.state_fact(crate::host::CriticalFact::DefaultRoute, &[])
+            .unwrap();
+        let p = plan(&h, &[GPU], PlanOptions::default());
+        assert_eq!(p.verdict(), Verdict::Blocked);
+        assert!(p.unverified.is_empty(), "{:?}", p.unverified);
+        assert!(p.blockers[0].message.contains("boot VGA"));
+        h.state_fact(crate::host::CriticalFact::BootVga, &[])
+            .unwrap();
+        assert_eq!(
+            plan(&h, &[GPU], PlanOptions::default()).verdict(),
+            Verdict::Ok
+        );
+    }
+
+    #[test]
+    fn inconsistent_or_unknown_groups_are_unverified() {
+        let mut h = host();
+        h.groups.remove(&1);
+        h.check_group_consistency();
+        let p = plan(&h, &[GPU], PlanOptions::default());
+        assert_eq!(p.verdict(), Verdict::Unverified);
+        assert!(p.unverified.iter().any(|f| f.code == "group-unverified"));
+        let mut h = host();
+        h.facts.groups_unreadable = Some("iommu_groups: permission denied".into());
+        assert_eq!(
+            plan(&h, &[GPU], PlanOptions::default()).verdict(),
+            Verdict::Unverified
+        );
+    }
+
+    #[test]
+    fn other_domains_block_when_running_and_warn_when_stopped() {
+        let mut h = host();
+        let use_ = |domain: &str, running| crate::host::DomainUse {
+            domain: domain.into(),
+            address: HDA,
+            running,
+            managed: true,
+        };
+        h.domains = vec![use_("win10", true)];
+        let p = plan(&h, &[GPU], PlanOptions::default());
+        assert_eq!(p.verdict(), Verdict::Blocked);
+        assert_eq!(p.blockers[0].code, "in-use");
+        assert!(p.blockers[0].message.contains("`win10`"));
+        // The domain the plan is for holds it: no conflict.
+        let own = PlanOptions {
+            for_domain: Some("win10".into()),
+            ..PlanOptions::default()
+        };
+        assert_eq!(plan(&h, &[GPU], own).verdict(), Verdict::Ok);
+        h.domains = vec![use_("nas", false)];
+        let p = plan(&h, &[GPU], PlanOptions::default());
+        assert_eq!(p.verdict(), Verdict::Ok);
+        assert!(p
+            .warnings
+            .iter()
+            .any(|w| w.code == "assigned-elsewhere" && w.message.contains("`nas`")));
+    }
+
+    #[test]
+    fn vfio_bound_members_keep_a_split_group_viable() {
+        let mut h = host();
+        h.devices.get_mut(&HDA).unwrap().driver = Some("vfio-pci".into());
+        let p = plan(
+            &h,
+            &[GPU],
+            PlanOptions {
+                strict_group: false,
+                for_domain: None,
+            },
+        );
+        let w = p.warnings.iter().find(|w| w.code == "group-split").unwrap();
+        assert!(
+            w.message.contains("keeps the group viable"),
+            "{}",
+            w.message
+        );
+        // A host driver does not.
+        h.devices.get_mut(&HDA).unwrap().driver = Some("snd_hda_intel".into());
+        let p = plan(
+            &h,
+            &[GPU],
+            PlanOptions {
+                strict_group: false,
+                for_domain: None,
+            },
+        );
+        let w = p.warnings.iter().find(|w| w.code == "group-split").unwrap();
+        assert!(w.message.contains("will not start"), "{}", w.message);
+    }
+
+    #[test]
+    fn a_card_split_across_groups_is_named_with_its_slot() {
+        let mut h = host();
+        h.devices.get_mut(&HDA).unwrap().iommu_group = Some(7);
+        h.groups
+            .get_mut(&1)
+            .unwrap()
+            .retain(|m| m != &GroupMember::Pci(HDA));
+        h.groups.insert(7, vec![GroupMember::Pci(HDA)]);
+        let p = plan(&h, &[GPU], PlanOptions::default());
+        let w = p.warnings.iter().find(|w| w.code == "split-card").unwrap();
+        assert!(
+            w.message.contains("the card 01:00 is split"),
+            "{}",
+            w.message
+        );
+        assert!(w.help.as_deref().unwrap_or("").contains("snippet 01:00"));
+        // Naming the slot takes both: no warning.
+        let p = plan(&h, &[GPU, HDA], PlanOptions::default());
+        assert!(!p.warnings.iter().any(|w| w.code == "split-card"));
+    }
+
+    #[test]
+    fn removal_warns_only_for_members_of_the_same_group() {
+        let h = host();
+        let w = removal_warnings(Some(&h), &[GPU], &[HDA]);
+        assert_eq!(w.len(), 1);
+        assert!(w[0].message.contains("same IOMMU group 1"));
+        let mut h2 = host();
+        h2.devices.get_mut(&HDA).unwrap().iommu_group = Some(7);
+        assert!(removal_warnings(Some(&h2), &[GPU], &[HDA]).is_empty());
+        // Without a host: the same device, with the caveat.
+        let w = removal_warnings(None, &[GPU], &[HDA]);
+        assert!(w[0].message.contains("if they share an IOMMU group"));
     }
 }

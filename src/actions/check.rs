@@ -163,8 +163,9 @@ pub fn check(host: &Host, a: &PciAddress) -> Option<CheckReport> {
             "IOMMU group {g} is viable: every endpoint is on vfio-pci, pci-stub or no driver"
         ),
         Some(g) => format!(
-            "IOMMU group {g} is not viable yet: {} still on host drivers; a VM using it fails with \"group {g} is not viable\" until they are detached (`virt-pci detach {a}` does the whole group; managed='yes' hostdevs for every one of them do it at start)",
-            blocking.join(", ")
+            "IOMMU group {g} is not viable yet: {} still on host drivers; a VM using it fails with \"group {g} is not viable\" until they are detached (`{}` does the whole group; managed='yes' hostdevs for every one of them do it at start)",
+            blocking.join(", "),
+            host.suggest(&format!("detach {a}"))
         ),
     };
     let plan = plan::plan(host, &[*a], PlanOptions::default());

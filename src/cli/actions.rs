@@ -33,6 +33,16 @@ pub struct DetachArgs {
     /// The stub driver, in libvirt's words (`vfio` = vfio-pci).
     #[arg(long, default_value = "vfio", value_name = "NAME")]
     pub driver: String,
+    #[command(flatten)]
+    pub persist: super::persist::PersistOpts,
+}
+
+#[derive(ClapArgs, Debug)]
+pub struct ReattachArgs {
+    #[command(flatten)]
+    pub common: DeviceActionArgs,
+    #[command(flatten)]
+    pub persist: super::persist::PersistOpts,
 }
 
 #[derive(ClapArgs, Debug, Clone)]
@@ -266,7 +276,7 @@ struct JsonRun<'a> {
     outcome: Option<&'a Outcome>,
 }
 
-fn refused_error(ap: &ActionPlan) -> CliError {
+pub(super) fn refused_error(ap: &ActionPlan) -> CliError {
     let b = ap.blocking();
     let first = b[0];
     let msg = if first.message.starts_with("refusing") {
@@ -411,6 +421,9 @@ fn run_plan(
 }
 
 pub fn run_detach(ctx: &Context, a: DetachArgs) -> CliResult {
+    if a.persist.persist {
+        return super::persist::run(ctx, &a.common, &a.persist, true);
+    }
     // Arguments first: a bad address is reported before a connection opens.
     let specs = parse_specs(&a.common.devices)?;
     let mut s = setup(ctx, a.common.act.dry_run)?;
@@ -420,7 +433,11 @@ pub fn run_detach(ctx: &Context, a: DetachArgs) -> CliResult {
     run_plan(ctx, &mut s, ap, &a.common.act, true)
 }
 
-pub fn run_reattach(ctx: &Context, a: DeviceActionArgs) -> CliResult {
+pub fn run_reattach(ctx: &Context, a: ReattachArgs) -> CliResult {
+    if a.persist.persist {
+        return super::persist::run(ctx, &a.common, &a.persist, false);
+    }
+    let a = a.common;
     let specs = parse_specs(&a.devices)?;
     let mut s = setup(ctx, a.act.dry_run)?;
     let req = resolve(&s.host, &specs)?;

@@ -49,7 +49,7 @@ pub enum Command {
     /// Detach devices (whole IOMMU groups) from their host drivers to vfio-pci.
     Detach(cli::actions::DetachArgs),
     /// Give devices back to their host drivers.
-    Reattach(cli::actions::DeviceActionArgs),
+    Reattach(cli::actions::ReattachArgs),
     /// Reset devices.
     Reset(cli::actions::DeviceActionArgs),
     /// Can this device be assigned? Reset methods, reset side effects, group viability.
@@ -58,6 +58,8 @@ pub enum Command {
     Prepare(cli::actions::DomainActionArgs),
     /// After a domain stops: reset, then reattach its managed='no' hostdevs.
     Release(cli::actions::ReleaseArgs),
+    /// Is this host ready for passthrough (IOMMU, interrupt remapping, vfio), and this device?
+    Doctor(cli::doctor::Args),
     /// Check a VM start as libvirt's hook (DOMAIN OPERATION SUB-OP EXTRA, domain XML on stdin).
     Guard(cli::guard::GuardArgs),
     /// Install, remove or inspect the libvirt hook that runs `guard` at every VM start.
@@ -87,6 +89,10 @@ pub fn uses(cmd: &Command) -> Uses {
             cli::actions::BackendChoice::Libvirt => BackendChoice::Libvirt,
             cli::actions::BackendChoice::Sysfs => BackendChoice::Sysfs,
         }),
+        ..required
+    };
+    let persist = Uses {
+        backend: Some(BackendChoice::Sysfs),
         ..required
     };
     match cmd {
@@ -123,8 +129,19 @@ pub fn uses(cmd: &Command) -> Uses {
             this_machine: a.this_machine,
             backend: None,
         },
+        // --persist writes files on a host's root through sysfs facts; never
+        // libvirt, and -c is refused there ("--backend sysfs ... -c").
+        Command::Detach(a) if a.persist.persist => persist,
+        Command::Reattach(a) if a.persist.persist => persist,
         Command::Detach(a) => act(&a.common.act),
-        Command::Reattach(a) | Command::Reset(a) => act(&a.act),
+        Command::Reattach(a) => act(&a.common.act),
+        Command::Reset(a) => act(&a.act),
+        // The host checks read a root (or this machine); a typed -c adds
+        // libvirt's view (and so hands over to the companion).
+        Command::Doctor(_) => Uses {
+            host: HostUse::IfNamed,
+            ..Uses::default()
+        },
         Command::Check(a) => act(&a.act),
         Command::Prepare(a) => act(&a.act),
         Command::Release(a) => act(&a.common.act),
@@ -181,6 +198,7 @@ pub fn main() -> ExitCode {
         Command::Check(a) => cli::actions::run_check(&ctx, a),
         Command::Prepare(a) => cli::actions::run_prepare(&ctx, a),
         Command::Release(a) => cli::actions::run_release(&ctx, a),
+        Command::Doctor(a) => cli::doctor::run(&ctx, a),
         Command::Guard(a) => cli::guard::run_guard(&ctx, a),
         Command::Hook(a) => cli::guard::run_hook(&ctx, a),
         Command::Completions(a) => cli::complete::completions(a),

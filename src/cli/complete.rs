@@ -122,6 +122,7 @@ pub fn with_completers(cmd: clap::Command) -> clap::Command {
         ("reattach", "devices"),
         ("reset", "devices"),
         ("check", "device"),
+        ("doctor", "devices"),
     ] {
         cmd = cmd.mut_subcommand(sub, |s| s.mut_arg(arg, |a| a.add(devices())));
     }

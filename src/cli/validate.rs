@@ -102,7 +102,11 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     } else {
         (Vec::new(), None)
     };
-    let host = if let Some(h) = libvirt_host {
+    // Facts from --snapshot/--root when given (the connection then gives
+    // only the domains), else from the connection's host.
+    let host = if let (Some(h), HostSource::Libvirt(_) | HostSource::None) =
+        (libvirt_host, &ctx.inv.host)
+    {
         Some(h)
     } else if ctx.inv.host != HostSource::None {
         Some(ctx.host()?)

@@ -596,7 +596,10 @@ impl Host {
                             "no PCI device with vendor:device {spec} on {}",
                             self.source
                         ),
-                        help: vec!["run `virt-pci list` to see the devices of this host".into()],
+                        help: vec![format!(
+                            "`{}` shows the devices of this host",
+                            self.suggest("list")
+                        )],
                     }),
                     _ => Err(ResolveError {
                         spec: spec.to_string(),
@@ -623,7 +626,10 @@ impl Host {
             .map(|d| format!("on that bus: {}", d.address))
             .collect();
         if help.is_empty() {
-            help.push("run `virt-pci list` to see the devices of this host".into());
+            help.push(format!(
+                "`{}` shows the devices of this host",
+                self.suggest("list")
+            ));
         }
         ResolveError {
             spec: what.to_string(),

@@ -33,6 +33,12 @@ done | awk '!seen[$0]++' | while read -r ko; do
   basename "$ko" >>"$work/modules/order"
 done
 
+# The doctor stage loads only what mounting the root needs: the e1000 driver must
+# come from the root filesystem, where the boot-time binding under test lives.
+for m in virtio_pci virtio_blk ext4; do
+  modprobe -d "$KDIR" -S "$KVER" --show-depends "$m" | awk '$1=="insmod"{print $2}'
+done | awk '!seen[$0]++' | while read -r ko; do basename "$ko"; done >"$work/modules/order-root"
+
 # Executables and every shared library they load (same Debian release in the guest).
 copy_with_libs() {
   local exe=$1 dest=$2

@@ -31,10 +31,11 @@ die() { echo "[e2e $(elapsed)s] error: $*" >&2; exit 2; }
 #   00:06.0 virtio-blk: the guest's root disk (stage 2) or a scratch disk (stage 1)
 #   00:00.0 host bridge, 00:1f.x ICH9 (LPC/SATA/SMBus)
 # romfile= : no option ROMs (the host has no ipxe-qemu, the guest boots by -kernel).
+# E2E_NO_IOMMU=1 leaves the emulated VT-d out (the doctor's "no IOMMU" guest).
 topology_args() {
   local disk=$1
+  [ "${E2E_NO_IOMMU:-0}" = 1 ] || printf '%s\n' -device intel-iommu,intremap=on,caching-mode=on
   printf '%s\n' \
-    -device intel-iommu,intremap=on,caching-mode=on \
     -device pcie-root-port,id=rp1,bus=pcie.0,chassis=1,addr=02.0,x-speed=2_5,x-width=1 \
     -device igb,bus=rp1,romfile= \
     -device pcie-root-port,id=rp2,bus=pcie.0,chassis=2,addr=03.0 \
@@ -50,20 +51,24 @@ topology_args() {
 
 # run_qemu NAME TIMEOUT_S MEM SMP KERNEL INITRD APPEND DISK
 # Boots the guest with a timestamped console log in $LOGDIR/NAME.log.
+# E2E_ALLOW_REBOOT=1: a guest reboot restarts the machine in the same QEMU (the
+# disk's snapshot=on overlay lives as long as QEMU, so files written before the
+# reboot are there after it); otherwise a reboot ends QEMU.
 # Returns qemu's status (124 on timeout).
 run_qemu() {
   local name=$1 tmo=$2 mem=$3 smp=$4 kernel=$5 initrd=$6 append=$7 disk=$8
   local log=$LOGDIR/$name.log
-  local -a topo
+  local -a topo noreboot=(-no-reboot)
   mapfile -t topo < <(topology_args "$disk")
+  [ "${E2E_ALLOW_REBOOT:-0}" = 1 ] && noreboot=()
   say "$name: booting (timeout ${tmo}s, console log $log)"
   rm -f "$LOGDIR/$name.rc"
   # TCG only: /dev/kvm on the machines this runs on hangs or is absent.
   {
     timeout --kill-after=10 "$tmo" \
       qemu-system-x86_64 -accel tcg -M q35,kernel-irqchip=split -cpu max \
-        -smp "$smp" -m "$mem" -nographic -vga none -net none -no-reboot \
-        "${topo[@]}" \
+        -smp "$smp" -m "$mem" -nographic -vga none -net none \
+        "${noreboot[@]}" "${topo[@]}" \
         -kernel "$kernel" -initrd "$initrd" -append "$append" </dev/null 2>&1 \
       && echo 0 >"$LOGDIR/$name.rc" || echo $? >"$LOGDIR/$name.rc"
   } | while IFS= read -r line; do

@@ -85,6 +85,10 @@ PY
     out action "$name.release.$dn" "$BIN" --snapshot "$s" release "$d" --dry-run --json
   done
   out validate "$name" "$BIN" --snapshot "$s" validate --format json samples/domains
+  # doctor: on the snapshot (unknowns) and on the fake tree, with the last device.
+  dev=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["devices"]; print(d[-1]["address"] if d else "")' "$work/$name.snap.list.json")
+  "$BIN" --snapshot "$s" doctor --json $dev > "$work/$name.snap.doctor.json"
+  "$BIN" --root "$work/$name" doctor --json $dev > "$work/$name.root.doctor.json"
 done
 # usb: the sample with USB data, every bus and a device id.
 usb=samples/hosts/013-b560-tigerlake-rx7600-reset-usb.json
@@ -95,7 +99,7 @@ import copy, glob, json, sys
 work, bad = sys.argv[1], int(sys.argv[2])
 V = jsonschema = __import__("jsonschema")
 V = jsonschema.Draft202012Validator
-kinds = ["list", "list-tree", "snapshot", "show", "check", "action", "usb", "hostdevs", "validate", "plan"]
+kinds = ["list", "list-tree", "snapshot", "show", "check", "action", "usb", "hostdevs", "validate", "doctor", "plan"]
 schemas = {k: json.load(open(f"schemas/{k}.schema.json")) for k in kinds}
 for s in schemas.values():
     V.check_schema(s)
@@ -148,6 +152,7 @@ def mutations():
     next(h for h in d["hostdevs"] if h["present"]).pop("device"); yield "hostdevs", d
     d = first("snapshot"); d["format"] = "other"; yield "snapshot", d
     d = first("validate"); d["errors"] = -1; yield "validate", d
+    d = first("doctor"); d["checks"][0]["status"] = "OK"; yield "doctor", d
 for kind, d in mutations():
     if list(vals[kind].iter_errors(d)):
         ok += 1

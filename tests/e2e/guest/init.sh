@@ -9,14 +9,17 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 mount -t tmpfs tmpfs /tmp
 echo "e2e-init: up $(cut -d' ' -f1 /proc/uptime)s, kernel $(uname -r)"
-while read -r ko; do
-  insmod "/modules/$ko" || echo "e2e-init: insmod $ko failed"
-done </modules/order
-
 stage=stage1
 for w in $(cat /proc/cmdline); do
   case $w in e2e=*) stage=${w#e2e=} ;; esac
 done
+# The doctor stage boots like a host whose initramfs only mounts the root: the
+# NIC drivers load from the root filesystem (see build-initramfs.sh).
+order=/modules/order
+[ "$stage" = doctor ] && order=/modules/order-root
+while read -r ko; do
+  insmod "/modules/$ko" || echo "e2e-init: insmod $ko failed"
+done <"$order"
 
 off() { echo "e2e-init: power off"; sync; poweroff -f; sleep 5; echo o >/proc/sysrq-trigger; }
 
@@ -25,7 +28,11 @@ stage1)
   sh /e2e/stage1.sh
   off
   ;;
-stage2)
+doctor-noiommu)
+  sh /e2e/noiommu-doctor.sh
+  off
+  ;;
+stage2 | doctor)
   i=0
   while [ ! -b /dev/vda ] && [ $i -lt 100 ]; do sleep 0.1; i=$((i + 1)); done
   if ! mount -t ext4 /dev/vda /mnt; then
@@ -37,7 +44,9 @@ stage2)
   cp /e2e/* /mnt/e2e/
   umount /proc /sys /tmp
   umount /dev
-  exec switch_root /mnt /e2e/init-stage2.sh
+  next=/e2e/init-stage2.sh
+  [ "$stage" = doctor ] && next=/e2e/init-doctor.sh
+  exec switch_root /mnt "$next"
   ;;
 esac
 echo "E2E-RESULT FAIL unknown stage '$stage'"
