@@ -4,7 +4,8 @@
 # script), side by side in one run. Results: target/bench/results/*.json and
 # BENCHMARKS.md (tables generated from the JSON). Not part of `make test`.
 #
-#   scripts/bench.sh [startup|patch|validate|list]...   only those parts
+#   scripts/bench.sh [startup|patch|validate|list|scale]...   only those parts
+#   (scale alone: issue 11's quadratic sizes, its own BENCHMARKS.md section)
 #   BENCH_QUICK=1 scripts/bench.sh                       fast pass (dev only)
 #   FEATURES=""  scripts/bench.sh                        skip the libvirt companion
 #

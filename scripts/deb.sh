@@ -24,6 +24,11 @@ gzip -9n "$assets"/man/*.1
 vp completions bash > "$assets/completions/virt-pci"
 vp completions zsh > "$assets/completions/_virt-pci"
 vp completions fish > "$assets/completions/virt-pci.fish"
+# The guard's libvirt hook, inactive: exactly the file `virt-pci hook install`
+# writes for /usr/bin/virt-pci (written here under a fake root, no reload).
+vp --root "$assets/hookroot" hook install --binary /usr/bin/virt-pci --no-reload 2>/dev/null
+mkdir -p "$assets/hooks"
+cp "$assets/hookroot/etc/libvirt/hooks/qemu.d/virt-pci-guard" "$assets/hooks/virt-pci-guard"
 # --no-build: package exactly the binaries `make build` made (two feature sets);
 # --strip: the release profile keeps line tables for backtraces, the package need not.
 log=target/deb-assets/cargo-deb.log

@@ -60,7 +60,8 @@ impl fmt::Display for AddressError {
         write!(
             f,
             "`{}` is not a PCI device address: {}",
-            self.input, self.reason
+            crate::text::shorten(&self.input),
+            crate::text::shorten(&self.reason)
         )
     }
 }

@@ -28,18 +28,92 @@ impl fmt::Display for XmlError {
 
 impl std::error::Error for XmlError {}
 
+/// The most attributes one element may have. libvirt's elements have at
+/// most ~20; roxmltree checks each new attribute against the element's
+/// earlier ones, so 200,000 attributes on one element took minutes
+/// (issue 11). With this cap the cost is linear in the file's size.
+pub const MAX_ATTRIBUTES: usize = 256;
+
+/// The first start tag with more than [`MAX_ATTRIBUTES`] attributes: its
+/// byte offset. One pass over the text, skipping comments, CDATA,
+/// processing instructions and declarations; quotes are honoured inside
+/// tags. A document this scan misreads is malformed, and the parser says
+/// so next.
+fn too_many_attributes(text: &str) -> Option<usize> {
+    let b = text.as_bytes();
+    let mut i = 0;
+    while let Some(off) = b[i..].iter().position(|&c| c == b'<') {
+        let at = i + off;
+        let rest = &text[at..];
+        let skip_to = |end: &str, from: usize| text[from..].find(end).map(|e| from + e + end.len());
+        let next = if rest.starts_with("<!--") {
+            skip_to("-->", at + 4)
+        } else if rest.starts_with("<![CDATA[") {
+            skip_to("]]>", at + 9)
+        } else if rest.starts_with("<?") {
+            skip_to("?>", at + 2)
+        } else if rest.starts_with("<!") || rest.starts_with("</") {
+            skip_to(">", at + 2)
+        } else {
+            // A start tag: count `=` outside quotes up to the closing `>`.
+            let mut quote = 0u8;
+            let mut count = 0usize;
+            let mut j = at + 1;
+            while j < b.len() {
+                let c = b[j];
+                if quote != 0 {
+                    if c == quote {
+                        quote = 0;
+                    }
+                } else if c == b'"' || c == b'\'' {
+                    quote = c;
+                } else if c == b'=' {
+                    count += 1;
+                    if count > MAX_ATTRIBUTES {
+                        return Some(at);
+                    }
+                } else if c == b'>' {
+                    break;
+                }
+                j += 1;
+            }
+            Some(j + 1)
+        };
+        match next {
+            Some(n) if n > i => i = n.min(b.len()),
+            _ => return None,
+        }
+    }
+    None
+}
+
 /// Parse strictly (no DTD), keeping positions.
 pub fn parse(text: &str) -> Result<roxmltree::Document<'_>, XmlError> {
+    if let Some(at) = too_many_attributes(text) {
+        let (line, column) = crate::validate::line_col(text, at);
+        return Err(XmlError {
+            message: format!(
+                "an element with more than {MAX_ATTRIBUTES} attributes (libvirt's have at most about 20); refused"
+            ),
+            line,
+            column,
+        });
+    }
     let opts = roxmltree::ParsingOptions {
         allow_dtd: false,
         ..roxmltree::ParsingOptions::default()
     };
     roxmltree::Document::parse_with_options(text, opts).map_err(|e| {
         let pos = e.pos();
+        // roxmltree reports a DTD at 1:1; point at the declaration itself.
+        let (line, column) = match (&e, text.find("<!DOCTYPE")) {
+            (roxmltree::Error::DtdDetected, Some(at)) => crate::validate::line_col(text, at),
+            _ => (pos.row, pos.col),
+        };
         XmlError {
             message: e.to_string(),
-            line: pos.row,
-            column: pos.col,
+            line,
+            column,
         }
     })
 }

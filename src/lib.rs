@@ -26,6 +26,7 @@ pub mod pciids;
 pub mod persist;
 pub mod plan;
 pub mod report;
+pub mod text;
 pub mod validate;
 pub mod xml;
 

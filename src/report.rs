@@ -365,12 +365,27 @@ pub fn tree_report(host: &Host, ids: &PciIds, filter: &Filter) -> TreeReport {
         })
         .collect();
     let top = |d: &Device| d.parents.first().copied().unwrap_or(d.address);
-    fn node(host: &Host, ids: &PciIds, filter: &Filter, d: &Device) -> Option<TreeNode> {
-        let children: Vec<TreeNode> = host
-            .devices
-            .values()
-            .filter(|c| c.parents.last() == Some(&d.address))
-            .filter_map(|c| node(host, ids, filter, c))
+    // Children by parent, built once: scanning every device for every
+    // device's children took minutes at 100,000 functions (issue 11).
+    let mut below: std::collections::BTreeMap<PciAddress, Vec<&Device>> = Default::default();
+    for d in host.devices.values() {
+        if let Some(p) = d.parents.last() {
+            below.entry(*p).or_default().push(d);
+        }
+    }
+    type Below<'h> = std::collections::BTreeMap<PciAddress, Vec<&'h Device>>;
+    fn node(
+        host: &Host,
+        ids: &PciIds,
+        filter: &Filter,
+        below: &Below<'_>,
+        d: &Device,
+    ) -> Option<TreeNode> {
+        let children: Vec<TreeNode> = below
+            .get(&d.address)
+            .into_iter()
+            .flatten()
+            .filter_map(|c| node(host, ids, filter, below, c))
             .collect();
         (filter.is_empty() || filter.matches(ids, d) || !children.is_empty()).then(|| TreeNode {
             device: device_view(host, ids, d),
@@ -386,7 +401,7 @@ pub fn tree_report(host: &Host, ids: &PciIds, filter: &Filter) -> TreeReport {
             let devices: Vec<TreeNode> = roots
                 .iter()
                 .filter(|d| top(d).domain == dom && top(d).bus == bus)
-                .filter_map(|d| node(host, ids, filter, d))
+                .filter_map(|d| node(host, ids, filter, &below, d))
                 .collect();
             (!devices.is_empty()).then(|| TreeBus {
                 bus: format!("pci{dom:04x}:{bus:02x}"),

@@ -14,12 +14,27 @@
 //!
 //! A fake tree has no kernel behind it, so the result of a probe is only
 //! checked when acting on `/` ([`SysfsBackend::verify`]).
+//!
+//! **Beneath the root.** Every path (writes, the `driver` link, existence
+//! checks) is opened with `openat2(2)` relative to the opened root
+//! directory: under `--root DIR` with `RESOLVE_BENEATH`, so a symlink (or
+//! `..`) that leads outside DIR fails with `EXDEV` and is refused with its
+//! path; an absolute link such as `driver -> /sys/bus/pci/drivers/nvme` in
+//! a copied tree is refused the same way instead of unbinding a real
+//! device. On `/` with `RESOLVE_IN_ROOT` (identical to a normal lookup).
+//! `RESOLVE_NO_MAGICLINKS` everywhere: `/proc/self/fd/N` links never count.
+//! A write also needs the opened file to be a regular file (`O_NONBLOCK`,
+//! then `fstat`): a FIFO planted as an attribute cannot hang us. openat2 is
+//! Linux 5.6; without it, acting under `--root` is refused.
 
 use super::{Backend, BackendError, Op};
 use crate::address::PciAddress;
+use rustix::fd::OwnedFd;
+use rustix::fs::{FileType, Mode, OFlags, ResolveFlags};
+use rustix::io::Errno;
 use std::fs;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 /// Writes sysfs files under `root` (`/` on a real host).
 pub struct SysfsBackend {
@@ -52,11 +67,70 @@ impl SysfsBackend {
         format!("bus/pci/devices/{a}")
     }
 
-    /// The bound driver's name, read from the `driver` link now.
-    fn driver(&self, a: &PciAddress) -> Option<String> {
-        fs::canonicalize(self.sys(&format!("{}/driver", Self::dev(a))))
-            .ok()
-            .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
+    /// Open `sys/<rel>` beneath the root (see the module docs).
+    fn open_beneath(&self, rel: &str, flags: OFlags) -> Result<OwnedFd, Errno> {
+        let rootfd = rustix::fs::open(
+            &self.root,
+            OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+            Mode::empty(),
+        )?;
+        let resolve = if self.root == Path::new("/") {
+            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS
+        } else {
+            ResolveFlags::BENEATH | ResolveFlags::NO_MAGICLINKS
+        };
+        let rel = format!("sys/{rel}");
+        loop {
+            match rustix::fs::openat2(
+                &rootfd,
+                &rel,
+                flags | OFlags::CLOEXEC,
+                Mode::empty(),
+                resolve,
+            ) {
+                // openat2 asks to retry when a rename raced the lookup.
+                Err(Errno::AGAIN) => continue,
+                r => return r,
+            }
+        }
+    }
+
+    /// Does `sys/<rel>` exist beneath the root (links followed in-root)?
+    /// A path that leads outside is an error, not "missing".
+    fn exists(&self, rel: &str) -> Result<bool, BackendError> {
+        match self.open_beneath(rel, OFlags::PATH) {
+            Ok(_) => Ok(true),
+            Err(Errno::XDEV) | Err(Errno::LOOP) => Err(self.escape_error(rel)),
+            Err(_) => Ok(false),
+        }
+    }
+
+    fn escape_error(&self, rel: &str) -> BackendError {
+        BackendError::new(format!(
+            "{} leads outside {} through a symlink; refusing to act outside the root",
+            crate::text::escape(&self.sys(rel).display().to_string()),
+            self.root.display()
+        ))
+        .help("a tree for --root must hold only links that stay inside it (relative links, as the kernel writes them)")
+    }
+
+    /// The bound driver's name, from the `driver` link, resolved beneath
+    /// the root. `Err` when the link leads outside it.
+    fn driver(&self, a: &PciAddress) -> Result<Option<String>, BackendError> {
+        let rel = format!("{}/driver", Self::dev(a));
+        match self.open_beneath(&rel, OFlags::PATH | OFlags::DIRECTORY) {
+            Ok(_) => {}
+            Err(Errno::XDEV) | Err(Errno::LOOP) => return Err(self.escape_error(&rel)),
+            Err(_) => return Ok(None),
+        }
+        let name =
+            fs::read_link(self.sys(&rel))
+                .ok()
+                .and_then(|t| match t.components().next_back() {
+                    Some(Component::Normal(n)) => Some(n.to_string_lossy().into_owned()),
+                    _ => None,
+                });
+        Ok(name)
     }
 
     fn write(&mut self, rel: &str, value: &str) -> Result<(), BackendError> {
@@ -66,22 +140,40 @@ impl SysfsBackend {
         }
         let p = self.sys(rel);
         // Never create: a missing attribute means the kernel lacks it.
-        let r = fs::OpenOptions::new()
-            .write(true)
-            .truncate(true)
-            .open(&p)
-            .and_then(|mut f| f.write_all(value.as_bytes()));
+        let r = self
+            .open_beneath(
+                rel,
+                OFlags::WRONLY | OFlags::TRUNC | OFlags::NONBLOCK | OFlags::NOCTTY,
+            )
+            .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))
+            .and_then(|fd| {
+                let st = rustix::fs::fstat(&fd)
+                    .map_err(|e| std::io::Error::from_raw_os_error(e.raw_os_error()))?;
+                if FileType::from_raw_mode(st.st_mode) != FileType::RegularFile {
+                    return Err(std::io::Error::other(
+                        "not a regular file (sysfs attributes are)",
+                    ));
+                }
+                fs::File::from(fd).write_all(value.as_bytes())
+            });
         self.writes.push((format!("sys/{rel}"), value.to_string()));
         r.map_err(|e| {
+            if matches!(e.raw_os_error(), Some(18) | Some(40)) {
+                return self.escape_error(rel);
+            }
             let shown = value.escape_debug();
-            let mut err =
-                BackendError::new(format!("cannot write \"{shown}\" to {}: {e}", p.display()));
+            let mut err = BackendError::new(format!(
+                "cannot write \"{shown}\" to {}: {e}",
+                crate::text::escape(&p.display().to_string())
+            ));
             if e.kind() == std::io::ErrorKind::PermissionDenied {
                 err = err.help("acting on devices needs root");
             } else if e.raw_os_error() == Some(25) && rel.ends_with("/reset") {
                 // ENOTTY: the kernel's only method is a bus reset and another
                 // function shares the bus (e2e-vm.md gotcha 4).
                 err = err.help("the kernel refuses to reset one function while another shares its bus; reset the whole slot with its group, or use a device with FLR");
+            } else if e.raw_os_error() == Some(38) {
+                err = err.help("acting under --root needs openat2 (Linux 5.6 or later)");
             }
             err
         })
@@ -89,7 +181,7 @@ impl SysfsBackend {
 
     fn device_present(&self, a: &PciAddress) -> Result<(), BackendError> {
         let d = self.sys(&Self::dev(a));
-        if d.exists() {
+        if self.exists(&Self::dev(a))? {
             Ok(())
         } else {
             Err(BackendError::new(format!(
@@ -100,7 +192,7 @@ impl SysfsBackend {
     }
 
     fn unbind_if_bound(&mut self, a: &PciAddress) -> Result<(), BackendError> {
-        if self.driver(a).is_some() {
+        if self.driver(a)?.is_some() {
             self.write(&format!("{}/driver/unbind", Self::dev(a)), &a.to_string())?;
         }
         Ok(())
@@ -143,18 +235,24 @@ impl Backend for SysfsBackend {
             .help("use --driver vfio"));
         }
         self.device_present(a)?;
-        if !self.sys("bus/pci/drivers/vfio-pci").is_dir() {
+        if self
+            .open_beneath("bus/pci/drivers/vfio-pci", OFlags::PATH | OFlags::DIRECTORY)
+            .is_err()
+        {
             return Err(BackendError::new(
                 "the vfio-pci driver is not loaded (no /sys/bus/pci/drivers/vfio-pci)",
             )
             .help("load it with `modprobe vfio-pci`"));
         }
+        // Resolve the driver link before the first write: a link that
+        // leads outside the root refuses the step with nothing written.
+        self.driver(a)?;
         let dev = Self::dev(a);
         self.write(&format!("{dev}/driver_override"), "vfio-pci")?;
         self.unbind_if_bound(a)?;
         self.write("bus/pci/drivers_probe", &a.to_string())?;
         if self.verify {
-            match self.driver(a) {
+            match self.driver(a)? {
                 Some(d) if d == "vfio-pci" => {}
                 other => {
                     return Err(BackendError::new(format!(
@@ -170,6 +268,7 @@ impl Backend for SysfsBackend {
 
     fn reattach(&mut self, a: &PciAddress) -> Result<(), BackendError> {
         self.device_present(a)?;
+        self.driver(a)?;
         let dev = Self::dev(a);
         self.write(&format!("{dev}/driver_override"), "\n")?;
         self.unbind_if_bound(a)?;
@@ -179,7 +278,7 @@ impl Backend for SysfsBackend {
     fn reset(&mut self, a: &PciAddress) -> Result<(), BackendError> {
         self.device_present(a)?;
         let rel = format!("{}/reset", Self::dev(a));
-        if !self.sys(&rel).exists() {
+        if !self.exists(&rel)? {
             return Err(BackendError::new(format!(
                 "{a} has no reset method (no `reset` file): no FLR, PM or bus reset"
             )));

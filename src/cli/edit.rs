@@ -137,6 +137,9 @@ struct Input {
     /// `None` for stdin.
     path: Option<PathBuf>,
     text: String,
+    /// With -i: the file's lock, held from before the read to after the
+    /// rename, so concurrent edits of one file are serialised.
+    _lock: Option<fsutil::FileLock>,
 }
 
 fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result<Input, CliError> {
@@ -153,8 +156,13 @@ fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result<Input, Cli
         }
         let mut buf = Vec::new();
         std::io::stdin()
+            .take(fsutil::MAX_XML_BYTES + 1)
             .read_to_end(&mut buf)
             .map_err(|e| CliError::usage(format!("cannot read stdin: {e}")))?;
+        if buf.len() as u64 > fsutil::MAX_XML_BYTES {
+            return Err(CliError::usage("stdin holds more than 10 MiB")
+                .help("virsh refuses XML files over 10 MiB (VSH_MAX_XML_FILE); this is not a domain libvirt wrote"));
+        }
         let text = String::from_utf8(buf).map_err(|e| {
             CliError::usage(format!(
                 "stdin is not UTF-8 (byte {})",
@@ -166,13 +174,22 @@ fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result<Input, Cli
             name: "<stdin>".into(),
             path: None,
             text,
+            _lock: None,
         });
     }
-    let name = file.display().to_string();
-    let buf = std::fs::read(file).map_err(|e| {
-        CliError::usage(format!("cannot read {name}: {e}")).help(
-            "give the path of a domain XML file (`virsh dumpxml DOMAIN > vm.xml`), or - for stdin",
-        )
+    let name = virt_pci::text::shorten(&file.display().to_string());
+    let lock = if out.in_place {
+        fsutil::lock(file).map_err(|e| write_error(e, true))?
+    } else {
+        None
+    };
+    let buf = fsutil::read_any_limited(file, fsutil::MAX_XML_BYTES).map_err(|e| {
+        let c = CliError::usage(format!("cannot read {name}: {e}"));
+        if matches!(e, fsutil::ReadError::TooLarge(_)) {
+            c.help("virsh refuses XML files over 10 MiB (VSH_MAX_XML_FILE); this is not a domain libvirt wrote")
+        } else {
+            c.help("give the path of a domain XML file (`virsh dumpxml DOMAIN > vm.xml`), or - for stdin")
+        }
     })?;
     let text = String::from_utf8(buf).map_err(|e| {
         CliError::usage(format!(
@@ -185,6 +202,7 @@ fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result<Input, Cli
         name,
         path: Some(file.to_path_buf()),
         text,
+        _lock: lock,
     })
 }
 
@@ -203,16 +221,33 @@ fn edit_error(input: &Input, e: EditError) -> CliError {
     c
 }
 
-fn write_error(e: fsutil::WriteError) -> CliError {
+/// `original`: whether a file was there before (only then can we say it
+/// was left unchanged).
+fn write_error(e: fsutil::WriteError, original: bool) -> CliError {
     let full = matches!(e.source.raw_os_error(), Some(28) | Some(122));
     let ro = matches!(e.source.raw_os_error(), Some(13) | Some(30) | Some(1));
-    let mut c = CliError::usage(e.to_string());
-    if full {
-        c = c.help("free some space on that filesystem; the original file was not changed");
-    } else if ro {
-        c = c.help("write somewhere writable with -o FILE, or run with the rights to edit it; the original file was not changed");
+    let kept = if original {
+        "the original file was not changed"
     } else {
-        c = c.help("the original file was not changed");
+        "nothing was written"
+    };
+    let mut c = CliError::usage(e.to_string());
+    if e.action == "keep a backup at" {
+        c = c.help(format!(
+            "choose another --backup suffix, or move the old backup away; {kept}"
+        ));
+    } else if e.action == "follow" {
+        c = c.help(format!(
+            "write to the link's target itself if you trust it, or to another path; {kept}"
+        ));
+    } else if full {
+        c = c.help(format!("free some space on that filesystem; {kept}"));
+    } else if ro {
+        c = c.help(format!(
+            "write somewhere writable with -o FILE, or run with the rights to edit it; {kept}"
+        ));
+    } else {
+        c = c.help(kept);
     }
     c
 }
@@ -231,8 +266,9 @@ fn emit(ctx: &Context, out: &OutputArgs, input: &Input, edit: &Edit) -> Result<(
         // Unchanged: the caller already said so ("nothing to add; F is
         // unchanged"), and nothing is written.
         if edit.text != input.text {
+            // The lock taken before reading (`read_input`) is still held.
             fsutil::write_atomic(path, edit.text.as_bytes(), out.backup.as_deref())
-                .map_err(write_error)?;
+                .map_err(|e| write_error(e, true))?;
             eprintln!("wrote {}", input.name);
         }
         return Ok(());
@@ -241,8 +277,10 @@ fn emit(ctx: &Context, out: &OutputArgs, input: &Input, edit: &Edit) -> Result<(
         if o.as_os_str() == "-" {
             return print_stdout(&edit.text);
         }
-        fsutil::write_atomic(o, edit.text.as_bytes(), None).map_err(write_error)?;
-        eprintln!("wrote {}", o.display());
+        let original = std::fs::metadata(o).is_ok();
+        fsutil::write_atomic(o, edit.text.as_bytes(), None)
+            .map_err(|e| write_error(e, original))?;
+        eprintln!("wrote {}", virt_pci::text::escape(&o.display().to_string()));
         return Ok(());
     }
     print_stdout(&edit.text)
@@ -424,6 +462,7 @@ impl DomainSession {
             name: format!("domain:{}", self.name),
             path: None,
             text,
+            _lock: None,
         })
     }
 

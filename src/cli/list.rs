@@ -94,13 +94,13 @@ pub fn device_line(ctx: &Context, host: &Host, d: &Device) -> String {
     );
     match &d.driver {
         Some(drv) => {
-            let _ = write!(line, "  driver={}", s.green(drv));
+            let _ = write!(line, "  driver={}", s.green(&virt_pci::text::escape(drv)));
         }
         None => line.push_str("  driver=none"),
     }
     match (&d.reset_methods, d.can_reset()) {
         (Some(m), _) if !m.is_empty() => {
-            let _ = write!(line, "  reset={}", m.join(","));
+            let _ = write!(line, "  reset={}", virt_pci::text::escape(&m.join(",")));
         }
         (_, Some(true)) => line.push_str("  reset=yes"),
         (_, Some(false)) => {
@@ -124,7 +124,10 @@ pub fn device_line(ctx: &Context, host: &Host, d: &Device) -> String {
     if !users.is_empty() {
         let names: Vec<String> = users
             .iter()
-            .map(|u| format!("{}{}", u.domain, if u.running { " (running)" } else { "" }))
+            .map(|u| {
+                let name = virt_pci::text::escape(&u.domain);
+                format!("{name}{}", if u.running { " (running)" } else { "" })
+            })
             .collect();
         let _ = write!(line, "  used by: {}", names.join(", "));
     }

@@ -348,13 +348,19 @@ impl Context {
 
     /// Print an error in rustc's shape on stderr.
     pub fn report(&self, e: &CliError) {
+        use virt_pci::text::terminal_safe as safe;
         let s = &self.err;
-        eprintln!("{}{} {}", s.red("error"), s.bold(":"), s.bold(&e.message));
+        eprintln!(
+            "{}{} {}",
+            s.red("error"),
+            s.bold(":"),
+            s.bold(&safe(&e.message))
+        );
         if let Some(l) = &e.location {
-            eprintln!("  {} {l}", s.cyan("-->"));
+            eprintln!("  {} {}", s.cyan("-->"), safe(l));
         }
         for h in &e.help {
-            eprintln!("{}{} {h}", s.cyan("help"), s.bold(":"));
+            eprintln!("{}{} {}", s.cyan("help"), s.bold(":"), safe(h));
         }
     }
 }
@@ -403,7 +409,8 @@ pub fn parse_specs(specs: &[String]) -> Result<Vec<DeviceSpec>, CliError> {
 
 /// A device's display name: pci.ids, else the source's names, else ids.
 pub fn device_name(ctx: &Context, d: &virt_pci::host::Device) -> String {
-    virt_pci::report::display_name(ctx.ids(), d)
+    // Names come from snapshots, listings and pci.ids: escaped for printing.
+    virt_pci::text::escape(&virt_pci::report::display_name(ctx.ids(), d))
 }
 
 /// Print JSON on stdout.
@@ -418,6 +425,7 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
 /// the output quietly instead of panicking as `print!` does.
 pub fn emit(text: &str) {
     use std::io::Write;
+    let text = virt_pci::text::terminal_safe(text);
     let mut out = std::io::stdout().lock();
     let _ = out.write_all(text.as_bytes()).and_then(|_| out.flush());
 }

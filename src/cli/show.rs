@@ -50,7 +50,13 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         let Some(d) = host.device(a) else { continue };
         let _ = writeln!(out, "{}  {}", s.bold(&a.to_string()), device_name(ctx, d));
         let kv = |out: &mut String, k: &str, v: String| {
-            let _ = writeln!(out, "  {:<16} {v}", format!("{k}:"));
+            // Values come from the host source: escaped for printing.
+            let _ = writeln!(
+                out,
+                "  {:<16} {}",
+                format!("{k}:"),
+                virt_pci::text::escape(&v)
+            );
         };
         kv(&mut out, "node device", a.node_name());
         kv(

@@ -90,8 +90,15 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     match args.output {
         None => super::emit(&text),
         Some(p) if p.as_os_str() == "-" => super::emit(&text),
-        Some(p) => std::fs::write(&p, text)
-            .map_err(|e| CliError::usage(format!("cannot write {}: {e}", p.display())))?,
+        // The same atomic writer as `add -o`: a failed write (ENOSPC)
+        // leaves the old snapshot, never truncated JSON.
+        Some(p) => virt_pci::fsutil::write_atomic(&p, text.as_bytes(), None).map_err(|e| {
+            CliError::usage(e.to_string()).help(if std::fs::metadata(&p).is_ok() {
+                "the original file was not changed"
+            } else {
+                "nothing was written"
+            })
+        })?,
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -118,6 +118,9 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         deny_shared: args.deny.contains(&Deny::Shared),
     };
     let mut inputs = validate::read_inputs(&args.paths);
+    for n in &inputs.notes {
+        eprintln!("{}{} {n}", ctx.err.bold("note"), ctx.err.bold(":"));
+    }
     inputs.sources.extend(domain_sources);
     if inputs.sources.is_empty() && inputs.unreadable == 0 && !args.allow_empty {
         let what: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();

@@ -35,9 +35,65 @@ use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
+/// Can `name` become one path component of a tree? Not empty, not `.` or
+/// `..`, no `/`, NUL or control character, at most 255 bytes (NAME_MAX).
+/// Names from snapshots and listings (drivers, non-PCI group members,
+/// block devices, interfaces) are checked with this before any is joined
+/// to a path: `../../etc` as a driver name must not write outside the tree.
+pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
+    let bad = name.is_empty()
+        || name == "."
+        || name == ".."
+        || name.len() > 255
+        || name.chars().any(|c| c == '/' || c.is_control());
+    if bad {
+        Err(format!(
+            "{kind} name \"{}\" cannot be a file name (empty, `.`, `..`, or holding `/` or a control character)",
+            crate::text::shorten(name)
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+/// Every name of `host` that [`write`] turns into a path, checked.
+pub fn check_names(host: &Host) -> Result<(), String> {
+    for d in host.devices.values() {
+        if let Some(drv) = &d.driver {
+            check_name("driver", drv).map_err(|e| format!("{}: {e}", d.address))?;
+        }
+        for c in &d.critical {
+            match c {
+                // `mapper/vg-root`: a relative path, each part a name.
+                Critical::RootFilesystem { block: Some(block) } => block
+                    .split('/')
+                    .chain(disk_of(block).split('/'))
+                    .try_for_each(|part| check_name("block device", part))
+                    .map_err(|e| format!("{}: {e}", d.address))?,
+                Critical::DefaultRoute {
+                    interface: Some(interface),
+                } => {
+                    check_name("interface", interface).map_err(|e| format!("{}: {e}", d.address))?
+                }
+                _ => {}
+            }
+        }
+    }
+    for (g, members) in &host.groups {
+        for m in members {
+            if let GroupMember::Other(n) = m {
+                check_name("group member", n).map_err(|e| format!("IOMMU group {g}: {e}"))?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Write the tree for `host` under `root` (creating `root/sys`, `root/proc`).
-/// `root` should be empty or absent.
+/// `root` should be empty or absent. Names are checked first
+/// ([`check_names`]); a bad one writes nothing.
 pub fn write(host: &Host, root: &Path) -> io::Result<()> {
+    check_names(host).map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
     let sys = root.join("sys");
     for d in [
         "bus/pci/devices",

@@ -296,12 +296,14 @@ impl fmt::Display for Critical {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Critical::RootFilesystem { block: Some(b) } => {
+                let b = crate::text::escape(b);
                 write!(f, "controller of the root filesystem (/dev/{b})")
             }
             Critical::RootFilesystem { block: None } => {
                 write!(f, "controller of the root filesystem")
             }
             Critical::DefaultRoute { interface: Some(i) } => {
+                let i = crate::text::escape(i);
                 write!(f, "NIC carrying the default route ({i})")
             }
             Critical::DefaultRoute { interface: None } => {
@@ -328,7 +330,7 @@ impl fmt::Display for GroupMember {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             GroupMember::Pci(a) => a.fmt(f),
-            GroupMember::Other(s) => f.write_str(s),
+            GroupMember::Other(s) => f.write_str(&crate::text::escape(s)),
         }
     }
 }

@@ -16,6 +16,11 @@ pub const FORMAT: &str = "virt-pci-snapshot";
 /// Version 1 files are still read; see [`facts_of_version_1`].
 pub const VERSION: u32 = 2;
 
+/// The largest snapshot read: 256 MiB, room for ~400,000 functions
+/// (a snapshot holds ~600 bytes per function); anything larger is refused
+/// before it is read.
+pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
+
 #[derive(Serialize, Deserialize)]
 struct Envelope {
     format: String,
@@ -86,15 +91,35 @@ pub fn from_str(text: &str, path: &Path) -> Result<Host, SnapshotError> {
             })
         }
     }
-    let version = v.get("version").and_then(|x| x.as_u64()).unwrap_or(0);
-    if version != u64::from(VERSION) && version != 1 {
-        return Err(SnapshotError {
-            path: path.to_path_buf(),
-            line: 0,
-            column: 0,
-            message: format!("snapshot version {version} is not supported (this virt-pci reads version {VERSION})"),
-        });
-    }
+    // The value as written (`"1"`, `1.0`, `-1`), never a default of 0.
+    let bad_version = |message: String| SnapshotError {
+        path: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message,
+    };
+    let version = match v.get("version") {
+        Some(x) if x.as_u64() == Some(u64::from(VERSION)) || x.as_u64() == Some(1) => {
+            x.as_u64().unwrap_or(0)
+        }
+        None => {
+            return Err(bad_version(format!(
+                "the snapshot has no \"version\" (this virt-pci reads versions 1 and {VERSION})"
+            )))
+        }
+        Some(x) if x.is_number() => {
+            return Err(bad_version(format!(
+                "snapshot version {} is not supported (this virt-pci reads versions 1 and {VERSION})",
+                crate::text::shorten(&x.to_string())
+            )))
+        }
+        Some(x) => {
+            return Err(bad_version(format!(
+                "snapshot version {} is not a number (this virt-pci reads versions 1 and {VERSION}, written as a number)",
+                crate::text::shorten(&x.to_string())
+            )))
+        }
+    };
     let env: Envelope = serde_json::from_str(text).map_err(err)?;
     let mut host = env.host;
     if version == 1 {
@@ -152,21 +177,54 @@ pub fn load(path: &Path) -> Result<Host, SnapshotError> {
     // virt-pci --snapshot - list`), as a domain does for `add -`.
     let stdin = path.as_os_str() == "-";
     let shown = if stdin { Path::new("<stdin>") } else { path };
-    let read = if stdin {
-        let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin().lock(), &mut s).map(|_| s)
-    } else {
-        std::fs::read_to_string(path)
-    };
-    let text = read.map_err(|e| SnapshotError {
+    let fail = |message: String| SnapshotError {
         path: shown.to_path_buf(),
         line: 0,
         column: 0,
-        message: format!("cannot read the snapshot: {e}"),
-    })?;
+        message,
+    };
+    let bytes = if stdin {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::io::stdin().lock(), MAX_BYTES + 1),
+            &mut b,
+        )
+        .map_err(|e| fail(format!("cannot read the snapshot: {e}")))?;
+        if b.len() as u64 > MAX_BYTES {
+            return Err(fail(format!("larger than {MAX_BYTES} bytes")));
+        }
+        b
+    } else {
+        crate::fsutil::read_any_limited(path, MAX_BYTES)
+            .map_err(|e| fail(format!("cannot read the snapshot: {e}")))?
+    };
+    let text = String::from_utf8(bytes)
+        .map_err(|e| fail(format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
     let mut h = from_str(&text, shown)?;
     if h.source.is_empty() {
         h.source = format!("snapshot:{}", shown.display());
     }
     Ok(h)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_version_is_reported_as_written() {
+        for (v, shown) in [("\"1\"", "\"1\""), ("1.0", "1.0"), ("-1", "-1"), ("3", "3")] {
+            let t = format!("{{\"format\":\"{FORMAT}\",\"version\":{v}}}");
+            let e = from_str(&t, Path::new("s.json")).unwrap_err();
+            assert!(
+                e.message.contains(&format!("version {shown} ")),
+                "{v}: {}",
+                e.message
+            );
+            assert!(!e.message.contains("version 0"), "{}", e.message);
+        }
+        let t = format!("{{\"format\":\"{FORMAT}\"}}");
+        let e = from_str(&t, Path::new("s.json")).unwrap_err();
+        assert!(e.message.contains("no \"version\""), "{}", e.message);
+    }
 }

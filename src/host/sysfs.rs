@@ -59,31 +59,69 @@ pub fn parse_sysfs_bdf(name: &str) -> Option<PciAddress> {
     ))
 }
 
+/// The most we read of one sysfs attribute: 64 KiB. The kernel's
+/// `sysfs_emit` writes at most one page (4 KiB on x86-64, 64 KiB with the
+/// largest arm64/ppc64 pages); more means it is not an attribute (a link
+/// to `/dev/zero` in a hand-made tree) and the read is refused.
+pub const ATTR_MAX: u64 = 64 * 1024;
+
+/// The most we read of `proc/self/mountinfo` or `proc/net/route`: 16 MiB
+/// (a host with 10,000 mounts has ~1.5 MiB of mountinfo).
+pub const PROC_MAX: u64 = 16 * 1024 * 1024;
+
+/// A small file (USB attributes, `dm/name`), bounded and non-blocking
+/// ([`crate::fsutil::read_limited`]: a FIFO or device is refused). Any
+/// failure is "not there".
 fn read_trim(p: &Path) -> Option<String> {
-    fs::read_to_string(p)
+    let b = crate::fsutil::read_limited(p, ATTR_MAX).ok()?;
+    String::from_utf8(b)
         .ok()
         .map(|s| s.trim_end_matches('\n').trim().to_string())
+}
+
+/// A /proc file whose absence makes a fact unknown: the text, or why it
+/// could not be read.
+fn read_proc(p: &Path) -> Result<String, String> {
+    let b = crate::fsutil::read_limited(p, PROC_MAX).map_err(|e| e.to_string())?;
+    String::from_utf8(b).map_err(|_| "not UTF-8".to_string())
+}
+
+/// Why an attribute could not be read: it is not what sysfs holds.
+enum AttrError {
+    TooLarge,
+    WouldBlock,
 }
 
 /// A sysfs attribute, trimmed. Attributes are at most one page and the
 /// kernel hands them over in one read, so this is open + read + close;
 /// `fs::read_to_string` adds a statx and a second read per file, which on a
 /// 4,096-function host was a third of `list`'s syscalls (BENCHMARKS.md).
+/// Bounded by [`ATTR_MAX`]; the file is opened `O_NONBLOCK`, so a FIFO
+/// returns at once (empty, or `EAGAIN`) instead of hanging.
 /// Not for /proc files: seq_file reads may come short before the end.
-fn read_attr_from(mut f: fs::File) -> Option<String> {
+fn read_attr_from(mut f: fs::File) -> Result<Option<String>, AttrError> {
     use std::io::Read;
     let mut buf = [0u8; 4096];
     let mut v = Vec::new();
     loop {
-        let n = f.read(&mut buf).ok()?;
+        let n = match f.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                return Err(AttrError::WouldBlock)
+            }
+            Err(_) => return Ok(None),
+        };
         v.extend_from_slice(&buf[..n]);
+        if v.len() as u64 > ATTR_MAX {
+            return Err(AttrError::TooLarge);
+        }
         if n < buf.len() {
             break;
         }
     }
-    String::from_utf8(v)
+    Ok(String::from_utf8(v)
         .ok()
-        .map(|s| s.trim_end_matches('\n').trim().to_string())
+        .map(|s| s.trim_end_matches('\n').trim().to_string()))
 }
 
 fn link_name(p: &Path) -> Option<String> {
@@ -172,10 +210,14 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
         std::thread::available_parallelism().map_or(1, |n| n.get().min(8))
     };
     let chunk = names.len().div_ceil(threads).max(1);
-    let read_chunk = |part: &[(PciAddress, PathBuf)]| -> Vec<Device> {
-        part.iter()
-            .filter_map(|(addr, link)| read_device(&sys_real, *addr, link))
-            .collect()
+    let read_chunk = |part: &[(PciAddress, PathBuf)]| -> Result<Vec<Device>, SysfsError> {
+        let mut v = Vec::with_capacity(part.len());
+        for (addr, link) in part {
+            if let Some(d) = read_device(&sys_real, *addr, link)? {
+                v.push(d);
+            }
+        }
+        Ok(v)
     };
     // IOMMU groups, with every member (PCI or not); read while the devices are.
     let gdir = sys.join("kernel/iommu_groups");
@@ -216,7 +258,7 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
         }
         (groups, unreadable, whole)
     };
-    let (devices, groups): (Vec<Device>, _) = if threads == 1 {
+    let (devices, groups): (Result<Vec<Device>, SysfsError>, _) = if threads == 1 {
         (read_chunk(&names), read_groups())
     } else {
         std::thread::scope(|s| {
@@ -227,15 +269,16 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
                 .collect();
             let devices = handles
                 .into_iter()
-                .flat_map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
-                .collect();
+                .map(|h| h.join().unwrap_or_else(|p| std::panic::resume_unwind(p)))
+                .collect::<Result<Vec<Vec<Device>>, SysfsError>>()
+                .map(|v| v.into_iter().flatten().collect());
             let groups = groups
                 .join()
                 .unwrap_or_else(|p| std::panic::resume_unwind(p));
             (devices, groups)
         })
     };
-    for d in devices {
+    for d in devices? {
         host.devices.insert(d.address, d);
     }
 
@@ -307,7 +350,7 @@ pub fn read_groups_of(root: &Path, addrs: &[PciAddress]) -> Result<Host, SysfsEr
             continue;
         }
         let link = devdir.join(a.to_string());
-        let Some(d) = read_device(&sys_real, a, &link) else {
+        let Some(d) = read_device(&sys_real, a, &link)? else {
             continue;
         };
         if let Some(g) = d.iommu_group {
@@ -362,6 +405,9 @@ pub fn read_groups_of(root: &Path, addrs: &[PciAddress]) -> Result<Host, SysfsEr
 struct DeviceDir {
     fd: rustix::fd::OwnedFd,
     path: PathBuf,
+    /// The first attribute that is not one (too large, a FIFO): the read
+    /// of the host fails with it.
+    bad: std::cell::RefCell<Option<SysfsError>>,
 }
 
 impl DeviceDir {
@@ -369,7 +415,11 @@ impl DeviceDir {
         use rustix::fs::{Mode, OFlags};
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let fd = rustix::fs::open(&path, flags, Mode::empty()).ok()?;
-        Some(DeviceDir { fd, path })
+        Some(DeviceDir {
+            fd,
+            path,
+            bad: std::cell::RefCell::new(None),
+        })
     }
 
     fn file(&self, name: &str) -> Option<fs::File> {
@@ -377,7 +427,7 @@ impl DeviceDir {
         rustix::fs::openat(
             &self.fd,
             name,
-            OFlags::RDONLY | OFlags::CLOEXEC,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK | OFlags::NOCTTY,
             Mode::empty(),
         )
         .ok()
@@ -385,7 +435,32 @@ impl DeviceDir {
     }
 
     fn attr(&self, name: &str) -> Option<String> {
-        read_attr_from(self.file(name)?)
+        match read_attr_from(self.file(name)?) {
+            Ok(v) => v,
+            Err(e) => {
+                let mut bad = self.bad.borrow_mut();
+                if bad.is_none() {
+                    *bad = Some(SysfsError {
+                        path: self.path.join(name),
+                        message: match e {
+                            AttrError::TooLarge => format!(
+                                "larger than {}: not a sysfs attribute (one page at most)",
+                                crate::fsutil::human(ATTR_MAX)
+                            ),
+                            AttrError::WouldBlock => {
+                                "a FIFO or device, not a sysfs attribute (reading it would block)"
+                                    .to_string()
+                            }
+                        },
+                        help: Some(
+                            "a tree for --root must hold regular files where sysfs has attributes"
+                                .into(),
+                        ),
+                    });
+                }
+                None
+            }
+        }
     }
 
     /// Like `Path::exists`: follows links, false on any error.
@@ -452,9 +527,24 @@ fn pci_uevent_ids(u: &str) -> Option<(String, String, String, String, String)> {
 
 /// One function's facts from its directory; `None` when it has no `vendor`
 /// (not a PCI function, or gone while we read).
-fn read_device(sys_real: &Path, addr: PciAddress, link: &Path) -> Option<Device> {
+fn read_device(
+    sys_real: &Path,
+    addr: PciAddress,
+    link: &Path,
+) -> Result<Option<Device>, SysfsError> {
     let dir = device_dir(sys_real, link);
-    let at = DeviceDir::open(dir.clone())?;
+    let Some(at) = DeviceDir::open(dir.clone()) else {
+        return Ok(None);
+    };
+    let d = read_device_at(sys_real, addr, &dir, &at);
+    match at.bad.into_inner() {
+        Some(e) => Err(e),
+        None => Ok(d),
+    }
+}
+
+fn read_device_at(sys_real: &Path, addr: PciAddress, dir: &Path, at: &DeviceDir) -> Option<Device> {
+    let dir = dir.to_path_buf();
     let rd = |f: &str| at.attr(f);
     let mut d = Device::new(addr, 0, 0, 0);
     // `uevent` carries vendor, device, class and subsystem ids from the
@@ -589,9 +679,17 @@ fn read_usb(sys: &Path) -> Vec<UsbBus> {
 }
 
 /// Follow a block device down to the PCI functions that hold it: through
-/// partitions (parent directory), device-mapper/LVM/md (`slaves/`).
-fn block_to_pci(sys: &Path, name: &str, depth: u32, out: &mut Vec<PciAddress>) {
-    if depth > 16 {
+/// partitions (parent directory), device-mapper/LVM/md (`slaves/`). Each
+/// block device is visited once (`seen`): a tree whose slaves form a cycle
+/// with fan-out took minutes at depth 16 without it.
+fn block_to_pci(
+    sys: &Path,
+    name: &str,
+    depth: u32,
+    seen: &mut std::collections::HashSet<String>,
+    out: &mut Vec<PciAddress>,
+) {
+    if depth > 16 || !seen.insert(name.to_string()) {
         return;
     }
     let link = sys.join("class/block").join(name);
@@ -613,7 +711,7 @@ fn block_to_pci(sys: &Path, name: &str, depth: u32, out: &mut Vec<PciAddress>) {
         .unwrap_or_default();
     if !slaves.is_empty() {
         for s in slaves {
-            block_to_pci(sys, &s, depth + 1, out);
+            block_to_pci(sys, &s, depth + 1, seen, out);
         }
         return;
     }
@@ -624,13 +722,23 @@ fn block_to_pci(sys: &Path, name: &str, depth: u32, out: &mut Vec<PciAddress>) {
     }
 }
 
-/// Mark the controller(s) behind `/`. Measured when `mountinfo` shows the
-/// root mount (whether or not a PCI function is behind it); unknown when it
-/// cannot be read or shows no root mount.
+/// Mark the controller(s) behind `/`: measured when `mountinfo` shows the
+/// root mount (whether or not a PCI function is behind it); *unknown* when
+/// it cannot be read (missing, a FIFO, over [`PROC_MAX`]) or shows no root
+/// mount — never "absent". Why it could not be read is kept in the host's
+/// provenance.
 fn mark_root_fs(root: &Path, host: &mut Host) -> Provenance {
     let sys = root.join("sys");
-    let Some(info) = read_trim(&root.join("proc/self/mountinfo")) else {
-        return Provenance::Unknown;
+    let p = root.join("proc/self/mountinfo");
+    let info = match read_proc(&p) {
+        Ok(t) => t,
+        Err(e) => {
+            host.provenance.push(format!(
+                "root filesystem controller unknown: cannot read {}: {e}",
+                crate::text::escape(&p.display().to_string())
+            ));
+            return Provenance::Unknown;
+        }
     };
     // Fields: id parent major:minor root mountpoint opts... - fstype source superopts
     let Some(line) = info
@@ -660,7 +768,7 @@ fn mark_root_fs(root: &Path, host: &mut Host) -> Provenance {
         return Provenance::Measured;
     };
     let mut out = Vec::new();
-    block_to_pci(&sys, &name, 0, &mut out);
+    block_to_pci(&sys, &name, 0, &mut Default::default(), &mut out);
     let shown = source.strip_prefix("/dev/").unwrap_or(&name).to_string();
     for a in out {
         if let Some(d) = host.devices.get_mut(&a) {
@@ -688,8 +796,15 @@ fn find_dm(sys: &Path, dm_name: &str) -> Option<String> {
 
 /// Follow a network interface down to PCI functions: through bridges
 /// (`brif/`), bonds and VLANs (`lower_*`).
-fn net_to_pci(sys: &Path, iface: &str, depth: u32, out: &mut Vec<PciAddress>) {
-    if depth > 16 {
+fn net_to_pci(
+    sys: &Path,
+    iface: &str,
+    depth: u32,
+    seen: &mut std::collections::HashSet<String>,
+    out: &mut Vec<PciAddress>,
+) {
+    // Each interface once: bridges of bonds of bridges may loop in a tree.
+    if depth > 16 || !seen.insert(iface.to_string()) {
         return;
     }
     let link = sys.join("class/net").join(iface);
@@ -718,15 +833,23 @@ fn net_to_pci(sys: &Path, iface: &str, depth: u32, out: &mut Vec<PciAddress>) {
         }));
     }
     for l in lowers {
-        net_to_pci(sys, &l, depth + 1, out);
+        net_to_pci(sys, &l, depth + 1, seen, out);
     }
 }
 
 /// Mark the NIC(s) behind the default route; unknown when the routing
-/// table cannot be read.
+/// table cannot be read (why is kept in the host's provenance).
 fn mark_default_route(root: &Path, host: &mut Host) -> Provenance {
-    let Some(route) = read_trim(&root.join("proc/net/route")) else {
-        return Provenance::Unknown;
+    let p = root.join("proc/net/route");
+    let route = match read_proc(&p) {
+        Ok(t) => t,
+        Err(e) => {
+            host.provenance.push(format!(
+                "default-route NIC unknown: cannot read {}: {e}",
+                crate::text::escape(&p.display().to_string())
+            ));
+            return Provenance::Unknown;
+        }
     };
     let sys = root.join("sys");
     for line in route.lines().skip(1) {
@@ -736,7 +859,7 @@ fn mark_default_route(root: &Path, host: &mut Host) -> Provenance {
         }
         let iface = f[0];
         let mut out = Vec::new();
-        net_to_pci(&sys, iface, 0, &mut out);
+        net_to_pci(&sys, iface, 0, &mut Default::default(), &mut out);
         for a in out {
             if let Some(d) = host.devices.get_mut(&a) {
                 let c = Critical::DefaultRoute {

@@ -104,7 +104,9 @@ impl Cx<'_> {
 
     fn related(&self, parsed: Range<usize>, label: String) -> Related {
         let r = self.map.range(parsed);
-        let (line, column) = line_col(&self.src.text, r.start);
+        // Line and column are filled in by `validate` from one index per
+        // file (a scan per diagnostic was quadratic).
+        let (line, column) = (0, 0);
         Related {
             line,
             column,
@@ -126,7 +128,8 @@ fn push_at<'o>(
     label: Option<String>,
     help: Option<String>,
 ) -> &'o mut Diagnostic {
-    let (line, column) = line_col(&src.text, r.start);
+    // Filled in by `validate` from one index per file.
+    let (line, column) = (0, 0);
     out.push(Diagnostic {
         code,
         severity,

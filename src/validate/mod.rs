@@ -177,6 +177,10 @@ pub struct Inputs {
     /// VP000 (unreadable) and VP001 (not UTF-8) for files not in `sources`.
     pub diagnostics: Vec<Diagnostic>,
     pub unreadable: usize,
+    /// Entries of a searched directory passed over, with why (a FIFO or
+    /// device named `*.xml`, a directory reached again through a symlink):
+    /// not errors, said on stderr.
+    pub notes: Vec<String>,
 }
 
 impl Inputs {
@@ -223,6 +227,25 @@ pub fn validate(inputs: &Inputs, host: Option<&Host>, opts: Options) -> Report {
         .enumerate()
         .map(|(i, s)| (s.path.as_str(), i))
         .collect();
+    // Positions: the checks record byte ranges; lines and columns are
+    // computed here, with one index per file.
+    let mut indexes: HashMap<usize, LineIndex> = HashMap::new();
+    for d in &mut report.diagnostics {
+        let Some(&i) = order.get(d.file.as_str()) else {
+            continue;
+        };
+        if d.line != 0 {
+            continue;
+        }
+        let text = &sources[i].text;
+        let idx = indexes.entry(i).or_insert_with(|| LineIndex::new(text));
+        (d.line, d.column) = idx.line_col(text, d.byte_start);
+        for r in &mut d.related {
+            if r.line == 0 {
+                (r.line, r.column) = idx.line_col(text, r.byte_start);
+            }
+        }
+    }
     report.diagnostics.sort_by_key(|d| {
         (
             order.get(d.file.as_str()).copied().unwrap_or(0),
@@ -244,21 +267,35 @@ pub fn validate(inputs: &Inputs, host: Option<&Host>, opts: Options) -> Report {
 
 /// Read `paths` (files, or directories searched recursively for `*.xml`,
 /// hidden directories skipped, in name order). Unreadable paths become VP000
-/// diagnostics; the rest are read once, whole.
+/// diagnostics; the rest are read once, whole, up to
+/// [`MAX_XML_BYTES`](crate::fsutil::MAX_XML_BYTES).
+///
+/// The directory search follows symlinks but visits each directory and
+/// each file once (by device and inode): `a -> .` is a cycle, not an
+/// endless walk, and a file reached by two paths is checked once. In a
+/// searched directory only regular files are read: a FIFO named `vm.xml`
+/// would block the walk forever, so it is passed over with a note. A path
+/// named on the command line is read whatever it is (`<(cmd)` is a pipe).
 pub fn read_inputs(paths: &[PathBuf]) -> Inputs {
     let mut sources = Vec::new();
     let mut diags = Vec::new();
+    let mut notes = Vec::new();
     let take = |r: Read, sources: &mut Vec<Source>, diags: &mut Vec<Diagnostic>| match r {
         Read::Text(s) => sources.push(s),
         Read::Bad(d) => diags.push(d),
         Read::Dir(_) => {}
     };
-    for r in par_map(paths, |_, p| read_one(p)) {
+    let mut seen = Seen::default();
+    for r in par_map(paths, |_, p| read_one(p, false)) {
         match r {
             Read::Dir(dir) => {
                 let mut files = Vec::new();
-                walk(&dir, &mut files, &mut diags);
-                for r in par_map(&files, |_, p| read_one(p)) {
+                if let Ok(m) = std::fs::metadata(&dir) {
+                    use std::os::unix::fs::MetadataExt;
+                    seen.dirs.insert((m.dev(), m.ino()));
+                }
+                walk(&dir, &mut files, &mut diags, &mut notes, &mut seen);
+                for r in par_map(&files, |_, p| read_one(p, true)) {
                     take(r, &mut sources, &mut diags);
                 }
             }
@@ -269,7 +306,15 @@ pub fn read_inputs(paths: &[PathBuf]) -> Inputs {
         sources,
         unreadable: diags.len(),
         diagnostics: diags,
+        notes,
     }
+}
+
+/// Directories and files already visited, as (device, inode).
+#[derive(Default)]
+struct Seen {
+    dirs: std::collections::HashSet<(u64, u64)>,
+    files: std::collections::HashSet<(u64, u64)>,
 }
 
 enum Read {
@@ -280,19 +325,35 @@ enum Read {
 
 /// Open once, and either read it whole or learn it is a directory: one path
 /// lookup per file. On 1,000 small files the system calls cost about as much
-/// as `cat` of the same files, and the parsing far less.
-fn read_one(p: &Path) -> Read {
+/// as `cat` of the same files, and the parsing far less. `found` (from a
+/// directory search): opened non-blocking, so a FIFO that slipped past the
+/// walk's check is refused instead of waited on.
+fn read_one(p: &Path, found: bool) -> Read {
+    use crate::fsutil::MAX_XML_BYTES;
     use std::io::Read as _;
     if p.as_os_str() == "-" {
         // `-` is stdin, as for `add -` (the CLI allows it once).
         let mut bytes = Vec::new();
-        if let Err(e) = std::io::stdin().lock().read_to_end(&mut bytes) {
+        if let Err(e) = std::io::stdin()
+            .lock()
+            .take(MAX_XML_BYTES + 1)
+            .read_to_end(&mut bytes)
+        {
             return Read::Bad(io_diag(STDIN, &e.to_string()));
+        }
+        if bytes.len() as u64 > MAX_XML_BYTES {
+            return Read::Bad(too_large(STDIN));
         }
         return decode(STDIN.to_string(), bytes);
     }
-    let path = p.display().to_string();
-    let mut f = match std::fs::File::open(p) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = crate::text::escape(&p.display().to_string());
+    let mut oo = std::fs::OpenOptions::new();
+    oo.read(true);
+    if found {
+        oo.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
+    }
+    let f = match oo.open(p) {
         Ok(f) => f,
         Err(e) => return Read::Bad(io_diag(&path, &e.to_string())),
     };
@@ -300,12 +361,21 @@ fn read_one(p: &Path) -> Read {
     // the buffer exactly (fewer page faults than growing it).
     let len = match f.metadata() {
         Ok(m) if m.is_dir() => return Read::Dir(p.to_path_buf()),
-        Ok(m) => m.len() as usize,
+        Ok(m) if found && !m.is_file() => {
+            return Read::Bad(io_diag(&path, "not a regular file"));
+        }
+        Ok(m) => m.len(),
         Err(_) => 0,
     };
-    let mut bytes = Vec::with_capacity(len + 1);
-    if let Err(e) = f.read_to_end(&mut bytes) {
+    if len > MAX_XML_BYTES {
+        return Read::Bad(too_large(&path));
+    }
+    let mut bytes = Vec::with_capacity(len as usize + 1);
+    if let Err(e) = f.take(MAX_XML_BYTES + 1).read_to_end(&mut bytes) {
         return Read::Bad(io_diag(&path, &e.to_string()));
+    }
+    if bytes.len() as u64 > MAX_XML_BYTES {
+        return Read::Bad(too_large(&path));
     }
     decode(path, bytes)
 }
@@ -337,6 +407,21 @@ fn decode(path: String, bytes: Vec<u8>) -> Read {
             })
         }
     }
+}
+
+fn too_large(path: &str) -> Diagnostic {
+    let mut d = io_diag(
+        path,
+        &format!(
+            "it is larger than {}",
+            crate::fsutil::human(crate::fsutil::MAX_XML_BYTES)
+        ),
+    );
+    d.help = Some(
+        "virsh refuses XML files over 10 MiB (VSH_MAX_XML_FILE); this is not a domain libvirt wrote"
+            .into(),
+    );
+    d
 }
 
 /// `items.map(f)` in order, on the machine's cores when there are enough
@@ -389,7 +474,14 @@ fn io_diag(path: &str, err: &str) -> Diagnostic {
     }
 }
 
-fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
+fn walk(
+    dir: &Path,
+    files: &mut Vec<PathBuf>,
+    diags: &mut Vec<Diagnostic>,
+    notes: &mut Vec<String>,
+    seen: &mut Seen,
+) {
+    use std::os::unix::fs::{DirEntryExt, MetadataExt};
     let rd = match std::fs::read_dir(dir) {
         Ok(rd) => rd,
         Err(e) => {
@@ -397,10 +489,18 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
             return;
         }
     };
-    // The entry's own type (from readdir, no stat); a symlink is followed.
-    let mut entries: Vec<(std::ffi::OsString, PathBuf, bool)> = rd
+    let dir_dev = std::fs::metadata(dir).map(|m| m.dev()).unwrap_or(0);
+    #[derive(PartialEq)]
+    enum Kind {
+        Dir,
+        File,
+        Special(&'static str),
+    }
+    // The entry's own type (from readdir, no stat); a symlink is followed
+    // (one stat), and so is anything that is a directory (for its inode).
+    let mut entries: Vec<(std::ffi::OsString, PathBuf, Kind, (u64, u64))> = rd
         .filter_map(|e| e.ok())
-        .map(|e| {
+        .filter_map(|e| {
             let p = e.path();
             // `validate .` (the pre-commit hooks) names files as
             // `vms/a.xml`, as git and pre-commit do, not `./vms/a.xml`.
@@ -408,31 +508,115 @@ fn walk(dir: &Path, files: &mut Vec<PathBuf>, diags: &mut Vec<Diagnostic>) {
                 Ok(rel) if dir == Path::new(".") => rel.to_path_buf(),
                 _ => p,
             };
-            let is_dir = match e.file_type() {
-                Ok(t) if t.is_symlink() => p.is_dir(),
-                Ok(t) => t.is_dir(),
-                Err(_) => p.is_dir(),
+            let ft = e.file_type().ok();
+            let plain_file = ft.is_some_and(|t| t.is_file());
+            if plain_file {
+                let id = (dir_dev, e.ino());
+                return Some((e.file_name(), p, Kind::File, id));
+            }
+            let m = std::fs::metadata(&p).ok()?;
+            let t = m.file_type();
+            let kind = if t.is_dir() {
+                Kind::Dir
+            } else if t.is_file() {
+                Kind::File
+            } else {
+                use std::os::unix::fs::FileTypeExt;
+                Kind::Special(if t.is_fifo() {
+                    "a FIFO"
+                } else if t.is_socket() {
+                    "a socket"
+                } else {
+                    "a device"
+                })
             };
-            (e.file_name(), p, is_dir)
+            Some((e.file_name(), p, kind, (m.dev(), m.ino())))
         })
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, p, is_dir) in entries {
+    for (name, p, kind, id) in entries {
         let name = name.to_string_lossy();
-        if is_dir {
-            if !name.starts_with('.') {
-                walk(&p, files, diags);
-            }
-        } else if name
+        let is_xml = name
             .rsplit_once('.')
-            .is_some_and(|(_, e)| e.eq_ignore_ascii_case("xml"))
-        {
-            files.push(p);
+            .is_some_and(|(_, e)| e.eq_ignore_ascii_case("xml"));
+        match kind {
+            Kind::Dir => {
+                if name.starts_with('.') {
+                    continue;
+                }
+                if !seen.dirs.insert(id) {
+                    // `a -> .`, or a second way into a directory: once only.
+                    notes.push(format!(
+                        "{}: a directory already searched (a symlink loop or a second path to it); not searched again",
+                        crate::text::escape(&p.display().to_string())
+                    ));
+                    continue;
+                }
+                walk(&p, files, diags, notes, seen);
+            }
+            Kind::File if is_xml && seen.files.insert(id) => files.push(p),
+            Kind::Special(what) if is_xml => notes.push(format!(
+                "{}: {what}, not a regular file; skipped",
+                crate::text::escape(&p.display().to_string())
+            )),
+            _ => {}
         }
     }
 }
 
+/// Line starts of a text, built once, for many positions: 8,000
+/// diagnostics in a 1 MB file each rescanning it was quadratic (8,000
+/// duplicate hostdevs took 7.7 s to validate, issue 11).
+pub struct LineIndex {
+    /// Byte offset of every line start.
+    lines: Vec<usize>,
+    /// Every 4 KiB of text: (byte offset on a char boundary, its column), so
+    /// a column on a 2 MB single line is not a 2 MB scan.
+    marks: Vec<(usize, usize)>,
+}
+
+impl LineIndex {
+    pub fn new(text: &str) -> LineIndex {
+        let mut lines = vec![0];
+        let mut marks = Vec::new();
+        let mut col = 0usize;
+        let mut next_mark = 4096;
+        for (i, c) in text.char_indices() {
+            if i >= next_mark {
+                marks.push((i, col));
+                next_mark = i + 4096;
+            }
+            if c == '\n' {
+                lines.push(i + 1);
+                col = 0;
+            } else {
+                col += 1;
+            }
+        }
+        LineIndex { lines, marks }
+    }
+
+    /// 1-based line and column (characters) of byte offset `at` in `text`
+    /// (the text this index was built from).
+    pub fn line_col(&self, text: &str, at: usize) -> (u32, u32) {
+        let mut at = at.min(text.len());
+        while !text.is_char_boundary(at) {
+            at -= 1;
+        }
+        let line = self.lines.partition_point(|&s| s <= at);
+        let start = self.lines[line - 1];
+        let m = self.marks.partition_point(|&(o, _)| o <= at);
+        let (from, base) = match m.checked_sub(1).map(|k| self.marks[k]) {
+            Some((o, c)) if o >= start => (o, c),
+            _ => (start, 0),
+        };
+        let column = base + text[from..at].chars().count() + 1;
+        (line as u32, column as u32)
+    }
+}
+
 /// 1-based line and column (characters) of byte offset `at` in `text`.
+/// For one position; many positions in one text go through [`LineIndex`].
 pub fn line_col(text: &str, at: usize) -> (u32, u32) {
     let mut at = at.min(text.len());
     while !text.is_char_boundary(at) {
@@ -456,6 +640,11 @@ mod tests {
         assert_eq!(line_col(t, 3), (2, 1));
         assert_eq!(line_col(t, 6), (2, 3));
         assert_eq!(line_col(t, 100), (2, 5));
+        let long = format!("{}é\n{}x", "a".repeat(10_000), "b".repeat(9_000));
+        let idx = LineIndex::new(&long);
+        for at in [0, 3, 4097, 10_000, 10_002, 10_003, 15_000, long.len()] {
+            assert_eq!(idx.line_col(&long, at), line_col(&long, at), "{at}");
+        }
     }
 
     #[test]

@@ -12,6 +12,28 @@ use std::os::unix::fs::symlink;
 use std::path::{Path, PathBuf};
 use tempfile::TempDir;
 
+/// A relative link at `at` to `target` (both in the tree), as the kernel
+/// writes every sysfs link: the tree stays valid wherever it is, and the
+/// sysfs backend, which resolves beneath the root, accepts it.
+pub fn rel_symlink(target: &Path, at: &Path) {
+    let canon = |p: &Path| {
+        let parent = fs::canonicalize(p.parent().expect("parent")).expect("canonical");
+        parent.join(p.file_name().expect("name"))
+    };
+    let (t, a) = (canon(target), canon(at));
+    let from: Vec<_> = a.parent().expect("parent").components().collect();
+    let to: Vec<_> = t.components().collect();
+    let common = from.iter().zip(&to).take_while(|(x, y)| x == y).count();
+    let mut rel = PathBuf::new();
+    for _ in common..from.len() {
+        rel.push("..");
+    }
+    for c in &to[common..] {
+        rel.push(c.as_os_str());
+    }
+    symlink(&rel, at).expect("link");
+}
+
 pub struct FakeSys {
     pub dir: TempDir,
 }
@@ -107,17 +129,17 @@ impl FakeSys {
         }
         if let Some(drv) = d.driver {
             let dd = self.driver(drv);
-            symlink(&dd, dir.join("driver")).expect("link");
+            rel_symlink(&dd, &dir.join("driver"));
         }
         if let Some(g) = d.group {
             let gd = self
                 .path()
                 .join(format!("sys/kernel/iommu_groups/{g}/devices"));
             fs::create_dir_all(&gd).expect("mkdir");
-            symlink(&dir, gd.join(d.addr)).expect("link");
-            symlink(gd.parent().expect("group dir"), dir.join("iommu_group")).expect("link");
+            rel_symlink(&dir, &gd.join(d.addr));
+            rel_symlink(gd.parent().expect("group dir"), &dir.join("iommu_group"));
         }
-        symlink(&dir, self.path().join("sys/bus/pci/devices").join(d.addr)).expect("link");
+        rel_symlink(&dir, &self.path().join("sys/bus/pci/devices").join(d.addr));
     }
 
     pub fn read(&self, rel: &str) -> String {

@@ -33,7 +33,8 @@ echo "package: $deb"
 dpkg-deb -c "$deb" | awk '{print $6}' | sed 's|^\./|/|' | grep -v '/$' | sort >"$tmp/contents"
 for f in /usr/bin/virt-pci /usr/bin/virt-pci-libvirt /usr/share/man/man1/virt-pci.1.gz \
          /usr/share/man/man1/virt-pci-snippet.1.gz /usr/share/bash-completion/completions/virt-pci \
-         /usr/share/zsh/vendor-completions/_virt-pci /usr/share/fish/vendor_completions.d/virt-pci.fish; do
+         /usr/share/zsh/vendor-completions/_virt-pci /usr/share/fish/vendor_completions.d/virt-pci.fish \
+         /usr/share/virt-pci/hooks/qemu.d/virt-pci-guard; do
   grep -qx "$f" "$tmp/contents" || bad "the package lacks $f"
 done
 if grep -q '^/etc/libvirt' "$tmp/contents"; then bad "the package installs into /etc/libvirt"; else ok "package contents (binaries, man pages, completions; nothing in /etc/libvirt)"; fi
@@ -77,6 +78,19 @@ out=$(cd "$here" && /usr/bin/virt-pci snapshot --from-listing samples/hosts/list
 out=$(env -u LIBVIRT_DEFAULT_URI /usr/bin/virt-pci -c test:///default complete-domains 2>&1) \
   && [ "$out" = test ] && ok "-c test:///default: domains through /usr/bin/virt-pci-libvirt" || bad "companion: $out"
 [ ! -e /etc/libvirt/hooks/qemu.d/virt-pci-guard ] && ok "no libvirt hook activated by installing" || bad "installing activated the guard hook"
+# The shipped (inactive) hook is what `virt-pci hook install` writes; the
+# package's prerm takes an installed one out on removal. Both against a fake
+# root: nothing here touches this machine's /etc/libvirt.
+fake=$tmp/fakeroot
+/usr/bin/virt-pci --root "$fake" hook install --no-reload >/dev/null 2>&1
+if cmp -s "$fake/etc/libvirt/hooks/qemu.d/virt-pci-guard" /usr/share/virt-pci/hooks/qemu.d/virt-pci-guard; then
+  ok "the shipped hook is the one hook install writes"
+else bad "the shipped hook differs from hook install's"; fi
+mkdir "$tmp/ctl"; dpkg-deb -e "$deb" "$tmp/ctl"
+VIRT_PCI_ROOT=$fake sh "$tmp/ctl/prerm" upgrade
+[ -e "$fake/etc/libvirt/hooks/qemu.d/virt-pci-guard" ] && ok "prerm upgrade keeps the hook" || bad "prerm upgrade removed the hook"
+VIRT_PCI_ROOT=$fake sh "$tmp/ctl/prerm" remove 2>"$tmp/prerm.err"
+[ ! -e "$fake/etc/libvirt/hooks/qemu.d/virt-pci-guard" ] && ok "prerm remove takes the hook out" || bad "prerm remove left the hook: $(cat "$tmp/prerm.err")"
 
 dpkg -r virt-pci >"$tmp/remove.out" 2>&1 || { cat "$tmp/remove.out"; bad "dpkg -r"; }
 left=()
