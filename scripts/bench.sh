@@ -4,8 +4,9 @@
 # script), side by side in one run. Results: target/bench/results/*.json and
 # BENCHMARKS.md (tables generated from the JSON). Not part of `make test`.
 #
-#   scripts/bench.sh [startup|patch|validate|list|scale]...   only those parts
+#   scripts/bench.sh [startup|patch|validate|list|scale|fleet]...   only those parts
 #   (scale alone: issue 11's quadratic sizes, its own BENCHMARKS.md section)
+#   scripts/bench.sh fleet     the fleet part alone (rewrites only its BENCHMARKS.md section)
 #   BENCH_QUICK=1 scripts/bench.sh                       fast pass (dev only)
 #   FEATURES=""  scripts/bench.sh                        skip the libvirt companion
 #

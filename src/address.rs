@@ -185,9 +185,28 @@ impl Serialize for PciAddress {
 
 impl<'de> Deserialize<'de> for PciAddress {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        PciAddress::parse(&s).map_err(serde::de::Error::custom)
+        with_str(d, |s| PciAddress::parse(s).map_err(|e| e.to_string()))
     }
+}
+
+/// Read a string and convert it, borrowing from the document where the
+/// deserializer can (no allocation per value: a fleet of snapshots holds a
+/// million addresses).
+pub(crate) fn with_str<'de, D: Deserializer<'de>, T>(
+    d: D,
+    f: impl FnOnce(&str) -> Result<T, String>,
+) -> Result<T, D::Error> {
+    struct V<F>(F);
+    impl<'de, T, F: FnOnce(&str) -> Result<T, String>> serde::de::Visitor<'de> for V<F> {
+        type Value = T;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<T, E> {
+            (self.0)(v).map_err(E::custom)
+        }
+    }
+    d.deserialize_str(V(f))
 }
 
 fn hex_field(

@@ -80,6 +80,9 @@ pub struct Uses {
     pub backend: Option<BackendChoice>,
     /// `validate --this-machine`: this machine's sysfs is the host.
     pub this_machine: bool,
+    /// Other hosts (`inventory`, `place`, `map check`, `retarget --to`)
+    /// include a libvirt URI.
+    pub fleet_uri: bool,
 }
 
 /// Where host facts come from.
@@ -129,6 +132,8 @@ pub struct Invocation {
     pub host: HostSource,
     pub domains: DomainSource,
     pub backend: Backend,
+    /// Hosts besides [`Invocation::host`] are read through libvirt.
+    pub fleet_libvirt: bool,
 }
 
 /// Options that name two hosts, or a backend that cannot act on the host.
@@ -257,6 +262,7 @@ impl Invocation {
             host,
             domains,
             backend,
+            fleet_libvirt: uses.fleet_uri,
         })
     }
 
@@ -267,12 +273,14 @@ impl Invocation {
             host: HostSource::None,
             domains: DomainSource::None,
             backend: Backend::None,
+            fleet_libvirt: false,
         }
     }
 
     /// Whether anything here reads or acts through libvirt.
     pub fn needs_libvirt(&self) -> bool {
-        matches!(self.host, HostSource::Libvirt(_))
+        self.fleet_libvirt
+            || matches!(self.host, HostSource::Libvirt(_))
             || matches!(self.domains, DomainSource::Libvirt(_))
             || matches!(
                 self.backend,

@@ -15,6 +15,7 @@ pub mod consent;
 pub mod diff;
 pub mod doctor;
 pub mod domain;
+pub mod fleet;
 pub mod fsutil;
 pub mod guard;
 pub mod host;

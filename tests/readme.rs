@@ -101,6 +101,10 @@ fn names_host(cmd: &str) -> bool {
             Some(words[at + 1..].to_vec())
         })
         .all(|words| {
+            // `map check MAPPING --hosts HOST...` names its hosts itself.
+            if words.first() == Some(&"map") {
+                return words.contains(&"--hosts");
+            }
             let sub = words
                 .iter()
                 .find(|w| READS_HOST.contains(w) || **w == "validate");

@@ -58,6 +58,14 @@ pub enum Command {
     Prepare(cli::actions::DomainActionArgs),
     /// After a domain stops: reset, then reattach its managed='no' hostdevs.
     Release(cli::actions::ReleaseArgs),
+    /// Many hosts: what each can pass through (per group: clean, in use, blocked).
+    Inventory(cli::inventory::Args),
+    /// Logical devices across hosts: check a mapping file against the hosts.
+    Map(cli::map::Args),
+    /// Many hosts: where a domain's hostdevs can run, and why not elsewhere.
+    Place(cli::place::Args),
+    /// Rewrite a domain's hostdev addresses for another host (byte-exact splice).
+    Retarget(cli::retarget::Args),
     /// Is this host ready for passthrough (IOMMU, interrupt remapping, vfio), and this device?
     Doctor(cli::doctor::Args),
     /// Check a VM start as libvirt's hook (DOMAIN OPERATION SUB-OP EXTRA, domain XML on stdin).
@@ -128,6 +136,7 @@ pub fn uses(cmd: &Command) -> Uses {
             domains_by_name: !a.domains.is_empty() || a.all_domains,
             this_machine: a.this_machine,
             backend: None,
+            fleet_uri: false,
         },
         // --persist writes files on a host's root through sysfs facts; never
         // libvirt, and -c is refused there ("--backend sysfs ... -c").
@@ -152,6 +161,28 @@ pub fn uses(cmd: &Command) -> Uses {
         Command::CompleteDomains => Uses {
             domains_by_name: true,
             ..Uses::default()
+        },
+        // Many hosts: a URI among them is read through libvirt; `place`
+        // reads the domain's current host only when one is named.
+        Command::Inventory(a) => Uses {
+            fleet_uri: cli::fleet::any_uri(&a.hosts),
+            ..Uses::default()
+        },
+        Command::Map(a) => match &a.command {
+            cli::map::MapCommand::Check(c) => Uses {
+                fleet_uri: cli::fleet::any_uri(&c.hosts),
+                ..Uses::default()
+            },
+            cli::map::MapCommand::Resolve(_) => required,
+        },
+        Command::Place(a) => Uses {
+            host: HostUse::IfNamed,
+            fleet_uri: cli::fleet::any_uri(&a.hosts),
+            ..Uses::default()
+        },
+        Command::Retarget(a) => Uses {
+            fleet_uri: cli::fleet::any_uri(std::slice::from_ref(&a.to)),
+            ..required
         },
         Command::Completions(_) | Command::Man(_) | Command::FakeSysfs(_) => Uses::default(),
     }
@@ -198,6 +229,10 @@ pub fn main() -> ExitCode {
         Command::Check(a) => cli::actions::run_check(&ctx, a),
         Command::Prepare(a) => cli::actions::run_prepare(&ctx, a),
         Command::Release(a) => cli::actions::run_release(&ctx, a),
+        Command::Inventory(a) => cli::inventory::run(&ctx, a),
+        Command::Map(a) => cli::map::run(&ctx, a),
+        Command::Place(a) => cli::place::run(&ctx, a),
+        Command::Retarget(a) => cli::retarget::run(&ctx, a),
         Command::Doctor(a) => cli::doctor::run(&ctx, a),
         Command::Guard(a) => cli::guard::run_guard(&ctx, a),
         Command::Hook(a) => cli::guard::run_hook(&ctx, a),

@@ -131,18 +131,18 @@ fn split_targets<'a>(
     Ok((file, devices))
 }
 
-struct Input {
+pub(crate) struct Input {
     /// The name in messages and diff labels.
-    name: String,
+    pub(crate) name: String,
     /// `None` for stdin.
-    path: Option<PathBuf>,
-    text: String,
+    pub(crate) path: Option<PathBuf>,
+    pub(crate) text: String,
     /// With -i: the file's lock, held from before the read to after the
     /// rename, so concurrent edits of one file are serialised.
     _lock: Option<fsutil::FileLock>,
 }
 
-fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result<Input, CliError> {
+pub(crate) fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result<Input, CliError> {
     if file.as_os_str() == "-" {
         if ctx.global.snapshot.as_deref() == Some(Path::new("-")) {
             return Err(
@@ -206,7 +206,7 @@ fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result<Input, Cli
     })
 }
 
-fn edit_error(input: &Input, e: EditError) -> CliError {
+pub(crate) fn edit_error(input: &Input, e: EditError) -> CliError {
     let code = match e {
         EditError::Absent { .. } | EditError::Internal(_) => 1,
         _ => 2,
@@ -253,7 +253,12 @@ fn write_error(e: fsutil::WriteError, original: bool) -> CliError {
 }
 
 /// Send the result where the options say.
-fn emit(ctx: &Context, out: &OutputArgs, input: &Input, edit: &Edit) -> Result<(), CliError> {
+pub(crate) fn emit(
+    ctx: &Context,
+    out: &OutputArgs,
+    input: &Input,
+    edit: &Edit,
+) -> Result<(), CliError> {
     if out.diff {
         let d = virt_pci::diff::unified(&input.text, &edit.text, &input.name, ctx.out.on);
         super::emit(&d);

@@ -18,11 +18,16 @@ pub mod consent;
 pub mod doctor;
 pub mod edit;
 pub mod fake;
+pub mod fleet;
 pub mod guard;
 pub mod hostdevs;
+pub mod inventory;
 pub mod list;
+pub mod map;
 pub mod meta;
 pub mod persist;
+pub mod place;
+pub mod retarget;
 pub mod show;
 pub mod snapshot;
 pub mod snippet;
@@ -409,8 +414,41 @@ pub fn parse_specs(specs: &[String]) -> Result<Vec<DeviceSpec>, CliError> {
 
 /// A device's display name: pci.ids, else the source's names, else ids.
 pub fn device_name(ctx: &Context, d: &virt_pci::host::Device) -> String {
+    name_of(
+        ctx,
+        d.vendor(),
+        d.device(),
+        d.vendor_name.as_deref(),
+        d.device_name.as_deref(),
+    )
+}
+
+/// [`device_name`] from the ids and the source's names.
+pub fn name_of(
+    ctx: &Context,
+    vendor_id: u16,
+    device_id: u16,
+    vendor_name: Option<&str>,
+    device_name: Option<&str>,
+) -> String {
+    let ids = ctx.ids();
+    let vendor = ids
+        .vendor(vendor_id)
+        .map(str::to_string)
+        .or_else(|| vendor_name.map(str::to_string));
+    let device = ids
+        .device(vendor_id, device_id)
+        .map(str::to_string)
+        .or_else(|| device_name.map(str::to_string));
     // Names come from snapshots, listings and pci.ids: escaped for printing.
-    virt_pci::text::escape(&virt_pci::report::display_name(ctx.ids(), d))
+    virt_pci::text::escape(&match (vendor, device) {
+        // Listings give "Vendor Device" as one name.
+        (Some(v), Some(dn)) if dn.starts_with(&v) => dn,
+        (Some(v), Some(dn)) => format!("{v} {dn}"),
+        (Some(v), None) => format!("{v} device {device_id:04x}"),
+        (None, Some(dn)) => dn,
+        (None, None) => format!("Device {vendor_id:04x}:{device_id:04x}"),
+    })
 }
 
 /// Print JSON on stdout.

@@ -353,8 +353,7 @@ impl Serialize for GroupMember {
 
 impl<'de> Deserialize<'de> for GroupMember {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let s = String::deserialize(d)?;
-        Ok(GroupMember::from_name(&s))
+        crate::address::with_str(d, |s| Ok(GroupMember::from_name(s)))
     }
 }
 
@@ -829,7 +828,7 @@ impl Host {
 mod device_list {
     use super::Device;
     use crate::address::PciAddress;
-    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+    use serde::{Deserializer, Serialize, Serializer};
     use std::collections::BTreeMap;
 
     pub fn serialize<S: Serializer>(
@@ -840,11 +839,30 @@ mod device_list {
         v.serialize(s)
     }
 
+    /// Straight into the map, one device at a time: collecting a `Vec`
+    /// first moved every (large) `Device` several times (growth, sort,
+    /// bulk build), a fifth of reading a fleet of snapshots.
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<BTreeMap<PciAddress, Device>, D::Error> {
-        let v: Vec<Device> = Vec::deserialize(d)?;
-        Ok(v.into_iter().map(|d| (d.address, d)).collect())
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = BTreeMap<PciAddress, Device>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a list of PCI devices")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut m = BTreeMap::new();
+                while let Some(dev) = seq.next_element::<Device>()? {
+                    m.insert(dev.address, dev);
+                }
+                Ok(m)
+            }
+        }
+        d.deserialize_seq(V)
     }
 }
 

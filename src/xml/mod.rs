@@ -17,6 +17,7 @@
 //! is parsed again and its hostdev set compared with what was intended; a
 //! mismatch is an [`EditError::Internal`], never a silently wrong file.
 
+pub mod retarget;
 pub mod splice;
 pub mod style;
 

@@ -1,0 +1,158 @@
+//! `virt-pci --snapshot FROM.json retarget DOMAIN.xml --to HOST`: rewrite a
+//! domain's hostdev source addresses for another host, as a byte-exact
+//! splice with a reviewable diff.
+
+use super::edit::{edit_error, emit, read_input, OutputArgs};
+use super::place::LogicalArgs;
+use super::{CliError, CliResult, Context};
+use clap::Args as ClapArgs;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use virt_pci::fleet::place::{self, Fit};
+use virt_pci::hostdev::HostdevOptions;
+use virt_pci::xml;
+
+#[derive(ClapArgs, Debug)]
+pub struct Args {
+    /// The domain XML file (`-` for stdin), written for the host the usual host
+    /// options name (--snapshot FROM.json, --root, -c).
+    #[arg(value_name = "DOMAIN.xml", value_hint = clap::ValueHint::FilePath)]
+    pub domain: PathBuf,
+    /// The host to move to: a snapshot file or a libvirt URI (NAME=SPEC names it).
+    #[arg(long, required = true, value_name = "HOST")]
+    pub to: String,
+    #[command(flatten)]
+    pub logical: LogicalArgs,
+    /// Write even when the target's plan blocks or a domain there holds the devices.
+    #[arg(long)]
+    pub force: bool,
+    #[command(flatten)]
+    pub out: OutputArgs,
+}
+
+pub fn run(ctx: &Context, args: Args) -> CliResult {
+    let input = read_input(ctx, &args.domain, &args.out)?;
+    let dom = place::read_domain(&input.text).map_err(|e| edit_error(&input, e))?;
+    let mapping = match &args.logical.mapping {
+        Some(p) => Some(super::fleet::load_mapping(p)?),
+        None => None,
+    };
+    let source = super::fleet::source_host(ctx, args.logical.from.as_deref())?;
+    let mut targets = super::fleet::load_hosts(ctx, std::slice::from_ref(&args.to))?;
+    if targets.len() != 1 {
+        return Err(CliError::usage(format!(
+            "--to {} names {} hosts; retarget moves a domain to one",
+            args.to,
+            targets.len()
+        ))
+        .help("name one snapshot file or URI"));
+    }
+    let target = targets.remove(0);
+    let needs = place::needs(&dom, Some(&source), mapping.as_ref()).map_err(|r| {
+        let mut e = CliError::usage(format!("{}: {}", input.name, r.message));
+        if let Some(h) = r.help {
+            e = e.help(h);
+        }
+        e
+    })?;
+    let moved = place::resolve(&needs, &target, mapping.as_ref()).map_err(|rs| {
+        let mut e = CliError::new(format!(
+            "{}: cannot retarget to {}: {}",
+            input.name, target.name, rs[0].message
+        ));
+        for r in &rs[1..] {
+            e = e.help(r.message.clone());
+        }
+        if let Some(h) = &rs[0].help {
+            e = e.help(h.clone());
+        }
+        e
+    })?;
+    let fit = place::fit_on(&target, &moved, dom.name.as_deref());
+    match fit.fit {
+        Fit::Ok => {}
+        // Unverified is refused like blocked (as `add` does): "ok" must be true.
+        Fit::Unverified | Fit::No if args.force => {
+            for r in &fit.reasons {
+                eprintln!(
+                    "{}{} {} (--force)",
+                    ctx.err.yellow("warning"),
+                    ctx.err.bold(":"),
+                    r.message
+                );
+            }
+        }
+        Fit::Unverified | Fit::No => {
+            let what = if fit.fit == Fit::Unverified {
+                " (unverified)"
+            } else {
+                ""
+            };
+            let mut e = CliError::new(format!(
+                "{}: refusing to retarget to {}{what}: {}",
+                input.name, target.name, fit.reasons[0].message
+            ));
+            for r in &fit.reasons[1..] {
+                e = e.help(r.message.clone());
+            }
+            if let Some(h) = &fit.reasons[0].help {
+                e = e.help(h.clone());
+            }
+            return Err(e.help("nothing was written; --force writes it anyway"));
+        }
+    }
+    let mut edit =
+        xml::retarget::retarget(&input.text, &moved).map_err(|e| edit_error(&input, e))?;
+    if !fit.adds.is_empty() {
+        // The target's group holds more functions than the domain names:
+        // they go to the guest too, as `add` would write them.
+        let managed = dom_managed(&input.text);
+        let opts = HostdevOptions {
+            managed,
+            ..HostdevOptions::default()
+        };
+        let more = xml::add(&edit.text, &fit.adds, &opts).map_err(|e| edit_error(&input, e))?;
+        edit.text = more.text;
+        eprintln!(
+            "{}: {}'s IOMMU group also holds {}; added",
+            input.name,
+            target.name,
+            fit.adds
+                .iter()
+                .map(|a| a.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+    }
+    let pairs: Vec<String> = moved
+        .iter()
+        .filter(|(f, t)| f != t)
+        .map(|(f, t)| format!("{f} → {t}"))
+        .collect();
+    if pairs.is_empty() && fit.adds.is_empty() {
+        eprintln!(
+            "{}: the addresses are the same on {}",
+            input.name, target.name
+        );
+    } else if !pairs.is_empty() {
+        eprintln!(
+            "{}: {} → {}: {}",
+            input.name,
+            source.name,
+            target.name,
+            pairs.join(", ")
+        );
+    }
+    emit(ctx, &args.out, &input, &edit)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// `managed` of new hostdevs: as the domain's existing ones (all `yes`, or
+/// none), else libvirt's default.
+fn dom_managed(text: &str) -> bool {
+    let Ok(doc) = xml::parse_domain(text) else {
+        return true;
+    };
+    let hs = virt_pci::domain::pci_hostdevs(&doc);
+    hs.is_empty() || hs.iter().any(|h| h.is_managed())
+}
