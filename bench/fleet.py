@@ -125,7 +125,7 @@ def main():
 
 
 def write_md(m):
-    f = m["sizes"]
+    f = {str(k): v for k, v in m["sizes"].items()}
     lines = ["<!-- fleet:begin (written by bench/fleet.py) -->", "## fleet: 1,000 host snapshots", "",
              f"Run {m['date']} on {m['cpu']} ({m['nproc']} CPUs), {m['virt_pci']}; load average "
              f"{' '.join(m['load_start'])} at start, {' '.join(m['load_end'])} at end. Hosts from "
@@ -137,10 +137,13 @@ def write_md(m):
              "| command | hosts | functions | wall (median) | CPU | CPU per 1,000 functions | peak RSS |",
              "|---|---|---|---|---|---|---|"]
     for r in m["rows"]:
-        fn = f[str(r["hosts"])]["functions"] if str(r["hosts"]) in f else f[r["hosts"]]["functions"]
+        fn = f[str(r["hosts"])]["functions"]
         lines.append(f"| `{r['label'].split(',')[0]}` | {r['hosts']} | {fn:,} | {r['median_s']:.2f} s | "
-                     f"{r['cpu_s']:.2f} s | {1000 * r['cpu_s'] / fn:.2f} ms | {r['peak_rss_kib'] / 1024:.0f} MiB |")
+                     f"{r['cpu_s']:.2f} s | {1e6 * r['cpu_s'] / fn:.2f} ms | {r['peak_rss_kib'] / 1024:.0f} MiB |")
     lines += ["", "Commands: " + "; ".join(sorted({f"`{r['command']}`" for r in m["rows"] if r['hosts'] == 1000})), "",
+              "Not met on this run: the target of ≤ 1 s for 1,000 hosts (CPU 2.5 s for `inventory --class gpu` on 2 cores at load ~16; "
+              "CPU grows linearly with functions). Measured with the one-pass snapshot reader, which the last merge of main left out (main's stricter version checks read each file twice).",
+              "",
               "<!-- fleet:end -->"]
     md = open("BENCHMARKS.md").read()
     block = "\n".join(lines) + "\n"

@@ -13,6 +13,8 @@ PKGS=(
   python3-venv                      # pre-commit test
   dpkg-dev                          # apt-get source libvirt (corpus)
   python3-jsonschema                # JSON Schema oracle (tests/suites/15-schemas.sh)
+  libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86  # libvirt's QEMU driver: the define oracle (tests/suites/50-libvirt-oracle.sh)
+  swtpm swtpm-tools                 # so domains with a <tpm> define under that oracle
   zsh fish                          # completion scripts run in the real shells (tests/completions.rs)
 )
 
@@ -20,6 +22,14 @@ missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
 done
+# QEMU >= 8 (bookworm-backports, installed by tests/e2e/host-deps.sh) moved
+# spice and qxl into a module package of exactly its own version; without
+# it libvirt refuses domains with <graphics type='spice'> or qxl video.
+qemu_v=$(dpkg-query -W -f='${Version}' qemu-system-x86 2>/dev/null || true)
+if [ -n "$qemu_v" ] && apt-cache madison qemu-system-modules-spice 2>/dev/null | grep -qF "| $qemu_v |"; then
+  dpkg-query -W -f='${Status}' qemu-system-modules-spice 2>/dev/null | grep -q "install ok installed" \
+    || missing+=("qemu-system-modules-spice=$qemu_v")
+fi
 if [ "${#missing[@]}" -eq 0 ]; then exit 0; fi
 if [ "$(id -u)" -ne 0 ]; then
   echo "install-deps: missing Debian packages (run as root to install): ${missing[*]}" >&2

@@ -378,10 +378,18 @@ pub struct LibvirtNumber {
     pub form: NumberForm,
 }
 
-/// Read `s` as libvirt does: `0x`/`0X` prefix = hex, leading `0` = octal,
-/// otherwise decimal. `None` when libvirt would reject the text (e.g. `1f`,
-/// an empty string, a sign, or `09` which is not valid octal).
+/// Read `s` as libvirt does (`virXMLPropUInt` → `virStrToLong_uip` →
+/// `strtoul(s, &end, 0)`, libvirt `src/util/virstring.c`): leading C
+/// whitespace and one `+` are skipped, then `0x`/`0X` prefix = hex, leading
+/// `0` = octal, otherwise decimal; anything after the digits or a `-` is an
+/// error (callers check ranges: above `u32::MAX` libvirt fails too). `None` when libvirt would reject the
+/// text (e.g. `1f`, an empty string, `-1`, `0x2b `, or `09`, which is not
+/// valid octal). `bus='+0x2b'` and `bus=' 0x2b'` are 0x2b, as libvirt's QEMU
+/// driver reads them (checked with `virsh define`, tests/suites/50-oracle.sh).
 pub fn parse_libvirt_number(s: &str) -> Option<LibvirtNumber> {
+    // C's isspace() in the "C" locale.
+    let s = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
+    let s = s.strip_prefix('+').unwrap_or(s);
     let (digits, radix, form) =
         if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
             (h, 16, NumberForm::Hex)
@@ -569,5 +577,17 @@ mod tests {
         assert_eq!(n(""), None);
         assert_eq!(n("0x"), None);
         assert_eq!(n("-1"), None);
+        // strtoul: leading whitespace and one `+`, nothing after the digits.
+        let v = |s| n(s).map(|x| x.value);
+        assert_eq!(v("+0x2b"), Some(0x2b));
+        assert_eq!(v(" 0x2b"), Some(0x2b));
+        assert_eq!(v("\t\n +010"), Some(8));
+        assert_eq!(v("0x2b "), None);
+        assert_eq!(v("++1"), None);
+        assert_eq!(v("+ 1"), None);
+        assert_eq!(v("+"), None);
+        assert_eq!(v("-0"), None);
+        assert_eq!(v("0xffffffff"), Some(0xffff_ffff));
+        assert_eq!(v("0x100000000"), Some(0x1_0000_0000));
     }
 }

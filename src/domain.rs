@@ -139,10 +139,50 @@ impl DomainHostdev {
     }
 }
 
-/// The source address of a `<hostdev>`/`<interface>` node, as libvirt reads it.
-pub fn source_address(node: roxmltree::Node<'_, '_>) -> Option<PciAddress> {
-    let src = node.children().find(|c| c.has_tag_name("source"))?;
-    let addr = src.children().find(|c| c.has_tag_name("address"))?;
+/// Whether `n` is libvirt's element `name`: an element in no namespace.
+///
+/// libvirt finds elements with XPath over plain names (`./devices/hostdev`,
+/// `virXPathNodeSet` in `src/conf/domain_conf.c`), which matches only
+/// elements without a namespace. `<x:hostdev xmlns:x='urn:x'>` is someone
+/// else's metadata to libvirt (it defines such a domain with 0 hostdevs,
+/// checked with `virsh define`), and so it is here. roxmltree's
+/// `has_tag_name("hostdev")` ignores the namespace, so every lookup of a
+/// libvirt element goes through this function.
+pub fn is_el(n: roxmltree::Node<'_, '_>, name: &str) -> bool {
+    n.is_element() && n.tag_name().name() == name && n.tag_name().namespace().is_none()
+}
+
+/// The first child of `n` that is libvirt's element `name`.
+pub fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree::Node<'a, 'i>> {
+    n.children().find(|c| is_el(*c, name))
+}
+
+/// Every `<devices>` of the domain, in document order.
+///
+/// libvirt 9.0 reads devices with `virXPathNodeSet("./devices/hostdev")`
+/// and the like (`virDomainDefParseXML`, `src/conf/domain_conf.c`): the
+/// path matches the children of *every* `<devices>` element, so a second
+/// `<devices>` is merged into the first, not ignored.
+pub fn devices_elements<'a, 'i>(
+    doc: &'a roxmltree::Document<'i>,
+) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
+    doc.root_element()
+        .children()
+        .filter(|c| is_el(*c, "devices"))
+}
+
+/// Every device element of the domain (children of all `<devices>`).
+pub fn device_nodes<'a, 'i>(
+    doc: &'a roxmltree::Document<'i>,
+) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
+    devices_elements(doc).flat_map(|d| d.children().filter(|c| c.is_element()))
+}
+
+/// The four numbers of a libvirt PCI `<address>` element, read as
+/// `virPCIDeviceAddressParseXML` does (`src/conf/device_conf.c`): missing
+/// fields are 0, each value through [`parse_libvirt_number`], then range
+/// checked. `None` when libvirt would refuse one of them.
+pub fn read_pci_address(addr: roxmltree::Node<'_, '_>) -> Option<PciAddress> {
     let field = |name: &str, max: u64| -> Option<u64> {
         match addr.attribute(name) {
             None => Some(0),
@@ -159,7 +199,32 @@ pub fn source_address(node: roxmltree::Node<'_, '_>) -> Option<PciAddress> {
     ))
 }
 
-/// Every PCI hostdev of the domain in `doc`, in document order.
+/// The source address of a `<hostdev>`/`<interface>` node, as libvirt reads it.
+pub fn source_address(node: roxmltree::Node<'_, '_>) -> Option<PciAddress> {
+    let src = child(node, "source")?;
+    let addr = child(src, "address")?;
+    read_pci_address(addr)
+}
+
+/// Whether `n` is a PCI hostdev as libvirt counts them: `<hostdev
+/// mode='subsystem' type='pci'>` or `<interface type='hostdev'>` with a PCI
+/// source address.
+pub fn is_pci_hostdev(n: roxmltree::Node<'_, '_>) -> bool {
+    if is_el(n, "hostdev") {
+        n.attribute("type") == Some("pci")
+            && n.attribute("mode").unwrap_or("subsystem") == "subsystem"
+    } else if is_el(n, "interface") && n.attribute("type") == Some("hostdev") {
+        child(n, "source")
+            .and_then(|s| child(s, "address"))
+            .and_then(|a| a.attribute("type"))
+            == Some("pci")
+    } else {
+        false
+    }
+}
+
+/// Every PCI hostdev of the domain in `doc`, in document order (over all
+/// `<devices>` elements, as libvirt merges them).
 pub fn pci_hostdevs(doc: &roxmltree::Document<'_>) -> Vec<DomainHostdev> {
     pci_hostdevs_of(doc.root_element())
 }
@@ -168,29 +233,19 @@ pub fn pci_hostdevs(doc: &roxmltree::Document<'_>) -> Vec<DomainHostdev> {
 /// status files wrap it in `<domstatus>`).
 pub fn pci_hostdevs_of(root: roxmltree::Node<'_, '_>) -> Vec<DomainHostdev> {
     let mut out = Vec::new();
-    let Some(devices) = root.children().find(|c| c.has_tag_name("devices")) else {
-        return out;
-    };
-    for n in devices.children().filter(|n| n.is_element()) {
-        let pci = if n.has_tag_name("hostdev") {
-            n.attribute("type") == Some("pci")
-                && n.attribute("mode").unwrap_or("subsystem") == "subsystem"
-        } else if n.has_tag_name("interface") && n.attribute("type") == Some("hostdev") {
-            n.children()
-                .find(|c| c.has_tag_name("source"))
-                .and_then(|s| s.children().find(|c| c.has_tag_name("address")))
-                .and_then(|a| a.attribute("type"))
-                == Some("pci")
-        } else {
-            false
-        };
+    let nodes = root
+        .children()
+        .filter(|c| is_el(*c, "devices"))
+        .flat_map(|d| d.children().filter(|c| c.is_element()));
+    for n in nodes {
+        let pci = is_pci_hostdev(n);
         if !pci {
             continue;
         }
         out.push(DomainHostdev {
             address: source_address(n),
             managed: n.attribute("managed").map(str::to_string),
-            interface: n.has_tag_name("interface"),
+            interface: is_el(n, "interface"),
             range: n.range(),
         });
     }
@@ -199,9 +254,7 @@ pub fn pci_hostdevs_of(root: roxmltree::Node<'_, '_>) -> Vec<DomainHostdev> {
 
 /// The `<name>` of a domain document.
 pub fn domain_name(doc: &roxmltree::Document<'_>) -> Option<String> {
-    doc.root_element()
-        .children()
-        .find(|c| c.has_tag_name("name"))
+    child(doc.root_element(), "name")
         .and_then(|n| n.text())
         .map(|t| t.trim().to_string())
 }

@@ -187,8 +187,61 @@ fn guest_addresses(addrs: &[PciAddress], opts: &HostdevOptions) -> Vec<Option<(P
 }
 
 impl HostdevOptions {
-    /// Refuse what libvirt would reject or drop, for these addresses.
-    pub fn check(&self, addrs: &[PciAddress]) -> Result<(), OptionError> {
+    /// The options given that change a hostdev's element (`--boot-order`,
+    /// `--alias`, …), as their command-line names. `add` refuses them for a
+    /// device the domain already has instead of dropping them.
+    pub fn given(&self) -> Vec<&'static str> {
+        let mut v = Vec::new();
+        if !self.managed {
+            v.push("--managed no");
+        }
+        if self.driver.is_some() {
+            v.push("--driver");
+        }
+        if self.permissive {
+            v.push("--permissive");
+        }
+        if self.rom_bar.is_some() {
+            v.push("--rom-bar");
+        }
+        if self.rom_file.is_some() {
+            v.push("--rom-file");
+        }
+        if self.boot_order.is_some() {
+            v.push("--boot-order");
+        }
+        if self.alias.is_some() {
+            v.push("--alias");
+        }
+        if self.guest_address.is_some() {
+            v.push("--guest-address");
+        }
+        v
+    }
+
+    /// The alias each of `addrs` gets: the primary function the name, the
+    /// others `NAME-1`, `NAME-2`, … in order.
+    pub fn aliases(&self, addrs: &[PciAddress]) -> Vec<String> {
+        let Some(al) = &self.alias else {
+            return Vec::new();
+        };
+        let primary = self.primary.or_else(|| addrs.first().copied());
+        let mut n = 0;
+        addrs
+            .iter()
+            .map(|a| {
+                if Some(*a) == primary {
+                    al.clone()
+                } else {
+                    n += 1;
+                    format!("{al}-{n}")
+                }
+            })
+            .collect()
+    }
+
+    /// Refuse what libvirt would reject or drop, whatever the domain.
+    pub fn check(&self) -> Result<(), OptionError> {
         if let Some(a) = &self.alias {
             let ok_chars = a
                 .chars()
@@ -243,6 +296,15 @@ impl HostdevOptions {
                     "give function 0: --guest-address 0000:06:00.0",
                 ));
             }
+        }
+        Ok(())
+    }
+
+    /// For a lone snippet (no domain to place it in): the guest slots
+    /// counted up from `--guest-address` must stay on its bus. `add`
+    /// places addresses with [`crate::guest::Topology::place`] instead.
+    pub fn check_guest_run(&self, addrs: &[PciAddress]) -> Result<(), OptionError> {
+        if let Some(g) = self.guest_address {
             let n = if self.guest_multifunction {
                 addrs
                     .iter()
@@ -285,7 +347,19 @@ impl HostdevOptions {
 /// compact style the elements follow each other on one line. Call
 /// [`HostdevOptions::check`] first: values are escaped, not validated.
 pub fn render(addrs: &[PciAddress], opts: &HostdevOptions, style: &Style) -> String {
-    render_each(addrs, opts, style)
+    render_placed(addrs, opts, style, guest_addresses(addrs, opts))
+}
+
+/// [`render`] with guest addresses already chosen (one per address, with
+/// whether it carries `multifunction='on'`): `add` places them with
+/// [`crate::guest::Topology::place`] so they fit the domain.
+pub fn render_placed(
+    addrs: &[PciAddress],
+    opts: &HostdevOptions,
+    style: &Style,
+    guests: Vec<Option<(PciAddress, bool)>>,
+) -> String {
+    render_each_placed(addrs, opts, style, guests)
         .into_iter()
         .map(|(_, s)| s)
         .collect()
@@ -306,9 +380,17 @@ pub fn render_each(
     opts: &HostdevOptions,
     style: &Style,
 ) -> Vec<(PciAddress, String)> {
+    render_each_placed(addrs, opts, style, guest_addresses(addrs, opts))
+}
+
+fn render_each_placed(
+    addrs: &[PciAddress],
+    opts: &HostdevOptions,
+    style: &Style,
+    guests: Vec<Option<(PciAddress, bool)>>,
+) -> Vec<(PciAddress, String)> {
     let q = style.quote;
     let primary = opts.primary.or_else(|| addrs.first().copied());
-    let guests = guest_addresses(addrs, opts);
     let mut each = Vec::new();
     let mut alias_n = 0usize;
     for (a, guest) in addrs.iter().zip(guests) {
@@ -417,7 +499,8 @@ mod tests {
             boot_order: Some(2),
             ..HostdevOptions::default()
         };
-        opts.check(&addrs).unwrap();
+        opts.check().unwrap();
+        opts.check_guest_run(&addrs).unwrap();
         let s = render(&addrs, &opts, &Style::default());
         assert!(s.contains("<address type='pci' domain='0x0000' bus='0x06' slot='0x00' function='0x0' multifunction='on'/>"), "{s}");
         assert!(
@@ -433,7 +516,7 @@ mod tests {
     #[test]
     fn bad_options_are_refused() {
         let a = [PciAddress::new(0, 1, 0, 0)];
-        let bad = |o: HostdevOptions| o.check(&a).unwrap_err();
+        let bad = |o: HostdevOptions| o.check().and_then(|()| o.check_guest_run(&a)).unwrap_err();
         assert!(bad(HostdevOptions {
             alias: Some("gpu".into()),
             ..Default::default()

@@ -18,6 +18,7 @@ pub mod domain;
 pub mod fleet;
 pub mod fsutil;
 pub mod guard;
+pub mod guest;
 pub mod host;
 pub mod hostdev;
 pub mod invocation;

@@ -431,3 +431,193 @@ fn unprivileged_user_cannot_write_the_directory() {
     assert!(err.contains("Permission denied"), "{err}");
     assert_eq!(state(&p), before);
 }
+
+/// A q35 domain with two root ports; the disk holds bus 1, boot order 1
+/// and the alias `ua-disk` (line numbers below are of this text).
+const FIT: &str = "<domain type='kvm'>
+  <name>fit</name>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+  </os>
+  <devices>
+    <controller type='pci' index='0' model='pcie-root'/>
+    <controller type='pci' index='1' model='pcie-root-port'>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x0' multifunction='on'/>
+    </controller>
+    <controller type='pci' index='2' model='pcie-root-port'>
+      <address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x1'/>
+    </controller>
+    <disk type='file' device='disk'>
+      <source file='/var/lib/libvirt/images/fit.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+      <boot order='1'/>
+      <alias name='ua-disk'/>
+      <address type='pci' domain='0x0000' bus='0x01' slot='0x00' function='0x0'/>
+    </disk>
+  </devices>
+</domain>
+";
+
+/// `add` with options that do not fit the domain: exit 1, the conflict
+/// named with its line, a fix, and the file untouched.
+#[test]
+fn add_refuses_what_does_not_fit_the_domain() {
+    let d = tempfile::tempdir().unwrap();
+    let vm = file(d.path(), "vm.xml", FIT, 0o644);
+    let before = state(&vm);
+    let refused = |args: &[&str], error: &str, help: &str| {
+        let o = vp()
+            .arg("add")
+            .arg(&vm)
+            .arg("01:00.0")
+            .args(args)
+            .arg("-i")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(1), "{args:?}: {err}");
+        let want = format!("error: {}: {error}\n", vm.display());
+        assert!(err.contains(&want), "{args:?}: want {want:?} in\n{err}");
+        assert!(
+            err.contains(&format!("help: {help}\n")),
+            "{args:?}: want help {help:?} in\n{err}"
+        );
+        assert_eq!(state(&vm), before, "{args:?} changed the file");
+    };
+    let free = "free guest slots: 0000:00:01.0, 0000:00:03.0, 0000:00:04.0, 0000:00:05.0; e.g. --guest-address 0000:00:01.0 (or leave out --guest-address and let libvirt choose)";
+    refused(
+        &["--guest-address", "0000:01:00.0"],
+        "guest slot 0000:01:00 is taken: <disk type='file'> uses 0000:01:00.0 (line 19)",
+        free,
+    );
+    refused(
+        &["--guest-address", "0000:06:00.0", "--guest-multifunction"],
+        "guest bus 0x06 does not exist in this domain; its buses: 0x00 (pcie-root, slots 0x01-0x1f), 0x01 (pcie-root-port, slot 0x00), 0x02 (pcie-root-port, slot 0x00)",
+        free,
+    );
+    refused(
+        &["--guest-address", "0000:02:01.0"],
+        "guest address 0000:02:01.0: bus 0x02 is a pcie-root-port and has only slot 0x00 (libvirt: \"Invalid PCI address 0000:02:01.0. slot must be <= 0\")",
+        free,
+    );
+    refused(
+        &["--guest-address", "0000:00:1f.0"],
+        "guest slot 0000:00:1f is taken: the machine's ICH9 (LPC bridge, SATA, SMBus) uses 0000:00:1f.0",
+        free,
+    );
+    refused(
+        &["--boot-order", "1"],
+        "--boot-order 1: <disk type='file'> already has <boot order='1'/> (line 17); libvirt refuses one boot order on two devices",
+        "use a free boot order, e.g. --boot-order 2, or change that device's <boot order>",
+    );
+    refused(
+        &["--alias", "ua-disk"],
+        "alias `ua-disk` is already used by <disk type='file'> (line 18); libvirt refuses the domain (\"non unique alias detected\")",
+        "choose another alias, e.g. --alias ua-disk2",
+    );
+    // Four functions without --guest-multifunction need four slots; after
+    // the free root port 2 there are none on later buses.
+    refused(
+        &["--guest-address", "0000:02:00.0"],
+        "4 hostdevs need 4 guest slots from 0000:02:00.0, and only 1 are free there; buses: 0x00 (pcie-root, slots 0x01-0x1f), 0x01 (pcie-root-port, slot 0x00), 0x02 (pcie-root-port, slot 0x00)",
+        "add PCI controllers (e.g. <controller type='pci' model='pcie-root-port'/> per device on q35), use --guest-multifunction to share one slot per device, or leave out --guest-address",
+    );
+    // <os><boot dev> and a per-device boot order do not mix.
+    let os = file(
+        d.path(),
+        "os.xml",
+        &FIT.replace(
+            "<type arch='x86_64' machine='q35'>hvm</type>",
+            "<type arch='x86_64' machine='q35'>hvm</type>\n    <boot dev='hd'/>",
+        )
+        .replace("      <boot order='1'/>\n", ""),
+        0o644,
+    );
+    let o = vp()
+        .arg("add")
+        .arg(&os)
+        .args(["01:00.0", "--boot-order", "2", "-i"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&o.stderr).contains(&format!(
+        "error: {}: --boot-order 2: this domain boots with <os><boot dev='hd'/> (line 5), and libvirt refuses per-device boot orders next to it",
+        os.display()
+    )));
+}
+
+/// Guest addresses land on free slots of existing buses; options for a
+/// device already in the file are refused (never dropped), with a command.
+#[test]
+fn add_places_guest_addresses_and_refuses_options_for_present_devices() {
+    let d = tempfile::tempdir().unwrap();
+    let vm = file(d.path(), "vm.xml", FIT, 0o644);
+    vp().arg("add")
+        .arg(&vm)
+        .args([
+            "01:00.0",
+            "--guest-address",
+            "0000:02:00.0",
+            "--guest-multifunction",
+        ])
+        .args(["--boot-order", "2", "--alias", "ua-gpu", "-i"])
+        .assert()
+        .success();
+    let text = fs::read_to_string(&vm).unwrap();
+    assert!(text.contains("<address type='pci' domain='0x0000' bus='0x02' slot='0x00' function='0x0' multifunction='on'/>"), "{text}");
+    assert!(
+        text.contains(
+            "<address type='pci' domain='0x0000' bus='0x02' slot='0x00' function='0x3'/>"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("<boot order='2'/>") && text.contains("<alias name='ua-gpu-3'/>"),
+        "{text}"
+    );
+    assert!(
+        text.ends_with("    </hostdev>\n  </devices>\n</domain>\n"),
+        "{text}"
+    );
+    // Without --guest-multifunction, further devices take the next free slots.
+    let vm2 = file(d.path(), "vm2.xml", FIT, 0o644);
+    vp().arg("add")
+        .arg(&vm2)
+        .args(["01:00.0", "--guest-address", "0000:00:03.0", "-i"])
+        .assert()
+        .success();
+    let text = fs::read_to_string(&vm2).unwrap();
+    for s in ["0x03", "0x04", "0x05", "0x06"] {
+        assert!(
+            text.contains(&format!("bus='0x00' slot='{s}' function='0x0'/>")),
+            "{s}: {text}"
+        );
+    }
+    // The same device again with options: refused, file unchanged.
+    let before = state(&vm);
+    let o = vp()
+        .arg("add")
+        .arg(&vm)
+        .args(["01:00.0", "--rom-file", "/x.rom", "--boot-order", "3", "-i"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(err.contains(&format!(
+        "error: {}: 0000:01:00.0, 0000:01:00.1, 0000:01:00.2, 0000:01:00.3 are already in the domain; --rom-file, --boot-order would not be applied to them\n  --> {}:21:5\n",
+        vm.display(),
+        vm.display()
+    )), "{err}");
+    assert!(err.contains(&format!(
+        "help: virt-pci does not change a hostdev the domain already has: remove it first with `virt-pci remove -i {} 0000:01:00.0 0000:01:00.1 0000:01:00.2 0000:01:00.3`, then run this add again; nothing was written",
+        vm.display()
+    )), "{err}");
+    assert_eq!(state(&vm), before);
+    // Plain add of what is there is still fine (nothing to do).
+    vp().arg("add")
+        .arg(&vm)
+        .args(["01:00.0", "-i"])
+        .assert()
+        .success();
+    assert_eq!(state(&vm), before);
+}

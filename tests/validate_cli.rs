@@ -311,6 +311,115 @@ fn vp031_guest_address_clash() {
 }
 
 #[test]
+fn vp031_function_the_machine_uses() {
+    let o = validate(&[&f("vp031-built-in.xml")]);
+    assert_eq!(o.code, 1);
+    let b = expect(
+        &o,
+        "error[VP031]: guest PCI address 0000:00:1f.0 of <hostdev type='pci'> of host device 0000:01:00.0 is the machine's ICH9 LPC bridge",
+        &f("vp031-built-in.xml:12:7"),
+        Some(75),
+    );
+    has_help(&b, "give the device another slot, or remove its <address> and let libvirt assign one (libvirt: \"Attempted double use of PCI Address 0000:00:1f.0\")");
+}
+
+#[test]
+fn vp032_duplicate_boot_order() {
+    let o = validate(&[&f("vp032-boot-order.xml")]);
+    assert_eq!(o.code, 1);
+    let b = expect(
+        &o,
+        "error[VP032]: boot order 1 of <hostdev type='pci'> of host device 0000:01:00.0 is already given to another device",
+        &f("vp032-boot-order.xml:17:7"),
+        Some(17),
+    );
+    assert!(
+        b.iter()
+            .any(|l| l.ends_with("boot order 1 first given here")),
+        "{b:#?}"
+    );
+    has_help(&b, "give each device its own boot order (libvirt: \"boot order '1' used for more than one device\")");
+}
+
+#[test]
+fn vp033_mixed_boot_styles() {
+    let o = validate(&[&f("vp033-boot-styles.xml")]);
+    assert_eq!(o.code, 1);
+    let b = expect(
+        &o,
+        "error[VP033]: <hostdev type='pci'> of host device 0000:01:00.0 has <boot order>, and the domain also boots with <os><boot dev='hd'/>",
+        &f("vp033-boot-styles.xml:17:7"),
+        Some(17),
+    );
+    assert!(
+        b.iter().any(|l| l.ends_with("<os><boot dev> is here")),
+        "{b:#?}"
+    );
+    has_help(&b, "use one style: remove the <os><boot dev=…/> lines, or every per-device <boot order> (libvirt: \"per-device boot elements cannot be used together with os/boot elements\")");
+}
+
+#[test]
+fn vp034_guest_address_on_a_missing_bus() {
+    let o = validate(&[&f("vp034-missing-bus.xml")]);
+    assert_eq!(o.code, 1);
+    let b = expect(
+        &o,
+        "error[VP034]: guest PCI address 0000:03:00.0 of <hostdev type='pci'> of host device 0000:01:00.0: guest bus 0x03 has no <controller>, and the pci-bridge libvirt adds for it has no slot 0x00 (slots start at 0x01)",
+        &f("vp034-missing-bus.xml:16:7"),
+        Some(75),
+    );
+    has_help(&b, "put the device on a bus with a free slot (buses: 0x00 (pci-root, slots 0x01-0x1f)), or remove its <address> and let libvirt assign one (libvirt: \"Invalid PCI address 0000:03:00.0. slot must be >= 1\")");
+}
+
+#[test]
+fn vp035_duplicate_alias() {
+    let o = validate(&[&f("vp035-alias.xml")]);
+    assert_eq!(o.code, 1);
+    let b = expect(
+        &o,
+        "error[VP035]: alias `ua-gpu` of <hostdev type='pci'> of host device 0000:01:00.0 is already used by another device",
+        &f("vp035-alias.xml:17:7"),
+        Some(22),
+    );
+    assert!(
+        b.iter().any(|l| l.ends_with("`ua-gpu` first used here")),
+        "{b:#?}"
+    );
+    has_help(
+        &b,
+        "give each device its own alias (libvirt: \"non unique alias detected: ua-gpu\")",
+    );
+}
+
+#[test]
+fn broken_files_are_errors_not_skipped() {
+    let d = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(f("good.xml")).unwrap();
+    let cases = [
+        ("empty.xml", String::new()),
+        ("junk.xml", format!("junk\n{good}")),
+        ("comment.xml", format!("<!-- never closed\n{good}")),
+        (
+            "conflict.xml",
+            format!("<<<<<<< HEAD\n{good}=======\n{good}>>>>>>> branch\n"),
+        ),
+        ("truncated.xml", good[..good.len() / 3].to_string()),
+    ];
+    for (name, text) in &cases {
+        std::fs::write(d.path().join(name), text).unwrap();
+    }
+    let o = validate(&[d.path().to_str().unwrap()]);
+    assert_eq!(o.code, 1, "{}", o.stdout);
+    assert_eq!(
+        o.stdout.matches("error[VP001]").count(),
+        cases.len(),
+        "{}",
+        o.stdout
+    );
+    assert_eq!(summary(&o), "checked 5 files: 5 errors, 0 warnings");
+}
+
+#[test]
 fn vp040_shared_device_is_a_warning_unless_denied() {
     let o = validate(&[&f("shared")]);
     assert_eq!(o.code, 0, "{}", o.stdout);
@@ -486,7 +595,7 @@ fn directories_skip_hidden_dirs_other_files_and_foreign_xml() {
     assert_eq!(o.code, 0, "{}", o.stdout);
     assert_eq!(
         o.stdout,
-        "checked 1 file: 0 errors, 0 warnings (1 not domain or hostdev XML, skipped)\n"
+        "checked 1 file: 0 errors, 0 warnings (1 well-formed but not domain or hostdev XML, skipped: tests/fixtures/validate/other/network.xml <network>)\n"
     );
 }
 

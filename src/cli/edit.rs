@@ -208,17 +208,44 @@ pub(crate) fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result
 
 pub(crate) fn edit_error(input: &Input, e: EditError) -> CliError {
     let code = match e {
-        EditError::Absent { .. } | EditError::Internal(_) => 1,
+        EditError::Absent { .. }
+        | EditError::Internal(_)
+        | EditError::Guest(_)
+        | EditError::PresentWithOptions { .. } => 1,
         _ => 2,
     };
     let mut c = CliError::new(format!("{}: {e}", input.name)).code(code);
     if let Some((l, col)) = e.position() {
         c = c.at(format!("{}:{l}:{col}", input.name));
     }
-    if let Some(h) = e.help() {
-        c = c.help(h);
+    match (&e, &input.path) {
+        // A command that runs as printed when we know the file.
+        (EditError::PresentWithOptions { present, .. }, Some(p)) => {
+            c = c.help(format!(
+                "virt-pci does not change a hostdev the domain already has: remove it first with `virt-pci remove -i {} {}`, then run this add again; nothing was written",
+                shell_word(&p.display().to_string()),
+                list(present).replace(',', "")
+            ));
+        }
+        _ => {
+            if let Some(h) = e.help() {
+                c = c.help(h);
+            }
+        }
     }
     c
+}
+
+/// `s` quoted for a POSIX shell when it needs it.
+fn shell_word(s: &str) -> String {
+    if !s.is_empty()
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"/._-+:,=@%".contains(&b))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// `original`: whether a file was there before (only then can we say it
@@ -318,6 +345,7 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
         &args.group,
         &args.hostdev,
         args.target.domain.as_deref(),
+        true,
     )?;
     let mut edit =
         xml::add_parsed(doc, &input.text, &addrs, &opts).map_err(|e| edit_error(&input, e))?;

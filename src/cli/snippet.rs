@@ -120,7 +120,7 @@ pub struct Args {
 /// path, `--permissive` without Xen): before the host is read or anything
 /// is printed.
 pub fn check_options_early(h: &HostdevArgs) -> Result<(), CliError> {
-    h.options(None)?.check(&[]).map_err(option_error)
+    h.options(None)?.check().map_err(option_error)
 }
 
 /// Resolve the devices on the host, plan, check the options against the
@@ -134,6 +134,7 @@ pub fn plan_hostdevs(
     group: &GroupArgs,
     hostdev: &HostdevArgs,
     for_domain: Option<&str>,
+    in_domain_file: bool,
 ) -> Result<(Vec<PciAddress>, HostdevOptions), CliError> {
     let plan_opts = virt_pci::plan::PlanOptions {
         strict_group: !group.no_strict_group,
@@ -152,7 +153,12 @@ pub fn plan_hostdevs(
     }
     let primary = addrs.iter().find(|a| out.contains(a)).copied();
     let opts = hostdev.options(primary)?;
-    opts.check(&out).map_err(option_error)?;
+    opts.check().map_err(option_error)?;
+    if for_domain.is_none() && !in_domain_file {
+        // snippet: guest slots run on from --guest-address (add places
+        // them in the domain instead).
+        opts.check_guest_run(&out).map_err(option_error)?;
+    }
     eprint!("{}", render_plan(&host, &p, &ctx.err));
     if p.needs_force() && !group.force {
         return Err(refusal(devices, &p));
@@ -216,7 +222,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
             );
         }
     }
-    let (addrs, opts) = plan_hostdevs(ctx, &args.devices, &args.group, &args.hostdev, None)?;
+    let (addrs, opts) = plan_hostdevs(ctx, &args.devices, &args.group, &args.hostdev, None, false)?;
     let Some(dir) = &args.split else {
         super::emit(&hostdev::render(&addrs, &opts, &Style::default()));
         return Ok(ExitCode::SUCCESS);

@@ -12,6 +12,7 @@
 
 use super::{line_col, Diagnostic, Options, Related, Severity, Source};
 use crate::address::{parse_libvirt_number, NumberForm, PciAddress};
+use crate::domain::{child, is_el};
 use crate::host::Host;
 use crate::plan::{plan, PlanOptions, Role};
 use roxmltree::Node;
@@ -25,8 +26,9 @@ const WRAP: &str = "virt-pci-snippets";
 pub enum FileKind {
     /// A domain or a snippet stream: its PCI hostdevs, for cross checks.
     Unit(Unit),
-    /// Neither (a network, a host interface, …): not checked.
-    Skipped,
+    /// Well-formed XML of another kind (a network, a host interface, …):
+    /// not checked. Holds the root element's name, for the summary.
+    Skipped(String),
     /// Not readable or not well-formed (already reported).
     Broken,
 }
@@ -196,7 +198,7 @@ fn attr_span(n: Node<'_, '_>, name: &str) -> Option<Range<usize>> {
 }
 
 fn is_pci_interface(n: Node<'_, '_>) -> bool {
-    n.has_tag_name("interface") && n.attribute("type") == Some("hostdev")
+    is_el(n, "interface") && n.attribute("type") == Some("hostdev")
 }
 
 /// Strip roxmltree's trailing ` at 3:7` (the position is printed separately).
@@ -216,12 +218,12 @@ fn xml_message(m: &str) -> String {
 
 /// Check one file: well-formedness and everything inside it.
 pub fn check_file(index: usize, src: &Source, out: &mut Vec<Diagnostic>) -> FileKind {
+    // Decide by parsing, never by a glance at the first tag: an empty file,
+    // leading junk, an unterminated comment, a merge-conflict marker or a
+    // truncated root tag is not well-formed, and a file a pre-commit hook
+    // or CI trusts must fail then, not be skipped. Only well-formed XML of
+    // another kind (a network, capabilities, …) is skipped.
     let first = first_element(&src.text);
-    if !matches!(first, Some(("domain" | "hostdev" | "interface", _))) {
-        // Capabilities, networks, node devices, …: not ours, and not worth
-        // parsing (libvirt's corpus has 19 MB of them).
-        return FileKind::Skipped;
-    }
     let wrapped;
     let (text, map) = match first {
         Some((name, at)) if name == "hostdev" || name == "interface" => {
@@ -285,38 +287,41 @@ pub fn check_file(index: usize, src: &Source, out: &mut Vec<Diagnostic>) -> File
         }
     };
     let root = doc.root_element();
-    let (devices, name, s390) = if root.has_tag_name("domain") {
-        let s390 = root
-            .children()
-            .find(|c| c.has_tag_name("os"))
-            .and_then(|os| os.children().find(|c| c.has_tag_name("type")))
+    let root_name = || match root.tag_name().namespace() {
+        Some(ns) => format!("<{} xmlns='{ns}'>", root.tag_name().name()),
+        None => format!("<{}>", root.tag_name().name()),
+    };
+    // Every `<devices>` (libvirt merges them); only libvirt's elements (no
+    // namespace), as libvirt's XPath sees them.
+    let (devices, name, s390): (Vec<Node<'_, '_>>, _, _) = if is_el(root, "domain") {
+        let s390 = child(root, "os")
+            .and_then(|os| child(os, "type"))
             .and_then(|t| t.attribute("arch"))
             .is_some_and(|a| a.starts_with("s390"));
-        let Some(devices) = root.children().find(|c| c.has_tag_name("devices")) else {
-            return FileKind::Unit(Unit {
-                file: index,
-                name: crate::domain::domain_name(&doc),
-                is_domain: true,
-                hostdevs: Vec::new(),
-            });
-        };
-        (devices, crate::domain::domain_name(&doc), s390)
+        (
+            crate::domain::devices_elements(&doc).collect(),
+            crate::domain::domain_name(&doc),
+            s390,
+        )
     } else if root.has_tag_name(WRAP) {
         if !root
             .children()
-            .any(|c| c.has_tag_name("hostdev") || is_pci_interface(c))
+            .any(|c| is_el(c, "hostdev") || is_pci_interface(c))
         {
-            return FileKind::Skipped;
+            return FileKind::Skipped("hostdev elements of no kind virt-pci checks".into());
         }
-        (root, None, false)
+        (vec![root], None, false)
     } else {
-        return FileKind::Skipped;
+        return FileKind::Skipped(root_name());
     };
 
     let mut hostdevs: Vec<UnitHostdev> = Vec::new();
     let mut first_seen: HashMap<PciAddress, Range<usize>> = HashMap::new();
-    for n in devices.children().filter(|n| n.is_element()) {
-        let found = if n.has_tag_name("hostdev") {
+    for n in devices
+        .iter()
+        .flat_map(|d| d.children().filter(|n| n.is_element()))
+    {
+        let found = if is_el(n, "hostdev") {
             check_hostdev(&mut cx, n, s390)
         } else if is_pci_interface(n) {
             check_interface(&mut cx, n, s390)
@@ -345,14 +350,17 @@ pub fn check_file(index: usize, src: &Source, out: &mut Vec<Diagnostic>) -> File
             range: map.range(parsed),
         });
     }
-    check_guest_addresses(&mut cx, devices);
-    if root.has_tag_name("domain") {
+    for d in &devices {
+        check_guest_addresses(&mut cx, *d);
+    }
+    if is_el(root, "domain") {
+        check_guest_topology(&mut cx, &doc);
         check_consent(&mut cx, &doc);
     }
     FileKind::Unit(Unit {
         file: index,
         name,
-        is_domain: root.has_tag_name("domain"),
+        is_domain: is_el(root, "domain"),
         hostdevs,
     })
 }
@@ -522,7 +530,7 @@ fn check_interface(
 }
 
 fn source_address_node<'a, 'i>(cx: &mut Cx<'_>, n: Node<'a, 'i>) -> Option<Node<'a, 'i>> {
-    let Some(src) = n.children().find(|c| c.has_tag_name("source")) else {
+    let Some(src) = child(n, "source") else {
         cx.push(
             "VP013",
             Severity::Error,
@@ -536,7 +544,7 @@ fn source_address_node<'a, 'i>(cx: &mut Cx<'_>, n: Node<'a, 'i>) -> Option<Node<
         );
         return None;
     };
-    let Some(addr) = src.children().find(|c| c.has_tag_name("address")) else {
+    let Some(addr) = child(src, "address") else {
         cx.push(
             "VP013",
             Severity::Error,
@@ -723,13 +731,13 @@ fn check_source_address(
 fn check_guest_addresses(cx: &mut Cx<'_>, devices: Node<'_, '_>) {
     let mut seen: HashMap<[u64; 4], (Range<usize>, String)> = HashMap::new();
     for a in devices.descendants().filter(|d| {
-        d.has_tag_name("address")
+        is_el(*d, "address")
             && d.attribute("type") == Some("pci")
             // A source address is the host's; a <console> is libvirt's
             // alias of the first <serial> and repeats its address.
             && !d
                 .parent()
-                .is_some_and(|p| p.has_tag_name("source") || p.has_tag_name("console"))
+                .is_some_and(|p| is_el(p, "source") || is_el(p, "console"))
     }) {
         let Some(v) = read_address_fields(cx, a, false) else {
             continue;
@@ -763,6 +771,162 @@ fn check_guest_addresses(cx: &mut Cx<'_>, devices: Node<'_, '_>) {
             .push(rel);
         } else {
             seen.insert(v, (a.range(), owner));
+        }
+    }
+}
+
+/// The domain's guest side as libvirt's QEMU driver builds it at define
+/// time ([`crate::guest`]): built-in functions of the machine (VP031),
+/// duplicate boot orders (VP032), per-device boot next to `<os><boot dev>`
+/// (VP033), guest addresses the bus cannot hold (VP034), duplicate user
+/// aliases (VP035). Each message quotes libvirt's own error.
+fn check_guest_topology(cx: &mut Cx<'_>, doc: &roxmltree::Document<'_>) {
+    use crate::guest::{boot_order_value, slots_for_model, Machine, Topology};
+    let t = Topology::read(doc);
+    if !matches!(doc.root_element().attribute("type"), Some("kvm" | "qemu")) {
+        // Checked against libvirt's QEMU driver only.
+        return;
+    }
+    for o in t.used.iter().filter(|o| o.endpoint) {
+        let Some(r) = o.range.clone() else { continue };
+        let a = o.address;
+        let own_place = |o: &crate::guest::Occupant| {
+            // The IDE/USB controller at its own PIIX3 address is no clash.
+            (a.function == 1 && o.what.starts_with("<controller type='ide' index='0'"))
+                || (a.function == 2 && o.what.starts_with("<controller type='usb' index='0'"))
+        };
+        if let Some(b) = t.built_in(a).filter(|_| !own_place(o)) {
+            cx.push(
+                "VP031",
+                Severity::Error,
+                r.clone(),
+                format!("guest PCI address {a} of {} is {b}", o.what),
+                Some("always there on this machine type".into()),
+                Some(format!("give the device another slot, or remove its <address> and let libvirt assign one (libvirt: \"Attempted double use of PCI Address {a}\")")),
+            );
+            continue;
+        }
+        if t.machine == Machine::Other {
+            continue;
+        }
+        if a.domain != 0 {
+            cx.push(
+                "VP034",
+                Severity::Error,
+                r,
+                format!("guest PCI address {a} of {} is in PCI domain 0x{:04x}; a QEMU guest has only domain 0", o.what, a.domain),
+                None,
+                Some(format!("write domain='0x0000' (libvirt: \"Invalid PCI address {a}. Only PCI domain 0 is available\")")),
+            );
+            continue;
+        }
+        let (model, missing) = match t.buses.get(&a.bus) {
+            Some(b) => match b.model.as_deref() {
+                Some(m) => (m.to_string(), false),
+                None => continue,
+            },
+            None => match t.machine.default_bus_model() {
+                Some(m) => (m.to_string(), true),
+                None => continue,
+            },
+        };
+        let what = if missing {
+            format!(
+                "guest bus 0x{:02x} has no <controller>, and the {model} libvirt adds for it",
+                a.bus
+            )
+        } else {
+            format!("guest bus 0x{:02x} is a {model} and", a.bus)
+        };
+        let (msg, libvirt) = match slots_for_model(&model) {
+            None => (
+                format!("{what} takes no endpoint device"),
+                format!("The device at PCI address {a} cannot be plugged into the PCI controller with index='{}'", a.bus),
+            ),
+            Some((lo, _)) if a.slot < lo => (
+                format!("{what} has no slot 0x{:02x} (slots start at 0x{lo:02x})", a.slot),
+                format!("Invalid PCI address {a}. slot must be >= {lo}"),
+            ),
+            Some((_, hi)) if a.slot > hi => (
+                format!(
+                    "{what} has {}",
+                    if hi == 0 { "only slot 0x00".to_string() } else { format!("slots up to 0x{hi:02x}") }
+                ),
+                format!("Invalid PCI address {a}. slot must be <= {hi}"),
+            ),
+            Some(_) => continue,
+        };
+        cx.push(
+            "VP034",
+            Severity::Error,
+            r,
+            format!("guest PCI address {a} of {}: {msg}", o.what),
+            None,
+            Some(format!(
+                "put the device on a bus with a free slot (buses: {}), or remove its <address> and let libvirt assign one (libvirt: \"{libvirt}\")",
+                t.describe_buses()
+            )),
+        );
+    }
+    let mut first: HashMap<u64, Range<usize>> = HashMap::new();
+    for b in &t.boot_orders {
+        let Some(v) = boot_order_value(&b.value) else {
+            continue;
+        };
+        if let Some(prev) = first.get(&v) {
+            let rel = cx.related(prev.clone(), format!("boot order {v} first given here"));
+            cx.push(
+                "VP032",
+                Severity::Error,
+                b.range.clone(),
+                format!("boot order {v} of {} is already given to another device", b.owner),
+                Some("the same boot order again".into()),
+                Some(format!("give each device its own boot order (libvirt: \"boot order '{v}' used for more than one device\")")),
+            )
+            .related
+            .push(rel);
+        } else {
+            first.insert(v, b.range.clone());
+        }
+    }
+    if let (Some(os), Some(dev)) = (t.os_boot.first(), t.boot_orders.first()) {
+        let rel = cx.related(os.range.clone(), "<os><boot dev> is here".into());
+        cx.push(
+            "VP033",
+            Severity::Error,
+            dev.range.clone(),
+            format!(
+                "{} has <boot order>, and the domain also boots with <os><boot dev='{}'/>",
+                dev.owner, os.value
+            ),
+            Some("per-device boot order".into()),
+            Some("use one style: remove the <os><boot dev=…/> lines, or every per-device <boot order> (libvirt: \"per-device boot elements cannot be used together with os/boot elements\")".into()),
+        )
+        .related
+        .push(rel);
+    }
+    let mut seen: HashMap<&str, Range<usize>> = HashMap::new();
+    for al in &t.aliases {
+        if let Some(prev) = seen.get(al.value.as_str()) {
+            let rel = cx.related(prev.clone(), format!("`{}` first used here", al.value));
+            cx.push(
+                "VP035",
+                Severity::Error,
+                al.range.clone(),
+                format!(
+                    "alias `{}` of {} is already used by another device",
+                    al.value, al.owner
+                ),
+                Some("the same alias again".into()),
+                Some(format!(
+                    "give each device its own alias (libvirt: \"non unique alias detected: {}\")",
+                    al.value
+                )),
+            )
+            .related
+            .push(rel);
+        } else {
+            seen.insert(&al.value, al.range.clone());
         }
     }
 }
@@ -1154,24 +1318,71 @@ mod tests {
     }
 
     #[test]
-    fn foreign_and_broken_foreign_xml_is_skipped() {
+    fn only_well_formed_foreign_xml_is_skipped() {
+        let src = |path: &str, text: &str| Source {
+            path: path.into(),
+            text: text.into(),
+        };
         let inputs = Inputs::from_sources(vec![
-            Source {
-                path: "net.xml".into(),
-                text: "<network><name>default</name></network>".into(),
-            },
-            Source {
-                path: "list.xml".into(),
-                text: "<device/><device/>".into(),
-            },
-            Source {
-                path: "iface.xml".into(),
-                text: "<interface type='ethernet' name='eth0'/>".into(),
-            },
+            src("net.xml", "<network><name>default</name></network>"),
+            src("iface.xml", "<interface type='ethernet' name='eth0'/>"),
         ]);
         let r = validate(&inputs, None, Options::default());
         assert!(r.diagnostics.is_empty(), "{:?}", r.diagnostics);
-        assert_eq!(r.files_skipped, 3);
+        assert_eq!(r.files_skipped, 2);
+        assert_eq!(r.skipped[0].root, "<network>");
+        assert!(
+            r.summary()
+                .contains("skipped: net.xml <network>, iface.xml"),
+            "{}",
+            r.summary()
+        );
+        // Not well-formed: an error, whatever the first tag looks like.
+        let d = "<domain type='kvm'><name>vm</name><devices/></domain>\n";
+        for broken in [
+            String::new(),
+            "   \n".to_string(),
+            format!("junk{d}"),
+            format!("<!-- unterminated\n{d}"),
+            format!("<<<<<<< HEAD\n{d}=======\n{d}>>>>>>> other\n"),
+            "<dom".to_string(),
+            d[..d.len() / 2].to_string(),
+            "<device/><device/>".to_string(),
+        ] {
+            assert_eq!(codes(&broken), ["VP001"], "{broken:?}");
+        }
+        // Every truncation of a domain before its end is an error.
+        for cut in 0..d.len() - 1 {
+            assert_eq!(codes(&d[..cut]), ["VP001"], "cut at {cut}: {:?}", &d[..cut]);
+        }
+    }
+
+    #[test]
+    fn every_devices_element_counts_and_foreign_elements_do_not() {
+        let hd = |b: &str| {
+            format!("<hostdev mode='subsystem' type='pci'><source><address bus='{b}'/></source></hostdev>")
+        };
+        // libvirt merges a second <devices>: the duplicate is found.
+        let x = format!(
+            "<domain><name>v</name><devices>{}</devices><devices>{}</devices></domain>",
+            hd("0x2b"),
+            hd("0x2b")
+        );
+        assert_eq!(codes(&x), ["VP030"]);
+        // A foreign-namespace hostdev or devices is not libvirt's.
+        let x = format!(
+            "<domain><name>v</name><devices>{}<x:hostdev xmlns:x='urn:x' mode='subsystem' type='pci'><x:source><x:address bus='0x2b'/></x:source></x:hostdev></devices><x:devices xmlns:x='urn:x'>{}</x:devices></domain>",
+            hd("0x2b"),
+            hd("0x2b")
+        );
+        assert!(codes(&x).is_empty(), "{:?}", codes(&x));
+        // strtoul: leading space and `+` read as libvirt does.
+        let x = format!(
+            "<domain><name>v</name><devices>{}{}</devices></domain>",
+            hd(" 0x2b"),
+            hd("+0x2b")
+        );
+        assert_eq!(codes(&x), ["VP030"]);
     }
 
     #[test]

@@ -131,6 +131,14 @@ pub struct Options {
     pub deny_shared: bool,
 }
 
+/// A well-formed file of another kind, not checked.
+#[derive(Clone, Debug, Default, Serialize)]
+pub struct SkippedFile {
+    pub file: String,
+    /// The root element, e.g. `<network>`.
+    pub root: String,
+}
+
 /// Everything found in one run.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
@@ -138,6 +146,8 @@ pub struct Report {
     pub files_checked: usize,
     /// Files that hold neither a domain nor hostdev snippets (skipped).
     pub files_skipped: usize,
+    /// Which files were skipped, and their root element (`<network>`).
+    pub skipped: Vec<SkippedFile>,
     pub errors: usize,
     pub warnings: usize,
     pub diagnostics: Vec<Diagnostic>,
@@ -161,9 +171,20 @@ impl Report {
             plural(self.warnings, "warning")
         );
         if self.files_skipped > 0 {
+            const SHOWN: usize = 3;
+            let mut names: Vec<String> = self
+                .skipped
+                .iter()
+                .take(SHOWN)
+                .map(|k| format!("{} {}", k.file, k.root))
+                .collect();
+            if self.skipped.len() > SHOWN {
+                names.push(format!("{} more", self.skipped.len() - SHOWN));
+            }
             s.push_str(&format!(
-                " ({} not domain or hostdev XML, skipped)",
-                self.files_skipped
+                " ({} well-formed but not domain or hostdev XML, skipped: {})",
+                self.files_skipped,
+                names.join(", ")
             ));
         }
         s
@@ -207,11 +228,18 @@ pub fn validate(inputs: &Inputs, host: Option<&Host>, opts: Options) -> Report {
         let kind = checks::check_file(i, s, &mut d);
         (d, kind)
     });
-    for (d, kind) in per_file {
+    // par_map keeps the order of `sources`.
+    for (i, (d, kind)) in per_file.into_iter().enumerate() {
         report.diagnostics.extend(d);
         match kind {
             checks::FileKind::Unit(u) => units.push(u),
-            checks::FileKind::Skipped => report.files_skipped += 1,
+            checks::FileKind::Skipped(root) => {
+                report.files_skipped += 1;
+                report.skipped.push(SkippedFile {
+                    file: sources[i].path.clone(),
+                    root,
+                });
+            }
             checks::FileKind::Broken => {}
         }
     }

@@ -77,6 +77,17 @@ pub enum EditError {
         missing: Vec<String>,
         interfaces: Vec<PciAddress>,
     },
+    /// A guest-side option that does not fit the domain (an occupied or
+    /// impossible guest address, a boot order or alias already used).
+    Guest(crate::guest::GuestError),
+    /// Options for devices the domain already has: they would not be
+    /// applied, so nothing is written. `line` is where the first one is.
+    PresentWithOptions {
+        present: Vec<PciAddress>,
+        options: Vec<&'static str>,
+        line: u32,
+        column: u32,
+    },
     /// A selection that cannot be read without a host (`vendor:device`).
     Unsupported(String),
     /// The edit did not produce what was intended (a bug; nothing written).
@@ -100,6 +111,21 @@ impl fmt::Display for EditError {
                 )
             }
             EditError::Options(e) => e.fmt(f),
+            EditError::Guest(e) => e.fmt(f),
+            EditError::PresentWithOptions {
+                present, options, ..
+            } => write!(
+                f,
+                "{} {} already in the domain; {} would not be applied to {}",
+                present
+                    .iter()
+                    .map(|a| a.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if present.len() == 1 { "is" } else { "are" },
+                options.join(", "),
+                if present.len() == 1 { "it" } else { "them" },
+            ),
             EditError::Absent { missing, .. } => {
                 write!(f, "not in the domain: {}", missing.join(", "))
             }
@@ -117,6 +143,7 @@ impl EditError {
         match self {
             EditError::Malformed(e) => Some((e.line, e.column)),
             EditError::NotDomain { line, column, .. } => Some((*line, *column)),
+            EditError::PresentWithOptions { line, column, .. } => Some((*line, *column)),
             _ => None,
         }
     }
@@ -128,6 +155,8 @@ impl EditError {
             EditError::Malformed(_) => Some("fix the XML (or get a fresh copy with `virsh dumpxml DOMAIN`); nothing was written".into()),
             EditError::NotDomain { .. } => Some("give a domain definition, as `virsh dumpxml DOMAIN` prints it; for a lone <hostdev> use `virt-pci snippet`".into()),
             EditError::Options(e) => e.help.clone(),
+            EditError::Guest(e) => Some(e.help.clone()),
+            EditError::PresentWithOptions { .. } => Some("virt-pci does not change a hostdev the domain already has: remove it first (`virt-pci remove`), then add it again with these options; nothing was written".into()),
             EditError::Absent { interfaces, .. } if !interfaces.is_empty() => Some(format!(
                 "{} {} an <interface type='hostdev'> (a network VF); edit it with `virsh edit`",
                 interfaces.iter().map(|a| a.to_string()).collect::<Vec<_>>().join(", "),
@@ -159,10 +188,14 @@ pub fn parse_domain(text: &str) -> Result<Document<'_>, EditError> {
     Ok(doc)
 }
 
+/// The `<devices>` new hostdevs go into: the one holding the last
+/// `<hostdev>` (libvirt merges every `<devices>`, [`domain::devices_elements`]),
+/// else the first. Foreign-namespace elements (`<x:devices>`) are not libvirt's.
 fn devices_of<'a>(doc: &'a Document<'a>) -> Option<Node<'a, 'a>> {
-    doc.root_element()
-        .children()
-        .find(|c| c.is_element() && c.has_tag_name("devices"))
+    domain::devices_elements(doc)
+        .filter(|d| d.children().any(|c| domain::is_el(c, "hostdev")))
+        .last()
+        .or_else(|| domain::devices_elements(doc).next())
 }
 
 /// The PCI `<hostdev>` addresses a domain document has (not interfaces).
@@ -210,6 +243,21 @@ pub fn add_parsed(
             to_add.push(*a);
         }
     }
+    // Options are never dropped: for a device already there they would
+    // be, so refuse (nothing written) and say how to apply them.
+    let given = opts.given();
+    if !already_present.is_empty() && !given.is_empty() {
+        let first = domain::pci_hostdevs(&doc)
+            .into_iter()
+            .find(|h| h.address.is_some_and(|a| already_present.contains(&a)));
+        let pos = doc.text_pos_at(first.map_or(0, |h| h.range.start));
+        return Err(EditError::PresentWithOptions {
+            present: already_present,
+            options: given,
+            line: pos.row,
+            column: pos.col,
+        });
+    }
     let mut edit = Edit {
         text: text.to_string(),
         added: Vec::new(),
@@ -220,10 +268,30 @@ pub fn add_parsed(
     if to_add.is_empty() {
         return Ok(edit);
     }
-    opts.check(&to_add).map_err(EditError::Options)?;
+    opts.check().map_err(EditError::Options)?;
+    // Fit the domain's guest side: boot order, aliases, guest addresses.
+    let topo = crate::guest::Topology::read(&doc);
+    if let Some(n) = opts.boot_order {
+        topo.check_boot_order(n, text).map_err(EditError::Guest)?;
+    }
+    for al in opts.aliases(&to_add) {
+        topo.check_alias(&al, text).map_err(EditError::Guest)?;
+    }
+    let guests: Vec<Option<(PciAddress, bool)>> = match opts.guest_address {
+        Some(start) => topo
+            .place(&to_add, start, opts.guest_multifunction, text)
+            .map_err(EditError::Guest)?
+            .into_iter()
+            .map(Some)
+            .collect(),
+        None => {
+            topo.check_room().map_err(EditError::Guest)?;
+            vec![None; to_add.len()]
+        }
+    };
     let devices = devices_of(&doc);
     let st = style::infer(text, &doc, devices);
-    let rendered = hostdev::render(&to_add, opts, &st);
+    let rendered = hostdev::render_placed(&to_add, opts, &st, guests);
     // In pretty style every element goes on new lines: `\n` + lines, with
     // no line end after the last one (what follows the insertion point
     // already starts with its own line end).
@@ -254,9 +322,7 @@ pub fn add_parsed(
                 let head_end = r.start + head.len();
                 (head_end..r.end, format!(">{block}{close}</devices>"))
             } else {
-                let last_hostdev = d
-                    .children()
-                    .rfind(|c| c.is_element() && c.has_tag_name("hostdev"));
+                let last_hostdev = d.children().rfind(|c| domain::is_el(*c, "hostdev"));
                 let at = match last_hostdev {
                     Some(h) => h.range().end,
                     None => {
@@ -343,9 +409,7 @@ pub fn reversible(text: &str) -> bool {
     if splice::is_self_closing(text, &r) {
         return false;
     }
-    if d.children()
-        .any(|c| c.is_element() && c.has_tag_name("hostdev"))
-    {
+    if d.children().any(|c| domain::is_el(c, "hostdev")) {
         return true;
     }
     let st = style::infer(text, &doc, Some(d));
@@ -563,6 +627,53 @@ mod tests {
         let r = remove(&e.text, &Selection::Only(vec!["01:00".parse().unwrap()])).unwrap();
         assert_eq!(r.removed, vec![A, B]);
         let r = remove(&e.text, &Selection::Only(vec![DeviceSpec::Function(A)])).unwrap();
+        assert_eq!(r.removed, vec![A]);
+    }
+
+    #[test]
+    fn every_devices_element_as_libvirt_merges_them() {
+        let hd =
+            "<hostdev mode='subsystem' type='pci'><source><address bus='0x01'/></source></hostdev>";
+        let t = format!(
+            "<domain type='kvm'>\n  <devices>\n    <disk/>\n  </devices>\n  <devices>\n    {hd}\n  </devices>\n</domain>\n"
+        );
+        // Already there (in the second <devices>): nothing added.
+        let e = add(&t, &[A], &HostdevOptions::default()).unwrap();
+        assert_eq!(e.already_present, vec![A]);
+        assert_eq!(e.text, t);
+        // remove --all finds it.
+        let r = remove(&t, &Selection::All).unwrap();
+        assert_eq!(r.removed, vec![A]);
+        // A new one goes next to the existing hostdev, in the second.
+        let e = add(&t, &[B], &HostdevOptions::default()).unwrap();
+        let second = e.text.rfind("<devices>").unwrap();
+        assert!(e.text[second..].contains("bus='0x01' slot='0x00' function='0x1'"));
+        assert_eq!(
+            remove(&e.text, &Selection::Only(vec![DeviceSpec::Function(B)]))
+                .unwrap()
+                .text,
+            t
+        );
+    }
+
+    #[test]
+    fn foreign_namespace_elements_are_not_libvirts() {
+        let t = "<domain type='kvm'>\n  <x:devices xmlns:x='urn:x'>\n    <x:hostdev mode='subsystem' type='pci'><x:source><x:address bus='0x01'/></x:source></x:hostdev>\n  </x:devices>\n  <devices>\n    <disk/>\n  </devices>\n</domain>\n";
+        let e = add(t, &[A], &HostdevOptions::default()).unwrap();
+        // Not "already in": the foreign hostdev is not libvirt's.
+        assert_eq!(e.added, vec![A]);
+        // Inserted into libvirt's <devices>, not into <x:devices>.
+        let ins = e.text.find("<hostdev mode").unwrap();
+        assert!(ins > e.text.find("<devices>").unwrap(), "{}", e.text);
+        assert!(remove(t, &Selection::All).unwrap().removed.is_empty());
+    }
+
+    #[test]
+    fn numbers_read_as_strtoul() {
+        let t = "<domain type='kvm'><devices><hostdev mode='subsystem' type='pci'><source><address bus='+0x01' slot=' 0x00'/></source></hostdev></devices></domain>";
+        let e = add(t, &[A], &HostdevOptions::default()).unwrap();
+        assert_eq!(e.already_present, vec![A]);
+        let r = remove(t, &Selection::Only(vec![DeviceSpec::Function(A)])).unwrap();
         assert_eq!(r.removed, vec![A]);
     }
 

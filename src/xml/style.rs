@@ -87,7 +87,7 @@ pub fn infer<'a>(text: &str, doc: &'a Document<'a>, devices: Option<Node<'a, 'a>
             let di = indent_of(text, d).unwrap_or("");
             let last_hostdev = d
                 .children()
-                .rfind(|c| c.is_element() && c.has_tag_name("hostdev"))
+                .rfind(|c| crate::domain::is_el(*c, "hostdev"))
                 .and_then(|c| indent_of(text, c));
             let first = d
                 .children()
