@@ -554,14 +554,14 @@ mod tests {
         assert!(w.contains("config space"), "{w}");
         assert!(w.contains("virt-pci detach"), "{w}");
         // Without Xen it is an error, not a warning: QEMU refuses it.
-        let e = o.check(&[]).unwrap_err();
+        let e = o.check().unwrap_err();
         assert!(e.message.contains("not supported by qemu"), "{}", e.message);
         let xen = HostdevOptions {
             permissive: true,
             driver: Some(Driver::Xen),
             ..Default::default()
         };
-        assert!(xen.check(&[]).is_ok());
+        assert!(xen.check().is_ok());
         assert_eq!(xen.warnings().len(), 1);
         assert!(HostdevOptions::default().warnings().is_empty());
     }
