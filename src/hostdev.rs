@@ -267,6 +267,16 @@ impl HostdevOptions {
                 ));
             }
         }
+        if self.permissive && self.driver != Some(Driver::Xen) {
+            // libvirt's QEMU driver rejects any writeFiltering at define
+            // (src/qemu/qemu_validate.c, qemuValidateDomainDeviceDefHostdev:
+            // "Write filtering of PCI device configuration space is not
+            // supported by qemu"); only the Xen (libxl) driver takes it.
+            return Err(opt_err(
+                "--permissive is Xen-only: libvirt's QEMU driver refuses the domain (\"Write filtering of PCI device configuration space is not supported by qemu\")".into(),
+                "on a Xen host add --driver xen; on QEMU/KVM drop --permissive",
+            ));
+        }
         if self.boot_order == Some(0) {
             return Err(opt_err(
                 "boot order 0 is not allowed".into(),
@@ -323,9 +333,6 @@ impl HostdevOptions {
         let mut w = Vec::new();
         if self.permissive {
             w.push("--permissive gives the guest unfiltered write access to the device's PCI config space (Xen's writeFiltering='no', qvm-pci's permissive=true); a malicious guest can use it against the host".to_string());
-            if self.driver != Some(Driver::Xen) {
-                w.push("writeFiltering is Xen-only: the QEMU driver refuses the domain (\"Write filtering of PCI device configuration space is not supported by qemu\")".to_string());
-            }
         }
         if !self.managed {
             w.push("managed='no': libvirt will not detach the devices; run `virt-pci detach` (or `virt-pci prepare DOMAIN`) before starting the guest".to_string());
@@ -352,11 +359,42 @@ pub fn render_placed(
     style: &Style,
     guests: Vec<Option<(PciAddress, bool)>>,
 ) -> String {
+    render_each_placed(addrs, opts, style, guests)
+        .into_iter()
+        .map(|(_, s)| s)
+        .collect()
+}
+
+/// The name `snippet --split` gives the file of `a`'s `<hostdev>`: its
+/// libvirt node-device name (`pci_0000_2b_00_0.xml`), unique per function
+/// and the same on every run.
+pub fn split_file_name(a: &PciAddress) -> String {
+    format!("{}.xml", a.node_name())
+}
+
+/// Each function's `<hostdev>` on its own, as [`render`] would lay it out
+/// in the stream (aliases, boot order and guest addresses numbered across
+/// all of them): one root element each, for `virsh attach-device`.
+pub fn render_each(
+    addrs: &[PciAddress],
+    opts: &HostdevOptions,
+    style: &Style,
+) -> Vec<(PciAddress, String)> {
+    render_each_placed(addrs, opts, style, guest_addresses(addrs, opts))
+}
+
+fn render_each_placed(
+    addrs: &[PciAddress],
+    opts: &HostdevOptions,
+    style: &Style,
+    guests: Vec<Option<(PciAddress, bool)>>,
+) -> Vec<(PciAddress, String)> {
     let q = style.quote;
     let primary = opts.primary.or_else(|| addrs.first().copied());
-    let mut out = String::new();
+    let mut each = Vec::new();
     let mut alias_n = 0usize;
     for (a, guest) in addrs.iter().zip(guests) {
+        let mut out = String::new();
         let mut lines: Vec<(usize, String)> = Vec::new();
         let managed = if opts.managed { "yes" } else { "no" };
         lines.push((
@@ -429,8 +467,9 @@ pub fn render_placed(
                 out.push_str(&style.newline);
             }
         }
+        each.push((*a, out));
     }
-    out
+    each
 }
 
 #[cfg(test)]
@@ -513,13 +552,16 @@ mod tests {
         };
         let w = o.warnings().join("\n");
         assert!(w.contains("config space"), "{w}");
-        assert!(w.contains("not supported by qemu"), "{w}");
         assert!(w.contains("virt-pci detach"), "{w}");
+        // Without Xen it is an error, not a warning: QEMU refuses it.
+        let e = o.check().unwrap_err();
+        assert!(e.message.contains("not supported by qemu"), "{}", e.message);
         let xen = HostdevOptions {
             permissive: true,
             driver: Some(Driver::Xen),
             ..Default::default()
         };
+        assert!(xen.check().is_ok());
         assert_eq!(xen.warnings().len(), 1);
         assert!(HostdevOptions::default().warnings().is_empty());
     }

@@ -170,6 +170,79 @@ pub(crate) fn finding(
 const LIBVIRT_NON_ENDPOINT: &str =
     "libvirt refuses it: \"Non-endpoint PCI devices cannot be assigned to guests\"";
 
+/// The one `group-split` warning for a group `--no-strict-group` splits.
+/// The kernel's viability rule (`vfio_dev_viable` in the kernel's
+/// `drivers/vfio/vfio.c`, docs/libvirt.md): a member with no driver, or on
+/// vfio-pci/pci-stub, keeps the group viable; one on a host driver makes the
+/// guest fail to start with QEMU's "group N is not viable". A driverless
+/// member is therefore not told to "be unbound": it is, and stays viable
+/// only until a driver binds it.
+/// An endpoint `--no-strict-group` leaves on the host, and its driver.
+struct LeftBehind {
+    address: PciAddress,
+    driver: Option<String>,
+    state: LeftState,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum LeftState {
+    /// On a host driver: the group is not viable.
+    HostDriver,
+    /// No driver shown, and the source did not measure drivers.
+    DriverUnknown,
+    /// No driver (measured), vfio-pci or pci-stub: viable for now.
+    Viable,
+}
+
+fn split_warning(gid: u32, left: &[LeftBehind], source: &str) -> Option<Finding> {
+    let first = left.first()?;
+    let list = |state: LeftState| -> Vec<String> {
+        left.iter()
+            .filter(|x| x.state == state)
+            .map(|x| match &x.driver {
+                Some(d) => format!("{} (`{d}`)", x.address),
+                None => x.address.to_string(),
+            })
+            .collect()
+    };
+    let verb = |n: &Vec<String>| if n.len() == 1 { "stays" } else { "stay" };
+    let them = |n: &Vec<String>| if n.len() == 1 { "it is" } else { "they are" };
+    let mut parts = Vec::new();
+    let bound = list(LeftState::HostDriver);
+    if !bound.is_empty() {
+        parts.push(format!(
+            "{} {} on host drivers, so the VM will not start under VFIO (\"group {gid} is not viable\") until {} unbound or bound to vfio-pci",
+            bound.join(", "),
+            verb(&bound),
+            them(&bound),
+        ));
+    }
+    let unknown = list(LeftState::DriverUnknown);
+    if !unknown.is_empty() {
+        parts.push(format!(
+            "{} {} on the host and {source} does not say which driver {} on; on a host driver the VM will not start (\"group {gid} is not viable\")",
+            unknown.join(", "),
+            verb(&unknown),
+            if unknown.len() == 1 { "it is" } else { "they are" },
+        ));
+    }
+    let idle = list(LeftState::Viable);
+    if !idle.is_empty() {
+        parts.push(format!(
+            "{} {} on the host without a host driver, which keeps the group viable only as long as no host driver binds {}",
+            idle.join(", "),
+            verb(&idle),
+            if idle.len() == 1 { "it" } else { "them" },
+        ));
+    }
+    Some(finding(
+        "group-split",
+        Some(&first.address),
+        format!("IOMMU group {gid} is split: {}", parts.join("; ")),
+        Some("drop --no-strict-group to pass the whole group, or keep the rest of the group on vfio-pci (`virt-pci detach`) while the guest runs"),
+    ))
+}
+
 /// Compute the plan for passing `requested` through.
 ///
 /// Every address must be present on `host` (resolve specs first).
@@ -295,6 +368,9 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
             group: g,
             members: Vec::new(),
         };
+        // Endpoints `--no-strict-group` leaves on the host: one warning for
+        // the group, below.
+        let mut left_behind: Vec<LeftBehind> = Vec::new();
         for m in &members {
             let GroupMember::Pci(ma) = m else {
                 gp.members.push(Member {
@@ -382,28 +458,17 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                     requested: false,
                     reason: "endpoint left on the host by --no-strict-group".into(),
                 });
-                // The kernel's rule (vfio_dev_viable, drivers/vfio/group.c):
-                // a member on vfio-pci, pci-stub or no driver keeps the
-                // group viable.
-                let msg = match md.driver.as_deref() {
-                    None if !host.keeps_group_viable(md) => format!(
-                        "IOMMU group {gid} is split: {ma} stays on the host, and {} does not say which driver it has; under VFIO the VM will not start (\"group {gid} is not viable\") unless it is unbound or bound to vfio-pci",
-                        host.source
-                    ),
-                    Some(d) if !md.driver_is_vfio_safe() => format!(
-                        "IOMMU group {gid} is split: {ma} stays on the host, bound to `{d}`; under VFIO the VM will not start (\"group {gid} is not viable\") unless it is unbound or bound to vfio-pci"
-                    ),
-                    state => format!(
-                        "IOMMU group {gid} is split: {ma} stays on the host ({}), which keeps the group viable; if a host driver binds it later the VM will not start (\"group {gid} is not viable\")",
-                        state.map(|d| format!("bound to `{d}`")).unwrap_or_else(|| "no driver".into())
-                    ),
-                };
-                p.warnings.push(finding(
-                    "group-split",
-                    Some(ma),
-                    msg,
-                    Some("drop --no-strict-group to pass the whole group, or keep the rest of the group on vfio-pci"),
-                ));
+                left_behind.push(LeftBehind {
+                    address: *ma,
+                    driver: md.driver.clone(),
+                    state: if host.keeps_group_viable(md) {
+                        LeftState::Viable
+                    } else if md.driver.is_none() {
+                        LeftState::DriverUnknown
+                    } else {
+                        LeftState::HostDriver
+                    },
+                });
                 continue;
             }
             let reason = if is_req {
@@ -440,10 +505,16 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
             });
             travels.insert(*ma);
         }
+        if let Some(w) = split_warning(gid, &left_behind, &host.source) {
+            p.warnings.push(w);
+        }
         p.groups.push(gp);
     }
 
-    // Warnings about what travels.
+    // Warnings about what travels. Functions on host drivers are one
+    // warning: the same thing happens to all of them.
+    let mut on_host_drivers: Vec<String> = Vec::new();
+    let mut first_on_host_driver: Option<PciAddress> = None;
     for a in &travels {
         let Some(d) = host.device(a) else { continue };
         if !req.contains(a) && !req_slots.contains(&a.slot_of()) {
@@ -472,12 +543,8 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
         }
         if let Some(drv) = d.driver.as_deref() {
             if !d.driver_is_vfio_safe() {
-                p.warnings.push(finding(
-                    "host-driver",
-                    Some(a),
-                    format!("{a} is bound to the host driver `{drv}`; it will be unbound (managed='yes' does this at start, managed='no' needs `virt-pci detach` first)"),
-                    None,
-                ));
+                on_host_drivers.push(format!("{a} (`{drv}`)"));
+                first_on_host_driver.get_or_insert(*a);
             }
         }
         let vfs = d.sriov_numvfs.unwrap_or(0).max(d.virtfns.len() as u32);
@@ -489,6 +556,22 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                 Some("pass a VF instead, or set sriov_numvfs to 0 first"),
             ));
         }
+    }
+    if let Some(first) = first_on_host_driver {
+        let one = on_host_drivers.len() == 1;
+        p.warnings.push(finding(
+            "host-driver",
+            Some(&first),
+            format!(
+                "{} {} bound to {}host driver{}; {} will be unbound (managed='yes' does this at start, managed='no' needs `virt-pci detach` first)",
+                on_host_drivers.join(", "),
+                if one { "is" } else { "are" },
+                if one { "a " } else { "" },
+                if one { "" } else { "s" },
+                if one { "it" } else { "they" },
+            ),
+            None,
+        ));
     }
     p.travels = travels.into_iter().collect();
     split_cards(host, &mut p);

@@ -311,7 +311,9 @@ fn control_characters_from_a_snapshot_or_an_argument_are_escaped() {
     let p = t.path().join("evil.json");
     fs::write(&p, evil).unwrap();
     for cmd in [&["list"][..], &["list", "--tree"], &["show", "00:01.0"]] {
-        let out = vp().arg("--snapshot").arg(&p).args(cmd).assert().success();
+        // show of the host bridge exits 1 (a blocked plan); list 0.
+        let out = vp().arg("--snapshot").arg(&p).args(cmd).assert();
+        assert!(matches!(out.get_output().status.code(), Some(0 | 1)));
         let o = String::from_utf8_lossy(&out.get_output().stdout).into_owned();
         assert!(!o.contains('\u{1b}'), "{cmd:?}: raw ESC in:\n{o}");
         assert!(

@@ -11,7 +11,7 @@
 
 use crate::address::PciAddress;
 use crate::host::{Host, Kind};
-use crate::plan::{self, Plan, PlanOptions};
+use crate::plan::{self, Plan, PlanOptions, Verdict};
 use serde::Serialize;
 
 /// A function and the driver it is on.
@@ -52,6 +52,10 @@ pub struct Viability {
 
 #[derive(Clone, Debug, Serialize)]
 pub struct CheckReport {
+    /// The plan's verdict ([`crate::plan::Plan::verdict`]): a group that is
+    /// not viable *now* (an endpoint on a host driver) is still `ok`:
+    /// detaching fixes it, and the report says how.
+    pub verdict: Verdict,
     pub address: PciAddress,
     pub kind: Kind,
     pub driver: Option<String>,
@@ -72,8 +76,10 @@ fn state(host: &Host, a: &PciAddress) -> FunctionState {
     }
 }
 
-/// Build the report for one function present on `host`.
-pub fn check(host: &Host, a: &PciAddress) -> Option<CheckReport> {
+/// What resetting `a` means: the one description `show`, `check` and the
+/// JSON views share (so two commands never disagree about one device).
+/// Built on [`crate::host::Device::can_reset`], as `list` and the plan are.
+pub fn reset_info(host: &Host, a: &PciAddress) -> Option<ResetInfo> {
     let d = host.device(a)?;
     let methods = d.reset_methods.clone();
     let has = |m: &str| methods.as_ref().is_some_and(|v| v.iter().any(|x| x == m));
@@ -86,16 +92,17 @@ pub fn check(host: &Host, a: &PciAddress) -> Option<CheckReport> {
         .filter(|o| o.domain == a.domain && o.bus == a.bus && *o != a)
         .map(|o| state(host, o))
         .collect();
-    let summary = match (&methods, d.reset) {
-        (Some(_), _) if function_reset => format!(
+    let listed = methods.clone().unwrap_or_default();
+    let summary = match d.can_reset() {
+        Some(true) if function_reset => format!(
             "{a} can be reset on its own ({}); other devices are not affected",
-            methods.clone().unwrap_or_default().join(", ")
+            listed.join(", ")
         ),
-        (Some(_), _) if bus_reset_only && shares_bus_with.is_empty() => format!(
+        Some(true) if bus_reset_only && shares_bus_with.is_empty() => format!(
             "{a} has only a bus reset; nothing else is on bus {:02x}, so nothing else is affected",
             a.bus
         ),
-        (Some(_), _) if bus_reset_only => {
+        Some(true) if bus_reset_only => {
             let busy: Vec<String> = shares_bus_with
                 .iter()
                 .map(|s| match &s.driver {
@@ -108,18 +115,31 @@ pub fn check(host: &Host, a: &PciAddress) -> Option<CheckReport> {
                 busy.join(", ")
             )
         }
-        (_, Some(false)) | (Some(_), None) => format!(
+        Some(true) if !listed.is_empty() => {
+            format!("{a} can be reset ({})", listed.join(", "))
+        }
+        Some(true) => format!(
+            "{a} can be reset (the kernel offers a reset; {} does not say which method)",
+            host.source
+        ),
+        Some(false) => format!(
             "{a} has no reset method (no FLR, PM or bus reset): state can leak between guests and the host"
         ),
-        _ => format!("{a}: reset methods are not known from {}", host.source),
+        None => format!("{a}: reset methods are not known from {}", host.source),
     };
-    let reset = ResetInfo {
+    Some(ResetInfo {
         methods,
         reset_file: d.reset,
         bus_reset_only,
         shares_bus_with,
         summary,
-    };
+    })
+}
+
+/// Build the report for one function present on `host`.
+pub fn check(host: &Host, a: &PciAddress) -> Option<CheckReport> {
+    let d = host.device(a)?;
+    let reset = reset_info(host, a)?;
     let group = d.iommu_group;
     let endpoints: Vec<FunctionState> = host
         .group_of(a)
@@ -148,7 +168,10 @@ pub fn check(host: &Host, a: &PciAddress) -> Option<CheckReport> {
             host.suggest(&format!("detach {a}"))
         ),
     };
+    let plan = plan::plan(host, &[*a], PlanOptions::default());
+    let verdict = plan.verdict();
     Some(CheckReport {
+        verdict,
         address: *a,
         kind: d.kind(),
         driver: d.driver.clone(),
@@ -160,8 +183,34 @@ pub fn check(host: &Host, a: &PciAddress) -> Option<CheckReport> {
             summary: vsum,
         },
         used_by: host.used_by(a).into_iter().cloned().collect(),
-        plan: plan::plan(host, &[*a], PlanOptions::default()),
+        plan,
     })
+}
+
+impl CheckReport {
+    /// The closing line of `check`, in the words of `show`'s verdict.
+    pub fn verdict_line(&self) -> String {
+        let a = self.address;
+        let n = |v: usize, w: &str| format!("{v} {w}{}", if v == 1 { "" } else { "s" });
+        match self.verdict {
+            Verdict::Blocked => format!(
+                "blocked — {a} cannot be assigned as it is ({})",
+                n(self.plan.blockers.len(), "blocker")
+            ),
+            Verdict::Unverified => format!(
+                "unverified — {a} may be assigned, but {} it depends on {} not known (commands that act need --force)",
+                n(self.plan.unverified.len(), "host fact"),
+                if self.plan.unverified.len() == 1 { "is" } else { "are" }
+            ),
+            Verdict::Nothing => format!("nothing — no function of {a} can travel"),
+            Verdict::Ok if self.viability.viable_now => {
+                format!("ok — {a} can be assigned; its IOMMU group is viable now")
+            }
+            Verdict::Ok => format!(
+                "ok — {a} can be assigned once its group is detached (`virt-pci detach {a}`, or managed='yes' hostdevs for the whole group)"
+            ),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -108,6 +108,9 @@ pub struct ActionPlan {
     pub skipped: Vec<Skip>,
     pub refusals: Vec<Refusal>,
     pub warnings: Vec<Finding>,
+    /// The domain `prepare` and `release` act for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
     /// `--force` was given: forceable refusals do not stop the plan.
     pub forced: bool,
     /// The passthrough plan the steps come from.
@@ -185,20 +188,20 @@ pub trait Backend {
     fn reattach(&mut self, a: &PciAddress) -> Result<(), BackendError>;
     fn reset(&mut self, a: &PciAddress) -> Result<(), BackendError>;
     /// When this backend's reset may succeed without resetting anything,
-    /// what to tell the user.
-    fn reset_caveat(&self) -> Option<String> {
+    /// what to tell the user, and what to do about it.
+    fn reset_caveat(&self) -> Option<(String, String)> {
         None
     }
 }
 
 fn note_reset_caveat(ap: &mut ActionPlan, backend: &dyn Backend) {
     if ap.steps.iter().any(|s| s.op == Op::Reset) {
-        if let Some(c) = backend.reset_caveat() {
+        if let Some((c, help)) = backend.reset_caveat() {
             ap.warnings.push(Finding {
                 code: "reset-may-skip",
                 address: None,
                 message: c,
-                help: Some("run virt-pci on that host itself: a local reset writes the kernel's `reset` file".into()),
+                help: Some(help),
             });
         }
     }
@@ -235,6 +238,7 @@ fn new_plan(action: &str, backend: &dyn Backend, p: Plan, force: bool) -> Action
             .filter(|w| action == "detach" || w.code != "host-driver")
             .cloned()
             .collect(),
+        domain: None,
         forced: force,
         plan: p,
     }
@@ -416,6 +420,24 @@ pub fn unmanaged_hostdevs(domain_xml: &str) -> Result<Vec<PciAddress>, crate::do
     Ok(out)
 }
 
+/// One sentence for every hostdev of `domain` the host does not have (not
+/// one per function, each with the same help), and the first of them.
+fn absent_hostdevs(host: &Host, domain: &str, hostdevs: &[PciAddress]) -> Option<(String, String)> {
+    let absent: Vec<String> = hostdevs
+        .iter()
+        .filter(|a| host.device(a).is_none())
+        .map(|a| a.to_string())
+        .collect();
+    let first = absent.first()?.clone();
+    let msg = format!(
+        "domain `{domain}` uses {}, which {} not present on {}",
+        absent.join(", "),
+        if absent.len() == 1 { "is" } else { "are" },
+        host.source
+    );
+    Some((first, msg))
+}
+
 /// `prepare DOMAIN`: detach the domain's `managed='no'` hostdevs and every
 /// endpoint co-grouped with them, so the domain can start.
 pub fn prepare_plan(
@@ -432,16 +454,32 @@ pub fn prepare_plan(
         .collect();
     let mut ap = detach_plan(host, &present, opts, backend);
     ap.action = "prepare".into();
-    for a in hostdevs.iter().filter(|a| host.device(a).is_none()) {
+    ap.domain = Some(domain.to_string());
+    // The domain itself running is one refusal in its own words, not a
+    // per-device "the running domain `D` uses it" as if it were another
+    // guest.
+    let own_running = host.domains.iter().any(|u| u.domain == domain && u.running);
+    if own_running {
+        ap.refusals.retain(|r| {
+            !(r.code == "in-use"
+                && r.message
+                    .ends_with(&format!("the running domain `{domain}` uses it")))
+        });
+        ap.refusals.push(Refusal {
+            code: "domain-running".into(),
+            address: None,
+            message: format!("refusing to prepare `{domain}`: it is already running, and its devices are in use by it"),
+            help: Some(format!("prepare runs before a start; to redo it, shut `{domain}` down first (`virsh shutdown {domain}`)")),
+            forceable: false,
+        });
+    }
+    if let Some((first, msg)) = absent_hostdevs(host, domain, hostdevs) {
         ap.refusals.push(Refusal {
             code: "not-present".into(),
-            address: Some(a.to_string()),
-            message: format!(
-                "domain `{domain}` uses {a}, which is not present on {}",
-                host.source
-            ),
+            address: Some(first),
+            message: msg,
             help: Some(
-                "fix the domain's <hostdev> source address (`virt-pci list` shows the devices)"
+                "fix the domain's <hostdev> source addresses (`virt-pci list` shows the devices)"
                     .into(),
             ),
             forceable: true,
@@ -488,6 +526,18 @@ pub fn release_plan(
     );
     let travels = p.travels.clone();
     let mut ap = new_plan("release", backend, p, opts.force);
+    ap.domain = Some(domain.to_string());
+    if let Some((first, msg)) = absent_hostdevs(host, domain, hostdevs) {
+        ap.warnings.push(Finding {
+            code: "not-present",
+            address: Some(first),
+            message: format!(
+                "{msg}: nothing to release for {}",
+                if msg.contains(", ") { "them" } else { "it" }
+            ),
+            help: None,
+        });
+    }
     if running.is_none() {
         ap.warnings.push(Finding {
             code: "state-unknown",
@@ -718,11 +768,25 @@ impl Backend for LibvirtBackend<'_> {
             None => Ok(self.conn.nodedev_reset(a)?),
         }
     }
-    fn reset_caveat(&self) -> Option<String> {
-        match self.local_reset {
-            Some(_) => None,
-            None => Some("on a remote host the reset goes through libvirt, whose reset does nothing for a function bound to vfio-pci or one with FLR (libvirt resets those when a guest starts and stops), and succeeds anyway".into()),
+    fn reset_caveat(&self) -> Option<(String, String)> {
+        if self.local_reset.is_some() {
+            return None;
         }
+        let uri = self.conn.uri();
+        // libvirt's test driver has no node-device detach, reattach or
+        // reset at all (src/test/test_driver.c: absent from its node-device
+        // table; virsh says "this function is not supported by the
+        // connection driver"): it is not a host, remote or otherwise.
+        if uri.starts_with("test:") {
+            return Some((
+                format!("{uri} is libvirt's test driver, not a host: it cannot detach, reattach or reset devices (\"this function is not supported by the connection driver\")"),
+                "use --dry-run to see the steps; act on a real host (qemu:///system) or with --backend sysfs and --root".into(),
+            ));
+        }
+        Some((
+            format!("{uri} is another machine: the reset goes through libvirt, whose reset does nothing for a function bound to vfio-pci or one with FLR (libvirt resets those when a guest starts and stops), and succeeds anyway"),
+            "run virt-pci on that host itself: a local reset writes the kernel's `reset` file".into(),
+        ))
     }
 }
 

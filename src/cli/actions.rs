@@ -11,9 +11,10 @@ use std::process::ExitCode;
 use virt_pci::actions::{
     self, check, sysfs::SysfsBackend, ActionOptions, ActionPlan, Backend, Outcome,
 };
-use virt_pci::address::PciAddress;
+use virt_pci::address::{DeviceSpec, PciAddress};
 use virt_pci::host::Host;
 use virt_pci::invocation::{Backend as InvBackend, HostSource, SYSTEM_URI};
+use virt_pci::plan::Verdict;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
 pub enum BackendChoice {
@@ -206,9 +207,8 @@ fn libvirt_setup(_ctx: &Context, _uri: &str, _read_only: bool) -> Result<Setup, 
     )
 }
 
-fn resolve(host: &Host, specs: &[String]) -> Result<Vec<PciAddress>, CliError> {
-    let specs = parse_specs(specs)?;
-    Ok(host.resolve_all(&specs)?)
+fn resolve(host: &Host, specs: &[DeviceSpec]) -> Result<Vec<PciAddress>, CliError> {
+    Ok(host.resolve_all(specs)?)
 }
 
 fn options(act: &ActOpts, strict_group: bool, driver: &str) -> ActionOptions {
@@ -226,14 +226,18 @@ fn print_plan(ctx: &Context, ap: &ActionPlan) {
     } else {
         format!("{} step(s)", ap.steps.len())
     };
+    // What the plan is for: the devices, else the domain (`prepare vm1`),
+    // never an empty list.
+    let mut subject: Vec<String> = ap.domain.iter().map(|d| format!("`{d}`")).collect();
+    subject.extend(ap.requested.iter().map(|a| a.to_string()));
+    let subject = if subject.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", subject.join(" "))
+    };
     outln!(
-        "{} {}: {verb}, backend {}",
+        "{}{subject}: {verb}, backend {}",
         s.bold(&ap.action),
-        ap.requested
-            .iter()
-            .map(|a| a.to_string())
-            .collect::<Vec<_>>()
-            .join(" "),
         ap.backend
     );
     for (i, st) in ap.steps.iter().enumerate() {
@@ -251,10 +255,15 @@ fn print_plan(ctx: &Context, ap: &ActionPlan) {
     for k in &ap.skipped {
         outln!("  - {} {}: {}", s.dim("skip"), k.address, k.reason);
     }
+    let mut helped: Vec<&str> = Vec::new();
     for w in &ap.warnings {
         outln!("  {}: {}", s.yellow("warning"), w.message);
         if let Some(h) = &w.help {
-            outln!("    {}: {h}", s.cyan("help"));
+            // The same help under several warnings is said once.
+            if !helped.contains(&h.as_str()) {
+                helped.push(h);
+                outln!("    {}: {h}", s.cyan("help"));
+            }
         }
     }
 }
@@ -276,11 +285,20 @@ pub(super) fn refused_error(ap: &ActionPlan) -> CliError {
         format!("refusing to {}: {}", ap.action, first.message)
     };
     let mut e = CliError::new(msg);
-    if let Some(h) = &first.help {
-        e = e.help(h.clone());
-    }
+    let mut helps: Vec<&str> = first.help.as_deref().into_iter().collect();
     for r in b.iter().skip(1) {
         e = e.help(format!("also refused: {}", r.message));
+        if let Some(h) = &r.help {
+            helps.push(h);
+        }
+    }
+    // Each fix once, after the list of what is refused.
+    let mut said: Vec<&str> = Vec::new();
+    for h in helps {
+        if !said.contains(&h) {
+            said.push(h);
+            e = e.help(h.to_string());
+        }
     }
     if b.iter().all(|r| r.forceable) {
         e = e.help("--force acts anyway (only if you know the host does not need these devices)");
@@ -288,7 +306,47 @@ pub(super) fn refused_error(ap: &ActionPlan) -> CliError {
     e
 }
 
-/// Print (and unless --dry-run, run) a plan.
+/// A snapshot is a file, not a host: only `--dry-run` can run on it.
+/// Checked before anything is printed.
+fn check_can_execute(s: &Setup, action: &str, act: &ActOpts) -> Result<(), CliError> {
+    if act.dry_run || s.can_execute {
+        return Ok(());
+    }
+    Err(CliError::usage(format!(
+        "`{action}` cannot act on a snapshot: a snapshot is a file, not a host"
+    ))
+    .help("add --dry-run to see the steps, or run on the host itself"))
+}
+
+/// What the host must offer before the plan can run (`/dev/vfio/vfio` for
+/// a detach): checked before the plan is printed.
+fn check_environment(
+    s: &Setup,
+    ap: &ActionPlan,
+    act: &ActOpts,
+    needs_vfio: bool,
+) -> Result<(), CliError> {
+    check_can_execute(s, &ap.action, act)?;
+    if act.dry_run || ap.is_refused() || !needs_vfio {
+        return Ok(());
+    }
+    let detaches = ap
+        .steps
+        .iter()
+        .any(|st| matches!(st.op, actions::Op::Detach { .. }));
+    if let (true, Some(root)) = (detaches, &s.vfio_root) {
+        if let Some(e) = actions::vfio_node_problem(root) {
+            let mut c = CliError::new(e.message);
+            if let Some(h) = e.help {
+                c = c.help(h);
+            }
+            return Err(c);
+        }
+    }
+    Ok(())
+}
+
+/// Check the environment, then print (and unless --dry-run, run) a plan.
 fn run_plan(
     ctx: &Context,
     s: &mut Setup,
@@ -296,6 +354,7 @@ fn run_plan(
     act: &ActOpts,
     needs_vfio: bool,
 ) -> CliResult {
+    check_environment(s, &ap, act, needs_vfio)?;
     if act.json && (act.dry_run || ap.is_refused()) {
         print_json(&JsonRun {
             plan: &ap,
@@ -310,29 +369,6 @@ fn run_plan(
     }
     if act.dry_run {
         return Ok(ExitCode::SUCCESS);
-    }
-    if !s.can_execute {
-        return Err(CliError::usage(format!(
-            "cannot {} devices of a snapshot: a snapshot is a file, not a host",
-            ap.action
-        ))
-        .help("add --dry-run to see the steps, or run on the host itself"));
-    }
-    if needs_vfio
-        && ap
-            .steps
-            .iter()
-            .any(|st| matches!(st.op, actions::Op::Detach { .. }))
-    {
-        if let Some(root) = &s.vfio_root {
-            if let Some(e) = actions::vfio_node_problem(root) {
-                let mut c = CliError::new(e.message);
-                if let Some(h) = e.help {
-                    c = c.help(h);
-                }
-                return Err(c);
-            }
-        }
     }
     let out = s.with(|_, b| actions::execute(&ap, b));
     if act.json {
@@ -388,8 +424,10 @@ pub fn run_detach(ctx: &Context, a: DetachArgs) -> CliResult {
     if a.persist.persist {
         return super::persist::run(ctx, &a.common, &a.persist, true);
     }
+    // Arguments first: a bad address is reported before a connection opens.
+    let specs = parse_specs(&a.common.devices)?;
     let mut s = setup(ctx, a.common.act.dry_run)?;
-    let req = resolve(&s.host, &a.common.devices)?;
+    let req = resolve(&s.host, &specs)?;
     let opts = options(&a.common.act, !a.common.no_strict_group, &a.driver);
     let ap = s.with(|h, b| actions::detach_plan(h, &req, &opts, b));
     run_plan(ctx, &mut s, ap, &a.common.act, true)
@@ -400,24 +438,30 @@ pub fn run_reattach(ctx: &Context, a: ReattachArgs) -> CliResult {
         return super::persist::run(ctx, &a.common, &a.persist, false);
     }
     let a = a.common;
+    let specs = parse_specs(&a.devices)?;
     let mut s = setup(ctx, a.act.dry_run)?;
-    let req = resolve(&s.host, &a.devices)?;
+    let req = resolve(&s.host, &specs)?;
     let opts = options(&a.act, !a.no_strict_group, "vfio");
     let ap = s.with(|h, b| actions::reattach_plan(h, &req, &opts, b));
     run_plan(ctx, &mut s, ap, &a.act, false)
 }
 
 pub fn run_reset(ctx: &Context, a: DeviceActionArgs) -> CliResult {
+    let specs = parse_specs(&a.devices)?;
     let mut s = setup(ctx, a.act.dry_run)?;
-    let req = resolve(&s.host, &a.devices)?;
+    let req = resolve(&s.host, &specs)?;
     let opts = options(&a.act, !a.no_strict_group, "vfio");
     let ap = s.with(|h, b| actions::reset_plan(h, &req, &opts, b));
     run_plan(ctx, &mut s, ap, &a.act, false)
 }
 
 pub fn run_check(ctx: &Context, a: CheckArgs) -> CliResult {
+    let specs = parse_specs(std::slice::from_ref(&a.device))?;
     let mut s = setup(ctx, !a.try_it)?;
-    let req = resolve(&s.host, std::slice::from_ref(&a.device))?;
+    if a.try_it {
+        check_can_execute(&s, "check --try", &a.act)?;
+    }
+    let req = resolve(&s.host, &specs)?;
     let mut code = ExitCode::SUCCESS;
     for addr in &req {
         let Some(r) = check::check(&s.host, addr) else {
@@ -463,15 +507,40 @@ pub fn run_check(ctx: &Context, a: CheckArgs) -> CliResult {
                     outln!("    {}: {h}", o.cyan("help"));
                 }
             }
+            let line = r.verdict_line();
+            outln!(
+                "verdict: {}",
+                match r.verdict {
+                    Verdict::Ok => o.green(&line),
+                    Verdict::Blocked => o.red(&line),
+                    Verdict::Unverified | Verdict::Nothing => o.yellow(&line),
+                }
+            );
         }
-        if r.plan.is_blocked() {
+        if r.plan.needs_force() {
             code = ExitCode::from(1);
         }
     }
     if a.try_it {
         let mut ap = s.with(|h, b| actions::try_plan(h, &req, b));
         ap.forced = a.act.force;
-        return run_plan(ctx, &mut s, ap, &a.act, true);
+        let n = ap.steps.len();
+        run_plan(ctx, &mut s, ap, &a.act, true)?;
+        if !a.act.json {
+            let o = &ctx.out;
+            if a.act.dry_run {
+                outln!(
+                    "verdict: not tried (--dry-run): the {n} step(s) above would detach, reset and give back the group"
+                );
+            } else {
+                outln!(
+                    "verdict: {} — the group was detached to vfio-pci, reset and given back; {} can be assigned",
+                    o.green("ok"),
+                    a.device
+                );
+            }
+        }
+        return Ok(code);
     }
     Ok(code)
 }

@@ -32,6 +32,8 @@ pub enum Command {
     List(cli::list::Args),
     /// Everything about one device, its group, and the plan for passing it through.
     Show(cli::show::Args),
+    /// A domain file's PCI host devices, with names, groups and drivers from the host.
+    Hostdevs(cli::hostdevs::Args),
     /// The PCI controller behind a USB bus or device, and what else is on it.
     Usb(cli::usb::Args),
     /// Save the whole host model as JSON, for planning and validating offline.
@@ -102,7 +104,11 @@ pub fn uses(cmd: &Command) -> Uses {
         ..required
     };
     match cmd {
-        Command::List(_) | Command::Show(_) | Command::Usb(_) | Command::Snippet(_) => required,
+        Command::List(_)
+        | Command::Show(_)
+        | Command::Hostdevs(_)
+        | Command::Usb(_)
+        | Command::Snippet(_) => required,
         Command::Snapshot(a) if a.from_listing.is_some() => Uses::default(),
         Command::Snapshot(_) => required,
         Command::Add(a) => Uses {
@@ -210,6 +216,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::List(a) => cli::list::run(&ctx, a),
         Command::Show(a) => cli::show::run(&ctx, a),
+        Command::Hostdevs(a) => cli::hostdevs::run(&ctx, a),
         Command::Usb(a) => cli::usb::run(&ctx, a),
         Command::Snapshot(a) => cli::snapshot::run(&ctx, a),
         Command::Snippet(a) => cli::snippet::run(&ctx, a),

@@ -5,7 +5,7 @@
 //! `virt_pci::xml` (pure text in, text out); writing is
 //! `virt_pci::fsutil::write_atomic`.
 
-use super::snippet::{option_error, plan_devices, warn_options, GroupArgs, HostdevArgs};
+use super::snippet::{check_options_early, plan_hostdevs, GroupArgs, HostdevArgs};
 use super::{parse_specs, CliError, CliResult, Context};
 use clap::Args as ClapArgs;
 use std::io::{Read, Write};
@@ -94,7 +94,7 @@ fn open_target(
     let session = DomainSession::open(ctx, target)?;
     let input = match (&session, file) {
         (Some(s), _) => s.input()?,
-        (None, Some(f)) => read_input(f, out)?,
+        (None, Some(f)) => read_input(ctx, f, out)?,
         (None, None) => return Err(CliError::usage("no domain XML file given")),
     };
     Ok((session, input))
@@ -142,8 +142,14 @@ pub(crate) struct Input {
     _lock: Option<fsutil::FileLock>,
 }
 
-pub(crate) fn read_input(file: &Path, out: &OutputArgs) -> Result<Input, CliError> {
+pub(crate) fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result<Input, CliError> {
     if file.as_os_str() == "-" {
+        if ctx.global.snapshot.as_deref() == Some(Path::new("-")) {
+            return Err(
+                CliError::usage("`-` (stdin) is given for both the domain and --snapshot")
+                    .help("stdin can be read once; save one of them to a file"),
+            );
+        }
         if out.in_place {
             return Err(CliError::usage("cannot edit stdin in place")
                 .help("drop -i to write the result to stdout, or give -o FILE"));
@@ -289,13 +295,13 @@ pub(crate) fn emit(
         let Some(path) = &input.path else {
             return Err(CliError::usage("cannot edit stdin in place"));
         };
+        // Unchanged: the caller already said so ("nothing to add; F is
+        // unchanged"), and nothing is written.
         if edit.text != input.text {
             // The lock taken before reading (`read_input`) is still held.
             fsutil::write_atomic(path, edit.text.as_bytes(), out.backup.as_deref())
                 .map_err(|e| write_error(e, true))?;
             eprintln!("wrote {}", input.name);
-        } else {
-            eprintln!("{} unchanged; nothing written", input.name);
         }
         return Ok(());
     }
@@ -327,20 +333,20 @@ fn list(a: &[virt_pci::PciAddress]) -> String {
 }
 
 pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
-    args.hostdev.options(None)?;
+    check_options_early(&args.hostdev)?;
     let (file, devices) = split_targets(&args.targets, &args.target, &args.out, true)?;
     let devices = devices.to_vec();
     let (session, input) = open_target(ctx, file.as_deref(), &args.target, &args.out)?;
     // Refuse a bad file before reading the host or printing a plan.
     let doc = xml::parse_domain(&input.text).map_err(|e| edit_error(&input, e))?;
-    let (addrs, primary, _plan) =
-        plan_devices(ctx, &devices, &args.group, args.target.domain.as_deref())?;
-    if addrs.is_empty() {
-        return Err(CliError::new("nothing to pass through"));
-    }
-    let opts = args.hostdev.options(primary)?;
-    opts.check().map_err(option_error)?;
-    warn_options(ctx, &opts);
+    let (addrs, opts) = plan_hostdevs(
+        ctx,
+        &devices,
+        &args.group,
+        &args.hostdev,
+        args.target.domain.as_deref(),
+        true,
+    )?;
     let mut edit =
         xml::add_parsed(doc, &input.text, &addrs, &opts).map_err(|e| edit_error(&input, e))?;
     if args.group.force && !edit.added.is_empty() {
@@ -505,7 +511,7 @@ impl DomainSession {
     ) -> Result<(), CliError> {
         use virt_pci::libvirt::Impact;
         if edit.text == input.text {
-            eprintln!("{} unchanged; nothing defined", input.name);
+            // Already said: "nothing to add; domain:NAME is unchanged".
             return Ok(());
         }
         self.conn

@@ -1,33 +1,81 @@
-//! `virt-pci list`: every PCI function, grouped by IOMMU group.
+//! `virt-pci list`: every PCI function, grouped by IOMMU group (or as the
+//! bus tree), optionally filtered. The selection, the per-group "can pass"
+//! verdict and the tree are `virt_pci::report`; this file prints them.
 
 use super::{device_name, print_json, CliResult, Context};
 use clap::Args as ClapArgs;
 use std::fmt::Write as _;
 use std::process::ExitCode;
 use virt_pci::host::{Device, GroupMember, Host, Kind};
-use virt_pci::report;
-use virt_pci::PciAddress;
+use virt_pci::plan::Verdict;
+use virt_pci::report::{self, Filter, TreeNode};
 
 #[derive(ClapArgs, Debug)]
+#[command(
+    after_help = "Filters select functions; every filter given must match. A group is \
+shown whole when one of its functions matches (the others travel with it); --tree keeps the \
+bridges above a match. Text matches ignore case.\n\
+Examples: --class 03 (display), --class usb, --vendor 10de, --vendor nvidia, --name 'RTX 3090', \
+--group 14 --group 15, --driver vfio-pci, --driver none."
+)]
 pub struct Args {
     /// Show the bus topology (bridges and what hangs below them) instead of groups.
     #[arg(long)]
     pub tree: bool,
-    /// Print JSON (schema: schemas/list.schema.json).
+    /// Print JSON (schemas/list.schema.json; with --tree schemas/list-tree.schema.json).
     #[arg(long)]
     pub json: bool,
+    /// Class: a hex prefix of the class code (03, 0300, 0c03) or part of its name (vga, usb).
+    #[arg(long, value_name = "CLASS")]
+    pub class: Option<String>,
+    /// Vendor: a vendor id (10de) or part of the vendor's name (nvidia).
+    #[arg(long, value_name = "VENDOR")]
+    pub vendor: Option<String>,
+    /// Part of the device's name ("Vendor Device", as printed).
+    #[arg(long, value_name = "TEXT")]
+    pub name: Option<String>,
+    /// The bound driver (`none`: no driver).
+    #[arg(long, value_name = "DRIVER")]
+    pub driver: Option<String>,
+    /// Only this IOMMU group (repeatable).
+    #[arg(long = "group", value_name = "N")]
+    pub groups: Vec<u32>,
+}
+
+impl Args {
+    fn filter(&self) -> Filter {
+        Filter {
+            class: self.class.clone(),
+            vendor: self.vendor.clone(),
+            name: self.name.clone(),
+            driver: self.driver.clone(),
+            groups: self.groups.clone(),
+        }
+    }
 }
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
     let host = ctx.host()?;
+    let filter = args.filter();
+    if args.json && args.tree {
+        return print_json(&report::tree_report(&host, ctx.ids(), &filter));
+    }
     if args.json {
-        return print_json(&report::list_report(&host, ctx.ids()));
+        return print_json(&report::list_report_filtered(&host, ctx.ids(), &filter));
     }
     let text = if args.tree {
-        render_tree(ctx, &host)
+        render_tree(ctx, &host, &filter)
     } else {
-        render_groups(ctx, &host)
+        render_groups(ctx, &host, &filter)
     };
+    if text.is_empty() && !filter.is_empty() {
+        eprintln!(
+            "{}{} no function on {} matches the filters",
+            ctx.err.yellow("note"),
+            ctx.err.bold(":"),
+            host.source
+        );
+    }
     super::emit(&text);
     Ok(ExitCode::SUCCESS)
 }
@@ -86,9 +134,10 @@ pub fn device_line(ctx: &Context, host: &Host, d: &Device) -> String {
     line
 }
 
-fn render_groups(ctx: &Context, host: &Host) -> String {
+fn render_groups(ctx: &Context, host: &Host, filter: &Filter) -> String {
     let s = &ctx.out;
     let mut out = String::new();
+    let want = |d: &Device| filter.is_empty() || filter.matches(ctx.ids(), d);
     if host.groups.is_empty() {
         let _ = writeln!(
             out,
@@ -98,13 +147,25 @@ fn render_groups(ctx: &Context, host: &Host) -> String {
                 .unwrap_or_else(|| "IOMMU groups are not known for this host".to_string())
         );
         let _ = writeln!(out, "{}", s.bold("PCI functions (no IOMMU group)"));
-        for d in host.devices.values() {
+        for d in host.devices.values().filter(|d| want(d)) {
             let _ = writeln!(out, "  {}", device_line(ctx, host, d));
         }
         return out;
     }
-    for (id, members) in &host.groups {
-        let _ = writeln!(out, "{}", s.bold(&format!("IOMMU group {id}")));
+    for id in report::shown_groups(host, ctx.ids(), filter) {
+        let members = &host.groups[&id];
+        let v = report::group_verdict(host, id);
+        let verdict = match v.verdict {
+            Verdict::Ok => s.green(&v.text()),
+            Verdict::Blocked => s.red(&v.text()),
+            Verdict::Unverified => s.yellow(&v.text()),
+            Verdict::Nothing => s.dim(&v.text()),
+        };
+        let _ = writeln!(
+            out,
+            "{}  can pass: {verdict}",
+            s.bold(&format!("IOMMU group {id}"))
+        );
         for m in members {
             match m {
                 GroupMember::Pci(a) => match host.device(a) {
@@ -130,6 +191,7 @@ fn render_groups(ctx: &Context, host: &Host) -> String {
     let unlisted: Vec<&Device> = host
         .devices
         .values()
+        .filter(|d| want(d))
         .filter(|d| {
             d.iommu_group.is_some_and(|g| {
                 !host
@@ -153,6 +215,7 @@ fn render_groups(ctx: &Context, host: &Host) -> String {
     let orphans: Vec<&Device> = host
         .devices
         .values()
+        .filter(|d| want(d))
         .filter(|d| d.iommu_group.is_none())
         .collect();
     if !orphans.is_empty() {
@@ -167,49 +230,31 @@ fn render_groups(ctx: &Context, host: &Host) -> String {
     out
 }
 
-fn render_tree(ctx: &Context, host: &Host) -> String {
-    use std::collections::BTreeMap;
+fn render_tree(ctx: &Context, host: &Host, filter: &Filter) -> String {
     let mut out = String::new();
-    // Children by parent and roots by root bus, each built once: scanning
-    // every device for every device's children took minutes at 100,000
-    // functions (issue 11). A device whose parent bridge the source does
-    // not hold (a partial listing) is shown at the top of its root bus
-    // rather than dropped.
-    let mut children: BTreeMap<PciAddress, Vec<&Device>> = BTreeMap::new();
-    let mut roots: BTreeMap<(u32, u8), Vec<&Device>> = BTreeMap::new();
-    for d in host.devices.values() {
-        match d.parents.last() {
-            Some(p) if host.devices.contains_key(p) => children.entry(*p).or_default().push(d),
-            _ => {
-                let top = d.parents.first().copied().unwrap_or(d.address);
-                roots.entry((top.domain, top.bus)).or_default().push(d);
-            }
+    fn walk(ctx: &Context, host: &Host, n: &TreeNode, depth: usize, out: &mut String) {
+        let Some(d) = host.device(&n.device.address) else {
+            return;
+        };
+        let group = d
+            .iommu_group
+            .map(|g| format!("[group {g}] "))
+            .unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "{}{}{}",
+            "  ".repeat(depth),
+            ctx.out.dim(&group),
+            device_line(ctx, host, d)
+        );
+        for c in &n.children {
+            walk(ctx, host, c, depth + 1, out);
         }
     }
-    // Iterative, so a deep (or, from a bad source, cyclic) chain of
-    // bridges can neither overflow the stack nor loop: each device once.
-    let mut shown: std::collections::HashSet<PciAddress> = std::collections::HashSet::new();
-    for ((dom, bus), top) in &roots {
-        let _ = writeln!(out, "{}", ctx.out.bold(&format!("pci{dom:04x}:{bus:02x}")));
-        let mut stack: Vec<(&Device, usize)> = top.iter().rev().map(|d| (*d, 1)).collect();
-        while let Some((d, depth)) = stack.pop() {
-            if !shown.insert(d.address) {
-                continue;
-            }
-            let group = d
-                .iommu_group
-                .map(|g| format!("[group {g}] "))
-                .unwrap_or_default();
-            let _ = writeln!(
-                out,
-                "{}{}{}",
-                "  ".repeat(depth),
-                ctx.out.dim(&group),
-                device_line(ctx, host, d)
-            );
-            if let Some(cs) = children.get(&d.address) {
-                stack.extend(cs.iter().rev().map(|c| (*c, depth + 1)));
-            }
+    for b in report::tree_report(host, ctx.ids(), filter).roots {
+        let _ = writeln!(out, "{}", ctx.out.bold(&b.bus));
+        for n in &b.devices {
+            walk(ctx, host, n, 1, &mut out);
         }
     }
     out

@@ -20,6 +20,7 @@ pub mod edit;
 pub mod fake;
 pub mod fleet;
 pub mod guard;
+pub mod hostdevs;
 pub mod inventory;
 pub mod list;
 pub mod map;

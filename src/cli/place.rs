@@ -43,7 +43,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         output: None,
         backup: None,
     };
-    let input = read_input(&args.domain, &out)?;
+    let input = read_input(ctx, &args.domain, &out)?;
     let dom = place::read_domain(&input.text).map_err(|e| edit_error(&input, e))?;
     let mapping = match &args.logical.mapping {
         Some(p) => Some(super::fleet::load_mapping(p)?),

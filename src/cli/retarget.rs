@@ -31,7 +31,7 @@ pub struct Args {
 }
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
-    let input = read_input(&args.domain, &args.out)?;
+    let input = read_input(ctx, &args.domain, &args.out)?;
     let dom = place::read_domain(&input.text).map_err(|e| edit_error(&input, e))?;
     let mapping = match &args.logical.mapping {
         Some(p) => Some(super::fleet::load_mapping(p)?),

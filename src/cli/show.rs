@@ -40,7 +40,9 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
             .filter_map(|a| host.device(a))
             .map(|d| report::device_view(&host, ctx.ids(), d))
             .collect();
-        return print_json(&ShowReport { devices, plan: p });
+        let code = blocked_code(p.needs_force());
+        print_json(&ShowReport { devices, plan: p })?;
+        return Ok(code);
     }
     let s = &ctx.out;
     let mut out = String::new();
@@ -78,16 +80,10 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         if let Some(o) = &d.driver_override {
             kv(&mut out, "driver_override", o.clone());
         }
-        kv(
-            &mut out,
-            "reset",
-            match (&d.reset_methods, d.can_reset()) {
-                (Some(m), _) if !m.is_empty() => m.join(" "),
-                (_, Some(true)) => "yes (methods not listed)".into(),
-                (_, Some(false)) => "none (no FLR, PM or bus reset)".into(),
-                _ => "unknown".into(),
-            },
-        );
+        // The same words as `check`: one description of a reset.
+        if let Some(r) = virt_pci::actions::check::reset_info(&host, a) {
+            kv(&mut out, "reset", r.summary);
+        }
         kv(
             &mut out,
             "IOMMU group",
@@ -149,7 +145,19 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     }
     out.push_str(&render_plan(&host, &p, s));
     super::emit(&out);
-    Ok(ExitCode::SUCCESS)
+    Ok(blocked_code(p.needs_force()))
+}
+
+/// The exit code of a command whose answer is a plan (`show`, `usb`,
+/// `check`): 0 when it can go, 1 when it needs `--force` (blocked or
+/// unverified) — exactly when `snippet`, `add` and the actions refuse it
+/// with 1. Usage and I/O errors are 2.
+pub fn blocked_code(blocked: bool) -> ExitCode {
+    if blocked {
+        ExitCode::from(1)
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// The plan in words: what travels, what stays, what blocks, what warns.

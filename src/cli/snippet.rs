@@ -105,30 +105,42 @@ pub struct Args {
     /// The devices: 0000:03:00.0, 03:00.0, pci_0000_03_00_0, 03:00 (all functions), 10de:1f82, ...
     #[arg(required = true, value_name = "DEVICE")]
     pub devices: Vec<String>,
+    /// Write one file per <hostdev> into DIR (created if missing), named by
+    /// node device: DIR/pci_0000_03_00_0.xml, for `virsh attach-device`;
+    /// stdout lists the files.
+    #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
+    pub split: Option<std::path::PathBuf>,
     #[command(flatten)]
     pub hostdev: HostdevArgs,
     #[command(flatten)]
     pub group: GroupArgs,
 }
 
-/// Resolve the devices on the host, plan, print the plan on stderr, and
-/// return the functions to write (requested first function = primary).
-/// A blocked plan is an error unless `--force`.
-pub fn plan_devices(
+/// Check the options that need no host (spelling, boot order, alias, ROM
+/// path, `--permissive` without Xen): before the host is read or anything
+/// is printed.
+pub fn check_options_early(h: &HostdevArgs) -> Result<(), CliError> {
+    h.options(None)?.check().map_err(option_error)
+}
+
+/// Resolve the devices on the host, plan, check the options against the
+/// functions that travel, and only then print the plan (stderr), the
+/// refusal of a blocked plan (unless `--force`) and the option warnings.
+/// Returns the functions to write (requested first function = primary)
+/// and the options for them.
+pub fn plan_hostdevs(
     ctx: &Context,
     devices: &[String],
     group: &GroupArgs,
+    hostdev: &HostdevArgs,
     for_domain: Option<&str>,
-) -> Result<(Vec<PciAddress>, Option<PciAddress>, Plan), CliError> {
-    let opts = virt_pci::plan::PlanOptions {
+    in_domain_file: bool,
+) -> Result<(Vec<PciAddress>, HostdevOptions), CliError> {
+    let plan_opts = virt_pci::plan::PlanOptions {
         strict_group: !group.no_strict_group,
         for_domain: for_domain.map(str::to_string),
     };
-    let (host, addrs, p) = super::host_and_plan(ctx, devices, opts)?;
-    eprint!("{}", render_plan(&host, &p, &ctx.err));
-    if p.needs_force() && !group.force {
-        return Err(refusal(devices, &p));
-    }
+    let (host, addrs, p) = super::host_and_plan(ctx, devices, plan_opts)?;
     let mut out: Vec<PciAddress> = p.travels.clone();
     if group.force {
         // Forced: what was asked for goes too, even if the plan held it back.
@@ -140,7 +152,22 @@ pub fn plan_devices(
         out.sort();
     }
     let primary = addrs.iter().find(|a| out.contains(a)).copied();
-    Ok((out, primary, p))
+    let opts = hostdev.options(primary)?;
+    opts.check().map_err(option_error)?;
+    if for_domain.is_none() && !in_domain_file {
+        // snippet: guest slots run on from --guest-address (add places
+        // them in the domain instead).
+        opts.check_guest_run(&out).map_err(option_error)?;
+    }
+    eprint!("{}", render_plan(&host, &p, &ctx.err));
+    if p.needs_force() && !group.force {
+        return Err(refusal(devices, &p));
+    }
+    if out.is_empty() {
+        return Err(CliError::new("nothing to pass through"));
+    }
+    warn_options(ctx, &opts);
+    Ok((out, opts))
 }
 
 /// Why a blocked or unverified plan is not written, with each finding's
@@ -186,16 +213,30 @@ pub fn option_error(e: hostdev::OptionError) -> CliError {
 }
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
-    // Check option spelling before reading the host.
-    args.hostdev.options(None)?;
-    let (addrs, primary, _plan) = plan_devices(ctx, &args.devices, &args.group, None)?;
-    if addrs.is_empty() {
-        return Err(CliError::new("nothing to pass through"));
+    check_options_early(&args.hostdev)?;
+    if let Some(dir) = &args.split {
+        if dir.exists() && !dir.is_dir() {
+            return Err(
+                CliError::usage(format!("--split {}: not a directory", dir.display()))
+                    .help("give a directory (it is created if missing)"),
+            );
+        }
     }
-    let opts = args.hostdev.options(primary)?;
-    opts.check().map_err(option_error)?;
-    opts.check_guest_run(&addrs).map_err(option_error)?;
-    warn_options(ctx, &opts);
-    super::emit(&hostdev::render(&addrs, &opts, &Style::default()));
+    let (addrs, opts) = plan_hostdevs(ctx, &args.devices, &args.group, &args.hostdev, None, false)?;
+    let Some(dir) = &args.split else {
+        super::emit(&hostdev::render(&addrs, &opts, &Style::default()));
+        return Ok(ExitCode::SUCCESS);
+    };
+    std::fs::create_dir_all(dir)
+        .map_err(|e| CliError::usage(format!("cannot create {}: {e}", dir.display())))?;
+    // Every element rendered before the first file is written; each file
+    // is written atomically (a reader never sees half of one).
+    for (a, xml) in hostdev::render_each(&addrs, &opts, &Style::default()) {
+        let path = dir.join(hostdev::split_file_name(&a));
+        virt_pci::fsutil::write_atomic(&path, xml.as_bytes(), None).map_err(|e| {
+            CliError::usage(e.to_string()).help("files written before this one are complete")
+        })?;
+        super::emit(&format!("{}\n", path.display()));
+    }
     Ok(ExitCode::SUCCESS)
 }

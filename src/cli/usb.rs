@@ -5,9 +5,9 @@ use super::{device_name, print_json, CliError, CliResult, Context};
 use clap::Args as ClapArgs;
 use serde::Serialize;
 use std::fmt::Write as _;
-use std::process::ExitCode;
 use virt_pci::address::PciAddress;
 use virt_pci::host::{Host, UsbBus};
+use virt_pci::invocation::HostSource;
 use virt_pci::plan::{self, Plan, PlanOptions};
 
 #[derive(ClapArgs, Debug)]
@@ -28,7 +28,12 @@ struct UsbReport {
 }
 
 /// The buses `what` names.
-fn find_buses<'h>(host: &'h Host, what: &str) -> Result<Vec<&'h UsbBus>, CliError> {
+/// `none_here`: what to say when the source holds no USB bus at all.
+fn find_buses<'h>(
+    host: &'h Host,
+    what: &str,
+    none_here: &str,
+) -> Result<Vec<&'h UsbBus>, CliError> {
     let w = what.trim();
     let w = w.strip_prefix("bus").map(str::trim).unwrap_or(w);
     if !w.is_empty() && w.bytes().all(|b| b.is_ascii_digit()) {
@@ -42,8 +47,7 @@ fn find_buses<'h>(host: &'h Host, what: &str) -> Result<Vec<&'h UsbBus>, CliErro
                 Err(
                     CliError::new(format!("no USB bus {n} on {}", host.source)).help(
                         if have.is_empty() {
-                            "this host has no USB buses (no USB core, or no USB controllers)"
-                                .to_string()
+                            none_here.to_string()
                         } else {
                             format!("USB buses here: {}", have.join(", "))
                         },
@@ -76,8 +80,13 @@ fn find_buses<'h>(host: &'h Host, what: &str) -> Result<Vec<&'h UsbBus>, CliErro
         .collect();
     if buses.is_empty() {
         return Err(
-            CliError::new(format!("no USB device {v}:{p} on {}", host.source))
-                .help("`lsusb` lists the USB devices that are plugged in"),
+            CliError::new(format!("no USB device {v}:{p} on {}", host.source)).help(
+                if host.usb.is_empty() {
+                    none_here
+                } else {
+                    "`lsusb` lists the USB devices that are plugged in"
+                },
+            ),
         );
     }
     Ok(buses)
@@ -85,7 +94,17 @@ fn find_buses<'h>(host: &'h Host, what: &str) -> Result<Vec<&'h UsbBus>, CliErro
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
     let host = ctx.host()?;
-    let buses = find_buses(&host, &args.what)?;
+    let none_here = match &ctx.inv.host {
+        HostSource::Snapshot(p) => format!(
+            "the snapshot {} holds no USB data (it was made from a listing without `lsusb` lines, or on a machine without USB); make one on the host with `virt-pci snapshot -o FILE`",
+            p.display()
+        ),
+        HostSource::Libvirt(u) => format!(
+            "{u} gives no USB bus data (libvirt's node devices do not say which PCI controller a bus hangs on); run `virt-pci usb` on that host"
+        ),
+        _ => "this host has no USB buses (no USB core, or no USB controllers)".to_string(),
+    };
+    let buses = find_buses(&host, &args.what, &none_here)?;
     let mut controllers: Vec<PciAddress> = buses.iter().filter_map(|b| b.controller).collect();
     controllers.sort();
     controllers.dedup();
@@ -143,9 +162,11 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
             plan: p,
         });
     }
+    let code = super::show::blocked_code(reports.iter().any(|r| r.plan.needs_force()));
     if args.json {
-        return print_json(&reports);
+        print_json(&reports)?;
+    } else {
+        super::emit(&out);
     }
-    super::emit(&out);
-    Ok(ExitCode::SUCCESS)
+    Ok(code)
 }

@@ -30,10 +30,11 @@ pub enum Deny {
 #[command(
     after_help = "Host checks (device present, IOMMU group viable, bridges, host-critical \
 devices, reset) run only when a host is named: --this-machine, --root DIR, --snapshot FILE or -c URI.\n\
-Exit status: 0 no errors, 1 errors (or warnings with --deny warnings), 2 usage or I/O problems."
+Exit status: 0 no errors, 1 errors (or warnings with --deny warnings), 2 usage or I/O problems \
+(also: nothing to check, unless --allow-empty)."
 )]
 pub struct Args {
-    /// Files, or directories searched for *.xml.
+    /// Files, or directories searched for *.xml; `-` reads stdin.
     #[arg(
         required_unless_present_any = ["domains", "all_domains"],
         value_name = "PATH",
@@ -59,6 +60,11 @@ pub struct Args {
     /// Make warnings (or only sharing between domains) errors; repeatable.
     #[arg(long, value_enum, value_name = "WHAT")]
     pub deny: Vec<Deny>,
+    /// Pass when there is nothing to check (a directory with no *.xml, no
+    /// defined domain); without it that is an error (exit 2), since a wrong
+    /// path would otherwise pass.
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 pub fn run(ctx: &Context, args: Args) -> CliResult {
@@ -69,6 +75,17 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         .help(
             "check against this machine's sysfs with `virt-pci validate --this-machine PATH...`",
         ));
+    }
+    let stdin_paths = args.paths.iter().filter(|p| p.as_os_str() == "-").count();
+    if stdin_paths > 0 && ctx.global.snapshot.as_deref() == Some(std::path::Path::new("-")) {
+        return Err(
+            CliError::usage("`-` (stdin) is given for both the files and --snapshot")
+                .help("stdin can be read once; save one of them to a file"),
+        );
+    }
+    if stdin_paths > 1 {
+        return Err(CliError::usage("`-` (stdin) is given more than once")
+            .help("stdin can be read once; give `-` once"));
     }
     // Which host (if any) was decided once, by the invocation: --snapshot,
     // --root, a typed -c, or --this-machine; LIBVIRT_DEFAULT_URI alone is
@@ -105,6 +122,18 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         eprintln!("{}{} {n}", ctx.err.bold("note"), ctx.err.bold(":"));
     }
     inputs.sources.extend(domain_sources);
+    if inputs.sources.is_empty() && inputs.unreadable == 0 && !args.allow_empty {
+        let what: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
+        let mut e = CliError::usage(if what.is_empty() {
+            "nothing to check: the connection has no defined domain".to_string()
+        } else {
+            format!("nothing to check: no *.xml file in {}", what.join(", "))
+        });
+        if !what.is_empty() {
+            e = e.help("give domain XML files, or directories that hold them");
+        }
+        return Err(e.help("--allow-empty passes when there is nothing to check"));
+    }
     let report = validate::validate(&inputs, host.as_ref(), opts);
     let format = match args.format {
         OutputFormat::Human => Format::Human,

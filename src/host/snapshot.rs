@@ -173,19 +173,36 @@ pub fn facts_of_version_1(host: &Host) -> HostFacts {
 
 /// Read a snapshot file.
 pub fn load(path: &Path) -> Result<Host, SnapshotError> {
+    // `-`: the snapshot comes on stdin (`ssh host virt-pci snapshot |
+    // virt-pci --snapshot - list`), as a domain does for `add -`.
+    let stdin = path.as_os_str() == "-";
+    let shown = if stdin { Path::new("<stdin>") } else { path };
     let fail = |message: String| SnapshotError {
-        path: path.to_path_buf(),
+        path: shown.to_path_buf(),
         line: 0,
         column: 0,
         message,
     };
-    let bytes = crate::fsutil::read_any_limited(path, MAX_BYTES)
+    let bytes = if stdin {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(
+            &mut std::io::Read::take(std::io::stdin().lock(), MAX_BYTES + 1),
+            &mut b,
+        )
         .map_err(|e| fail(format!("cannot read the snapshot: {e}")))?;
+        if b.len() as u64 > MAX_BYTES {
+            return Err(fail(format!("larger than {MAX_BYTES} bytes")));
+        }
+        b
+    } else {
+        crate::fsutil::read_any_limited(path, MAX_BYTES)
+            .map_err(|e| fail(format!("cannot read the snapshot: {e}")))?
+    };
     let text = String::from_utf8(bytes)
         .map_err(|e| fail(format!("not UTF-8 (byte {})", e.utf8_error().valid_up_to())))?;
-    let mut h = from_str(&text, path)?;
+    let mut h = from_str(&text, shown)?;
     if h.source.is_empty() {
-        h.source = format!("snapshot:{}", path.display());
+        h.source = format!("snapshot:{}", shown.display());
     }
     Ok(h)
 }

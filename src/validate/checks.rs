@@ -1045,12 +1045,49 @@ fn plan_code(code: &str) -> Option<(&'static str, Severity)> {
     })
 }
 
+/// VP024 asks whether a decimal bus or slot was meant as lspci's hex. A
+/// host answers it: when the number as libvirt reads it (decimal) names a
+/// function of the host and the hex reading does not — virt-install and
+/// virt-xml write `bus="43"` for 0000:2b:00.0 — the warning is dropped.
+fn drop_vp024_the_host_answers(src: &Source, u: &Unit, host: &Host, out: &mut Vec<Diagnostic>) {
+    out.retain(|d| {
+        if d.code != "VP024" || d.file != src.path {
+            return true;
+        }
+        let Some(h) = u
+            .hostdevs
+            .iter()
+            .find(|h| h.range.start <= d.byte_start && d.byte_end <= h.range.end)
+        else {
+            return true;
+        };
+        let (Some(field), Some(value)) = (
+            d.message.split('=').next(),
+            src.text.get(d.byte_start..d.byte_end),
+        ) else {
+            return true;
+        };
+        let Ok(hex) = u8::from_str_radix(value, 16) else {
+            return true;
+        };
+        let mut other = h.address;
+        match field {
+            "bus" => other.bus = hex,
+            "slot" if hex <= 0x1f => other.slot = hex,
+            "slot" => return host.device(&h.address).is_none(),
+            _ => return true,
+        }
+        !(host.device(&h.address).is_some() && host.device(&other).is_none())
+    });
+}
+
 /// The domain's devices against the host, through the plan.
 pub fn check_against_host(sources: &[Source], u: &Unit, host: &Host, out: &mut Vec<Diagnostic>) {
     if u.hostdevs.is_empty() {
         return;
     }
     let src = &sources[u.file];
+    drop_vp024_the_host_answers(src, u, host, out);
     let requested: Vec<PciAddress> = u
         .hostdevs
         .iter()

@@ -359,6 +359,21 @@ enum Read {
 fn read_one(p: &Path, found: bool) -> Read {
     use crate::fsutil::MAX_XML_BYTES;
     use std::io::Read as _;
+    if p.as_os_str() == "-" {
+        // `-` is stdin, as for `add -` (the CLI allows it once).
+        let mut bytes = Vec::new();
+        if let Err(e) = std::io::stdin()
+            .lock()
+            .take(MAX_XML_BYTES + 1)
+            .read_to_end(&mut bytes)
+        {
+            return Read::Bad(io_diag(STDIN, &e.to_string()));
+        }
+        if bytes.len() as u64 > MAX_XML_BYTES {
+            return Read::Bad(too_large(STDIN));
+        }
+        return decode(STDIN.to_string(), bytes);
+    }
     use std::os::unix::fs::OpenOptionsExt;
     let path = crate::text::escape(&p.display().to_string());
     let mut oo = std::fs::OpenOptions::new();
@@ -390,6 +405,14 @@ fn read_one(p: &Path, found: bool) -> Read {
     if bytes.len() as u64 > MAX_XML_BYTES {
         return Read::Bad(too_large(&path));
     }
+    decode(path, bytes)
+}
+
+/// How stdin is named in messages (`validate -`).
+pub const STDIN: &str = "<stdin>";
+
+/// A file's bytes as text, or VP001 where it stops being UTF-8.
+fn decode(path: String, bytes: Vec<u8>) -> Read {
     match String::from_utf8(bytes) {
         Ok(text) => Read::Text(Source { path, text }),
         Err(e) => {
