@@ -36,6 +36,7 @@
 //! last entry).
 
 use crate::address::PciAddress;
+use crate::hostdev::escape_attr;
 use crate::xml::splice;
 use roxmltree::{Document, Node};
 use std::ops::Range;
@@ -163,22 +164,47 @@ pub struct NewAllow {
     pub reason: String,
 }
 
-fn escape_attr(s: &str, quote: char) -> String {
-    let mut o = String::with_capacity(s.len());
-    for c in s.chars() {
-        match c {
-            '&' => o.push_str("&amp;"),
-            '<' => o.push_str("&lt;"),
-            '>' => o.push_str("&gt;"),
-            '\'' if quote == '\'' => o.push_str("&apos;"),
-            '"' if quote == '"' => o.push_str("&quot;"),
-            '\n' => o.push_str("&#10;"),
-            '\r' => o.push_str("&#13;"),
-            '\t' => o.push_str("&#9;"),
-            c => o.push(c),
-        }
+/// Append `body` (children already indented) to the element `el`, whose
+/// start tag is indented `indent`: a self-closing `<x/>` becomes
+/// `<x>…</x>`; otherwise the children go after the last child element, or
+/// inside an empty element, closing it on its own line unless compact.
+fn append_children(
+    text: &str,
+    el: Node<'_, '_>,
+    indent: &str,
+    body: &str,
+    close_name: &str,
+    compact: bool,
+    nl: &str,
+) -> (Range<usize>, String) {
+    let r = el.range();
+    if splice::is_self_closing(text, &r) {
+        let head = text[r.start..r.end - 2].trim_end_matches([' ', '\t', '\r', '\n']);
+        let close = if compact {
+            String::new()
+        } else {
+            format!("{nl}{indent}")
+        };
+        return (
+            r.start + head.len()..r.end,
+            format!(">{body}{close}</{close_name}>"),
+        );
     }
-    o
+    let last = el.children().rfind(|x| x.is_element());
+    let at = match last {
+        Some(l) => l.range().end,
+        None => {
+            let cs = splice::start_tag_end(text, r.start);
+            splice::skip_ws_back(text, splice::end_tag_start(text, &r), cs)
+        }
+    };
+    let end = splice::end_tag_start(text, &r);
+    let tail = if !compact && last.is_none() && !text[at..end].contains('\n') {
+        format!("{nl}{indent}")
+    } else {
+        String::new()
+    };
+    (at..at, format!("{body}{tail}"))
 }
 
 /// The prefix (with `:`) an element's name is written with.
@@ -246,35 +272,15 @@ pub fn insert(text: &str, new: &[NewAllow]) -> Result<String, crate::xml::EditEr
         let ci = splice::line_indent(text, c.range().start).unwrap_or("");
         let inner = format!("{ci}{unit}");
         let body: String = todo.iter().map(|n| allow(prefix, &inner, n)).collect();
-        let r = c.range();
-        if splice::is_self_closing(text, &r) {
-            let head = text[r.start..r.end - 2].trim_end_matches([' ', '\t', '\r', '\n']);
-            let close = if st.compact {
-                String::new()
-            } else {
-                format!("{nl}{ci}")
-            };
-            (
-                r.start + head.len()..r.end,
-                format!(">{body}{close}</{prefix}consent>"),
-            )
-        } else {
-            let last = c.children().rfind(|x| x.is_element());
-            let at = match last {
-                Some(l) => l.range().end,
-                None => {
-                    let cs = splice::start_tag_end(text, r.start);
-                    splice::skip_ws_back(text, splice::end_tag_start(text, &r), cs)
-                }
-            };
-            let end = splice::end_tag_start(text, &r);
-            let tail = if !st.compact && last.is_none() && !text[at..end].contains('\n') {
-                format!("{nl}{ci}")
-            } else {
-                String::new()
-            };
-            (at..at, format!("{body}{tail}"))
-        }
+        append_children(
+            text,
+            c,
+            ci,
+            &body,
+            &format!("{prefix}consent"),
+            st.compact,
+            nl,
+        )
     } else {
         let block = |mi: &str| -> String {
             let ci = format!("{mi}{unit}");
@@ -292,36 +298,7 @@ pub fn insert(text: &str, new: &[NewAllow]) -> Result<String, crate::xml::EditEr
         match meta {
             Some(m) => {
                 let mi = splice::line_indent(text, m.range().start).unwrap_or("");
-                let r = m.range();
-                let b = block(mi);
-                if splice::is_self_closing(text, &r) {
-                    let head = text[r.start..r.end - 2].trim_end_matches([' ', '\t', '\r', '\n']);
-                    let close = if st.compact {
-                        String::new()
-                    } else {
-                        format!("{nl}{mi}")
-                    };
-                    (
-                        r.start + head.len()..r.end,
-                        format!(">{b}{close}</metadata>"),
-                    )
-                } else {
-                    let last = m.children().rfind(|x| x.is_element());
-                    let at = match last {
-                        Some(l) => l.range().end,
-                        None => {
-                            let cs = splice::start_tag_end(text, r.start);
-                            splice::skip_ws_back(text, splice::end_tag_start(text, &r), cs)
-                        }
-                    };
-                    let end = splice::end_tag_start(text, &r);
-                    let tail = if !st.compact && last.is_none() && !text[at..end].contains('\n') {
-                        format!("{nl}{mi}")
-                    } else {
-                        String::new()
-                    };
-                    (at..at, format!("{b}{tail}"))
-                }
+                append_children(text, m, mi, &block(mi), "metadata", st.compact, nl)
             }
             None => {
                 // libvirt's order: name, uuid, genid, title, description,
