@@ -297,10 +297,18 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
     host.link_groups();
 
     host.usb = read_usb(&sys);
-    host.facts.root_filesystem = mark_root_fs(root, &mut host);
-    host.facts.default_route = mark_default_route(root, &mut host);
-    // The kernel writes `boot_vga` for every VGA-class function (and only
-    // for those): measured when each of them has it.
+    measure_host_facts(root, &mut host);
+    Ok(host)
+}
+
+/// The host-critical facts of a tree just read, and their provenance: the
+/// root filesystem's controller and the default-route NIC are traced; the
+/// drivers were read; the kernel writes `boot_vga` for every VGA-class
+/// function (and only for those), so that fact is measured when each of
+/// them has it. Shared by the whole read and the guard's partial one.
+fn measure_host_facts(root: &Path, host: &mut Host) {
+    host.facts.root_filesystem = mark_root_fs(root, host);
+    host.facts.default_route = mark_default_route(root, host);
     host.facts.drivers = Provenance::Measured;
     host.facts.boot_vga = if host
         .devices
@@ -312,7 +320,6 @@ pub fn read(root: &Path) -> Result<Host, SysfsError> {
         Provenance::Unknown
     };
     host.mark_intrinsic_critical();
-    Ok(host)
 }
 
 /// Read only what a start of a domain using `addrs` depends on: those
@@ -382,19 +389,7 @@ pub fn read_groups_of(root: &Path, addrs: &[PciAddress]) -> Result<Host, SysfsEr
         };
     host.link_groups();
     // The same provenance as a whole read: what was read was measured.
-    host.facts.root_filesystem = mark_root_fs(root, &mut host);
-    host.facts.default_route = mark_default_route(root, &mut host);
-    host.facts.drivers = Provenance::Measured;
-    host.facts.boot_vga = if host
-        .devices
-        .values()
-        .all(|d| d.class16() != 0x0300 || d.boot_vga.is_some())
-    {
-        Provenance::Measured
-    } else {
-        Provenance::Unknown
-    };
-    host.mark_intrinsic_critical();
+    measure_host_facts(root, &mut host);
     Ok(host)
 }
 
