@@ -7,6 +7,11 @@
 //! their `../` depth differs with the device's depth.
 //!
 //! This module only reads. Nothing here writes to sysfs.
+//!
+//! Here: the whole-host read and the small readers every part shares;
+//! `device.rs` one function's directory, `groups.rs` the IOMMU groups (and
+//! the guard's partial read), `usb.rs` USB buses, `critical.rs` the
+//! root-filesystem and default-route tracing.
 
 mod critical;
 mod device;
