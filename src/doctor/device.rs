@@ -13,7 +13,7 @@ use super::read::{check, dev_check, dev_unknown, Read, Reader};
 use super::{Check, Evidence, Facts, Status};
 use crate::address::PciAddress;
 use crate::host::{Device, Host};
-use crate::plan::{self, PlanOptions};
+use crate::plan::{self, Code, PlanOptions};
 use std::fs;
 use std::io;
 
@@ -35,7 +35,7 @@ pub fn device_plan(host: &Host, a: &PciAddress, strict_group: bool) -> Check {
     const T: &str = "Passthrough plan";
     const RULE: &str = "src/plan.rs (the kernel's VFIO group viability rule)";
     // Warnings another doctor check reports with its own status.
-    const OWN_CHECK: [&str; 2] = ["host-driver", "no-reset"];
+    const OWN_CHECK: [Code; 2] = [Code::HostDriver, Code::NoReset];
     let p = plan::plan(
         host,
         std::slice::from_ref(a),

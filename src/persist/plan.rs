@@ -13,7 +13,7 @@ use super::{
 use crate::actions::{ActionPlan, Refusal};
 use crate::address::PciAddress;
 use crate::host::Host;
-use crate::plan::Finding;
+use crate::plan::{Code, Finding};
 use serde::Serialize;
 use std::fs;
 use std::path::Path;
@@ -93,7 +93,7 @@ pub fn plan(
     let mut warnings: Vec<Finding> = ap
         .warnings
         .iter()
-        .filter(|w| w.code != "host-driver")
+        .filter(|w| w.code != Code::HostDriver)
         .cloned()
         .collect();
     let targets = &ap.plan.travels;
@@ -155,7 +155,7 @@ fn with_added(
         let module = host_module(root, host, a);
         if module.is_none() {
             warnings.push(Finding {
-                code: "module-unknown",
+                code: Code::ModuleUnknown,
                 address: Some(a.to_string()),
                 message: format!("cannot tell which kernel module drives {a}: no softdep for it; the udev rule still binds it at its add event"),
                 help: Some("bind it while it is on its host driver, or check `modinfo -F alias` of its driver".into()),
@@ -180,7 +180,7 @@ fn with_removed(
     for a in targets {
         if !current.iter().any(|e| e.address == *a) {
             warnings.push(Finding {
-                code: "not-persisted",
+                code: Code::NotPersisted,
                 address: Some(a.to_string()),
                 message: format!(
                     "{a} is not bound to vfio-pci at boot by virt-pci: nothing to remove for it"
@@ -275,7 +275,7 @@ fn initramfs_rebuild(
         }
     } else if initramfs == Initramfs::Unknown && touches_initramfs && add {
         warnings.push(Finding {
-            code: "initramfs-unknown",
+            code: Code::InitramfsUnknown,
             address: None,
             message: "no initramfs-tools or dracut configuration found: if a host driver of these functions is loaded from the initramfs, add the vfio modules and the modprobe.d file to it yourself".into(),
             help: Some(format!("with mkinitcpio: MODULES=(vfio_pci vfio vfio_iommu_type1) and FILES=({MODPROBE_CONF}) in /etc/mkinitcpio.conf, then `mkinitcpio -P`")),
@@ -283,7 +283,7 @@ fn initramfs_rebuild(
     }
     if update_initramfs && !rebuild_needed {
         warnings.push(Finding {
-            code: "no-initramfs-rebuild",
+            code: Code::NoInitramfsRebuild,
             address: None,
             message: "--update-initramfs: nothing in the initramfs changes, not rebuilding".into(),
             help: None,
