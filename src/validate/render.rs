@@ -74,7 +74,7 @@ fn diagnostic_groups<'a>(d: &'a Diagnostic, text: Option<&'a str>) -> Vec<Group<
         Severity::Warning => Level::WARNING,
         Severity::Note => Level::NOTE,
     };
-    let title = level.primary_title(d.message.as_str()).id(d.code);
+    let title = level.primary_title(d.message.as_str()).id(d.code.as_str());
     let mut group = match text {
         Some(t) if d.line > 0 => {
             // Only the lines around each span go to the renderer, with their
