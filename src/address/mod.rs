@@ -14,7 +14,7 @@
 
 mod xml;
 
-pub use xml::{parse_libvirt_number, LibvirtNumber, NumberForm};
+pub(crate) use xml::{parse_libvirt_number, LibvirtNumber, NumberForm};
 pub(crate) use xml::{read_element, AddressElement, Field, FieldError, FieldValue};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -57,7 +57,8 @@ pub struct AddressError {
 }
 
 /// The forms listed in every address error, so a user never has to guess.
-pub const ACCEPTED_FORMS: &str = "accepted forms: 0000:03:00.0, 03:00.0, 03_00.0, dom0:03_00.0, \
+pub(crate) const ACCEPTED_FORMS: &str =
+    "accepted forms: 0000:03:00.0, 03:00.0, 03_00.0, dom0:03_00.0, \
 pci_0000_03_00_0 (libvirt node device), 03:00 or 0000:03:00 (all functions of a slot), \
 10de:1f82 (vendor:device), 10000:e1:00.0 (five-digit domains, Intel VMD)";
 
@@ -106,7 +107,7 @@ impl PciAddress {
         )
     }
 
-    pub fn slot_of(&self) -> PciSlot {
+    pub(crate) fn slot_of(&self) -> PciSlot {
         PciSlot {
             domain: self.domain,
             bus: self.bus,

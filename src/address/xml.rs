@@ -22,7 +22,7 @@ use std::ops::Range;
 /// How a libvirt number attribute was written.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum NumberForm {
+pub(crate) enum NumberForm {
     Decimal,
     Hex,
     /// A leading `0`: libvirt's `strtoul(..., 0)` reads it as octal.
@@ -31,9 +31,9 @@ pub enum NumberForm {
 
 /// A number as libvirt's C parser reads it (`virXMLPropUInt(.., base 0)`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LibvirtNumber {
-    pub value: u64,
-    pub form: NumberForm,
+pub(crate) struct LibvirtNumber {
+    pub(crate) value: u64,
+    pub(crate) form: NumberForm,
 }
 
 /// Read `s` as libvirt does (`virXMLPropUInt` → `virStrToLong_uip` →
@@ -44,7 +44,7 @@ pub struct LibvirtNumber {
 /// text (e.g. `1f`, an empty string, `-1`, `0x2b `, or `09`, which is not
 /// valid octal). `bus='+0x2b'` and `bus=' 0x2b'` are 0x2b, as libvirt's QEMU
 /// driver reads them (checked with `virsh define`, tests/suites/50-oracle.sh).
-pub fn parse_libvirt_number(s: &str) -> Option<LibvirtNumber> {
+pub(crate) fn parse_libvirt_number(s: &str) -> Option<LibvirtNumber> {
     // C's isspace() in the "C" locale.
     let s = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
     let s = s.strip_prefix('+').unwrap_or(s);

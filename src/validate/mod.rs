@@ -128,7 +128,7 @@ pub struct Report {
     pub(crate) files_skipped: usize,
     /// Which files were skipped, and their root element (`<network>`).
     pub(crate) skipped: Vec<SkippedFile>,
-    pub errors: usize,
+    pub(crate) errors: usize,
     pub(crate) warnings: usize,
     pub(crate) diagnostics: Vec<Diagnostic>,
     /// Where host checks read the host (`None`: no host checks).
@@ -137,9 +137,17 @@ pub struct Report {
 }
 
 impl Report {
-    /// An I/O problem happened (exit code 2).
-    pub fn has_io_error(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.code == Code::Vp000)
+    /// The exit status of `virt-pci validate`: 2 when a file could not be
+    /// read (VP000), 1 when there are errors (warnings count with `--deny
+    /// warnings`), else 0.
+    pub fn exit_status(&self) -> u8 {
+        if self.diagnostics.iter().any(|d| d.code == Code::Vp000) {
+            2
+        } else if self.errors > 0 {
+            1
+        } else {
+            0
+        }
     }
     /// The summary line.
     pub(crate) fn summary(&self) -> String {
