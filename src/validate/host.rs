@@ -13,26 +13,45 @@ use super::file::Unit;
 use super::{Code, Diagnostic, Source};
 use crate::address::PciAddress;
 use crate::host::Host;
-use crate::plan::{plan, GroupPlan, Plan, PlanOptions, Role};
+use crate::plan::{self, plan, GroupPlan, Plan, PlanOptions, Role};
 use std::collections::BTreeSet;
 use std::ops::Range;
 
 /// Our code for a plan finding's code; `None` for what no VP code says.
-fn plan_code(code: &str) -> Option<Code> {
+fn plan_code(code: plan::Code) -> Option<Code> {
+    use plan::Code as P;
     Some(match code {
-        "not-present" => Code::Vp050,
-        "not-endpoint" => Code::Vp052,
-        "host-bridge" => Code::Vp053,
-        "host-critical" => Code::Vp054,
-        "no-reset" => Code::Vp055,
-        "host-bridge-in-group"
-        | "non-pci-member"
-        | "no-iommu"
-        | "no-iommu-group"
-        | "missing-member" => Code::Vp056,
-        "fact-unknown" | "group-unknown" | "group-unverified" => Code::Vp057,
-        "in-use" => Code::Vp058,
-        _ => return None,
+        P::NotPresent => Code::Vp050,
+        P::NotEndpoint => Code::Vp052,
+        P::HostBridge => Code::Vp053,
+        P::HostCritical => Code::Vp054,
+        P::NoReset => Code::Vp055,
+        P::HostBridgeInGroup
+        | P::NonPciMember
+        | P::NoIommu
+        | P::NoIommuGroup
+        | P::MissingMember => Code::Vp056,
+        P::FactUnknown | P::GroupUnknown | P::GroupUnverified => Code::Vp057,
+        P::InUse => Code::Vp058,
+        // Said by no VP code: a file check has no start to judge, and the
+        // rest are advice or belong to actions (listed, so that a new code
+        // is a decision here, not a silent omission).
+        P::GroupNotViable
+        | P::GroupSplit
+        | P::SiblingLeft
+        | P::UnrelatedDevice
+        | P::HostDriver
+        | P::SriovPfActiveVfs
+        | P::SplitCard
+        | P::AssignedElsewhere
+        | P::ResetMaySkip
+        | P::NothingToPrepare
+        | P::StateUnknown
+        | P::ReturnedUnreset
+        | P::ModuleUnknown
+        | P::NotPersisted
+        | P::InitramfsUnknown
+        | P::NoInitramfsRebuild => return None,
     })
 }
 
