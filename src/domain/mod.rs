@@ -7,6 +7,11 @@
 //! judges. Both `<hostdev type='pci'>` and `<interface type='hostdev'>` count:
 //! libvirt folds both into one list when it checks for duplicates.
 
+pub mod consent;
+pub mod edit;
+pub mod guest;
+pub mod hostdev;
+
 use crate::address::{parse_libvirt_number, PciAddress};
 use std::fmt;
 use std::ops::Range;
@@ -27,6 +32,15 @@ impl fmt::Display for XmlError {
 }
 
 impl std::error::Error for XmlError {}
+
+impl XmlError {
+    /// The message without roxmltree's trailing ` at LINE:COLUMN` (the
+    /// position is shown beside it, with the line and a caret).
+    pub fn reason(&self) -> &str {
+        let suffix = format!(" at {}:{}", self.line, self.column);
+        self.message.strip_suffix(&suffix).unwrap_or(&self.message)
+    }
+}
 
 /// The most attributes one element may have. libvirt's elements have at
 /// most ~20; roxmltree checks each new attribute against the element's
