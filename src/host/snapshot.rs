@@ -188,7 +188,7 @@ impl<'de> Shaped<'de> for Head {
     fn map<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
         let mut h = Head::default();
         while let Some(k) = a.next_key::<Key>()? {
-            match k.0.as_deref() {
+            match k.0 {
                 Some("format") => h.format = Some(a.next_value()?),
                 Some("version") => h.version = Some(a.next_value()?),
                 Some("groups") => h.groups = a.next_value::<Shape<GroupIds>>()?.0,
@@ -215,7 +215,7 @@ impl<'de> Shaped<'de> for GroupId {
     fn map<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
         let mut id = None;
         while let Some(k) = a.next_key::<Key>()? {
-            if k.0.as_deref() == Some("id") {
+            if k.0 == Some("id") {
                 id = Some(a.next_value::<serde_json::Value>()?);
             } else {
                 a.next_value::<IgnoredAny>()?;
