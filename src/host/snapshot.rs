@@ -7,7 +7,7 @@
 //! `schemas/snapshot.schema.json`.
 
 use super::{Host, HostFacts, Provenance};
-use serde::de::{Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -172,17 +172,28 @@ struct GroupIds(Vec<u64>);
 struct GroupId(Option<u64>);
 
 /// A value read for its shape: objects through `map`, arrays through `seq`,
-/// anything else is `Default`. The defaults skip what they are given.
+/// anything else is `Default`. The defaults skip what they are given, the
+/// way a `serde_json::Value` reads it (so a malformed document gets the
+/// same message: serde's `IgnoredAny` says "expected value" where a
+/// `Value` says "trailing comma"), without keeping any of it.
 trait Shaped<'de>: Default {
     fn map<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
-        while a.next_entry::<IgnoredAny, IgnoredAny>()?.is_some() {}
+        while a.next_key::<Shape<Skip>>()?.is_some() {
+            a.next_value::<Shape<Skip>>()?;
+        }
         Ok(Self::default())
     }
     fn seq<A: SeqAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
-        while a.next_element::<IgnoredAny>()?.is_some() {}
+        while a.next_element::<Shape<Skip>>()?.is_some() {}
         Ok(Self::default())
     }
 }
+
+/// Any value, read and dropped.
+#[derive(Default)]
+struct Skip;
+
+impl Shaped<'_> for Skip {}
 
 impl<'de> Shaped<'de> for Head {
     fn map<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
@@ -193,7 +204,7 @@ impl<'de> Shaped<'de> for Head {
                 Some("version") => h.version = Some(a.next_value()?),
                 Some("groups") => h.groups = a.next_value::<Shape<GroupIds>>()?.0,
                 _ => {
-                    a.next_value::<IgnoredAny>()?;
+                    a.next_value::<Shape<Skip>>()?;
                 }
             }
         }
@@ -218,7 +229,7 @@ impl<'de> Shaped<'de> for GroupId {
             if k.0 == Some("id") {
                 id = Some(a.next_value::<serde_json::Value>()?);
             } else {
-                a.next_value::<IgnoredAny>()?;
+                a.next_value::<Shape<Skip>>()?;
             }
         }
         Ok(GroupId(id.and_then(|v| v.as_u64())))
@@ -409,5 +420,7 @@ mod tests {
         // Malformed JSON anywhere is an error with its position.
         let e = from_str(&doc("[{\"id\":3,\"members\":[}]"), p).unwrap_err();
         assert!(e.line == 1 && e.column > 0, "{e}");
+        let e = from_str(&doc("[{\"id\":3,\"members\":[\"a\",]}]"), p).unwrap_err();
+        assert!(e.message.starts_with("trailing comma"), "{e}");
     }
 }
