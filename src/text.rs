@@ -8,6 +8,10 @@
 //! [`shorten`], which escapes too); the escaping is Rust's `escape_debug`
 //! for control characters only, so ordinary text (UTF-8 names included)
 //! prints unchanged.
+//!
+//! Not XML: a value written into a document is escaped by
+//! [`crate::domain::hostdev::escape_attr`] (entities and character
+//! references), which is a different job with different rules.
 
 /// Control characters (C0, DEL, C1) and Unicode bidi overrides written as
 /// `\n`, `\u{1b}`, ...; everything else unchanged.

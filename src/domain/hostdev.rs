@@ -123,7 +123,13 @@ impl Default for Style {
     }
 }
 
-/// Escape an attribute value for the given quote.
+/// The one XML escaper: a value for an attribute quoted with `quote` (also
+/// right for element text, where the quote needs no escaping but may be).
+/// `&`, `<`, `>` and the quote in use become entities; line ends and tabs
+/// become character references, because an XML parser normalises a literal
+/// one in an attribute to a space (XML 1.0 §3.3.3), so the value libvirt
+/// reads back would differ. For text shown on a terminal, see
+/// [`crate::text`] instead.
 pub fn escape_attr(v: &str, quote: char) -> String {
     let mut s = String::with_capacity(v.len());
     for c in v.chars() {
