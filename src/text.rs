@@ -77,7 +77,7 @@ pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The longest echoed input, in characters.
-pub const ECHO_MAX: usize = 200;
+pub(crate) const ECHO_MAX: usize = 200;
 
 /// [`escape`], then cut to [`ECHO_MAX`] characters with a note of how much
 /// was left out.

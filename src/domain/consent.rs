@@ -42,9 +42,9 @@ use roxmltree::{Document, Node};
 use std::ops::Range;
 
 /// virt-pci's metadata namespace.
-pub const NAMESPACE: &str = "urn:virt-pci:consent:1";
+pub(crate) const NAMESPACE: &str = "urn:virt-pci:consent:1";
 /// The prefix new entries use (an existing element's own prefix wins).
-pub const PREFIX: &str = "virt-pci";
+pub(crate) const PREFIX: &str = "virt-pci";
 
 /// Rules a consent entry may name, with what they allow.
 pub const RULES: &[(&str, &str)] = &[
@@ -69,7 +69,7 @@ pub const RULES: &[(&str, &str)] = &[
 ];
 
 /// The consent rule name of a host-critical kind.
-pub fn critical_rule(c: &crate::host::Critical) -> &'static str {
+pub(crate) fn critical_rule(c: &crate::host::Critical) -> &'static str {
     use crate::host::Critical;
     match c {
         Critical::RootFilesystem { .. } => "root-filesystem",

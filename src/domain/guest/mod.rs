@@ -47,7 +47,7 @@ use std::ops::Range;
 
 /// The machine family, from `<os><type machine=…>`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Machine {
+pub(crate) enum Machine {
     Q35,
     /// pc / pc-i440fx-* (libvirt's x86 default when no machine is named).
     I440fx,
@@ -58,7 +58,7 @@ pub enum Machine {
 
 /// One guest PCI bus.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Bus {
+pub(crate) struct Bus {
     pub index: u8,
     /// The controller model (`pcie-root-port`), or `None` when not given.
     pub model: Option<String>,
@@ -69,7 +69,7 @@ pub struct Bus {
 }
 
 /// The slots an endpoint device (a hostdev) may use on a bus of `model`.
-pub fn slots_for_model(model: &str) -> Option<(u8, u8)> {
+pub(crate) fn slots_for_model(model: &str) -> Option<(u8, u8)> {
     match model {
         "pci-root" | "pcie-root" | "pci-bridge" | "pcie-to-pci-bridge" => Some((1, 31)),
         "dmi-to-pci-bridge" | "pci-expander-bus" => Some((0, 31)),
@@ -80,7 +80,7 @@ pub fn slots_for_model(model: &str) -> Option<(u8, u8)> {
 
 impl Bus {
     /// Slots a hostdev may use here (`None`: none).
-    pub fn slots(&self) -> Option<(u8, u8)> {
+    pub(crate) fn slots(&self) -> Option<(u8, u8)> {
         self.model.as_deref().and_then(slots_for_model)
     }
 
@@ -96,7 +96,7 @@ impl Bus {
 
 /// Who holds a guest address.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Occupant {
+pub(crate) struct Occupant {
     pub address: PciAddress,
     /// `<controller type='pci'>`, or the machine's built-in device.
     pub what: String,
@@ -109,7 +109,7 @@ pub struct Occupant {
 
 /// A `<boot>` or `<alias>` element and the device that holds it.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Held {
+pub(crate) struct Held {
     pub value: String,
     /// The device element, e.g. `<disk type='file'>`.
     pub owner: String,
@@ -118,7 +118,7 @@ pub struct Held {
 
 /// Everything about a domain's guest side that `add` and `validate` need.
 #[derive(Clone, Debug)]
-pub struct Topology {
+pub(crate) struct Topology {
     pub machine: Machine,
     pub buses: BTreeMap<u8, Bus>,
     /// Explicit guest addresses (and the machine's reserved ones).
@@ -138,7 +138,7 @@ pub struct Topology {
 }
 
 /// A start tag in short: `<disk type='file'>`.
-pub fn describe(n: Node<'_, '_>) -> String {
+pub(crate) fn describe(n: Node<'_, '_>) -> String {
     let name = n.tag_name().name();
     match (n.attribute("type"), n.attribute("index")) {
         (Some(t), Some(i)) => format!("<{name} type='{t}' index='{i}'>"),
@@ -150,7 +150,7 @@ pub fn describe(n: Node<'_, '_>) -> String {
 impl Machine {
     /// The controller model libvirt adds for a guest bus a device names
     /// but the domain lacks (q35: pcie-root-port; pc: pci-bridge).
-    pub fn default_bus_model(self) -> Option<&'static str> {
+    pub(crate) fn default_bus_model(self) -> Option<&'static str> {
         match self {
             Machine::Q35 => Some("pcie-root-port"),
             Machine::I440fx => Some("pci-bridge"),
@@ -165,7 +165,7 @@ impl Topology {
     /// 00:01.0 and ACPI 00:01.3 on pc, plus IDE 00:01.1 and USB 00:01.2
     /// when the domain has those controllers; ICH9 LPC 00:1f.0 and SMBus
     /// 00:1f.3 on q35 (libvirt: "Attempted double use of PCI Address").
-    pub fn built_in(&self, a: PciAddress) -> Option<&'static str> {
+    pub(crate) fn built_in(&self, a: PciAddress) -> Option<&'static str> {
         match (self.machine, a.domain, a.bus, a.slot, a.function) {
             (Machine::I440fx, 0, 0, 1, 0) => Some("the machine's PIIX3 ISA bridge"),
             (Machine::I440fx, 0, 0, 1, 1) if self.piix3_ide => {
@@ -184,7 +184,7 @@ impl Topology {
 
 /// A boot order as libvirt reads it (`strtoul` base 10: leading space and
 /// `+` allowed, `01` is 1).
-pub fn boot_order_value(v: &str) -> Option<u64> {
+pub(crate) fn boot_order_value(v: &str) -> Option<u64> {
     let t = v.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
     let t = t.strip_prefix('+').unwrap_or(t);
     if t.is_empty() || !t.bytes().all(|b| b.is_ascii_digit()) {
@@ -194,7 +194,7 @@ pub fn boot_order_value(v: &str) -> Option<u64> {
 }
 
 /// 1-based line of byte offset `at`.
-pub fn line_of(text: &str, at: usize) -> usize {
+pub(crate) fn line_of(text: &str, at: usize) -> usize {
     text.as_bytes()[..at.min(text.len())]
         .iter()
         .filter(|b| **b == b'\n')
@@ -243,7 +243,10 @@ mod tests {
         let t = topo(Q35);
         assert_eq!(t.machine, Machine::Q35);
         assert_eq!(t.buses.len(), 3);
-        assert!(t.user(PciAddress::new(0, 1, 0, 0)).is_some());
+        assert!(t
+            .used
+            .iter()
+            .any(|o| o.address == PciAddress::new(0, 1, 0, 0)));
         assert!(t.slot_user(0, 0x1f).is_some(), "ICH9 reserved");
         assert_eq!(t.boot_orders.len(), 1);
         assert_eq!(t.aliases[0].value, "ua-disk");

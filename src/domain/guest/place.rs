@@ -8,19 +8,14 @@ use crate::address::PciAddress;
 
 impl Topology {
     /// Who uses any function of `(bus, slot)` in PCI domain 0.
-    pub fn slot_user(&self, bus: u8, slot: u8) -> Option<&Occupant> {
+    pub(crate) fn slot_user(&self, bus: u8, slot: u8) -> Option<&Occupant> {
         self.used
             .iter()
             .find(|o| o.address.domain == 0 && o.address.bus == bus && o.address.slot == slot)
     }
 
-    /// Who uses exactly `a`.
-    pub fn user(&self, a: PciAddress) -> Option<&Occupant> {
-        self.used.iter().find(|o| o.address == a)
-    }
-
     /// Slots of `bus` a hostdev may take that no device uses.
-    pub fn free_slots(&self, bus: &Bus) -> Vec<u8> {
+    pub(crate) fn free_slots(&self, bus: &Bus) -> Vec<u8> {
         let Some((lo, hi)) = bus.slots() else {
             return Vec::new();
         };
@@ -30,7 +25,7 @@ impl Topology {
     }
 
     /// The buses and their free slots, for messages.
-    pub fn describe_buses(&self) -> String {
+    pub(crate) fn describe_buses(&self) -> String {
         self.buses
             .values()
             .map(Bus::describe)
@@ -39,7 +34,7 @@ impl Topology {
     }
 
     /// The first free guest slots, as `--guest-address` values.
-    pub fn free_addresses(&self, n: usize) -> Vec<PciAddress> {
+    pub(crate) fn free_addresses(&self, n: usize) -> Vec<PciAddress> {
         self.buses
             .values()
             .flat_map(|b| {
@@ -142,7 +137,7 @@ impl Topology {
     /// numbers kept, `multifunction='on'` on function 0 when there are
     /// several). Every slot written is checked as libvirt will; `text` is
     /// the document, for line numbers.
-    pub fn place(
+    pub(crate) fn place(
         &self,
         addrs: &[PciAddress],
         start: PciAddress,
@@ -221,7 +216,7 @@ impl Topology {
     /// for them and then refuses its own result ("PCI controller at index 1
     /// (0x01) has bus='0x01', but index must be larger than bus", seen on
     /// libvirt's `pci-many.xml`); so this is refused before writing.
-    pub fn check_room(&self) -> Result<(), GuestError> {
+    pub(crate) fn check_room(&self) -> Result<(), GuestError> {
         if self.machine == Machine::Other || !self.free_addresses(1).is_empty() {
             return Ok(());
         }
@@ -235,7 +230,7 @@ impl Topology {
     }
 
     /// Whether boot order `n` can be given to a new device.
-    pub fn check_boot_order(&self, n: u32, text: &str) -> Result<(), GuestError> {
+    pub(crate) fn check_boot_order(&self, n: u32, text: &str) -> Result<(), GuestError> {
         if let Some(b) = self.os_boot.first() {
             return Err(GuestError::new(
                 format!(
@@ -268,7 +263,7 @@ impl Topology {
     }
 
     /// Whether the user alias `name` is free.
-    pub fn check_alias(&self, name: &str, text: &str) -> Result<(), GuestError> {
+    pub(crate) fn check_alias(&self, name: &str, text: &str) -> Result<(), GuestError> {
         if let Some(a) = self.aliases.iter().find(|a| a.value == name) {
             let mut k = 2;
             while self.aliases.iter().any(|a| a.value == format!("{name}{k}")) {

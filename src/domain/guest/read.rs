@@ -34,7 +34,7 @@ fn machine_of(doc: &Document<'_>) -> Machine {
 
 impl Topology {
     /// The guest side of `doc`, as libvirt's QEMU driver builds it.
-    pub fn read(doc: &Document<'_>) -> Topology {
+    pub(crate) fn read(doc: &Document<'_>) -> Topology {
         let machine = machine_of(doc);
         let mut t = Topology {
             machine,
