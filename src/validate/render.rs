@@ -86,7 +86,7 @@ fn diagnostic_groups<'a>(d: &'a Diagnostic, text: Option<&'a str>) -> Vec<Group<
     });
     let message = Message {
         level,
-        code: Some(d.code),
+        code: Some(d.code.as_str()),
         title: &d.message,
         path: &d.file,
         source,
