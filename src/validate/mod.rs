@@ -48,7 +48,7 @@ mod shared;
 
 pub(crate) use codes::Code;
 pub use inputs::{read_inputs, Inputs, Source};
-pub(crate) use position::line_col;
+pub(crate) use crate::diagnostic::line_col;
 
 use crate::host::Host;
 use position::LineIndex;
