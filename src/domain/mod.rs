@@ -12,7 +12,8 @@ pub mod edit;
 pub mod guest;
 pub mod hostdev;
 
-use crate::address::{parse_libvirt_number, PciAddress};
+pub(crate) use crate::address::read_pci_address;
+use crate::address::PciAddress;
 use std::fmt;
 use std::ops::Range;
 
@@ -190,27 +191,6 @@ pub(crate) fn device_nodes<'a, 'i>(
     doc: &'a roxmltree::Document<'i>,
 ) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
     devices_elements(doc).flat_map(|d| d.children().filter(|c| c.is_element()))
-}
-
-/// The four numbers of a libvirt PCI `<address>` element, read as
-/// `virPCIDeviceAddressParseXML` does (`src/conf/device_conf.c`): missing
-/// fields are 0, each value through [`parse_libvirt_number`], then range
-/// checked. `None` when libvirt would refuse one of them.
-pub(crate) fn read_pci_address(addr: roxmltree::Node<'_, '_>) -> Option<PciAddress> {
-    let field = |name: &str, max: u64| -> Option<u64> {
-        match addr.attribute(name) {
-            None => Some(0),
-            Some(v) => parse_libvirt_number(v)
-                .map(|n| n.value)
-                .filter(|n| *n <= max),
-        }
-    };
-    Some(PciAddress::new(
-        field("domain", u64::from(u32::MAX))? as u32,
-        field("bus", 0xff)? as u8,
-        field("slot", 0x1f)? as u8,
-        field("function", 7)? as u8,
-    ))
 }
 
 /// The source address of a `<hostdev>`/`<interface>` node, as libvirt reads it.
