@@ -47,7 +47,7 @@ impl XmlError {
 /// most ~20; roxmltree checks each new attribute against the element's
 /// earlier ones, so 200,000 attributes on one element took minutes
 /// (issue 11). With this cap the cost is linear in the file's size.
-pub const MAX_ATTRIBUTES: usize = 256;
+pub(crate) const MAX_ATTRIBUTES: usize = 256;
 
 /// The first start tag with more than [`MAX_ATTRIBUTES`] attributes: its
 /// byte offset. One pass over the text, skipping comments, CDATA,
@@ -163,7 +163,7 @@ impl DomainHostdev {
 /// checked with `virsh define`), and so it is here. roxmltree's
 /// `has_tag_name("hostdev")` ignores the namespace, so every lookup of a
 /// libvirt element goes through this function.
-pub fn is_el(n: roxmltree::Node<'_, '_>, name: &str) -> bool {
+pub(crate) fn is_el(n: roxmltree::Node<'_, '_>, name: &str) -> bool {
     n.is_element() && n.tag_name().name() == name && n.tag_name().namespace().is_none()
 }
 
@@ -178,7 +178,7 @@ pub fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree
 /// and the like (`virDomainDefParseXML`, `src/conf/domain_conf.c`): the
 /// path matches the children of *every* `<devices>` element, so a second
 /// `<devices>` is merged into the first, not ignored.
-pub fn devices_elements<'a, 'i>(
+pub(crate) fn devices_elements<'a, 'i>(
     doc: &'a roxmltree::Document<'i>,
 ) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
     doc.root_element()
@@ -187,14 +187,14 @@ pub fn devices_elements<'a, 'i>(
 }
 
 /// Every device element of the domain (children of all `<devices>`).
-pub fn device_nodes<'a, 'i>(
+pub(crate) fn device_nodes<'a, 'i>(
     doc: &'a roxmltree::Document<'i>,
 ) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
     devices_elements(doc).flat_map(|d| d.children().filter(|c| c.is_element()))
 }
 
 /// The source address of a `<hostdev>`/`<interface>` node, as libvirt reads it.
-pub fn source_address(node: roxmltree::Node<'_, '_>) -> Option<PciAddress> {
+pub(crate) fn source_address(node: roxmltree::Node<'_, '_>) -> Option<PciAddress> {
     let src = child(node, "source")?;
     let addr = child(src, "address")?;
     read_pci_address(addr)
@@ -203,7 +203,7 @@ pub fn source_address(node: roxmltree::Node<'_, '_>) -> Option<PciAddress> {
 /// Whether `n` is a PCI hostdev as libvirt counts them: `<hostdev
 /// mode='subsystem' type='pci'>` or `<interface type='hostdev'>` with a PCI
 /// source address.
-pub fn is_pci_hostdev(n: roxmltree::Node<'_, '_>) -> bool {
+pub(crate) fn is_pci_hostdev(n: roxmltree::Node<'_, '_>) -> bool {
     if is_el(n, "hostdev") {
         n.attribute("type") == Some("pci")
             && n.attribute("mode").unwrap_or("subsystem") == "subsystem"
@@ -225,7 +225,7 @@ pub fn pci_hostdevs(doc: &roxmltree::Document<'_>) -> Vec<DomainHostdev> {
 
 /// [`pci_hostdevs`] of a `<domain>` element anywhere in a document (libvirt's
 /// status files wrap it in `<domstatus>`).
-pub fn pci_hostdevs_of(root: roxmltree::Node<'_, '_>) -> Vec<DomainHostdev> {
+pub(crate) fn pci_hostdevs_of(root: roxmltree::Node<'_, '_>) -> Vec<DomainHostdev> {
     let mut out = Vec::new();
     let nodes = root
         .children()
