@@ -8,9 +8,8 @@ use super::{CliError, CliResult, Context};
 use clap::Args as ClapArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use virt_pci::domain::{self, hostdev::HostdevOptions};
 use virt_pci::fleet::place::{self, Fit};
-use virt_pci::hostdev::HostdevOptions;
-use virt_pci::xml;
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -102,7 +101,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         }
     }
     let mut edit =
-        xml::retarget::retarget(&input.text, &moved).map_err(|e| edit_error(&input, e))?;
+        domain::edit::retarget::retarget(&input.text, &moved).map_err(|e| edit_error(&input, e))?;
     if !fit.adds.is_empty() {
         // The target's group holds more functions than the domain names:
         // they go to the guest too, as `add` would write them.
@@ -111,7 +110,8 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
             managed,
             ..HostdevOptions::default()
         };
-        let more = xml::add(&edit.text, &fit.adds, &opts).map_err(|e| edit_error(&input, e))?;
+        let more =
+            domain::edit::add(&edit.text, &fit.adds, &opts).map_err(|e| edit_error(&input, e))?;
         edit.text = more.text;
         eprintln!(
             "{}: {}'s IOMMU group also holds {}; added",
@@ -150,7 +150,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
 /// `managed` of new hostdevs: as the domain's existing ones (all `yes`, or
 /// none), else libvirt's default.
 fn dom_managed(text: &str) -> bool {
-    let Ok(doc) = xml::parse_domain(text) else {
+    let Ok(doc) = domain::edit::parse_domain(text) else {
         return true;
     };
     let hs = virt_pci::domain::pci_hostdevs(&doc);
