@@ -531,12 +531,7 @@ fn json_outputs_are_byte_identical_to_the_golden_files() {
                 String::from_utf8_lossy(&w.stdout),
                 String::from_utf8_lossy(&got.stdout),
             );
-            let diff = similar::TextDiff::from_lines(a.as_ref(), b.as_ref());
-            let text = diff
-                .unified_diff()
-                .context_radius(3)
-                .header("golden", "now")
-                .to_string();
+            let text = crate::snapshots::diff(&a, &b, 80);
             for l in text.lines().take(80) {
                 let _ = writeln!(report, "    {l}");
             }

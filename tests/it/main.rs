@@ -28,4 +28,5 @@ mod prop_edit;
 mod readme;
 mod run;
 mod samples;
+mod snapshots;
 mod validate_cli;

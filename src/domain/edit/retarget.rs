@@ -206,7 +206,10 @@ mod tests {
         );
         // A swap is one splice on the original.
         let s = retarget(x, &[(a, b), (b, a)]).unwrap();
-        assert_eq!(crate::xml::hostdev_addresses(&s.text).unwrap(), vec![b, a]);
+        assert_eq!(
+            crate::domain::edit::hostdev_addresses(&s.text).unwrap(),
+            vec![b, a]
+        );
     }
 
     #[test]
