@@ -22,7 +22,7 @@ mod travelling;
 
 pub use findings::{Code, Finding};
 pub use remove::removal_warnings;
-pub use start::plan_for_start;
+pub(crate) use start::plan_for_start;
 
 #[derive(Clone, Debug)]
 pub struct PlanOptions {
@@ -58,19 +58,8 @@ pub enum Verdict {
     Nothing,
 }
 
-impl Verdict {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Verdict::Blocked => "blocked",
-            Verdict::Unverified => "unverified",
-            Verdict::Ok => "ok",
-            Verdict::Nothing => "nothing",
-        }
-    }
-}
-
 /// How to make an `unverified` plan verifiable, for help lines.
-pub const HOW_TO_VERIFY: &str = "run `virt-pci snapshot -o host.json` on that host and pass `--snapshot host.json`, or state the facts: `virt-pci snapshot --from-listing FILE --root-disk ADDR --default-nic ADDR --boot-vga ADDR -o host.json` (`none` where no PCI function is it)";
+pub(crate) const HOW_TO_VERIFY: &str = "run `virt-pci snapshot -o host.json` on that host and pass `--snapshot host.json`, or state the facts: `virt-pci snapshot --from-listing FILE --root-disk ADDR --default-nic ADDR --boot-vga ADDR -o host.json` (`none` where no PCI function is it)";
 
 /// What happens to one member of a group.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]

@@ -17,7 +17,7 @@ use crate::host::Host;
 /// stays where it is (the plan with `--no-strict-group`, without its
 /// `group-split` advice: here the rules below decide). Per group, in this
 /// order: [`critical_left_behind`], [`not_viable`], [`held_by_running`].
-pub fn plan_for_start(host: &Host, devices: &[PciAddress]) -> Plan {
+pub(crate) fn plan_for_start(host: &Host, devices: &[PciAddress]) -> Plan {
     let mut p = plan(
         host,
         devices,
