@@ -141,7 +141,7 @@ impl Plan {
 }
 
 /// Compute the plan for passing `requested` through: the rules, one per
-/// method, are [`planner::Planner`]'s.
+/// method, are the `Planner`'s (`planner.rs`, `group.rs`, `travelling.rs`).
 ///
 /// Every address must be present on `host` (resolve specs first).
 pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
