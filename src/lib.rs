@@ -29,9 +29,5 @@ pub mod report;
 pub mod text;
 pub mod validate;
 
-// The paths before the move into `domain/` (issue 12), kept until the other
-// branches have merged it.
-pub use domain::{consent, edit as xml, guest, hostdev};
-
 pub use address::{DeviceSpec, PciAddress};
 pub use host::Host;

@@ -3,7 +3,7 @@
 //! catching a moved, replaced or regrouped card, and `retarget` from one
 //! sample host to another and back to the original bytes.
 
-use assert_cmd::Command;
+use crate::run::Vp;
 use predicates::prelude::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -33,13 +33,9 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-fn vp() -> Command {
-    let mut c = Command::cargo_bin("virt-pci").unwrap();
-    c.env("VIRT_PCI_NO_COMPANION", "1")
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .env_remove("VIRT_PCI_ROOT")
-        .env("NO_COLOR", "1")
-        .current_dir(root());
+fn vp() -> Vp {
+    let mut c = crate::run::vp();
+    c.current_dir(root());
     c
 }
 
@@ -626,7 +622,7 @@ fn retarget_expands_groups_and_refuses_what_the_target_cannot_take() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    let addrs = virt_pci::xml::hostdev_addresses(&text).unwrap();
+    let addrs = virt_pci::domain::edit::hostdev_addresses(&text).unwrap();
     let want: Vec<virt_pci::PciAddress> = (0..4)
         .map(|f| virt_pci::PciAddress::new(0, 1, 0, f))
         .collect();
