@@ -9,6 +9,9 @@
 //!
 //! See ARCHITECTURE.md for where a new check, command or host source goes.
 
+// The library decides and returns; only the command line prints.
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
 pub mod actions;
 pub mod address;
 pub mod diagnostic;
