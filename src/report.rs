@@ -10,7 +10,7 @@
 use crate::address::PciAddress;
 use crate::host::{Device, GroupMember, Host, IommuState, Kind};
 use crate::pciids::PciIds;
-use crate::plan::{self, PlanOptions, Verdict};
+use crate::plan::{self, Code, PlanOptions, Verdict};
 use serde::Serialize;
 
 #[derive(Serialize, Debug)]
@@ -40,17 +40,21 @@ pub struct GroupVerdict {
     /// Why not: the blockers' codes (`host-critical`, ...), or for
     /// `unverified` the codes of the facts that are not known.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub codes: Vec<String>,
+    pub codes: Vec<Code>,
 }
 
 impl GroupVerdict {
     /// The column's text: `yes`, `no (host-critical)`,
     /// `unverified (fact-unknown)`, `- (no endpoint)`.
     pub fn text(&self) -> String {
+        let codes = || {
+            let v: Vec<&str> = self.codes.iter().map(|c| c.as_str()).collect();
+            v.join(", ")
+        };
         match self.verdict {
             Verdict::Ok => "yes".into(),
-            Verdict::Blocked => format!("no ({})", self.codes.join(", ")),
-            Verdict::Unverified => format!("unverified ({})", self.codes.join(", ")),
+            Verdict::Blocked => format!("no ({})", codes()),
+            Verdict::Unverified => format!("unverified ({})", codes()),
             Verdict::Nothing => "- (no endpoint)".into(),
         }
     }
@@ -83,11 +87,11 @@ pub fn group_verdict(host: &Host, id: u32) -> GroupVerdict {
         Verdict::Unverified => &p.unverified,
         _ => &p.warnings,
     };
-    let mut codes: Vec<String> = Vec::new();
+    let mut codes: Vec<Code> = Vec::new();
     if matches!(verdict, Verdict::Blocked | Verdict::Unverified) {
         for f in why {
-            if !codes.iter().any(|c| c == f.code) {
-                codes.push(f.code.to_string());
+            if !codes.contains(&f.code) {
+                codes.push(f.code);
             }
         }
     }
@@ -95,22 +99,40 @@ pub fn group_verdict(host: &Host, id: u32) -> GroupVerdict {
 }
 
 /// A device's display name: pci.ids, else the source's names, else ids.
-pub fn display_name(ids: &PciIds, d: &Device) -> String {
+pub(crate) fn display_name(ids: &PciIds, d: &Device) -> String {
+    name_of(
+        ids,
+        d.vendor(),
+        d.device(),
+        d.vendor_name.as_deref(),
+        d.device_name.as_deref(),
+    )
+}
+
+/// [`display_name`] from the ids and the source's names (for views that
+/// carry ids, not a [`Device`]). Not escaped: printing escapes.
+pub fn name_of(
+    ids: &PciIds,
+    vendor_id: u16,
+    device_id: u16,
+    vendor_name: Option<&str>,
+    device_name: Option<&str>,
+) -> String {
     let vendor = ids
-        .vendor(d.vendor())
+        .vendor(vendor_id)
         .map(str::to_string)
-        .or_else(|| d.vendor_name.clone());
+        .or_else(|| vendor_name.map(str::to_string));
     let device = ids
-        .device(d.vendor(), d.device())
+        .device(vendor_id, device_id)
         .map(str::to_string)
-        .or_else(|| d.device_name.clone());
+        .or_else(|| device_name.map(str::to_string));
     match (vendor, device) {
         // Listings give "Vendor Device" as one name.
         (Some(v), Some(dn)) if dn.starts_with(&v) => dn,
         (Some(v), Some(dn)) => format!("{v} {dn}"),
-        (Some(v), None) => format!("{v} device {:04x}", d.device()),
+        (Some(v), None) => format!("{v} device {device_id:04x}"),
         (None, Some(dn)) => dn,
-        (None, None) => format!("Device {:04x}:{:04x}", d.vendor(), d.device()),
+        (None, None) => format!("Device {vendor_id:04x}:{device_id:04x}"),
     }
 }
 
@@ -236,7 +258,7 @@ pub struct DeviceView {
 }
 
 /// The hint shown instead of an empty group table.
-pub const NO_IOMMU_HINT: &str = "no IOMMU groups: the IOMMU is off. Enable VT-d (Intel) or AMD-Vi/IOMMU (AMD) in the firmware, and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD); then /sys/kernel/iommu_groups fills";
+pub(crate) const NO_IOMMU_HINT: &str = "no IOMMU groups: the IOMMU is off. Enable VT-d (Intel) or AMD-Vi/IOMMU (AMD) in the firmware, and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD); then /sys/kernel/iommu_groups fills";
 
 pub fn device_view(host: &Host, ids: &PciIds, d: &Device) -> DeviceView {
     DeviceView {
@@ -275,10 +297,6 @@ pub fn device_view(host: &Host, ids: &PciIds, d: &Device) -> DeviceView {
             .map(|u| u.domain.clone())
             .collect(),
     }
-}
-
-pub fn list_report(host: &Host, ids: &PciIds) -> ListReport {
-    list_report_filtered(host, ids, &Filter::default())
 }
 
 /// The IOMMU groups `list` shows under `filter`: each group with a matching

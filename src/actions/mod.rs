@@ -25,7 +25,7 @@ pub mod sysfs;
 
 use crate::address::PciAddress;
 use crate::host::Host;
-use crate::plan::{self, Finding, Plan, PlanOptions};
+use crate::plan::{self, Code, Finding, Plan, PlanOptions};
 use serde::Serialize;
 use std::fmt;
 
@@ -198,7 +198,7 @@ fn note_reset_caveat(ap: &mut ActionPlan, backend: &dyn Backend) {
     if ap.steps.iter().any(|s| s.op == Op::Reset) {
         if let Some((c, help)) = backend.reset_caveat() {
             ap.warnings.push(Finding {
-                code: "reset-may-skip",
+                code: Code::ResetMaySkip,
                 address: None,
                 message: c,
                 help: Some(help),
@@ -227,7 +227,7 @@ fn new_plan(action: &str, backend: &dyn Backend, p: Plan, force: bool) -> Action
                     .iter()
                     .filter(|_| action != "reattach" && action != "release"),
             )
-            .filter(|f| f.code != "in-use")
+            .filter(|f| f.code != Code::InUse)
             .map(Refusal::from_finding)
             .collect(),
         // "bound to a host driver; it will be unbound" is about detaching;
@@ -235,7 +235,7 @@ fn new_plan(action: &str, backend: &dyn Backend, p: Plan, force: bool) -> Action
         warnings: p
             .warnings
             .iter()
-            .filter(|w| action == "detach" || w.code != "host-driver")
+            .filter(|w| action == "detach" || w.code != Code::HostDriver)
             .cloned()
             .collect(),
         domain: None,
@@ -487,7 +487,7 @@ pub fn prepare_plan(
     }
     if hostdevs.is_empty() {
         ap.warnings.push(Finding {
-            code: "nothing-to-prepare",
+            code: Code::NothingToPrepare,
             address: None,
             message: format!("domain `{domain}` has no managed='no' PCI hostdevs: libvirt detaches managed ones itself at start"),
             help: None,
@@ -529,7 +529,7 @@ pub fn release_plan(
     ap.domain = Some(domain.to_string());
     if let Some((first, msg)) = absent_hostdevs(host, domain, hostdevs) {
         ap.warnings.push(Finding {
-            code: "not-present",
+            code: Code::NotPresent,
             address: Some(first),
             message: format!(
                 "{msg}: nothing to release for {}",
@@ -540,7 +540,7 @@ pub fn release_plan(
     }
     if running.is_none() {
         ap.warnings.push(Finding {
-            code: "state-unknown",
+            code: Code::StateUnknown,
             address: None,
             message: format!("cannot tell whether `{domain}` runs (no libvirt connection): make sure it is shut off — taking a device from a running guest hangs in the unbind"),
             help: Some("give -c URI so virt-pci can check".into()),
@@ -562,7 +562,7 @@ pub fn release_plan(
             Some(false) => {
                 if return_unreset {
                     ap.warnings.push(Finding {
-                        code: "returned-unreset",
+                        code: Code::ReturnedUnreset,
                         address: Some(a.to_string()),
                         message: format!("{a} has no reset method and goes back to the host as the guest left it (--return-unreset)"),
                         help: None,

@@ -122,7 +122,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         eprintln!("{}{} {n}", ctx.err.bold("note"), ctx.err.bold(":"));
     }
     inputs.sources.extend(domain_sources);
-    if inputs.sources.is_empty() && inputs.unreadable == 0 && !args.allow_empty {
+    if inputs.nothing_to_check() && !args.allow_empty {
         let what: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
         let mut e = CliError::usage(if what.is_empty() {
             "nothing to check: the connection has no defined domain".to_string()
@@ -146,13 +146,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         format,
         ctx.out.on,
     ));
-    Ok(if report.has_io_error() {
-        ExitCode::from(2)
-    } else if report.errors > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::from(report.exit_status()))
 }
 
 /// The persistent XML of the named (or all) domains, shown as `domain:NAME`,

@@ -26,9 +26,9 @@ use super::inventory::{plan_status, subsystem_of, Status};
 use super::mapping::{check_entry, Ids, Mapping};
 use super::FleetHost;
 use crate::address::{PciAddress, PciSlot};
+use crate::domain::edit::{self, EditError};
 use crate::host::Host;
 use crate::plan::{self, PlanOptions};
-use crate::xml::{self, EditError};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,7 +50,7 @@ pub struct DomainDevices {
 
 /// Read a domain file's PCI hostdevs (with their aliases).
 pub fn read_domain(text: &str) -> Result<DomainDevices, EditError> {
-    let doc = xml::parse_domain(text)?;
+    let doc = edit::parse_domain(text)?;
     let mut hostdevs = Vec::new();
     for h in crate::domain::pci_hostdevs(&doc) {
         let Some(address) = h.address else { continue };
@@ -435,7 +435,14 @@ pub fn fit_on(
     let mut reasons: Vec<Reason> = p
         .blockers
         .iter()
-        .map(|b| reason(b.code, b.address.clone(), b.message.clone(), b.help.clone()))
+        .map(|b| {
+            reason(
+                b.code.as_str(),
+                b.address.clone(),
+                b.message.clone(),
+                b.help.clone(),
+            )
+        })
         .collect();
     let (status, why, code, _) = plan_status(&target.host, target.facts_from_host(), &p);
     let fit = match status {
@@ -455,12 +462,20 @@ pub fn fit_on(
         .warnings
         .iter()
         .filter(|w| {
+            use plan::Code::*;
             matches!(
                 w.code,
-                "unrelated-device" | "no-reset" | "group-unknown" | "assigned-elsewhere"
+                UnrelatedDevice | NoReset | GroupUnknown | AssignedElsewhere
             )
         })
-        .map(|w| reason(w.code, w.address.clone(), w.message.clone(), w.help.clone()))
+        .map(|w| {
+            reason(
+                w.code.as_str(),
+                w.address.clone(),
+                w.message.clone(),
+                w.help.clone(),
+            )
+        })
         .collect();
     HostFit {
         host: target.name.clone(),
@@ -493,20 +508,6 @@ pub fn fit(
             warnings: Vec::new(),
         },
     }
-}
-
-/// Where the domain can run.
-pub fn place(
-    dom: &DomainDevices,
-    needs: Vec<Need>,
-    hosts: &[FleetHost],
-    mapping: Option<&Mapping>,
-) -> Placement {
-    let fits = hosts
-        .iter()
-        .map(|t| fit(&needs, t, mapping, dom.name.as_deref()))
-        .collect();
-    placement(dom, needs, fits)
 }
 
 /// The report from per-host fits.
