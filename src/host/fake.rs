@@ -57,7 +57,7 @@ pub(crate) fn check_name(kind: &str, name: &str) -> Result<(), String> {
 }
 
 /// Every name of `host` that [`write`] turns into a path, checked.
-pub(crate) fn check_names(host: &Host) -> Result<(), String> {
+pub fn check_names(host: &Host) -> Result<(), String> {
     for d in host.devices.values() {
         if let Some(drv) = &d.driver {
             check_name("driver", drv).map_err(|e| format!("{}: {e}", d.address))?;

@@ -20,7 +20,7 @@ macro_rules! codes {
     ($($(#[$doc:meta])* $v:ident $s:literal $sev:ident $sum:literal;)*) => {
         /// A check's stable code. See the table in [`Code::ALL`].
         #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-        pub(crate) enum Code {
+        pub enum Code {
             $($(#[$doc])* $v,)*
         }
 

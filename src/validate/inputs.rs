@@ -38,8 +38,8 @@ impl Inputs {
         self.sources.is_empty() && self.unreadable == 0
     }
 
-    #[cfg(test)]
-    pub(crate) fn from_sources(sources: Vec<Source>) -> Inputs {
+    /// Files already in memory (tests, the fuzz target `fuzz/fuzz_targets/validate.rs`).
+    pub fn from_sources(sources: Vec<Source>) -> Inputs {
         Inputs {
             sources,
             ..Inputs::default()

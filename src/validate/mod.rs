@@ -47,7 +47,7 @@ pub mod render;
 mod shared;
 
 pub(crate) use crate::diagnostic::line_col;
-pub(crate) use codes::Code;
+pub use codes::Code;
 pub use inputs::{read_inputs, Inputs, Source};
 
 use crate::host::Host;
@@ -78,20 +78,20 @@ pub(crate) struct Related {
 
 /// One finding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub(crate) struct Diagnostic {
+pub struct Diagnostic {
     /// Stable code, `VP012`.
-    pub(crate) code: Code,
+    pub code: Code,
     pub(crate) severity: Severity,
     pub(crate) message: String,
     /// The path as given (or as found under a given directory).
-    pub(crate) file: String,
+    pub file: String,
     /// 1-based line and column (in characters); 0 when there is no position
     /// (an unreadable file).
     pub(crate) line: u32,
     pub(crate) column: u32,
     /// Byte range in the file of what the caret points at.
-    pub(crate) byte_start: usize,
-    pub(crate) byte_end: usize,
+    pub byte_start: usize,
+    pub byte_end: usize,
     /// Short text under the caret.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) label: Option<String>,
@@ -130,7 +130,8 @@ pub struct Report {
     pub(crate) skipped: Vec<SkippedFile>,
     pub(crate) errors: usize,
     pub(crate) warnings: usize,
-    pub(crate) diagnostics: Vec<Diagnostic>,
+    /// Every finding, in file order (the fuzz target checks their ranges).
+    pub diagnostics: Vec<Diagnostic>,
     /// Where host checks read the host (`None`: no host checks).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(crate) host: Option<String>,
