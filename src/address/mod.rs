@@ -256,27 +256,38 @@ impl DeviceSpec {
             return Err(AddressError::new(input, "it is empty"));
         }
         let lower = s.to_ascii_lowercase();
-
-        // libvirt node-device name: pci_DDDD_BB_SS_F
         if let Some(rest) = lower.strip_prefix("pci_") {
-            let parts: Vec<&str> = rest.split('_').collect();
-            if parts.len() != 4 {
-                return Err(AddressError::new(
-                    input,
-                    "a libvirt node-device name has four parts: pci_0000_03_00_0",
-                ));
-            }
-            let domain = hex_field(input, parts[0], "domain", 4, 8)?;
-            let bus = hex_field(input, parts[1], "bus", 2, 2)? as u8;
-            let slot = check_slot(input, hex_field(input, parts[2], "slot", 2, 2)?)?;
-            let function = check_function(input, parts[3])?;
-            return Ok(DeviceSpec::Function(PciAddress::new(
-                domain, bus, slot, function,
-            )));
+            return Self::parse_nodedev_name(input, rest);
         }
+        let body = Self::strip_qubes_backend(input, &lower)?;
+        if let Some((bus, rest)) = body.split_once('_') {
+            return Self::parse_qubes(input, bus, rest);
+        }
+        Self::parse_colon_form(input, body.strip_prefix("0x").unwrap_or(body))
+    }
 
-        // Qubes: dom0:03_00.0 (the backend domain name, then bus_slot.function)
-        let body: &str = match lower.split_once(':') {
+    /// libvirt's node-device name: `pci_DDDD_BB_SS_F` (`rest` is after `pci_`).
+    fn parse_nodedev_name(input: &str, rest: &str) -> Result<DeviceSpec, AddressError> {
+        let parts: Vec<&str> = rest.split('_').collect();
+        if parts.len() != 4 {
+            return Err(AddressError::new(
+                input,
+                "a libvirt node-device name has four parts: pci_0000_03_00_0",
+            ));
+        }
+        let domain = hex_field(input, parts[0], "domain", 4, 8)?;
+        let bus = hex_field(input, parts[1], "bus", 2, 2)? as u8;
+        let slot = check_slot(input, hex_field(input, parts[2], "slot", 2, 2)?)?;
+        let function = check_function(input, parts[3])?;
+        Ok(DeviceSpec::Function(PciAddress::new(
+            domain, bus, slot, function,
+        )))
+    }
+
+    /// Qubes' `dom0:03_00.0`: the backend domain name goes, `03_00.0` stays.
+    /// A hex head (`0000:03:00.0`) is a PCI domain, not a Qubes name.
+    fn strip_qubes_backend<'a>(input: &str, lower: &'a str) -> Result<&'a str, AddressError> {
+        match lower.split_once(':') {
             Some((head, tail))
                 if tail.contains('_')
                     && (head.is_empty() || !head.bytes().all(|b| b.is_ascii_hexdigit())) =>
@@ -287,73 +298,60 @@ impl DeviceSpec {
                         "the Qubes backend domain name is empty",
                     ));
                 }
-                tail
+                Ok(tail)
             }
-            _ => &lower,
-        };
-        // Qubes: 03_00.0
-        if let Some((bus, rest)) = body.split_once('_') {
-            let (slot, func) = rest.split_once('.').ok_or_else(|| {
-                AddressError::new(input, "the Qubes form needs a function: 03_00.0")
-            })?;
-            let bus = hex_field(input, bus, "bus", 2, 2)? as u8;
-            let slot = check_slot(input, hex_field(input, slot, "slot", 2, 2)?)?;
-            let function = check_function(input, func)?;
-            return Ok(DeviceSpec::Function(PciAddress::new(
-                0, bus, slot, function,
-            )));
+            _ => Ok(lower),
         }
-        let body = body.strip_prefix("0x").unwrap_or(body);
+    }
 
+    /// Qubes' `03_00.0` (`bus`, then `rest` = `00.0`): always PCI domain 0.
+    fn parse_qubes(input: &str, bus: &str, rest: &str) -> Result<DeviceSpec, AddressError> {
+        let (slot, func) = rest
+            .split_once('.')
+            .ok_or_else(|| AddressError::new(input, "the Qubes form needs a function: 03_00.0"))?;
+        let bus = hex_field(input, bus, "bus", 2, 2)? as u8;
+        let slot = check_slot(input, hex_field(input, slot, "slot", 2, 2)?)?;
+        let function = check_function(input, func)?;
+        Ok(DeviceSpec::Function(PciAddress::new(
+            0, bus, slot, function,
+        )))
+    }
+
+    /// lspci's and libvirt's colon forms: `[DDDD:]BB:SS[.F]` (a function or a
+    /// whole slot) and `VVVV:DDDD` (ids, told apart by a part of 3+ digits).
+    fn parse_colon_form(input: &str, body: &str) -> Result<DeviceSpec, AddressError> {
         let (head, func) = match body.rsplit_once('.') {
             Some((h, f)) => (h, Some(f)),
             None => (body, None),
         };
         let parts: Vec<&str> = head.split(':').collect();
-        match (parts.as_slice(), func) {
-            ([bus, slot], Some(f)) => {
-                let bus = hex_field(input, bus, "bus", 1, 2)? as u8;
-                let slot = check_slot(input, hex_field(input, slot, "slot", 1, 2)?)?;
-                let function = check_function(input, f)?;
-                Ok(DeviceSpec::Function(PciAddress::new(
-                    0, bus, slot, function,
-                )))
-            }
-            ([domain, bus, slot], Some(f)) => {
-                let domain = hex_field(input, domain, "domain", 1, 8)?;
-                let bus = hex_field(input, bus, "bus", 1, 2)? as u8;
-                let slot = check_slot(input, hex_field(input, slot, "slot", 1, 2)?)?;
-                let function = check_function(input, f)?;
-                Ok(DeviceSpec::Function(PciAddress::new(
-                    domain, bus, slot, function,
-                )))
-            }
-            ([a, b], None) if a.len() >= 3 || b.len() >= 3 => {
+        let (domain, bus, slot) = match parts.as_slice() {
+            [a, b] if func.is_none() && (a.len() >= 3 || b.len() >= 3) => {
                 let b = b.strip_prefix("0x").unwrap_or(b);
                 let vendor = hex_field(input, a, "vendor id", 4, 4)? as u16;
                 let device = hex_field(input, b, "device id", 4, 4)? as u16;
-                Ok(DeviceSpec::Ids { vendor, device })
+                return Ok(DeviceSpec::Ids { vendor, device });
             }
-            ([bus, slot], None) => {
-                let bus = hex_field(input, bus, "bus", 1, 2)? as u8;
-                let slot = check_slot(input, hex_field(input, slot, "slot", 1, 2)?)?;
-                Ok(DeviceSpec::Slot(PciSlot {
-                    domain: 0,
-                    bus,
-                    slot,
-                }))
+            [bus, slot] => (0, *bus, *slot),
+            [domain, bus, slot] => (hex_field(input, domain, "domain", 1, 8)?, *bus, *slot),
+            _ => {
+                return Err(AddressError::new(
+                    input,
+                    "it matches none of the accepted forms",
+                ))
             }
-            ([domain, bus, slot], None) => {
-                let domain = hex_field(input, domain, "domain", 1, 8)?;
-                let bus = hex_field(input, bus, "bus", 1, 2)? as u8;
-                let slot = check_slot(input, hex_field(input, slot, "slot", 1, 2)?)?;
-                Ok(DeviceSpec::Slot(PciSlot { domain, bus, slot }))
-            }
-            _ => Err(AddressError::new(
-                input,
-                "it matches none of the accepted forms",
+        };
+        let bus = hex_field(input, bus, "bus", 1, 2)? as u8;
+        let slot = check_slot(input, hex_field(input, slot, "slot", 1, 2)?)?;
+        Ok(match func {
+            Some(f) => DeviceSpec::Function(PciAddress::new(
+                domain,
+                bus,
+                slot,
+                check_function(input, f)?,
             )),
-        }
+            None => DeviceSpec::Slot(PciSlot { domain, bus, slot }),
+        })
     }
 }
 
