@@ -22,7 +22,6 @@ pub mod guest;
 pub mod host;
 pub mod hostdev;
 pub mod invocation;
-#[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod pciids;
 pub mod persist;

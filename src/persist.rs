@@ -441,7 +441,7 @@ pub fn plan(
         if let Ok(drv) = fs::read_to_string(&p) {
             if drv.trim() != "vfio-pci" {
                 refusals.push(Refusal {
-                    code: "driverctl-conflict".into(),
+                    code: crate::actions::RefusalCode::DriverctlConflict,
                     address: Some(e.address.to_string()),
                     message: format!(
                         "driverctl binds {} to `{}` at boot ({})",

@@ -1,198 +1,11 @@
-//! Acting on devices: detach, reattach, reset, prepare, release, check.
-//!
-//! WHY a plan of steps: every action is first built as an [`ActionPlan`] —
-//! plain data computed from the host model and [`crate::plan`] — so
-//! `--dry-run` and `--json` print exactly what will run, tests check the
-//! order without touching hardware, and the executor ([`execute`]) is the one
-//! place where all-or-nothing lives. A [`Backend`] performs single steps:
-//! libvirt's node-device API ([`LibvirtBackend`], feature `libvirt`) or sysfs
-//! writes ([`sysfs::SysfsBackend`]).
-//!
-//! Whole IOMMU groups by default: VFIO opens a group only when every
-//! endpoint of it is off host drivers, and libvirt's own detach acts on one
-//! function (docs/libvirt.md §5.3), so we expand to the plan's
-//! `travels`. Bridges are never touched.
-//!
-//! Safety rules, before anything runs:
-//! - plan blockers (host-critical devices and groups, bridges, the host
-//!   bridge, no IOMMU) are refusals that `--force` may override;
-//! - a device used by a running domain is refused always (unbinding a
-//!   device a guest holds hangs or crashes the guest);
-//! - detaching needs `/dev/vfio/vfio` ([`vfio_node_problem`]).
+//! Action plans from a passthrough plan: which functions each action
+//! touches, in what order, what it skips and what it refuses (the safety
+//! rules in the module docs of [`crate::actions`]).
 
-pub mod check;
-pub mod sysfs;
-
+use super::{Action, ActionOptions, ActionPlan, Backend, Op, Refusal, RefusalCode, Skip, Step};
 use crate::address::PciAddress;
 use crate::host::Host;
 use crate::plan::{self, Finding, Plan, PlanOptions};
-use serde::Serialize;
-use std::fmt;
-
-/// One thing a backend does to one function.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-#[serde(tag = "op", rename_all = "snake_case")]
-pub enum Op {
-    /// Away from the host driver, onto the stub (`vfio` → vfio-pci).
-    Detach { driver: String },
-    /// Back to the host driver.
-    Reattach,
-    /// Function-level (or whatever the kernel picks) reset.
-    Reset,
-}
-
-impl fmt::Display for Op {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Op::Detach { driver } => write!(f, "detach (to {driver})"),
-            Op::Reattach => f.write_str("reattach"),
-            Op::Reset => f.write_str("reset"),
-        }
-    }
-}
-
-/// A step of a plan.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Step {
-    #[serde(flatten)]
-    pub op: Op,
-    pub address: PciAddress,
-    /// libvirt's node-device name.
-    pub node: String,
-    /// Why this step is there ("requested", "shares IOMMU group 1").
-    pub why: String,
-    /// The exact calls or writes the backend will make.
-    pub calls: Vec<String>,
-}
-
-/// A function of the group that the plan leaves alone, and why.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Skip {
-    pub address: PciAddress,
-    pub reason: String,
-}
-
-/// Why an action does not run.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Refusal {
-    pub code: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub help: Option<String>,
-    /// `--force` overrides it.
-    pub forceable: bool,
-}
-
-impl Refusal {
-    fn from_finding(f: &Finding) -> Refusal {
-        Refusal {
-            code: f.code.to_string(),
-            address: f.address.clone(),
-            message: f.message.clone(),
-            help: f.help.clone(),
-            forceable: true,
-        }
-    }
-}
-
-/// What to do, on what, in what order — printable before anything runs.
-#[derive(Clone, Debug, Serialize)]
-pub struct ActionPlan {
-    /// `detach`, `reattach`, `reset`, `prepare`, `release`, `check --try`.
-    pub action: String,
-    pub backend: String,
-    pub requested: Vec<PciAddress>,
-    pub steps: Vec<Step>,
-    pub skipped: Vec<Skip>,
-    pub refusals: Vec<Refusal>,
-    pub warnings: Vec<Finding>,
-    /// The domain `prepare` and `release` act for.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub domain: Option<String>,
-    /// `--force` was given: forceable refusals do not stop the plan.
-    pub forced: bool,
-    /// The passthrough plan the steps come from.
-    pub plan: Plan,
-}
-
-impl ActionPlan {
-    /// Refusals that stop the plan under the given `--force`.
-    pub fn blocking(&self) -> Vec<&Refusal> {
-        self.refusals
-            .iter()
-            .filter(|r| !(self.forced && r.forceable))
-            .collect()
-    }
-
-    pub fn is_refused(&self) -> bool {
-        !self.blocking().is_empty()
-    }
-}
-
-/// Options shared by the device actions.
-#[derive(Clone, Debug)]
-pub struct ActionOptions {
-    pub strict_group: bool,
-    pub force: bool,
-    /// libvirt's driver name for detach: `vfio` (the only one qemu takes).
-    pub driver: String,
-}
-
-impl Default for ActionOptions {
-    fn default() -> Self {
-        ActionOptions {
-            strict_group: true,
-            force: false,
-            driver: "vfio".into(),
-        }
-    }
-}
-
-/// A step failed in a backend.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct BackendError {
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub help: Option<String>,
-}
-
-impl BackendError {
-    pub fn new(message: impl Into<String>) -> BackendError {
-        BackendError {
-            message: message.into(),
-            help: None,
-        }
-    }
-    pub fn help(mut self, h: impl Into<String>) -> BackendError {
-        self.help = Some(h.into());
-        self
-    }
-}
-
-impl fmt::Display for BackendError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-/// Performs single steps. Implementations: [`LibvirtBackend`],
-/// [`sysfs::SysfsBackend`]; tests inject failing ones.
-pub trait Backend {
-    fn name(&self) -> String;
-    /// The exact calls or writes `op` on `a` will make (for `--dry-run`);
-    /// `driver` is the bound driver as the host model has it.
-    fn describe(&self, op: &Op, a: &PciAddress, driver: Option<&str>) -> Vec<String>;
-    fn detach(&mut self, a: &PciAddress, driver: &str) -> Result<(), BackendError>;
-    fn reattach(&mut self, a: &PciAddress) -> Result<(), BackendError>;
-    fn reset(&mut self, a: &PciAddress) -> Result<(), BackendError>;
-    /// When this backend's reset may succeed without resetting anything,
-    /// what to tell the user, and what to do about it.
-    fn reset_caveat(&self) -> Option<(String, String)> {
-        None
-    }
-}
 
 fn note_reset_caveat(ap: &mut ActionPlan, backend: &dyn Backend) {
     if ap.steps.iter().any(|s| s.op == Op::Reset) {
@@ -207,9 +20,9 @@ fn note_reset_caveat(ap: &mut ActionPlan, backend: &dyn Backend) {
     }
 }
 
-fn new_plan(action: &str, backend: &dyn Backend, p: Plan, force: bool) -> ActionPlan {
+fn new_plan(action: Action, backend: &dyn Backend, p: Plan, force: bool) -> ActionPlan {
     ActionPlan {
-        action: action.into(),
+        action,
         backend: backend.name(),
         requested: p.requested.clone(),
         steps: Vec::new(),
@@ -222,11 +35,7 @@ fn new_plan(action: &str, backend: &dyn Backend, p: Plan, force: bool) -> Action
         refusals: p
             .blockers
             .iter()
-            .chain(
-                p.unverified
-                    .iter()
-                    .filter(|_| action != "reattach" && action != "release"),
-            )
+            .chain(p.unverified.iter().filter(|_| !action.gives_back()))
             .filter(|f| f.code != "in-use")
             .map(Refusal::from_finding)
             .collect(),
@@ -235,7 +44,7 @@ fn new_plan(action: &str, backend: &dyn Backend, p: Plan, force: bool) -> Action
         warnings: p
             .warnings
             .iter()
-            .filter(|w| action == "detach" || w.code != "host-driver")
+            .filter(|w| action == Action::Detach || w.code != "host-driver")
             .cloned()
             .collect(),
         domain: None,
@@ -281,7 +90,7 @@ fn refuse_running(ap: &mut ActionPlan, host: &Host, targets: &[PciAddress], allo
         for u in host.used_by(a) {
             if u.running && Some(u.domain.as_str()) != allow {
                 ap.refusals.push(Refusal {
-                    code: "in-use".into(),
+                    code: RefusalCode::InUse,
                     address: Some(a.to_string()),
                     message: format!(
                         "refusing to touch {a}: the running domain `{}` uses it",
@@ -306,7 +115,7 @@ fn is_stub(d: Option<&str>) -> bool {
 /// warnings filled in, running domains' devices refused), and the functions
 /// it covers.
 fn group_action(
-    action: &str,
+    action: Action,
     host: &Host,
     requested: &[PciAddress],
     opts: &ActionOptions,
@@ -335,7 +144,7 @@ pub fn detach_plan(
     opts: &ActionOptions,
     backend: &dyn Backend,
 ) -> ActionPlan {
-    let (mut ap, travels) = group_action("detach", host, requested, opts, backend);
+    let (mut ap, travels) = group_action(Action::Detach, host, requested, opts, backend);
     for a in travels {
         let drv = host.device(&a).and_then(|d| d.driver.clone());
         if is_stub(drv.as_deref()) {
@@ -365,7 +174,7 @@ pub fn reattach_plan(
     opts: &ActionOptions,
     backend: &dyn Backend,
 ) -> ActionPlan {
-    let (mut ap, travels) = group_action("reattach", host, requested, opts, backend);
+    let (mut ap, travels) = group_action(Action::Reattach, host, requested, opts, backend);
     for a in travels {
         let d = host.device(&a);
         let drv = d.and_then(|d| d.driver.clone());
@@ -389,7 +198,7 @@ pub fn reset_plan(
     opts: &ActionOptions,
     backend: &dyn Backend,
 ) -> ActionPlan {
-    let (mut ap, travels) = group_action("reset", host, requested, opts, backend);
+    let (mut ap, travels) = group_action(Action::Reset, host, requested, opts, backend);
     for a in travels {
         if host.device(&a).and_then(|d| d.can_reset()) == Some(false) {
             ap.skipped.push(Skip {
@@ -453,7 +262,7 @@ pub fn prepare_plan(
         .filter(|a| host.device(a).is_some())
         .collect();
     let mut ap = detach_plan(host, &present, opts, backend);
-    ap.action = "prepare".into();
+    ap.action = Action::Prepare;
     ap.domain = Some(domain.to_string());
     // The domain itself running is one refusal in its own words, not a
     // per-device "the running domain `D` uses it" as if it were another
@@ -461,12 +270,12 @@ pub fn prepare_plan(
     let own_running = host.domains.iter().any(|u| u.domain == domain && u.running);
     if own_running {
         ap.refusals.retain(|r| {
-            !(r.code == "in-use"
+            !(r.code == RefusalCode::InUse
                 && r.message
                     .ends_with(&format!("the running domain `{domain}` uses it")))
         });
         ap.refusals.push(Refusal {
-            code: "domain-running".into(),
+            code: RefusalCode::DomainRunning,
             address: None,
             message: format!("refusing to prepare `{domain}`: it is already running, and its devices are in use by it"),
             help: Some(format!("prepare runs before a start; to redo it, shut `{domain}` down first (`virsh shutdown {domain}`)")),
@@ -475,7 +284,7 @@ pub fn prepare_plan(
     }
     if let Some((first, msg)) = absent_hostdevs(host, domain, hostdevs) {
         ap.refusals.push(Refusal {
-            code: "not-present".into(),
+            code: RefusalCode::NotPresent,
             address: Some(first),
             message: msg,
             help: Some(
@@ -525,7 +334,7 @@ pub fn release_plan(
         },
     );
     let travels = p.travels.clone();
-    let mut ap = new_plan("release", backend, p, opts.force);
+    let mut ap = new_plan(Action::Release, backend, p, opts.force);
     ap.domain = Some(domain.to_string());
     if let Some((first, msg)) = absent_hostdevs(host, domain, hostdevs) {
         ap.warnings.push(Finding {
@@ -548,7 +357,7 @@ pub fn release_plan(
     }
     if running == Some(true) {
         ap.refusals.push(Refusal {
-            code: "domain-running".into(),
+            code: RefusalCode::DomainRunning,
             address: None,
             message: format!("refusing to release the devices of `{domain}`: it is running"),
             help: Some(format!("shut it down first: `virsh shutdown {domain}`")),
@@ -593,7 +402,7 @@ pub fn release_plan(
 pub fn try_plan(host: &Host, requested: &[PciAddress], backend: &dyn Backend) -> ActionPlan {
     let opts = ActionOptions::default();
     let mut ap = detach_plan(host, requested, &opts, backend);
-    ap.action = "check --try".into();
+    ap.action = Action::CheckTry;
     let detached: Vec<PciAddress> = ap.steps.iter().map(|s| s.address).collect();
     let travels = ap.plan.travels.clone();
     for a in &travels {
@@ -608,289 +417,10 @@ pub fn try_plan(host: &Host, requested: &[PciAddress], backend: &dyn Backend) ->
     ap
 }
 
-/// What happened when a plan ran.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Outcome {
-    /// Steps that succeeded, in order.
-    pub done: Vec<Step>,
-    /// The step that failed, and why.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub failed: Option<Failure>,
-    /// Functions reattached to undo a partial detach.
-    pub rolled_back: Vec<PciAddress>,
-    /// Rollback steps that failed too (the host needs a human).
-    pub rollback_failures: Vec<RollbackFailure>,
-}
-
-/// The step that failed and the backend's reason.
-#[derive(Clone, Debug, Serialize)]
-pub struct Failure {
-    pub step: Step,
-    pub error: BackendError,
-}
-
-/// A function the rollback could not reattach.
-#[derive(Clone, Debug, Serialize)]
-pub struct RollbackFailure {
-    pub address: PciAddress,
-    pub error: BackendError,
-}
-
-impl Outcome {
-    pub fn ok(&self) -> bool {
-        self.failed.is_none()
-    }
-}
-
-/// Run a plan's steps in order. On the first failure, stop; every function
-/// this run detached and has not reattached yet is reattached, newest first
-/// (all-or-nothing). The caller checks refusals first; this does not.
-pub fn execute(ap: &ActionPlan, backend: &mut dyn Backend) -> Outcome {
-    let mut out = Outcome::default();
-    let mut held: Vec<PciAddress> = Vec::new();
-    for s in &ap.steps {
-        let r = match &s.op {
-            Op::Detach { driver } => backend.detach(&s.address, driver),
-            Op::Reattach => backend.reattach(&s.address),
-            Op::Reset => backend.reset(&s.address),
-        };
-        match r {
-            Ok(()) => {
-                match s.op {
-                    Op::Detach { .. } => held.push(s.address),
-                    Op::Reattach => held.retain(|a| *a != s.address),
-                    Op::Reset => {}
-                }
-                out.done.push(s.clone());
-            }
-            Err(e) => {
-                out.failed = Some(Failure {
-                    step: s.clone(),
-                    error: e,
-                });
-                for a in held.iter().rev() {
-                    match backend.reattach(a) {
-                        Ok(()) => out.rolled_back.push(*a),
-                        Err(e) => out.rollback_failures.push(RollbackFailure {
-                            address: *a,
-                            error: e,
-                        }),
-                    }
-                }
-                break;
-            }
-        }
-    }
-    out
-}
-
-/// Why VFIO cannot work on the host under `root`, when `/dev/vfio/vfio` is
-/// missing: libvirt would otherwise say only "VFIO device assignment is
-/// currently not supported on this system".
-pub fn vfio_node_problem(root: &std::path::Path) -> Option<BackendError> {
-    let node = root.join("dev/vfio/vfio");
-    if node.exists() {
-        return None;
-    }
-    Some(
-        BackendError::new(format!(
-            "{} does not exist: VFIO is not available, so no device can be detached to vfio-pci (libvirt says \"VFIO device assignment is currently not supported on this system\")",
-            node.display()
-        ))
-        .help("load VFIO with `modprobe vfio vfio-pci`; without systemd's kmod-static-nodes.service create the node with `kmod static-nodes --format=tmpfiles --output=/run/static-nodes.conf && systemd-tmpfiles --create --boot /run/static-nodes.conf`; and boot with the IOMMU on (intel_iommu=on / amd_iommu=on)"),
-    )
-}
-
-/// The libvirt node-device API as a backend.
-///
-/// Reset is the exception: libvirt 9.0's `virNodeDeviceReset` returns
-/// success without resetting a function that has FLR ("KVM will perform FLR
-/// when starting and stopping a guest") or that is bound to vfio-pci
-/// ("bound to vfio-pci - skip reset"), as the e2e VM showed. On this machine
-/// (a local connection) the reset therefore goes through the kernel's sysfs
-/// `reset` file, which really resets; on a remote host libvirt is the only
-/// way, and the plan says it may do nothing.
-#[cfg(feature = "libvirt")]
-pub struct LibvirtBackend<'a> {
-    pub conn: &'a crate::libvirt::Conn,
-    /// Set for a local connection: resets go through this host's sysfs.
-    pub local_reset: Option<sysfs::SysfsBackend>,
-}
-
-#[cfg(feature = "libvirt")]
-impl<'a> LibvirtBackend<'a> {
-    /// A backend for `conn`; resets go through `/sys` when the connection
-    /// is to this machine (never for `test:///`, which is not a host).
-    pub fn new(conn: &'a crate::libvirt::Conn) -> LibvirtBackend<'a> {
-        let local_reset = crate::host::nodedev::uri_is_local(conn.uri())
-            .then(|| sysfs::SysfsBackend::new(std::path::Path::new("/")));
-        LibvirtBackend { conn, local_reset }
-    }
-}
-
-#[cfg(feature = "libvirt")]
-impl From<crate::libvirt::LibvirtError> for BackendError {
-    fn from(e: crate::libvirt::LibvirtError) -> Self {
-        BackendError {
-            message: e.to_string(),
-            help: e.help,
-        }
-    }
-}
-
-#[cfg(feature = "libvirt")]
-impl Backend for LibvirtBackend<'_> {
-    fn name(&self) -> String {
-        format!("libvirt ({})", self.conn.uri())
-    }
-    fn describe(&self, op: &Op, a: &PciAddress, _driver: Option<&str>) -> Vec<String> {
-        let n = a.node_name();
-        vec![match op {
-            Op::Detach { driver } => format!("virNodeDeviceDetachFlags({n}, \"{driver}\", 0)"),
-            Op::Reattach => format!("virNodeDeviceReAttach({n})"),
-            Op::Reset => match &self.local_reset {
-                Some(_) => format!(
-                    "write 1 > /sys/bus/pci/devices/{a}/reset (libvirt's virNodeDeviceReset skips FLR-capable and vfio-bound functions)"
-                ),
-                None => format!("virNodeDeviceReset({n})"),
-            },
-        }]
-    }
-    fn detach(&mut self, a: &PciAddress, driver: &str) -> Result<(), BackendError> {
-        Ok(self.conn.nodedev_detach(a, driver)?)
-    }
-    fn reattach(&mut self, a: &PciAddress) -> Result<(), BackendError> {
-        Ok(self.conn.nodedev_reattach(a)?)
-    }
-    fn reset(&mut self, a: &PciAddress) -> Result<(), BackendError> {
-        match &mut self.local_reset {
-            Some(b) => b.reset(a),
-            None => Ok(self.conn.nodedev_reset(a)?),
-        }
-    }
-    fn reset_caveat(&self) -> Option<(String, String)> {
-        if self.local_reset.is_some() {
-            return None;
-        }
-        let uri = self.conn.uri();
-        // libvirt's test driver has no node-device detach, reattach or
-        // reset at all (src/test/test_driver.c: absent from its node-device
-        // table; virsh says "this function is not supported by the
-        // connection driver"): it is not a host, remote or otherwise.
-        if uri.starts_with("test:") {
-            return Some((
-                format!("{uri} is libvirt's test driver, not a host: it cannot detach, reattach or reset devices (\"this function is not supported by the connection driver\")"),
-                "use --dry-run to see the steps; act on a real host (qemu:///system) or with --backend sysfs and --root".into(),
-            ));
-        }
-        Some((
-            format!("{uri} is another machine: the reset goes through libvirt, whose reset does nothing for a function bound to vfio-pci or one with FLR (libvirt resets those when a guest starts and stops), and succeeds anyway"),
-            "run virt-pci on that host itself: a local reset writes the kernel's `reset` file".into(),
-        ))
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::host::{Device, GroupMember, IommuState};
-
-    /// A hand-written fake backend: no real part can fail on demand, and the
-    /// point is the executor's ordering and rollback, not any device.
-    #[derive(Default)]
-    struct Fake {
-        fail_on: Option<(String, PciAddress)>,
-        log: Vec<String>,
-    }
-
-    impl Backend for Fake {
-        fn name(&self) -> String {
-            "fake".into()
-        }
-        fn describe(&self, op: &Op, a: &PciAddress, _: Option<&str>) -> Vec<String> {
-            vec![format!("{op} {a}")]
-        }
-        fn detach(&mut self, a: &PciAddress, _d: &str) -> Result<(), BackendError> {
-            self.call("detach", a)
-        }
-        fn reattach(&mut self, a: &PciAddress) -> Result<(), BackendError> {
-            self.call("reattach", a)
-        }
-        fn reset(&mut self, a: &PciAddress) -> Result<(), BackendError> {
-            self.call("reset", a)
-        }
-    }
-
-    impl Fake {
-        fn call(&mut self, what: &str, a: &PciAddress) -> Result<(), BackendError> {
-            self.log.push(format!("{what} {a}"));
-            if self.fail_on.as_ref() == Some(&(what.to_string(), *a)) {
-                Err(BackendError::new(format!("{what} {a} failed: device busy")))
-            } else {
-                Ok(())
-            }
-        }
-    }
-
-    fn host() -> Host {
-        let mut h = Host {
-            source: "test".into(),
-            iommu: IommuState::Enabled,
-            ..Host::default()
-        };
-        let mut add = |a: PciAddress, class: u32, g: u32, drv: Option<&str>, reset: bool| {
-            let mut d = Device::new(a, 0x10de, 0x1000 + u16::from(a.function), class);
-            d.iommu_group = Some(g);
-            d.driver = drv.map(str::to_string);
-            d.reset_methods = Some(if reset { vec!["flr".into()] } else { vec![] });
-            d.reset = Some(reset);
-            h.devices.insert(a, d);
-            h.groups.entry(g).or_default().push(GroupMember::Pci(a));
-        };
-        add(
-            PciAddress::new(0, 0, 1, 0),
-            0x060400,
-            1,
-            Some("pcieport"),
-            true,
-        );
-        add(
-            PciAddress::new(0, 1, 0, 0),
-            0x030000,
-            1,
-            Some("nouveau"),
-            true,
-        );
-        add(
-            PciAddress::new(0, 1, 0, 1),
-            0x040300,
-            1,
-            Some("snd_hda_intel"),
-            false,
-        );
-        add(
-            PciAddress::new(0, 1, 0, 2),
-            0x0c0330,
-            1,
-            Some("vfio-pci"),
-            true,
-        );
-        add(PciAddress::new(0, 0, 0x1f, 0), 0x060100, 2, None, false);
-        add(
-            PciAddress::new(0, 0, 0x1f, 3),
-            0x040300,
-            2,
-            Some("snd_hda_intel"),
-            true,
-        );
-        h.mark_intrinsic_critical();
-        h.facts = crate::host::HostFacts::measured();
-        h
-    }
-
-    const GPU: PciAddress = PciAddress::new(0, 1, 0, 0);
-    const HDA: PciAddress = PciAddress::new(0, 1, 0, 1);
-    const USB: PciAddress = PciAddress::new(0, 1, 0, 2);
+    use crate::actions::fixture::{host, Fake, GPU, HDA, USB};
 
     #[test]
     fn detach_takes_the_group_skips_bridges_and_vfio_members() {
@@ -902,94 +432,6 @@ mod tests {
         assert_eq!(ap.skipped[0].address, USB);
         assert!(!ap.is_refused());
         assert_eq!(ap.steps[0].node, "pci_0000_01_00_0");
-    }
-
-    #[test]
-    fn failed_detach_reattaches_what_was_detached_newest_first() {
-        let h = host();
-        let mut f = Fake {
-            fail_on: Some(("detach".into(), HDA)),
-            ..Fake::default()
-        };
-        let ap = detach_plan(&h, &[GPU], &ActionOptions::default(), &f);
-        let out = execute(&ap, &mut f);
-        assert!(!out.ok());
-        let failure = out.failed.clone().unwrap();
-        let (step, err) = (failure.step, failure.error);
-        assert_eq!(step.address, HDA);
-        assert!(err.message.contains("device busy"));
-        assert_eq!(out.rolled_back, vec![GPU]);
-        assert_eq!(
-            f.log,
-            vec![
-                "detach 0000:01:00.0",
-                "detach 0000:01:00.1",
-                "reattach 0000:01:00.0"
-            ]
-        );
-    }
-
-    #[test]
-    fn rollback_failure_is_reported() {
-        // Fails the first detach's undo too: the second detach fails, then
-        // the reattach of the first.
-        struct Twice(Vec<String>);
-        impl Backend for Twice {
-            fn name(&self) -> String {
-                "twice".into()
-            }
-            fn describe(&self, _: &Op, _: &PciAddress, _: Option<&str>) -> Vec<String> {
-                vec![]
-            }
-            fn detach(&mut self, a: &PciAddress, _: &str) -> Result<(), BackendError> {
-                self.0.push(format!("detach {a}"));
-                if *a == HDA {
-                    Err(BackendError::new("no"))
-                } else {
-                    Ok(())
-                }
-            }
-            fn reattach(&mut self, _: &PciAddress) -> Result<(), BackendError> {
-                Err(BackendError::new("stuck"))
-            }
-            fn reset(&mut self, _: &PciAddress) -> Result<(), BackendError> {
-                Ok(())
-            }
-        }
-        let h = host();
-        let mut b = Twice(vec![]);
-        let ap = detach_plan(&h, &[GPU], &ActionOptions::default(), &b);
-        let out = execute(&ap, &mut b);
-        assert_eq!(out.rollback_failures.len(), 1);
-        assert_eq!(out.rollback_failures[0].address, GPU);
-        assert!(out.rolled_back.is_empty());
-    }
-
-    #[test]
-    fn try_returns_the_group_to_where_it_was() {
-        let h = host();
-        let mut f = Fake::default();
-        let ap = try_plan(&h, &[GPU], &f);
-        let out = execute(&ap, &mut f);
-        assert!(out.ok());
-        assert_eq!(
-            f.log,
-            vec![
-                "detach 0000:01:00.0",
-                "detach 0000:01:00.1",
-                "reset 0000:01:00.0",
-                "reset 0000:01:00.2",
-                "reattach 0000:01:00.1",
-                "reattach 0000:01:00.0"
-            ]
-        );
-        // a reset failure in the middle still puts both back
-        let mut f = Fake {
-            fail_on: Some(("reset".into(), GPU)),
-            ..Fake::default()
-        };
-        let out = execute(&ap, &mut f);
-        assert_eq!(out.rolled_back, vec![HDA, GPU]);
     }
 
     #[test]
@@ -1017,7 +459,7 @@ mod tests {
         let hda = PciAddress::new(0, 0, 0x1f, 3);
         let ap = detach_plan(&h, &[hda], &ActionOptions::default(), &Fake::default());
         assert!(ap.is_refused());
-        assert_eq!(ap.blocking()[0].code, "host-critical");
+        assert_eq!(ap.blocking()[0].code.as_str(), "host-critical");
         let ap = detach_plan(
             &h,
             &[hda],
@@ -1080,7 +522,7 @@ mod tests {
             false,
             &f,
         );
-        assert_eq!(ap.blocking()[0].code, "domain-running");
+        assert_eq!(ap.blocking()[0].code, RefusalCode::DomainRunning);
     }
 
     #[test]
@@ -1099,16 +541,6 @@ mod tests {
             &Fake::default(),
         );
         assert_eq!(ap.steps.len(), 2);
-        assert_eq!(ap.action, "prepare");
-    }
-
-    #[test]
-    fn vfio_node_is_checked_under_root() {
-        let t = tempfile::tempdir().unwrap();
-        let e = vfio_node_problem(t.path()).unwrap();
-        assert!(e.help.unwrap().contains("modprobe vfio"));
-        std::fs::create_dir_all(t.path().join("dev/vfio")).unwrap();
-        std::fs::write(t.path().join("dev/vfio/vfio"), "").unwrap();
-        assert!(vfio_node_problem(t.path()).is_none());
+        assert_eq!(ap.action, Action::Prepare);
     }
 }

@@ -1,42 +1,17 @@
-//! The libvirt side (feature `libvirt`): connections, host facts through the
-//! node-device API, domains by name, and the node-device actions.
-//!
-//! WHY this is thin: every decision (plan, XML reading) is in pure modules
-//! ([`crate::host::nodedev`], [`crate::domain`]) that are tested without
-//! libvirt; this module only moves strings in and out of the `virt` crate
-//! (=0.5.0), and keeps its pitfalls in one place (docs/libvirt.md §6–7):
-//! - `list_all_node_devices` gets ONLY `CAP_PCI_DEV`: the test driver
-//!   rejects ACTIVE/INACTIVE flags (virsh's `nodedev-list` fails there);
-//! - `Domain::attach_device` drops libvirt's error: only the `_flags`
-//!   variants are used;
-//! - libvirt prints every error on stderr unless the callback is cleared:
-//!   we report errors ourselves, once, in rustc's shape;
-//! - the crate's `CString::new(..).unwrap()` panics on a NUL byte: strings are
-//!   checked first.
+//! The libvirt-linked half of [`crate::libvirt`] (feature `libvirt`): the
+//! `virt` crate's calls, each error mapped to a [`LibvirtError`] with what
+//! we tried. The pitfalls it avoids are in the parent module's docs.
 
+use super::{domain_uses, DomainInfo, Impact, LibvirtError, Result};
 use crate::address::PciAddress;
 use crate::host::{nodedev, Host};
-use std::fmt;
 use virt::connect::Connect;
 use virt::domain::Domain;
 use virt::enumutil::{Enum, RawEnum};
 use virt::sys;
 
-/// A libvirt call failed: what we tried, and libvirt's own message.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct LibvirtError {
-    /// What virt-pci was doing ("detach pci_0000_01_00_0").
-    pub action: String,
-    /// libvirt's message, verbatim (users search for it).
-    pub message: String,
-    /// libvirt's `virErrorNumber` (3 = not supported by the driver).
-    pub code: u32,
-    /// A fix, when we know one.
-    pub help: Option<String>,
-}
-
-/// `VIR_ERR_NO_SUPPORT`: the driver (e.g. the test driver) lacks the call.
-pub const ERR_NO_SUPPORT: u32 = sys::VIR_ERR_NO_SUPPORT;
+// The face's codes are libvirt's (it has no `virt` crate to ask).
+const _: () = assert!(super::ERR_NO_SUPPORT == sys::VIR_ERR_NO_SUPPORT);
 
 impl LibvirtError {
     fn new(action: impl Into<String>, e: virt::error::Error) -> LibvirtError {
@@ -62,46 +37,6 @@ impl LibvirtError {
             help: None,
         }
     }
-
-    /// The driver does not implement the call (the test driver cannot
-    /// detach, reset, reattach, attach or detach devices).
-    pub fn is_not_supported(&self) -> bool {
-        self.code == ERR_NO_SUPPORT
-    }
-}
-
-/// Known libvirt messages and what fixes them.
-fn help_for(message: &str) -> Option<String> {
-    if message.contains("VFIO device assignment is currently not supported") {
-        Some("the host has no /dev/vfio/vfio: run `modprobe vfio` (or `kmod static-nodes` to create the node), and boot with the IOMMU on".into())
-    } else if message.contains("authentication") || message.contains("Permission denied") {
-        Some("detaching devices needs a read-write connection as root (or the libvirt group): try `sudo` or qemu:///system".into())
-    } else if message.contains("Failed to connect socket")
-        || message.contains("no connection driver")
-    {
-        Some(
-            "is libvirtd (or virtqemud) running, and is the URI right? `virsh -c URI uri` tests it"
-                .into(),
-        )
-    } else {
-        None
-    }
-}
-
-impl fmt::Display for LibvirtError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.action, self.message)
-    }
-}
-
-impl std::error::Error for LibvirtError {}
-
-pub type Result<T> = std::result::Result<T, LibvirtError>;
-
-/// An open connection and the URI it was opened with.
-pub struct Conn {
-    conn: Connect,
-    uri: String,
 }
 
 fn no_nul(action: &str, s: &str) -> Result<()> {
@@ -110,6 +45,12 @@ fn no_nul(action: &str, s: &str) -> Result<()> {
     } else {
         Ok(())
     }
+}
+
+/// An open connection and the URI it was opened with.
+pub struct Conn {
+    conn: Connect,
+    uri: String,
 }
 
 /// Open `uri` (None: libvirt's default, which honours LIBVIRT_DEFAULT_URI).
@@ -132,53 +73,14 @@ pub fn open(uri: Option<&str>, read_only: bool) -> Result<Conn> {
     Ok(Conn { conn, uri })
 }
 
-/// Which side of a domain a device change affects (`--config`, `--live`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Impact {
-    pub config: bool,
-    pub live: bool,
-}
-
-impl Impact {
-    pub const CONFIG: Impact = Impact {
-        config: true,
-        live: false,
-    };
-    pub const LIVE: Impact = Impact {
-        config: false,
-        live: true,
-    };
-    pub const BOTH: Impact = Impact {
-        config: true,
-        live: true,
-    };
-}
-
-/// A defined domain: name, whether it runs, and its XML (inactive, and live
-/// when running).
-#[derive(Clone, Debug)]
-pub struct DomainInfo {
-    pub name: String,
-    pub running: bool,
-    /// The persistent configuration (`VIR_DOMAIN_XML_INACTIVE`).
-    pub inactive_xml: String,
-    /// The live XML of a running domain.
-    pub live_xml: Option<String>,
-}
-
 impl Conn {
     pub fn uri(&self) -> &str {
         &self.uri
     }
 
-    /// The raw connection, for callers that need more of the `virt` API.
-    pub fn raw(&self) -> &Connect {
-        &self.conn
-    }
-
     /// The XML of every PCI node device (only the CAP_PCI_DEV flag: see the
     /// module docs).
-    pub fn pci_node_xmls(&self) -> Result<Vec<String>> {
+    fn pci_node_xmls(&self) -> Result<Vec<String>> {
         let devs = self
             .conn
             .list_all_node_devices(sys::VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV)
@@ -387,25 +289,20 @@ fn info(d: &Domain) -> Result<DomainInfo> {
     })
 }
 
-/// Which domains use which device: a running domain's live hostdevs count
-/// as running uses; hostdevs only in a persistent config count as not
-/// running (the device is free now, but the domain will want it at start).
-pub fn domain_uses(domains: &[DomainInfo]) -> Vec<crate::host::DomainUse> {
-    let mut list: Vec<(&str, bool, &str)> = Vec::new();
-    for d in domains {
-        if let Some(live) = &d.live_xml {
-            list.push((&d.name, true, live));
-        }
-        list.push((&d.name, false, &d.inactive_xml));
+/// Known libvirt messages and what fixes them.
+fn help_for(message: &str) -> Option<String> {
+    if message.contains("VFIO device assignment is currently not supported") {
+        Some("the host has no /dev/vfio/vfio: run `modprobe vfio` (or `kmod static-nodes` to create the node), and boot with the IOMMU on".into())
+    } else if message.contains("authentication") || message.contains("Permission denied") {
+        Some("detaching devices needs a read-write connection as root (or the libvirt group): try `sudo` or qemu:///system".into())
+    } else if message.contains("Failed to connect socket")
+        || message.contains("no connection driver")
+    {
+        Some(
+            "is libvirtd (or virtqemud) running, and is the URI right? `virsh -c URI uri` tests it"
+                .into(),
+        )
+    } else {
+        None
     }
-    let mut out: Vec<crate::host::DomainUse> = Vec::new();
-    for u in nodedev::domain_uses(list) {
-        if !out
-            .iter()
-            .any(|o| o.domain == u.domain && o.address == u.address)
-        {
-            out.push(u);
-        }
-    }
-    out
 }
