@@ -90,16 +90,18 @@ mod tests {
 
     const HD: &str = "<hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></source></hostdev>";
 
-    fn edited(conn: &Conn, name: &str) -> (String, String) {
+    /// The domain's XML, and it with a hostdev on `bus`.
+    fn edited(conn: &Conn, name: &str, bus: &str) -> (String, String) {
         let old = conn.domain_xml_inactive(name).unwrap();
-        let new = old.replacen("</devices>", &format!("{HD}</devices>"), 1);
+        let hd = HD.replace("bus='0x01'", &format!("bus='{bus}'"));
+        let new = old.replacen("</devices>", &format!("{hd}</devices>"), 1);
         (old, new)
     }
 
     #[test]
     fn defines_first_then_plugs_live_only_on_a_running_domain() {
         let conn = super::super::open(Some("test:///default"), false).unwrap();
-        let (old, new) = edited(&conn, "test");
+        let (old, new) = edited(&conn, "test", "0x01");
         let dev = [HD.to_string()];
         assert_eq!(
             commit_edit(&conn, "test", &old, &old, &dev, Change::Attach, true),
@@ -115,7 +117,7 @@ mod tests {
             .unwrap()
             .contains("bus='0x01'"));
         // Without --live the definition is all.
-        let (old, new) = edited(&conn, "test");
+        let (old, new) = edited(&conn, "test", "0x02");
         assert_eq!(
             commit_edit(&conn, "test", &old, &new, &dev, Change::Attach, false),
             Ok(Committed::Defined)
