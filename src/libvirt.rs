@@ -95,10 +95,6 @@ pub struct Impact {
 }
 
 impl Impact {
-    pub const CONFIG: Impact = Impact {
-        config: true,
-        live: false,
-    };
     pub const LIVE: Impact = Impact {
         config: false,
         live: true,

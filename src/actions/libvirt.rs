@@ -16,16 +16,16 @@ use crate::libvirt::{Conn, LibvirtError};
 /// (a local connection) the reset therefore goes through the kernel's sysfs
 /// `reset` file, which really resets; on a remote host libvirt is the only
 /// way, and the plan says it may do nothing.
-pub struct LibvirtBackend {
-    pub conn: Conn,
+pub(crate) struct LibvirtBackend {
+    pub(crate) conn: Conn,
     /// Set for a local connection: resets go through this host's sysfs.
-    pub local_reset: Option<sysfs::SysfsBackend>,
+    local_reset: Option<sysfs::SysfsBackend>,
 }
 
 impl LibvirtBackend {
     /// A backend for `conn`; resets go through `/sys` when the connection
     /// is to this machine (never for `test:///`, which is not a host).
-    pub fn new(conn: Conn) -> LibvirtBackend {
+    pub(crate) fn new(conn: Conn) -> LibvirtBackend {
         let local_reset = crate::host::nodedev::uri_is_local(conn.uri())
             .then(|| sysfs::SysfsBackend::new(std::path::Path::new("/")));
         LibvirtBackend { conn, local_reset }

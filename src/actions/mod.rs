@@ -5,7 +5,7 @@
 //! `--dry-run` and `--json` print exactly what will run, tests check the
 //! order without touching hardware, and the executor ([`execute`]) is the one
 //! place where all-or-nothing lives. A [`Backend`] performs single steps:
-//! libvirt's node-device API ([`LibvirtBackend`]) or sysfs writes
+//! libvirt's node-device API (`libvirt.rs`) or sysfs writes
 //! ([`sysfs::SysfsBackend`]).
 //!
 //! The parts, along their seams:
@@ -43,7 +43,6 @@ mod setup;
 pub mod sysfs;
 
 pub use execute::{execute, vfio_node_problem, Failure, Outcome, RollbackFailure};
-pub use libvirt::LibvirtBackend;
 pub use plan::{
     detach_plan, prepare_plan, reattach_plan, release_plan, reset_plan, try_plan,
     unmanaged_hostdevs,
@@ -84,7 +83,7 @@ impl Action {
 
     /// Giving devices back cannot cost the host what it needs: unknown
     /// facts do not stop these.
-    pub fn gives_back(self) -> bool {
+    pub(crate) fn gives_back(self) -> bool {
         matches!(self, Action::Reattach | Action::Release)
     }
 }
@@ -265,13 +264,13 @@ pub struct BackendError {
 }
 
 impl BackendError {
-    pub fn new(message: impl Into<String>) -> BackendError {
+    pub(crate) fn new(message: impl Into<String>) -> BackendError {
         BackendError {
             message: message.into(),
             help: None,
         }
     }
-    pub fn help(mut self, h: impl Into<String>) -> BackendError {
+    pub(crate) fn help(mut self, h: impl Into<String>) -> BackendError {
         self.help = Some(h.into());
         self
     }

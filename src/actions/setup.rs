@@ -25,24 +25,26 @@ use crate::libvirt::{self, LibvirtError};
 use std::path::{Path, PathBuf};
 
 /// The backend that acts, owning what it needs.
-pub enum Acting {
+pub struct Acting(Chosen);
+
+enum Chosen {
     Sysfs(SysfsBackend),
     Libvirt(LibvirtBackend),
 }
 
 impl Acting {
     pub fn backend(&mut self) -> &mut dyn Backend {
-        match self {
-            Acting::Sysfs(b) => b,
-            Acting::Libvirt(b) => b,
+        match &mut self.0 {
+            Chosen::Sysfs(b) => b,
+            Chosen::Libvirt(b) => b,
         }
     }
 
     /// The connection, when libvirt acts (domains are then looked up there).
     pub fn conn(&self) -> Option<&libvirt::Conn> {
-        match self {
-            Acting::Libvirt(b) => Some(&b.conn),
-            Acting::Sysfs(_) => None,
+        match &self.0 {
+            Chosen::Libvirt(b) => Some(&b.conn),
+            Chosen::Sysfs(_) => None,
         }
     }
 }
@@ -105,7 +107,7 @@ fn sysfs<E>(
     }
     Ok(Setup {
         host,
-        acting: Acting::Sysfs(SysfsBackend::new(root)),
+        acting: Acting(Chosen::Sysfs(SysfsBackend::new(root))),
         can_execute: execute,
         vfio_root: Some(root.to_path_buf()),
         warnings: Vec::new(),
@@ -146,7 +148,7 @@ fn through_libvirt<E>(
     }
     Ok(Setup {
         host,
-        acting: Acting::Libvirt(LibvirtBackend::new(conn)),
+        acting: Acting(Chosen::Libvirt(LibvirtBackend::new(conn))),
         can_execute: true,
         // libvirt checks VFIO on its host; on this one we can explain it first
         vfio_root: local.then(|| PathBuf::from("/")),
@@ -157,9 +159,9 @@ fn through_libvirt<E>(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::invocation::{Backend as Chosen, DomainSource};
+    use crate::invocation::{Backend as Asked, DomainSource};
 
-    fn inv(host: HostSource, backend: Chosen) -> Invocation {
+    fn inv(host: HostSource, backend: Asked) -> Invocation {
         Invocation {
             host,
             domains: DomainSource::None,
@@ -180,18 +182,18 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let i = inv(
             HostSource::Root(t.path().into()),
-            Chosen::Sysfs {
+            Asked::Sysfs {
                 root: t.path().into(),
                 execute: true,
             },
         );
         let s = setup(&i, false, &|| named("tree")).unwrap();
-        assert!(s.can_execute && matches!(s.acting, Acting::Sysfs(_)));
+        assert!(s.can_execute && s.acting.conn().is_none());
         assert_eq!(s.vfio_root.as_deref(), Some(t.path()));
         assert_eq!(s.host.source, "tree");
         let i = inv(
             HostSource::Snapshot("h.json".into()),
-            Chosen::Sysfs {
+            Asked::Sysfs {
                 root: "/".into(),
                 execute: false,
             },
@@ -206,7 +208,7 @@ mod tests {
         let t = tempfile::tempdir().unwrap();
         let i = inv(
             HostSource::Root(t.path().into()),
-            Chosen::Sysfs {
+            Asked::Sysfs {
                 root: t.path().into(),
                 execute: true,
             },
@@ -215,7 +217,7 @@ mod tests {
             .err()
             .unwrap();
         assert!(matches!(e, SetupError::Host("no sys")));
-        let i = inv(HostSource::None, Chosen::None);
+        let i = inv(HostSource::None, Asked::None);
         assert!(matches!(
             setup(&i, true, &|| named("x")).err().unwrap(),
             SetupError::NoBackend
@@ -227,13 +229,13 @@ mod tests {
     #[cfg(not(feature = "libvirt"))]
     #[test]
     fn auto_without_libvirt_is_sysfs_on_this_machine() {
-        let i = inv(HostSource::ThisMachine, Chosen::LibvirtElseSysfs);
+        let i = inv(HostSource::ThisMachine, Asked::LibvirtElseSysfs);
         let s = setup(&i, true, &|| named("this")).unwrap();
-        assert!(matches!(s.acting, Acting::Sysfs(_)));
+        assert!(s.acting.conn().is_none());
         assert_eq!(s.vfio_root.as_deref(), Some(Path::new("/")));
         let i = inv(
             HostSource::Libvirt("test:///default".into()),
-            Chosen::Libvirt("test:///default".into()),
+            Asked::Libvirt("test:///default".into()),
         );
         let e = setup(&i, true, &|| named("x")).err().unwrap();
         assert!(matches!(e, SetupError::Libvirt(e) if e.is_not_linked()));
@@ -245,7 +247,7 @@ mod tests {
     fn libvirt_reads_the_host_through_the_acting_connection() {
         let i = inv(
             HostSource::Libvirt("test:///default".into()),
-            Chosen::Libvirt("test:///default".into()),
+            Asked::Libvirt("test:///default".into()),
         );
         let s = setup(&i, true, &|| named("unused")).unwrap();
         assert!(s.acting.conn().is_some());

@@ -116,13 +116,11 @@ impl CliError {
         self
     }
 
-    #[allow(dead_code)] // used by later commands
     pub fn at(mut self, loc: impl Into<String>) -> CliError {
         self.location = Some(loc.into());
         self
     }
 
-    #[allow(dead_code)] // used by later commands
     pub fn code(mut self, c: u8) -> CliError {
         self.exit_code = c;
         self

@@ -32,7 +32,7 @@ pub fn open(uri: Option<&str>, _read_only: bool) -> Result<Conn> {
 }
 
 impl Conn {
-    pub fn uri(&self) -> &str {
+    pub(crate) fn uri(&self) -> &str {
         match self.never {}
     }
     pub fn read_host(&self) -> Result<Host> {

@@ -74,7 +74,7 @@ pub fn open(uri: Option<&str>, read_only: bool) -> Result<Conn> {
 }
 
 impl Conn {
-    pub fn uri(&self) -> &str {
+    pub(crate) fn uri(&self) -> &str {
         &self.uri
     }
 
