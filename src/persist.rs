@@ -58,7 +58,7 @@ use crate::actions::{ActionPlan, Refusal};
 use crate::address::PciAddress;
 use crate::fsutil;
 use crate::host::Host;
-use crate::plan::Finding;
+use crate::plan::{Code, Finding};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io;
@@ -397,7 +397,7 @@ pub fn plan(
     let mut warnings: Vec<Finding> = ap
         .warnings
         .iter()
-        .filter(|w| w.code != "host-driver")
+        .filter(|w| w.code != Code::HostDriver)
         .cloned()
         .collect();
     let targets = &ap.plan.travels;
@@ -409,7 +409,7 @@ pub fn plan(
             let module = host_module(root, host, a);
             if module.is_none() {
                 warnings.push(Finding {
-                    code: "module-unknown",
+                    code: Code::ModuleUnknown,
                     address: Some(a.to_string()),
                     message: format!("cannot tell which kernel module drives {a}: no softdep for it; the udev rule still binds it at its add event"),
                     help: Some("bind it while it is on its host driver, or check `modinfo -F alias` of its driver".into()),
@@ -425,7 +425,7 @@ pub fn plan(
         for a in targets {
             if !entries.iter().any(|e| e.address == *a) {
                 warnings.push(Finding {
-                    code: "not-persisted",
+                    code: Code::NotPersisted,
                     address: Some(a.to_string()),
                     message: format!("{a} is not bound to vfio-pci at boot by virt-pci: nothing to remove for it"),
                     help: None,
@@ -494,7 +494,7 @@ pub fn plan(
         }
     } else if initramfs == Initramfs::Unknown && touches_initramfs && add {
         warnings.push(Finding {
-            code: "initramfs-unknown",
+            code: Code::InitramfsUnknown,
             address: None,
             message: "no initramfs-tools or dracut configuration found: if a host driver of these functions is loaded from the initramfs, add the vfio modules and the modprobe.d file to it yourself".into(),
             help: Some(format!("with mkinitcpio: MODULES=(vfio_pci vfio vfio_iommu_type1) and FILES=({MODPROBE_CONF}) in /etc/mkinitcpio.conf, then `mkinitcpio -P`")),
@@ -502,7 +502,7 @@ pub fn plan(
     }
     if update_initramfs && !initramfs_rebuild_needed {
         warnings.push(Finding {
-            code: "no-initramfs-rebuild",
+            code: Code::NoInitramfsRebuild,
             address: None,
             message: "--update-initramfs: nothing in the initramfs changes, not rebuilding".into(),
             help: None,

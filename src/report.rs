@@ -10,7 +10,7 @@
 use crate::address::PciAddress;
 use crate::host::{Device, GroupMember, Host, IommuState, Kind};
 use crate::pciids::PciIds;
-use crate::plan::{self, PlanOptions, Verdict};
+use crate::plan::{self, Code, PlanOptions, Verdict};
 use serde::Serialize;
 
 #[derive(Serialize, Debug)]
@@ -40,17 +40,21 @@ pub struct GroupVerdict {
     /// Why not: the blockers' codes (`host-critical`, ...), or for
     /// `unverified` the codes of the facts that are not known.
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub codes: Vec<String>,
+    pub codes: Vec<Code>,
 }
 
 impl GroupVerdict {
     /// The column's text: `yes`, `no (host-critical)`,
     /// `unverified (fact-unknown)`, `- (no endpoint)`.
     pub fn text(&self) -> String {
+        let codes = || {
+            let v: Vec<&str> = self.codes.iter().map(|c| c.as_str()).collect();
+            v.join(", ")
+        };
         match self.verdict {
             Verdict::Ok => "yes".into(),
-            Verdict::Blocked => format!("no ({})", self.codes.join(", ")),
-            Verdict::Unverified => format!("unverified ({})", self.codes.join(", ")),
+            Verdict::Blocked => format!("no ({})", codes()),
+            Verdict::Unverified => format!("unverified ({})", codes()),
             Verdict::Nothing => "- (no endpoint)".into(),
         }
     }
@@ -83,11 +87,11 @@ pub fn group_verdict(host: &Host, id: u32) -> GroupVerdict {
         Verdict::Unverified => &p.unverified,
         _ => &p.warnings,
     };
-    let mut codes: Vec<String> = Vec::new();
+    let mut codes: Vec<Code> = Vec::new();
     if matches!(verdict, Verdict::Blocked | Verdict::Unverified) {
         for f in why {
-            if !codes.iter().any(|c| c == f.code) {
-                codes.push(f.code.to_string());
+            if !codes.contains(&f.code) {
+                codes.push(f.code);
             }
         }
     }

@@ -7,7 +7,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use virt_pci::host::{fake, listing, snapshot, sysfs, Critical, GroupMember, Host, IommuState};
-use virt_pci::plan::{plan, Plan, PlanOptions, Role};
+use virt_pci::plan::{plan, Code, Plan, PlanOptions, Role};
 use virt_pci::PciAddress;
 
 fn samples_dir() -> PathBuf {
@@ -98,7 +98,7 @@ fn a(s: &str) -> PciAddress {
 }
 
 fn codes(p: &Plan) -> Vec<&str> {
-    p.blockers.iter().map(|b| b.code).collect()
+    p.blockers.iter().map(|b| b.code.as_str()).collect()
 }
 
 fn strict() -> PlanOptions {
@@ -412,7 +412,7 @@ fn intel_onboard_audio_is_blocked_by_the_lpc_bridge() {
         let b = p
             .blockers
             .iter()
-            .find(|b| b.code == "host-critical" && b.address.as_deref() == Some("0000:00:1f.0"))
+            .find(|b| b.code == Code::HostCritical && b.address.as_deref() == Some("0000:00:1f.0"))
             .unwrap_or_else(|| {
                 panic!("{n}: audio not blocked by the LPC bridge: {:?}", p.blockers)
             });
@@ -483,7 +483,9 @@ fn host_bridge_root_port_and_root_disk_group_are_blocked_on_every_sample() {
             let b = p
                 .blockers
                 .iter()
-                .find(|b| b.code == "host-critical" && b.address == Some(root.address.to_string()))
+                .find(|b| {
+                    b.code == Code::HostCritical && b.address == Some(root.address.to_string())
+                })
                 .unwrap_or_else(|| {
                     panic!("{n} {o}: not blocked by the root disk: {:?}", p.blockers)
                 });
@@ -535,7 +537,7 @@ fn chipset_group_swallows_a_gpu() {
     let crit: BTreeSet<String> = p
         .blockers
         .iter()
-        .filter(|b| b.code == "host-critical")
+        .filter(|b| b.code == Code::HostCritical)
         .filter_map(|b| b.address.clone())
         .collect();
     assert_eq!(
@@ -551,7 +553,7 @@ fn chipset_group_swallows_a_gpu() {
     assert!(p
         .blockers
         .iter()
-        .any(|b| b.code == "host-critical" && b.address.as_deref() == Some("0000:18:00.0")));
+        .any(|b| b.code == Code::HostCritical && b.address.as_deref() == Some("0000:18:00.0")));
     // SATA behind 00:08.2 shares a group with a driverless host bridge: it stays.
     let p = plan_both(&h, &back, &[a("39:00.0")]);
     assert!(p.blockers.is_empty(), "{:?}", p.blockers);
@@ -593,7 +595,7 @@ fn z690_host() {
     let p = plan_both(&h, &back, &[a("03:00.0"), a("03:00.1")]);
     assert!(p.blockers.is_empty(), "{:?}", p.blockers);
     assert_eq!(p.travels, vec![a("03:00.0"), a("03:00.1")]);
-    assert!(p.warnings.iter().any(|w| w.code == "host-driver"));
+    assert!(p.warnings.iter().any(|w| w.code == Code::HostDriver));
     // The PCH group 18 holds the LPC bridge.
     assert_eq!(h.groups[&18].len(), 4);
     // Five Thunderbolt 4 bridges.
@@ -759,7 +761,7 @@ fn readme_table_plans() {
     let p = plan(&h, &[a("03:00.0")], strict());
     assert_eq!(h.devices[&a("03:00.0")].driver.as_deref(), Some("vfio-pci"));
     assert!(
-        !p.warnings.iter().any(|w| w.code == "host-driver"),
+        !p.warnings.iter().any(|w| w.code == Code::HostDriver),
         "{:?}",
         p.warnings
     );

@@ -50,12 +50,9 @@ pub use plan::{
 pub use setup::{setup, Acting, Setup, SetupError};
 
 use crate::address::PciAddress;
-use crate::plan::{Finding, Plan};
+use crate::plan::{Code, Finding, Plan};
 use serde::{Serialize, Serializer};
 use std::fmt;
-
-/// A plan finding's code, as [`crate::plan::Finding`] carries it.
-type FindingCode = &'static str;
 
 /// What an action plan is for, as the command line names it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -91,15 +88,13 @@ impl Action {
 /// Why an action does not run, as a stable code.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum RefusalCode {
-    /// A plan finding that stops acting (a blocker or an unverified fact),
-    /// under its own code: `host-critical`, `fact-unknown`, ...
-    Finding(FindingCode),
-    /// A function is held by a running domain (`--force` never overrides).
-    InUse,
+    /// A plan finding's code: a blocker or an unverified fact that stops
+    /// acting (`host-critical`, `fact-unknown`, ...), a function a running
+    /// domain holds (`in-use`, which `--force` never overrides), a domain's
+    /// hostdev the host does not have (`not-present`).
+    Finding(Code),
     /// The domain `prepare` or `release` acts for is running.
     DomainRunning,
-    /// A domain's hostdev is not on the host.
-    NotPresent,
     /// `--persist`: a driverctl override binds the function elsewhere.
     DriverctlConflict,
 }
@@ -107,10 +102,8 @@ pub enum RefusalCode {
 impl RefusalCode {
     pub fn as_str(self) -> &'static str {
         match self {
-            RefusalCode::Finding(c) => c,
-            RefusalCode::InUse => "in-use",
+            RefusalCode::Finding(c) => c.as_str(),
             RefusalCode::DomainRunning => "domain-running",
-            RefusalCode::NotPresent => "not-present",
             RefusalCode::DriverctlConflict => "driverctl-conflict",
         }
     }
@@ -318,10 +311,9 @@ mod tests {
             assert_eq!(a.to_string(), s);
         }
         for (c, s) in [
-            (RefusalCode::Finding("host-critical"), "host-critical"),
-            (RefusalCode::InUse, "in-use"),
+            (RefusalCode::Finding(Code::HostCritical), "host-critical"),
+            (RefusalCode::Finding(Code::InUse), "in-use"),
             (RefusalCode::DomainRunning, "domain-running"),
-            (RefusalCode::NotPresent, "not-present"),
             (RefusalCode::DriverctlConflict, "driverctl-conflict"),
         ] {
             assert_eq!(json(&c), format!("\"{s}\""));

@@ -5,13 +5,13 @@
 use super::{Action, ActionOptions, ActionPlan, Backend, Op, Refusal, RefusalCode, Skip, Step};
 use crate::address::PciAddress;
 use crate::host::Host;
-use crate::plan::{self, Finding, Plan, PlanOptions};
+use crate::plan::{self, Code, Finding, Plan, PlanOptions};
 
 fn note_reset_caveat(ap: &mut ActionPlan, backend: &dyn Backend) {
     if ap.steps.iter().any(|s| s.op == Op::Reset) {
         if let Some((c, help)) = backend.reset_caveat() {
             ap.warnings.push(Finding {
-                code: "reset-may-skip",
+                code: Code::ResetMaySkip,
                 address: None,
                 message: c,
                 help: Some(help),
@@ -36,7 +36,7 @@ fn new_plan(action: Action, backend: &dyn Backend, p: Plan, force: bool) -> Acti
             .blockers
             .iter()
             .chain(p.unverified.iter().filter(|_| !action.gives_back()))
-            .filter(|f| f.code != "in-use")
+            .filter(|f| f.code != Code::InUse)
             .map(Refusal::from_finding)
             .collect(),
         // "bound to a host driver; it will be unbound" is about detaching;
@@ -44,7 +44,7 @@ fn new_plan(action: Action, backend: &dyn Backend, p: Plan, force: bool) -> Acti
         warnings: p
             .warnings
             .iter()
-            .filter(|w| action == Action::Detach || w.code != "host-driver")
+            .filter(|w| action == Action::Detach || w.code != Code::HostDriver)
             .cloned()
             .collect(),
         domain: None,
@@ -90,7 +90,7 @@ fn refuse_running(ap: &mut ActionPlan, host: &Host, targets: &[PciAddress], allo
         for u in host.used_by(a) {
             if u.running && Some(u.domain.as_str()) != allow {
                 ap.refusals.push(Refusal {
-                    code: RefusalCode::InUse,
+                    code: RefusalCode::Finding(Code::InUse),
                     address: Some(a.to_string()),
                     message: format!(
                         "refusing to touch {a}: the running domain `{}` uses it",
@@ -270,7 +270,7 @@ pub fn prepare_plan(
     let own_running = host.domains.iter().any(|u| u.domain == domain && u.running);
     if own_running {
         ap.refusals.retain(|r| {
-            !(r.code == RefusalCode::InUse
+            !(r.code == RefusalCode::Finding(Code::InUse)
                 && r.message
                     .ends_with(&format!("the running domain `{domain}` uses it")))
         });
@@ -284,7 +284,7 @@ pub fn prepare_plan(
     }
     if let Some((first, msg)) = absent_hostdevs(host, domain, hostdevs) {
         ap.refusals.push(Refusal {
-            code: RefusalCode::NotPresent,
+            code: RefusalCode::Finding(Code::NotPresent),
             address: Some(first),
             message: msg,
             help: Some(
@@ -296,7 +296,7 @@ pub fn prepare_plan(
     }
     if hostdevs.is_empty() {
         ap.warnings.push(Finding {
-            code: "nothing-to-prepare",
+            code: Code::NothingToPrepare,
             address: None,
             message: format!("domain `{domain}` has no managed='no' PCI hostdevs: libvirt detaches managed ones itself at start"),
             help: None,
@@ -338,7 +338,7 @@ pub fn release_plan(
     ap.domain = Some(domain.to_string());
     if let Some((first, msg)) = absent_hostdevs(host, domain, hostdevs) {
         ap.warnings.push(Finding {
-            code: "not-present",
+            code: Code::NotPresent,
             address: Some(first),
             message: format!(
                 "{msg}: nothing to release for {}",
@@ -349,7 +349,7 @@ pub fn release_plan(
     }
     if running.is_none() {
         ap.warnings.push(Finding {
-            code: "state-unknown",
+            code: Code::StateUnknown,
             address: None,
             message: format!("cannot tell whether `{domain}` runs (no libvirt connection): make sure it is shut off — taking a device from a running guest hangs in the unbind"),
             help: Some("give -c URI so virt-pci can check".into()),
@@ -371,7 +371,7 @@ pub fn release_plan(
             Some(false) => {
                 if return_unreset {
                     ap.warnings.push(Finding {
-                        code: "returned-unreset",
+                        code: Code::ReturnedUnreset,
                         address: Some(a.to_string()),
                         message: format!("{a} has no reset method and goes back to the host as the guest left it (--return-unreset)"),
                         help: None,
@@ -459,7 +459,10 @@ mod tests {
         let hda = PciAddress::new(0, 0, 0x1f, 3);
         let ap = detach_plan(&h, &[hda], &ActionOptions::default(), &Fake::default());
         assert!(ap.is_refused());
-        assert_eq!(ap.blocking()[0].code.as_str(), "host-critical");
+        assert_eq!(
+            ap.blocking()[0].code,
+            RefusalCode::Finding(Code::HostCritical)
+        );
         let ap = detach_plan(
             &h,
             &[hda],

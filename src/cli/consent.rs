@@ -1,10 +1,10 @@
 //! Consent entries around `add --force` and `remove`: which entries
-//! (`virt_pci::guard::consent_needed`) and the splice (`virt_pci::consent`)
+//! (`virt_pci::guard::consent_needed`) and the splice (`virt_pci::domain::consent`)
 //! live in the library; this only reads the host and prints what changed.
 
 use super::Context;
-use virt_pci::consent;
-use virt_pci::xml::{Edit, EditError};
+use virt_pci::domain::consent;
+use virt_pci::domain::edit::{Edit, EditError};
 
 /// `add --force`: record consent for every rule the forced domain breaks,
 /// in the same edit.

@@ -2,7 +2,7 @@
 //!
 //! Reading, the plan and the splice happen before anything is written; an
 //! error at any step leaves every file as it was. The edit itself is
-//! `virt_pci::xml` (pure text in, text out); writing is
+//! `virt_pci::domain::edit` (pure text in, text out); writing is
 //! `virt_pci::fsutil::write_atomic`.
 
 use super::snippet::{check_options_early, plan_hostdevs, GroupArgs, HostdevArgs};
@@ -11,8 +11,11 @@ use clap::Args as ClapArgs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use virt_pci::domain::{
+    self,
+    edit::{Edit, EditError, Selection},
+};
 use virt_pci::libvirt::{commit_edit, Change, Committed};
-use virt_pci::xml::{self, Edit, EditError, Selection};
 use virt_pci::{fsutil, DeviceSpec};
 
 /// Where the result goes (default: stdout).
@@ -339,7 +342,7 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
     let devices = devices.to_vec();
     let (session, input) = open_target(ctx, file.as_deref(), &args.target, &args.out)?;
     // Refuse a bad file before reading the host or printing a plan.
-    let doc = xml::parse_domain(&input.text).map_err(|e| edit_error(&input, e))?;
+    let doc = domain::edit::parse_domain(&input.text).map_err(|e| edit_error(&input, e))?;
     let (addrs, opts) = plan_hostdevs(
         ctx,
         &devices,
@@ -348,8 +351,8 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
         args.target.domain.as_deref(),
         true,
     )?;
-    let mut edit =
-        xml::add_parsed(doc, &input.text, &addrs, &opts).map_err(|e| edit_error(&input, e))?;
+    let mut edit = domain::edit::add_parsed(doc, &input.text, &addrs, &opts)
+        .map_err(|e| edit_error(&input, e))?;
     if args.group.force && !edit.added.is_empty() {
         super::consent::record(ctx, &input.name, &mut edit, args.reason.as_deref())
             .map_err(|e| edit_error(&input, e))?;
@@ -367,7 +370,7 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
             let live: Vec<String> = edit
                 .added
                 .iter()
-                .map(|a| virt_pci::hostdev::render(&[*a], &opts, &Default::default()))
+                .map(|a| virt_pci::domain::hostdev::render(&[*a], &opts, &Default::default()))
                 .collect();
             s.commit(ctx, &input, &edit, &live, Change::Attach)?;
         }
@@ -388,7 +391,7 @@ pub fn run_remove(ctx: &Context, args: RemoveArgs) -> CliResult {
     }
     let devices = devices.to_vec();
     let (session, input) = open_target(ctx, file.as_deref(), &args.target, &args.out)?;
-    xml::parse_domain(&input.text).map_err(|e| edit_error(&input, e))?;
+    domain::edit::parse_domain(&input.text).map_err(|e| edit_error(&input, e))?;
     let sel = if args.all {
         Selection::All
     } else {
@@ -409,11 +412,11 @@ pub fn run_remove(ctx: &Context, args: RemoveArgs) -> CliResult {
         }
         Selection::Only(resolved)
     };
-    let mut edit = xml::remove(&input.text, &sel).map_err(|e| edit_error(&input, e))?;
+    let mut edit = domain::edit::remove(&input.text, &sel).map_err(|e| edit_error(&input, e))?;
     super::consent::forget(&input.name, &mut edit).map_err(|e| edit_error(&input, e))?;
-    let kept: Vec<virt_pci::PciAddress> = virt_pci::domain::parse(&edit.text)
+    let kept: Vec<virt_pci::PciAddress> = domain::parse(&edit.text)
         .map(|d| {
-            virt_pci::domain::pci_hostdevs(&d)
+            domain::pci_hostdevs(&d)
                 .iter()
                 .filter(|h| !h.interface)
                 .filter_map(|h| h.address)

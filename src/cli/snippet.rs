@@ -7,7 +7,7 @@
 use super::{show::render_plan, CliError, CliResult, Context};
 use clap::{Args as ClapArgs, ValueEnum};
 use std::process::ExitCode;
-use virt_pci::hostdev::{self, Driver, HostdevOptions, Style};
+use virt_pci::domain::hostdev::{self, Driver, HostdevOptions, Style};
 use virt_pci::plan::Plan;
 use virt_pci::PciAddress;
 

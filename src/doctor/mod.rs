@@ -19,7 +19,7 @@ pub mod known;
 use crate::address::PciAddress;
 use crate::host::{Host, IommuState};
 use crate::persist;
-use crate::plan::{self, PlanOptions};
+use crate::plan::{self, Code, PlanOptions};
 use serde::Serialize;
 use std::fs;
 use std::io;
@@ -887,7 +887,7 @@ pub fn device_plan(host: &Host, a: &PciAddress, strict_group: bool) -> Check {
     const T: &str = "Passthrough plan";
     const RULE: &str = "src/plan.rs (the kernel's VFIO group viability rule)";
     // Warnings another doctor check reports with its own status.
-    const OWN_CHECK: [&str; 2] = ["host-driver", "no-reset"];
+    const OWN_CHECK: [Code; 2] = [Code::HostDriver, Code::NoReset];
     let p = plan::plan(
         host,
         std::slice::from_ref(a),

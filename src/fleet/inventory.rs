@@ -241,7 +241,7 @@ pub fn plan_status(
     };
     match p.verdict() {
         plan::Verdict::Blocked => {
-            let other = p.blockers.iter().find(|b| b.code != "in-use");
+            let other = p.blockers.iter().find(|b| b.code != plan::Code::InUse);
             let (status, f) = match other {
                 Some(b) => (Status::Blocked, b),
                 None => (Status::InUse, &p.blockers[0]),

@@ -435,7 +435,14 @@ pub fn fit_on(
     let mut reasons: Vec<Reason> = p
         .blockers
         .iter()
-        .map(|b| reason(b.code, b.address.clone(), b.message.clone(), b.help.clone()))
+        .map(|b| {
+            reason(
+                b.code.as_str(),
+                b.address.clone(),
+                b.message.clone(),
+                b.help.clone(),
+            )
+        })
         .collect();
     let (status, why, code, _) = plan_status(&target.host, target.facts_from_host(), &p);
     let fit = match status {
@@ -455,12 +462,20 @@ pub fn fit_on(
         .warnings
         .iter()
         .filter(|w| {
+            use plan::Code::*;
             matches!(
                 w.code,
-                "unrelated-device" | "no-reset" | "group-unknown" | "assigned-elsewhere"
+                UnrelatedDevice | NoReset | GroupUnknown | AssignedElsewhere
             )
         })
-        .map(|w| reason(w.code, w.address.clone(), w.message.clone(), w.help.clone()))
+        .map(|w| {
+            reason(
+                w.code.as_str(),
+                w.address.clone(),
+                w.message.clone(),
+                w.help.clone(),
+            )
+        })
         .collect();
     HostFit {
         host: target.name.clone(),

@@ -46,7 +46,7 @@ pub mod runstate;
 use crate::address::PciAddress;
 use crate::consent::{self, Allow};
 use crate::domain::DomainHostdev;
-use crate::plan::{self, Finding};
+use crate::plan::{self, Code, Finding};
 use std::path::Path;
 
 /// The largest domain XML the guard reads (libvirt's own largest XML is
@@ -284,7 +284,7 @@ fn refusals_of(
 ) -> Vec<Refusal> {
     let mut help: Vec<String> = f.help.iter().cloned().collect();
     match f.code {
-        "host-critical" => {
+        Code::HostCritical => {
             let a = f.address.as_deref().and_then(|s| PciAddress::parse(s).ok());
             let kinds: Vec<&'static str> = a
                 .and_then(|a| host.device(&a))
@@ -307,7 +307,7 @@ fn refusals_of(
                 consentable: true,
             }]
         }
-        "group-not-viable" => {
+        Code::GroupNotViable => {
             if let Some(dev) = &f.address {
                 help.clear();
                 let group = PciAddress::parse(dev)
@@ -340,7 +340,7 @@ fn refusals_of(
                     help.push(consent_help(
                         domain,
                         &m.to_string(),
-                        "group-not-viable",
+                        Code::GroupNotViable.as_str(),
                         &format!("virt-pci add --force --no-strict-group --domain {domain} {m}"),
                     ));
                 }

@@ -14,7 +14,7 @@ use super::{line_col, Diagnostic, Options, Related, Severity, Source};
 use crate::address::{parse_libvirt_number, NumberForm, PciAddress};
 use crate::domain::{child, is_el};
 use crate::host::Host;
-use crate::plan::{plan, PlanOptions, Role};
+use crate::plan::{plan, Code, PlanOptions, Role};
 use roxmltree::Node;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::ops::Range;
@@ -1027,21 +1027,41 @@ fn same_domain(a: &Unit, b: &Unit) -> bool {
 }
 
 /// Map a plan finding code to ours.
-fn plan_code(code: &str) -> Option<(&'static str, Severity)> {
+fn plan_code(code: Code) -> Option<(&'static str, Severity)> {
     Some(match code {
-        "not-present" => ("VP050", Severity::Error),
-        "not-endpoint" => ("VP052", Severity::Error),
-        "host-bridge" => ("VP053", Severity::Error),
-        "host-critical" => ("VP054", Severity::Error),
-        "no-reset" => ("VP055", Severity::Warning),
-        "host-bridge-in-group"
-        | "non-pci-member"
-        | "no-iommu"
-        | "no-iommu-group"
-        | "missing-member" => ("VP056", Severity::Error),
-        "fact-unknown" | "group-unknown" | "group-unverified" => ("VP057", Severity::Error),
-        "in-use" => ("VP058", Severity::Error),
-        _ => return None,
+        Code::NotPresent => ("VP050", Severity::Error),
+        Code::NotEndpoint => ("VP052", Severity::Error),
+        Code::HostBridge => ("VP053", Severity::Error),
+        Code::HostCritical => ("VP054", Severity::Error),
+        Code::NoReset => ("VP055", Severity::Warning),
+        Code::HostBridgeInGroup
+        | Code::NonPciMember
+        | Code::NoIommu
+        | Code::NoIommuGroup
+        | Code::MissingMember => ("VP056", Severity::Error),
+        Code::FactUnknown | Code::GroupUnknown | Code::GroupUnverified => {
+            ("VP057", Severity::Error)
+        }
+        Code::InUse => ("VP058", Severity::Error),
+        // Said by no VP code: a file check has no start to judge, and the
+        // rest are advice or belong to actions (listed, so that a new code
+        // is a decision here, not a silent omission).
+        Code::GroupNotViable
+        | Code::GroupSplit
+        | Code::SiblingLeft
+        | Code::UnrelatedDevice
+        | Code::HostDriver
+        | Code::SriovPfActiveVfs
+        | Code::SplitCard
+        | Code::AssignedElsewhere
+        | Code::ResetMaySkip
+        | Code::NothingToPrepare
+        | Code::StateUnknown
+        | Code::ReturnedUnreset
+        | Code::ModuleUnknown
+        | Code::NotPersisted
+        | Code::InitramfsUnknown
+        | Code::NoInitramfsRebuild => return None,
     })
 }
 

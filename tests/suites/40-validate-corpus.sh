@@ -53,7 +53,7 @@ must_flag = {
     "qemuxml2argvdata/pci-domain-invalid.xml": "VP021",
     "qemuxml2argvdata/pci-slot-invalid.xml": "VP021",
     "qemuxml2argvdata/pci-function-invalid.xml": "VP021",
-    # the guest side, as libvirt's QEMU driver refuses it (src/guest.rs)
+    # the guest side, as libvirt's QEMU driver refuses it (src/domain/guest.rs)
     "qemuxml2argvdata/440fx-ide-address-conflict.xml": "VP031",
     "qemuxml2argvdata/boot-dev+order.xml": "VP033",
     # mdevctl's output captured under a .xml name: not XML at all (an empty

@@ -3,7 +3,7 @@
 //! children, attribute quote, and whether the file is written on one line.
 
 use super::splice::line_indent;
-use crate::hostdev::Style;
+use crate::domain::hostdev::Style;
 use roxmltree::{Document, Node};
 
 /// The line end the file uses (`\r\n` when its first line ends so).

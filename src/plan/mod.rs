@@ -14,6 +14,11 @@ use crate::host::{Critical, GroupMember, Host, IommuState, Kind};
 use serde::Serialize;
 use std::collections::BTreeSet;
 
+mod findings;
+
+pub(crate) use findings::finding;
+pub use findings::{Code, Finding};
+
 #[derive(Clone, Debug)]
 pub struct PlanOptions {
     /// Pass the whole IOMMU group (the default). `false` is qvm-pci's
@@ -93,17 +98,6 @@ pub struct GroupPlan {
     pub members: Vec<Member>,
 }
 
-/// A blocker or warning with a stable code.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct Finding {
-    pub code: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub address: Option<String>,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub help: Option<String>,
-}
-
 #[derive(Clone, Debug, Serialize, PartialEq)]
 pub struct Plan {
     pub requested: Vec<PciAddress>,
@@ -165,20 +159,6 @@ impl Plan {
             out.sort();
         }
         out
-    }
-}
-
-pub(crate) fn finding(
-    code: &'static str,
-    a: Option<&dyn ToString>,
-    message: String,
-    help: Option<&str>,
-) -> Finding {
-    Finding {
-        code,
-        address: a.map(|a| a.to_string()),
-        message,
-        help: help.map(str::to_string),
     }
 }
 
@@ -252,7 +232,7 @@ fn split_warning(gid: u32, left: &[LeftBehind], source: &str) -> Option<Finding>
         ));
     }
     Some(finding(
-        "group-split",
+        Code::GroupSplit,
         Some(&first.address),
         format!("IOMMU group {gid} is split: {}", parts.join("; ")),
         Some("drop --no-strict-group to pass the whole group, or keep the rest of the group on vfio-pci (`virt-pci detach`) while the guest runs"),
@@ -281,7 +261,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
     for a in requested {
         let Some(d) = host.device(a) else {
             p.blockers.push(finding(
-                "not-present",
+                Code::NotPresent,
                 Some(a),
                 format!("{a} is not present on {}", host.source),
                 Some(&format!(
@@ -294,13 +274,13 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
         // The requested device itself.
         match d.kind() {
             Kind::HostBridge => p.blockers.push(finding(
-                "host-bridge",
+                Code::HostBridge,
                 Some(a),
                 format!("{a} is the host bridge (root complex): the host cannot run without it"),
                 Some(&format!("name the device behind it instead; `{}` shows the topology", host.suggest("list --tree"))),
             )),
             Kind::Bridge => p.blockers.push(finding(
-                "not-endpoint",
+                Code::NotEndpoint,
                 Some(a),
                 format!("{a} is a PCI bridge or root port and can never be a hostdev; {LIBVIRT_NON_ENDPOINT}"),
                 Some("pass the endpoint devices behind it; the bridge stays on the host"),
@@ -311,23 +291,23 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
         if d.iommu_group.is_none() {
             let (code, msg, help) = match host.iommu {
                 IommuState::Disabled => (
-                    "no-iommu",
+                    Code::NoIommu,
                     format!("{a} has no IOMMU group: the host has no IOMMU groups at all, and VFIO passthrough needs them"),
                     "enable VT-d (Intel) or AMD-Vi/IOMMU (AMD) in the firmware, and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD)",
                 ),
                 IommuState::Enabled => (
-                    "no-iommu-group",
+                    Code::NoIommuGroup,
                     format!("{a} has no IOMMU group: the IOMMU does not cover this device"),
                     "check the firmware's IOMMU settings for this root complex; the kernel log names uncovered devices",
                 ),
                 IommuState::Unknown => (
-                    "group-unknown",
+                    Code::GroupUnknown,
                     format!("{a}: the IOMMU group is not known from {}", host.source),
                     "read the host itself (or a snapshot of it) to plan with groups",
                 ),
             };
             let f = finding(code, Some(a), msg, Some(help));
-            if code == "group-unknown" {
+            if code == Code::GroupUnknown {
                 p.unverified.push(f);
                 if d.kind() == Kind::Endpoint {
                     travels.insert(*a);
@@ -339,7 +319,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                 group: None,
                 members: vec![Member {
                     member: a.to_string(),
-                    role: if code == "group-unknown" {
+                    role: if code == Code::GroupUnknown {
                         Role::Travels
                     } else {
                         Role::Blocks
@@ -364,7 +344,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
             .or_else(|| host.facts.inconsistent_groups.get(&gid));
         if let Some(why) = why {
             p.unverified.push(finding(
-                "group-unverified",
+                Code::GroupUnverified,
                 Some(a),
                 format!("the members of IOMMU group {gid} are not known: {why}"),
                 Some("read the host again (`virt-pci snapshot -o host.json` on it); a group is never taken to be smaller than the kernel says"),
@@ -396,7 +376,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                     reason: "not a PCI function (mdev or platform device): cannot follow".into(),
                 });
                 p.blockers.push(finding(
-                    "non-pci-member",
+                    Code::NonPciMember,
                     Some(m),
                     format!("IOMMU group {gid} also holds {m}, which is not a PCI function (an mdev or a platform device) and cannot go with the group"),
                     Some("remove the mdev (or unbind the platform device) first, or pick a device in another group"),
@@ -412,7 +392,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                     reason: "listed in the group but not found on the PCI bus".into(),
                 });
                 p.blockers.push(finding(
-                    "missing-member",
+                    Code::MissingMember,
                     Some(ma),
                     format!("IOMMU group {gid} lists {ma}, which is not on the PCI bus"),
                     None,
@@ -448,7 +428,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                             ),
                         });
                         p.blockers.push(finding(
-                            "host-bridge-in-group",
+                            Code::HostBridgeInGroup,
                             Some(ma),
                             format!("IOMMU group {gid} holds the host bridge {ma}, bound to `{drv}`; VFIO needs it unbound, and the host needs it"),
                             Some("this group cannot be passed through; an ACS-capable slot puts the device in a group of its own"),
@@ -511,7 +491,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
                     )
                 };
                 p.blockers
-                    .push(finding("host-critical", Some(ma), what, Some(help)));
+                    .push(finding(Code::HostCritical, Some(ma), what, Some(help)));
             }
             gp.members.push(Member {
                 member: ma.to_string(),
@@ -536,7 +516,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
         if !req.contains(a) && !req_slots.contains(&a.slot_of()) {
             let class = crate::pciids::builtin_class_name(d.class16());
             p.warnings.push(finding(
-                "unrelated-device",
+                Code::UnrelatedDevice,
                 Some(a),
                 format!(
                     "{a} ({class}) shares the IOMMU group and leaves the host with the requested device{}",
@@ -551,7 +531,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
         }
         if d.can_reset() == Some(false) {
             p.warnings.push(finding(
-                "no-reset",
+                Code::NoReset,
                 Some(a),
                 format!("{a} has no reset method (no FLR, PM or bus reset): its state can leak between guest and host, and libvirt may fail with \"Unable to reset PCI device {a}: no FLR, PM reset or bus reset available\""),
                 Some(&format!("avoid returning it to the host between guests; `{}` shows what reset would affect", host.suggest(&format!("check {a}")))),
@@ -566,7 +546,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
         let vfs = d.sriov_numvfs.unwrap_or(0).max(d.virtfns.len() as u32);
         if vfs > 0 {
             p.warnings.push(finding(
-                "sriov-pf-active-vfs",
+                Code::SriovPfActiveVfs,
                 Some(a),
                 format!("{a} is an SR-IOV physical function with {vfs} active VFs; they depend on the PF's host driver and disappear when it is unbound"),
                 Some("pass a VF instead, or set sriov_numvfs to 0 first"),
@@ -576,7 +556,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
     if let Some(first) = first_on_host_driver {
         let one = on_host_drivers.len() == 1;
         p.warnings.push(finding(
-            "host-driver",
+            Code::HostDriver,
             Some(&first),
             format!(
                 "{} {} bound to {}host driver{}; {} will be unbound (managed='yes' does this at start, managed='no' needs `virt-pci detach` first)",
@@ -620,7 +600,7 @@ pub fn plan_for_start(host: &Host, devices: &[PciAddress]) -> Plan {
             ..PlanOptions::default()
         },
     );
-    p.warnings.retain(|w| w.code != "group-split");
+    p.warnings.retain(|w| w.code != Code::GroupSplit);
     let requested: Vec<String> = devices.iter().map(|a| a.to_string()).collect();
     let mut extra = Vec::new();
     for g in &p.groups {
@@ -643,7 +623,7 @@ pub fn plan_for_start(host: &Host, devices: &[PciAddress]) -> Plan {
             // mappings belong to the guest, whatever the member's driver.
             for c in &md.critical {
                 extra.push(finding(
-                    "host-critical",
+                    Code::HostCritical,
                     Some(&ma),
                     format!("{ma}, the {c}, is in IOMMU group {gid} with this domain's {}; the host needs it, and the group cannot be split between host and guest", with.join(", ")),
                     Some("pick a device in another group; an ACS-capable slot puts a device in a group of its own"),
@@ -664,7 +644,7 @@ pub fn plan_for_start(host: &Host, devices: &[PciAddress]) -> Plan {
                 ("them", "are")
             };
             extra.push(finding(
-                "group-not-viable",
+                Code::GroupNotViable,
                 Some(&bound[0].0),
                 format!(
                     "IOMMU group {gid} is not viable for this domain: {} {verb} in the group with {} but not in the domain, and on host drivers; QEMU would fail with \"group {gid} is not viable\"",
@@ -685,7 +665,7 @@ pub fn plan_for_start(host: &Host, devices: &[PciAddress]) -> Plan {
             let said = p
                 .blockers
                 .iter()
-                .any(|b| b.code == "in-use" && b.address.as_deref() == Some(m.member.as_str()));
+                .any(|b| b.code == Code::InUse && b.address.as_deref() == Some(m.member.as_str()));
             if said {
                 continue;
             }
@@ -699,7 +679,7 @@ pub fn plan_for_start(host: &Host, devices: &[PciAddress]) -> Plan {
                     )
                 };
                 extra.push(Finding {
-                    code: "in-use",
+                    code: Code::InUse,
                     address: Some(ma.to_string()),
                     message: format!("{rel}; one IOMMU group can belong to one running domain only"),
                     help: Some(format!("shut `{}` down first (`virsh shutdown {}`), or take the device from it (`virt-pci remove --domain {} {ma}`)", u.domain, u.domain, u.domain)),
@@ -734,7 +714,7 @@ pub fn removal_warnings(
                 });
                 if let Some(r) = same {
                     out.push(finding(
-                        "group-split",
+                        Code::GroupSplit,
                         Some(k),
                         format!("{k} stays in the domain while {r}, of the same IOMMU group {gid}, leaves it; the guest will not start under VFIO (\"group {gid} is not viable\") unless {r} stays on vfio-pci or no driver"),
                         Some(&format!("remove {k} too, or keep {r} on vfio-pci")),
@@ -744,7 +724,7 @@ pub fn removal_warnings(
             None => {
                 if let Some(r) = removed.iter().find(|r| r.slot_of() == k.slot_of()) {
                     out.push(finding(
-                        "sibling-left",
+                        Code::SiblingLeft,
                         Some(k),
                         format!("{k}, another function of the same device as {r}, stays in the domain; if they share an IOMMU group the guest will not start under VFIO unless {r} stays on vfio-pci"),
                         Some("name the host (--snapshot FILE, --root DIR or -c URI) to check the groups"),
@@ -775,7 +755,7 @@ fn unknown_facts(host: &Host, p: &mut Plan) {
             .into_iter()
             .collect();
         p.unverified.push(finding(
-            "fact-unknown",
+            Code::FactUnknown,
             Some(a),
             format!(
                 "{a} ({}) could be {}: {} does not say ({})",
@@ -827,7 +807,7 @@ fn split_cards(host: &Host, p: &mut Plan) {
             slot.to_string()
         };
         p.warnings.push(finding(
-            "split-card",
+            Code::SplitCard,
             Some(a),
             format!(
                 "the card {short} is split across IOMMU groups: {} {} not travel with {a}{}",
@@ -865,7 +845,7 @@ fn domain_use(host: &Host, opts: &PlanOptions, p: &mut Plan) {
             }
             if u.running {
                 p.blockers.push(finding(
-                    "in-use",
+                    Code::InUse,
                     Some(a),
                     format!("{a} is assigned to the running domain `{}`", u.domain),
                     Some(&format!(
@@ -880,7 +860,7 @@ fn domain_use(host: &Host, opts: &PlanOptions, p: &mut Plan) {
                 ));
             } else {
                 p.warnings.push(finding(
-                    "assigned-elsewhere",
+                    Code::AssignedElsewhere,
                     Some(a),
                     format!(
                         "{a} is also assigned to the domain `{}` (shut off): only one of them can run at a time",
@@ -960,7 +940,7 @@ mod tests {
             PlanOptions::default(),
         );
         assert!(p.is_blocked());
-        assert_eq!(p.blockers[0].code, "host-critical");
+        assert_eq!(p.blockers[0].code, Code::HostCritical);
         assert!(
             p.blockers[0].message.contains("ISA/LPC bridge"),
             "{}",
@@ -972,9 +952,9 @@ mod tests {
     fn bridges_and_host_bridge_are_refused() {
         let h = host();
         let p = plan(&h, &[PciAddress::new(0, 0, 1, 0)], PlanOptions::default());
-        assert_eq!(p.blockers[0].code, "not-endpoint");
+        assert_eq!(p.blockers[0].code, Code::NotEndpoint);
         let p = plan(&h, &[PciAddress::new(0, 0, 0, 0)], PlanOptions::default());
-        assert_eq!(p.blockers[0].code, "host-bridge");
+        assert_eq!(p.blockers[0].code, Code::HostBridge);
         assert!(p.travels.is_empty());
     }
 
@@ -993,7 +973,7 @@ mod tests {
         assert!(p
             .warnings
             .iter()
-            .any(|w| w.code == "group-split" && w.message.contains("group 1 is not viable")));
+            .any(|w| w.code == Code::GroupSplit && w.message.contains("group 1 is not viable")));
     }
 
     #[test]
@@ -1008,7 +988,7 @@ mod tests {
         h.mark_intrinsic_critical();
         let p = plan(&h, &[gpu], PlanOptions::default());
         assert!(p.is_blocked(), "{:?}", p.groups);
-        assert_eq!(p.blockers[0].code, "host-critical");
+        assert_eq!(p.blockers[0].code, Code::HostCritical);
         assert!(p.groups[0]
             .members
             .iter()
@@ -1022,11 +1002,11 @@ mod tests {
         let audio = PciAddress::new(0, 1, 0, 1);
         let p = plan_for_start(&h, &[gpu]);
         let b: Vec<_> = p.blockers.iter().map(|b| b.code).collect();
-        assert_eq!(b, vec!["group-not-viable"]);
+        assert_eq!(b, vec![Code::GroupNotViable]);
         assert!(p.blockers[0]
             .message
             .contains("0000:01:00.1 (on `snd_hda_intel`)"));
-        assert!(!p.warnings.iter().any(|w| w.code == "group-split"));
+        assert!(!p.warnings.iter().any(|w| w.code == Code::GroupSplit));
         // On vfio-pci (or pci-stub, or no driver) the member keeps it viable.
         for drv in [Some("vfio-pci"), Some("pci-stub"), None] {
             h.devices.get_mut(&audio).unwrap().driver = drv.map(str::to_string);
@@ -1043,7 +1023,7 @@ mod tests {
         let audio = PciAddress::new(0, 0, 0x1f, 3);
         let p = plan_for_start(&h, &[audio]);
         assert_eq!(p.blockers.len(), 1, "{:?}", p.blockers);
-        assert_eq!(p.blockers[0].code, "host-critical");
+        assert_eq!(p.blockers[0].code, Code::HostCritical);
         assert_eq!(p.blockers[0].address.as_deref(), Some("0000:00:1f.0"));
         let gpu = PciAddress::new(0, 1, 0, 0);
         let other = PciAddress::new(0, 1, 0, 1);
@@ -1055,7 +1035,7 @@ mod tests {
         });
         let p = plan_for_start(&h, &[gpu, other]);
         assert_eq!(p.blockers.len(), 1, "{:?}", p.blockers);
-        assert_eq!(p.blockers[0].code, "in-use");
+        assert_eq!(p.blockers[0].code, Code::InUse);
         assert!(p.blockers[0].message.contains("running domain `gaming`"));
         h.domains[0].running = false;
         assert!(!plan_for_start(&h, &[gpu, other]).is_blocked());
@@ -1070,7 +1050,7 @@ mod tests {
             d.iommu_group = None;
         }
         let p = plan(&h, &[PciAddress::new(0, 1, 0, 0)], PlanOptions::default());
-        assert_eq!(p.blockers[0].code, "no-iommu");
+        assert_eq!(p.blockers[0].code, Code::NoIommu);
         assert!(p.blockers[0]
             .help
             .as_deref()
@@ -1090,7 +1070,7 @@ mod tests {
         assert_eq!(p.verdict, Verdict::Unverified);
         assert!(p.needs_force() && !p.is_blocked());
         assert_eq!(p.unverified.len(), 1, "{:?}", p.unverified);
-        assert_eq!(p.unverified[0].code, "fact-unknown");
+        assert_eq!(p.unverified[0].code, Code::FactUnknown);
         assert!(p.unverified[0]
             .message
             .contains("could be the boot VGA device"));
@@ -1141,7 +1121,7 @@ mod tests {
         h.check_group_consistency();
         let p = plan(&h, &[GPU], PlanOptions::default());
         assert_eq!(p.verdict(), Verdict::Unverified);
-        assert!(p.unverified.iter().any(|f| f.code == "group-unverified"));
+        assert!(p.unverified.iter().any(|f| f.code == Code::GroupUnverified));
         let mut h = host();
         h.facts.groups_unreadable = Some("iommu_groups: permission denied".into());
         assert_eq!(
@@ -1162,7 +1142,7 @@ mod tests {
         h.domains = vec![use_("win10", true)];
         let p = plan(&h, &[GPU], PlanOptions::default());
         assert_eq!(p.verdict(), Verdict::Blocked);
-        assert_eq!(p.blockers[0].code, "in-use");
+        assert_eq!(p.blockers[0].code, Code::InUse);
         assert!(p.blockers[0].message.contains("`win10`"));
         // The domain the plan is for holds it: no conflict.
         let own = PlanOptions {
@@ -1176,7 +1156,7 @@ mod tests {
         assert!(p
             .warnings
             .iter()
-            .any(|w| w.code == "assigned-elsewhere" && w.message.contains("`nas`")));
+            .any(|w| w.code == Code::AssignedElsewhere && w.message.contains("`nas`")));
     }
 
     #[test]
@@ -1191,7 +1171,11 @@ mod tests {
                 for_domain: None,
             },
         );
-        let w = p.warnings.iter().find(|w| w.code == "group-split").unwrap();
+        let w = p
+            .warnings
+            .iter()
+            .find(|w| w.code == Code::GroupSplit)
+            .unwrap();
         assert!(
             w.message.contains("keeps the group viable"),
             "{}",
@@ -1207,7 +1191,11 @@ mod tests {
                 for_domain: None,
             },
         );
-        let w = p.warnings.iter().find(|w| w.code == "group-split").unwrap();
+        let w = p
+            .warnings
+            .iter()
+            .find(|w| w.code == Code::GroupSplit)
+            .unwrap();
         assert!(w.message.contains("will not start"), "{}", w.message);
     }
 
@@ -1221,7 +1209,11 @@ mod tests {
             .retain(|m| m != &GroupMember::Pci(HDA));
         h.groups.insert(7, vec![GroupMember::Pci(HDA)]);
         let p = plan(&h, &[GPU], PlanOptions::default());
-        let w = p.warnings.iter().find(|w| w.code == "split-card").unwrap();
+        let w = p
+            .warnings
+            .iter()
+            .find(|w| w.code == Code::SplitCard)
+            .unwrap();
         assert!(
             w.message.contains("the card 01:00 is split"),
             "{}",
@@ -1230,7 +1222,7 @@ mod tests {
         assert!(w.help.as_deref().unwrap_or("").contains("snippet 01:00"));
         // Naming the slot takes both: no warning.
         let p = plan(&h, &[GPU, HDA], PlanOptions::default());
-        assert!(!p.warnings.iter().any(|w| w.code == "split-card"));
+        assert!(!p.warnings.iter().any(|w| w.code == Code::SplitCard));
     }
 
     #[test]

@@ -7,6 +7,11 @@
 //! judges. Both `<hostdev type='pci'>` and `<interface type='hostdev'>` count:
 //! libvirt folds both into one list when it checks for duplicates.
 
+pub mod consent;
+pub mod edit;
+pub mod guest;
+pub mod hostdev;
+
 use crate::address::{parse_libvirt_number, PciAddress};
 use std::fmt;
 use std::ops::Range;

@@ -31,13 +31,13 @@
 //! on a host driver) cannot be consented to.
 //!
 //! Writing is a splice on the original bytes in the file's own layout
-//! ([`crate::xml::style`]), like every other edit; `remove_for` undoes
+//! ([`crate::domain::edit::style`]), like every other edit; `remove_for` undoes
 //! `insert` to the byte (an `<metadata>` that `insert` created goes with its
 //! last entry).
 
 use crate::address::PciAddress;
-use crate::hostdev::escape_attr;
-use crate::xml::splice;
+use crate::domain::edit::splice;
+use crate::domain::hostdev::escape_attr;
 use roxmltree::{Document, Node};
 use std::ops::Range;
 
@@ -223,8 +223,8 @@ fn written_prefix<'t>(text: &'t str, n: Node<'_, '_>) -> &'t str {
 /// Insert `new` entries (those not already present) into the domain in
 /// `text`, which must parse as a domain. Returns the new text (unchanged
 /// when every entry is already there).
-pub fn insert(text: &str, new: &[NewAllow]) -> Result<String, crate::xml::EditError> {
-    let doc = crate::xml::parse_domain(text)?;
+pub fn insert(text: &str, new: &[NewAllow]) -> Result<String, crate::domain::edit::EditError> {
+    let doc = crate::domain::edit::parse_domain(text)?;
     let have = entries(&doc);
     let mut todo: Vec<&NewAllow> = Vec::new();
     for n in new {
@@ -242,7 +242,7 @@ pub fn insert(text: &str, new: &[NewAllow]) -> Result<String, crate::xml::EditEr
         return Ok(text.to_string());
     }
     let root = doc.root_element();
-    let st = crate::xml::style::infer(text, &doc, None);
+    let st = crate::domain::edit::style::infer(text, &doc, None);
     let nl = st.newline.as_str();
     let q = st.quote;
     // Children of <domain> are indented one unit less than `st.base`.
@@ -321,7 +321,7 @@ pub fn insert(text: &str, new: &[NewAllow]) -> Result<String, crate::xml::EditEr
                     format!("{nl}{mi}<metadata>{b}{nl}{mi}</metadata>")
                 };
                 if splice::is_self_closing(text, &root.range()) {
-                    return Err(crate::xml::EditError::Internal(
+                    return Err(crate::domain::edit::EditError::Internal(
                         "an empty <domain/> has no place for <metadata>".into(),
                     ));
                 }
@@ -335,12 +335,14 @@ pub fn insert(text: &str, new: &[NewAllow]) -> Result<String, crate::xml::EditEr
     };
     let out = splice::apply(text, vec![splice]);
     // Check: it parses, and holds the old entries plus the new ones.
-    let check = crate::xml::parse_domain(&out).map_err(|e| {
-        crate::xml::EditError::Internal(format!("the document with consent does not parse: {e}"))
+    let check = crate::domain::edit::parse_domain(&out).map_err(|e| {
+        crate::domain::edit::EditError::Internal(format!(
+            "the document with consent does not parse: {e}"
+        ))
     })?;
     let got = entries(&check).len();
     if got != have.len() + todo.len() {
-        return Err(crate::xml::EditError::Internal(format!(
+        return Err(crate::domain::edit::EditError::Internal(format!(
             "expected {} consent entries after the edit, found {got}",
             have.len() + todo.len()
         )));
@@ -350,8 +352,11 @@ pub fn insert(text: &str, new: &[NewAllow]) -> Result<String, crate::xml::EditEr
 
 /// Remove every entry whose `device` is one of `devices`; a consent element
 /// left empty goes, and so does a `<metadata>` left without elements.
-pub fn remove_for(text: &str, devices: &[PciAddress]) -> Result<String, crate::xml::EditError> {
-    let doc = crate::xml::parse_domain(text)?;
+pub fn remove_for(
+    text: &str,
+    devices: &[PciAddress],
+) -> Result<String, crate::domain::edit::EditError> {
+    let doc = crate::domain::edit::parse_domain(text)?;
     let Some(meta) = metadata_of(&doc) else {
         return Ok(text.to_string());
     };
@@ -378,8 +383,10 @@ pub fn remove_for(text: &str, devices: &[PciAddress]) -> Result<String, crate::x
         vec![(splice::removal_range(text, &meta.range()), String::new())]
     };
     let out = splice::apply(text, edits);
-    crate::xml::parse_domain(&out).map_err(|e| {
-        crate::xml::EditError::Internal(format!("the document without consent does not parse: {e}"))
+    crate::domain::edit::parse_domain(&out).map_err(|e| {
+        crate::domain::edit::EditError::Internal(format!(
+            "the document without consent does not parse: {e}"
+        ))
     })?;
     Ok(out)
 }
@@ -406,7 +413,7 @@ mod tests {
             out,
             "<domain type='kvm'>\n  <name>w</name>\n  <uuid>u</uuid>\n  <metadata>\n    <virt-pci:consent xmlns:virt-pci='urn:virt-pci:consent:1'>\n      <virt-pci:allow device='0000:2b:00.0' rule='boot-vga' reason='single GPU; host runs headless &amp; &lt;ssh&gt;'/>\n    </virt-pci:consent>\n  </metadata>\n  <memory>1</memory>\n  <devices>\n    <disk/>\n  </devices>\n</domain>\n"
         );
-        let doc = crate::xml::parse_domain(&out).unwrap();
+        let doc = crate::domain::edit::parse_domain(&out).unwrap();
         let e = entries(&doc);
         assert_eq!(e.len(), 1);
         assert_eq!(
@@ -451,7 +458,7 @@ mod tests {
     #[test]
     fn any_prefix_of_the_namespace_counts_and_bad_entries_say_why() {
         let t = "<domain><name>w</name><metadata><vp:consent xmlns:vp='urn:virt-pci:consent:1'><vp:allow device='2b:00.0' rule='host-critical'/><vp:allow device='nope' rule='boot-vga'/><vp:allow device='0000:01:00.0' rule='bridge'/></vp:consent><other:consent xmlns:other='urn:x'><other:allow device='0000:03:00.0' rule='boot-vga'/></other:consent></metadata></domain>";
-        let doc = crate::xml::parse_domain(t).unwrap();
+        let doc = crate::domain::edit::parse_domain(t).unwrap();
         let e = entries(&doc);
         assert_eq!(e.len(), 3);
         assert!(e[0].allows(&GPU, "boot-vga"));

@@ -22,8 +22,8 @@ pub mod splice;
 pub mod style;
 
 use crate::address::{DeviceSpec, PciAddress};
+use crate::domain::hostdev::{self, HostdevOptions, OptionError};
 use crate::domain::{self, XmlError};
-use crate::hostdev::{self, HostdevOptions, OptionError};
 use roxmltree::{Document, Node};
 use std::collections::BTreeSet;
 use std::fmt;
@@ -79,7 +79,7 @@ pub enum EditError {
     },
     /// A guest-side option that does not fit the domain (an occupied or
     /// impossible guest address, a boot order or alias already used).
-    Guest(crate::guest::GuestError),
+    Guest(crate::domain::guest::GuestError),
     /// Options for devices the domain already has: they would not be
     /// applied, so nothing is written. `line` is where the first one is.
     PresentWithOptions {
@@ -270,7 +270,7 @@ pub fn add_parsed(
     }
     opts.check().map_err(EditError::Options)?;
     // Fit the domain's guest side: boot order, aliases, guest addresses.
-    let topo = crate::guest::Topology::read(&doc);
+    let topo = crate::domain::guest::Topology::read(&doc);
     if let Some(n) = opts.boot_order {
         topo.check_boot_order(n, text).map_err(EditError::Guest)?;
     }

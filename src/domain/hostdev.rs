@@ -302,7 +302,7 @@ impl HostdevOptions {
 
     /// For a lone snippet (no domain to place it in): the guest slots
     /// counted up from `--guest-address` must stay on its bus. `add`
-    /// places addresses with [`crate::guest::Topology::place`] instead.
+    /// places addresses with [`crate::domain::guest::Topology::place`] instead.
     pub fn check_guest_run(&self, addrs: &[PciAddress]) -> Result<(), OptionError> {
         if let Some(g) = self.guest_address {
             let n = if self.guest_multifunction {
@@ -352,7 +352,7 @@ pub fn render(addrs: &[PciAddress], opts: &HostdevOptions, style: &Style) -> Str
 
 /// [`render`] with guest addresses already chosen (one per address, with
 /// whether it carries `multifunction='on'`): `add` places them with
-/// [`crate::guest::Topology::place`] so they fit the domain.
+/// [`crate::domain::guest::Topology::place`] so they fit the domain.
 pub fn render_placed(
     addrs: &[PciAddress],
     opts: &HostdevOptions,
