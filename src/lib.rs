@@ -11,6 +11,7 @@
 
 pub mod actions;
 pub mod address;
+pub mod diagnostic;
 pub mod diff;
 pub mod doctor;
 pub mod domain;

@@ -220,6 +220,61 @@ fn stdin_to_stdout_and_to_a_file() {
         .stderr(predicate::str::contains("cannot edit stdin in place"));
 }
 
+/// A file error looks like a `validate` finding: the place, the line with a
+/// caret under the character the parser stopped at, then the help.
+#[test]
+fn a_malformed_domain_shows_its_line_with_a_caret() {
+    let d = tempfile::tempdir().unwrap();
+    let bad = file(
+        d.path(),
+        "bad.xml",
+        "<domain type='kvm'>\n  <devices>\n    <hostdev mode='subsystem' type='pci'>\n  </devices>\n</domain>\n",
+        0o600,
+    );
+    let before = state(&bad);
+    let o = vp()
+        .arg("add")
+        .arg(&bad)
+        .args(["03:00.0", "-i"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert!(o.stdout.is_empty());
+    let b = bad.display();
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        format!(
+            "error: {b}: malformed XML: expected 'hostdev' tag, not 'devices'
+ --> {b}:4:3
+  |
+4 |   </devices>
+  |   ^
+  |
+  = help: fix the XML (or get a fresh copy with `virsh dumpxml DOMAIN`); nothing was written
+"
+        )
+    );
+    assert_eq!(state(&bad), before);
+    // The same from stdin, named as such.
+    let o = vp()
+        .args(["remove", "-", "03:00.0"])
+        .write_stdin("<domain>\n  <name>vm</nam>\n</domain>\n")
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr),
+        "error: <stdin>: malformed XML: expected 'name' tag, not 'nam'
+ --> <stdin>:2:11
+  |
+2 |   <name>vm</nam>
+  |           ^
+  |
+  = help: fix the XML (or get a fresh copy with `virsh dumpxml DOMAIN`); nothing was written
+"
+    );
+}
+
 #[test]
 fn malformed_and_non_domain_input_is_refused_untouched() {
     let d = tempfile::tempdir().unwrap();

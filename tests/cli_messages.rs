@@ -737,3 +737,51 @@ fn a_blocked_plan_exits_1_in_every_command_that_plans() {
     // usage: 2
     on(s, &["show", "2b:00.9"]).assert().code(2);
 }
+
+// ---- One error story: a file error shows its line with a caret ----
+
+#[test]
+fn a_broken_snapshot_shows_its_line_with_a_caret() {
+    let d = tempfile::tempdir().unwrap();
+    let f = d.path().join("host.json");
+    std::fs::write(
+        &f,
+        "{\"format\": \"virt-pci-snapshot\",\n \"version\": 1,\n \"devices\": [1,]\n}\n",
+    )
+    .unwrap();
+    let o = on(&f, &["list"]).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let p = f.display();
+    assert_eq!(
+        text(&o.stderr),
+        format!(
+            "error: {p}: trailing comma
+ --> {p}:3:16
+  |
+3 |  \"devices\": [1,]
+  |                ^
+  |
+  = help: make a snapshot on the host with `virt-pci snapshot -o FILE`
+"
+        )
+    );
+    // A domain for `hostdevs`: the same shape.
+    let vm = d.path().join("vm.xml");
+    std::fs::write(&vm, "<domain>\n<devices>\n</domain>\n").unwrap();
+    let o = on(&f, &["hostdevs"]).arg(&vm).output().unwrap();
+    assert_eq!(o.status.code(), Some(2));
+    let v = vm.display();
+    assert_eq!(
+        text(&o.stderr),
+        format!(
+            "error: {v} is not well-formed XML: expected 'devices' tag, not 'domain'
+ --> {v}:3:1
+  |
+3 | </domain>
+  | ^
+  |
+  = help: fix the XML (or get a fresh copy with `virsh dumpxml DOMAIN`)
+"
+        )
+    );
+}

@@ -12,6 +12,7 @@ use virt_pci::actions::{
     self, check, Action, ActionOptions, ActionPlan, Outcome, Setup, SetupError,
 };
 use virt_pci::address::{DeviceSpec, PciAddress};
+use virt_pci::diagnostic::Located;
 use virt_pci::host::Host;
 use virt_pci::plan::Verdict;
 
@@ -492,8 +493,8 @@ fn domain_hostdevs(
     let text = std::fs::read_to_string(p)
         .map_err(|e| CliError::usage(format!("cannot read {name}: {e}")))?;
     let hd = actions::unmanaged_hostdevs(&text).map_err(|e| {
-        CliError::usage(format!("{name} is not well-formed XML: {}", e.message))
-            .at(format!("{name}:{}:{}", e.line, e.column))
+        CliError::usage(format!("{name} is not well-formed XML: {}", e.reason()))
+            .in_file(Located::at(name, &text, e.line, e.column))
     })?;
     let doc_name = virt_pci::domain::parse(&text)
         .ok()

@@ -11,6 +11,7 @@ use clap::Args as ClapArgs;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use virt_pci::diagnostic::Located;
 use virt_pci::domain::{
     self,
     edit::{Edit, EditError, Selection},
@@ -220,7 +221,7 @@ pub(crate) fn edit_error(input: &Input, e: EditError) -> CliError {
     };
     let mut c = CliError::new(format!("{}: {e}", input.name)).code(code);
     if let Some((l, col)) = e.position() {
-        c = c.at(format!("{}:{l}:{col}", input.name));
+        c = c.in_file(Located::at(input.name.as_str(), &input.text, l, col));
     }
     match (&e, &input.path) {
         // A command that runs as printed when we know the file.

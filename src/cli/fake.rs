@@ -20,7 +20,7 @@ pub struct Args {
 }
 
 pub fn run(_ctx: &Context, args: Args) -> CliResult {
-    let host = snapshot::load(&args.snapshot).map_err(|e| CliError::usage(e.to_string()))?;
+    let host = snapshot::load(&args.snapshot).map_err(super::snapshot_error)?;
     if args.dir == std::path::Path::new("/") {
         return Err(CliError::usage("refusing to write a fake tree over /"));
     }

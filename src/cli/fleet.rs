@@ -4,6 +4,7 @@
 
 use super::{CliError, Context};
 use std::path::Path;
+use virt_pci::diagnostic::Located;
 use virt_pci::fleet::{self, mapping, FleetError, FleetHost, Origin};
 use virt_pci::invocation::HostSource;
 use virt_pci::Host;
@@ -53,7 +54,7 @@ pub fn load_mapping(path: &Path) -> Result<mapping::Mapping, CliError> {
     mapping::load(path).map_err(|e| {
         let mut c = CliError::usage(e.message);
         if e.line > 0 {
-            c = c.at(format!("{}:{}:{}", e.path.display(), e.line, e.column));
+            c = c.in_file(Located::in_file(&e.path, e.line as u32, e.column as u32));
         }
         if let Some(h) = e.help {
             c = c.help(h);

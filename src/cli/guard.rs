@@ -7,6 +7,7 @@ use clap::{Args as ClapArgs, Subcommand};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use virt_pci::diagnostic::Located;
 use virt_pci::guard::{self, hook, GuardError, Verdict};
 
 const GUARD_AFTER: &str = "\
@@ -75,7 +76,7 @@ pub fn run_guard(ctx: &Context, a: GuardArgs) -> CliResult {
             line,
             column,
         } => guard_input(format!("cannot judge domain '{}': {message}", a.domain))
-            .at(format!("<stdin>:{line}:{column}")),
+            .in_file(Located::at("<stdin>", &text, line, column)),
         GuardError::Host(m) => CliError::usage(format!(
             "virt-pci guard: cannot read this host's PCI devices: {m}"
         ))

@@ -7,6 +7,7 @@ use clap::Args as ClapArgs;
 use std::fmt::Write as _;
 use std::io::Read;
 use std::process::ExitCode;
+use virt_pci::diagnostic::Located;
 use virt_pci::report;
 
 #[derive(ClapArgs, Debug)]
@@ -48,11 +49,9 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     // The file first: a bad file is refused before the host is read.
     let (name, text) = read(ctx, &args.file)?;
     virt_pci::domain::parse(&text).map_err(|e| {
-        CliError::usage(format!("{name} is not well-formed XML: {}", e.message))
-            .at(format!("{name}:{}:{}", e.line, e.column))
-            .help(format!(
-                "`virt-pci validate {name}` shows the problem with a caret"
-            ))
+        CliError::usage(format!("{name} is not well-formed XML: {}", e.reason()))
+            .in_file(Located::at(name.as_str(), &text, e.line, e.column))
+            .help("fix the XML (or get a fresh copy with `virsh dumpxml DOMAIN`)")
     })?;
     let host = ctx.host()?;
     let r = report::hostdevs_report(&name, &text, &host, ctx.ids())

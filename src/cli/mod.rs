@@ -40,6 +40,7 @@ use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use virt_pci::address::{AddressError, DeviceSpec};
+use virt_pci::diagnostic::Located;
 use virt_pci::host::{self, Host};
 use virt_pci::invocation::{DomainSource, Given, HostSource, Invocation, InvocationError};
 use virt_pci::pciids::PciIds;
@@ -85,10 +86,15 @@ pub struct GlobalArgs {
 }
 
 /// A failure to report: message, optional location, help lines, exit code.
+/// A position in a file ([`CliError::in_file`]) is shown as `validate` shows
+/// its findings, with the line and a caret ([`virt_pci::diagnostic`]);
+/// `location` is for places that are not a file position (a domain and
+/// device, a key in a document).
 #[derive(Debug)]
 pub struct CliError {
     pub message: String,
     pub location: Option<String>,
+    pub file: Option<Box<Located>>,
     pub help: Vec<String>,
     pub exit_code: u8,
 }
@@ -98,6 +104,7 @@ impl CliError {
         CliError {
             message: message.into(),
             location: None,
+            file: None,
             help: Vec::new(),
             exit_code: 1,
         }
@@ -118,6 +125,12 @@ impl CliError {
 
     pub fn at(mut self, loc: impl Into<String>) -> CliError {
         self.location = Some(loc.into());
+        self
+    }
+
+    /// The error is at this place in a file.
+    pub fn in_file(mut self, loc: Located) -> CliError {
+        self.file = Some(Box::new(loc));
         self
     }
 
@@ -246,10 +259,7 @@ impl Context {
     /// domain source.
     pub fn host(&self) -> Result<Host, CliError> {
         let mut h = match &self.inv.host {
-            HostSource::Snapshot(p) => host::snapshot::load(p).map_err(|e| {
-                CliError::usage(e.to_string())
-                    .help("make a snapshot on the host with `virt-pci snapshot -o FILE`")
-            })?,
+            HostSource::Snapshot(p) => host::snapshot::load(p).map_err(snapshot_error)?,
             HostSource::Root(r) => read_sysfs(r)?,
             HostSource::Libvirt(uri) => self.host_from_libvirt(uri)?,
             HostSource::ThisMachine => read_sysfs(std::path::Path::new("/"))?,
@@ -333,6 +343,10 @@ impl Context {
     pub fn report(&self, e: &CliError) {
         use virt_pci::text::terminal_safe as safe;
         let s = &self.err;
+        if let Some(f) = &e.file {
+            eprintln!("{}", safe(&f.render(&e.message, &e.help, s.on)));
+            return;
+        }
         eprintln!(
             "{}{} {}",
             s.red("error"),
@@ -359,6 +373,22 @@ pub fn libvirt_error(e: virt_pci::libvirt::LibvirtError) -> CliError {
         c = c.help(h);
     }
     c
+}
+
+/// A snapshot that cannot be read; a JSON error shows its line with a caret.
+pub(crate) fn snapshot_error(e: host::snapshot::SnapshotError) -> CliError {
+    let help = "make a snapshot on the host with `virt-pci snapshot -o FILE`";
+    if e.line == 0 {
+        return CliError::usage(e.to_string()).help(help);
+    }
+    // serde_json ends its messages with " at line L column C", shown below.
+    let m = e
+        .message
+        .rsplit_once(" at line ")
+        .map_or(e.message.as_str(), |(m, _)| m);
+    CliError::usage(format!("{}: {m}", e.path.display()))
+        .in_file(Located::in_file(&e.path, e.line as u32, e.column as u32))
+        .help(help)
 }
 
 pub(crate) fn read_sysfs(root: &std::path::Path) -> Result<Host, CliError> {

@@ -79,42 +79,34 @@ pub fn run(ctx: &Context, a: &DeviceActionArgs, p: &PersistOpts, add: bool) -> C
         "reattach --persist"
     };
     let plan = persist::plan(&root, &host, &ap, add, p.update_initramfs).map_err(persist_error)?;
-    if plan.is_refused() {
+    // The plan, as JSON or in words; `applied` once the files are written.
+    let show = |applied: bool| -> Result<(), CliError> {
         if act.json {
             print_json(&JsonRun {
                 plan: &plan,
                 dry_run: act.dry_run,
-                applied: false,
+                applied,
             })?;
         } else {
             print_plan(ctx, &plan, verb);
         }
+        Ok(())
+    };
+    if plan.is_refused() {
+        show(false)?;
         // The same refusal `detach` prints, on the same plan.
         let mut shown = ap.clone();
         shown.refusals = plan.refusals.clone();
         return Err(refused_error(&shown, verb));
     }
     if act.dry_run || plan.is_noop() {
-        if act.json {
-            print_json(&JsonRun {
-                plan: &plan,
-                dry_run: act.dry_run,
-                applied: false,
-            })?;
-        } else {
-            print_plan(ctx, &plan, verb);
-        }
+        show(false)?;
         return Ok(ExitCode::SUCCESS);
     }
     persist::apply(&plan).map_err(persist_error)?;
-    if act.json {
-        print_json(&JsonRun {
-            plan: &plan,
-            dry_run: false,
-            applied: true,
-        })?;
-    } else {
-        print_plan(ctx, &plan, verb);
+    // Not a dry run here: `dry_run` is false in the JSON.
+    show(true)?;
+    if !act.json {
         for f in &plan.files {
             let w = if f.op == "write" { "wrote" } else { "removed" };
             outln!("{} {w} {}", ctx.out.green("done"), f.path);

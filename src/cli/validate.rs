@@ -146,13 +146,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         format,
         ctx.out.on,
     ));
-    Ok(if report.has_io_error() {
-        ExitCode::from(2)
-    } else if report.errors > 0 {
-        ExitCode::from(1)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(ExitCode::from(report.exit_status()))
 }
 
 /// The persistent XML of the named (or all) domains, shown as `domain:NAME`,

@@ -13,13 +13,13 @@
 /// made the reset method selectable), `echo device_specific >
 /// /sys/bus/pci/devices/BDF/reset_method` (Documentation/ABI/testing/
 /// sysfs-bus-pci, `reset_method`).
-pub struct BadReset {
-    pub vendor: u16,
-    pub devices: &'static [u16],
-    pub family: &'static str,
+pub(crate) struct BadReset {
+    pub(crate) vendor: u16,
+    pub(crate) devices: &'static [u16],
+    pub(crate) family: &'static str,
 }
 
-pub const BAD_RESET: &[BadReset] = &[
+pub(crate) const BAD_RESET: &[BadReset] = &[
     BadReset {
         vendor: 0x1002,
         devices: &[
@@ -75,14 +75,14 @@ pub const BAD_RESET: &[BadReset] = &[
 ];
 
 /// The family of a device known to lack a working reset, if it is one.
-pub fn bad_reset(vendor: u16, device: u16) -> Option<&'static str> {
+pub(crate) fn bad_reset(vendor: u16, device: u16) -> Option<&'static str> {
     BAD_RESET
         .iter()
         .find(|b| b.vendor == vendor && b.devices.contains(&device))
         .map(|b| b.family)
 }
 
-pub const BAD_RESET_REMEDY: &str = "the usual remedy is the vendor-reset module (https://github.com/gnif/vendor-reset): load it, then `echo device_specific > /sys/bus/pci/devices/BDF/reset_method` (kernel 5.15+)";
+pub(crate) const BAD_RESET_REMEDY: &str = "the usual remedy is the vendor-reset module (https://github.com/gnif/vendor-reset): load it, then `echo device_specific > /sys/bus/pci/devices/BDF/reset_method` (kernel 5.15+)";
 
 /// Host drivers known to hang, crash or refuse when a device is unbound
 /// from them while the host uses it — which is what libvirt's managed
@@ -96,7 +96,7 @@ pub const BAD_RESET_REMEDY: &str = "the usual remedy is the vendor-reset module 
 /// #93 ("virsh nodedev-reattach causes kernel oops"); NVIDIA's proprietary
 /// driver keeps the device open through nvidia-persistenced/Xorg, and its
 /// unbind blocks until they close it.
-pub const HANGS_ON_UNBIND: &[(&str, &str)] = &[
+pub(crate) const HANGS_ON_UNBIND: &[(&str, &str)] = &[
     ("nvidia", "NVIDIA's driver blocks the unbind while Xorg, a Wayland compositor or nvidia-persistenced holds the GPU"),
     ("amdgpu", "amdgpu may hang or oops on unbind/rebind of a GPU the host used (and of the boot GPU)"),
     ("radeon", "radeon does not survive being unbound from a GPU the console uses"),
@@ -105,7 +105,7 @@ pub const HANGS_ON_UNBIND: &[(&str, &str)] = &[
 ];
 
 /// Why the host driver `name` is risky to unbind at VM start, if it is.
-pub fn hangs_on_unbind(name: &str) -> Option<&'static str> {
+pub(crate) fn hangs_on_unbind(name: &str) -> Option<&'static str> {
     HANGS_ON_UNBIND
         .iter()
         .find(|(d, _)| *d == name)

@@ -33,6 +33,15 @@ impl fmt::Display for XmlError {
 
 impl std::error::Error for XmlError {}
 
+impl XmlError {
+    /// The message without roxmltree's trailing ` at LINE:COLUMN` (the
+    /// position is shown beside it, with the line and a caret).
+    pub fn reason(&self) -> &str {
+        let suffix = format!(" at {}:{}", self.line, self.column);
+        self.message.strip_suffix(&suffix).unwrap_or(&self.message)
+    }
+}
+
 /// The most attributes one element may have. libvirt's elements have at
 /// most ~20; roxmltree checks each new attribute against the element's
 /// earlier ones, so 200,000 attributes on one element took minutes

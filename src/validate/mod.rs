@@ -9,29 +9,56 @@
 //! a schema compilation per file (docs/peers.md §2.3,
 //! libvirt.md §1–3). This module reads each file once, parses it once with
 //! the strict reader in [`crate::domain`], and reports [`Diagnostic`]s with a
-//! stable code, a byte range (for a caret under the offending attribute
+//! stable [`Code`], a byte range (for a caret under the offending attribute
 //! value) and a fix.
 //!
 //! Checks that need a host are run only when the caller passes one, so the
 //! same files give the same verdict on every machine unless a host is named.
 //! Group rules come from [`crate::plan::plan`]: they live in one place.
 //!
-//! [`checks`] holds the per-file and cross-file rules; [`render`] the three
-//! output forms (rustc-style, JSON, GitHub workflow annotations).
+//! One file per family of checks, in the order of the codes:
+//!
+//! | file | codes | what |
+//! |---|---|---|
+//! | [`inputs`] | VP000, VP001 (UTF-8) | reading files and directories once |
+//! | [`file`] | VP001 | well-formedness, what a file is, the per-file walk |
+//! | [`hostdev`] | VP010–VP015, VP030 | the shape of each PCI hostdev, duplicates |
+//! | [`numbers`] | VP020–VP024 | address numbers as libvirt's `strtoul` reads them |
+//! | [`guest`] | VP031–VP035 | the guest side: addresses, boot orders, aliases |
+//! | [`shared`] | VP040, VP041 | one device or group in several domains |
+//! | [`host`] | VP050–VP058 | against a host, through the plan |
+//! | [`consent`] | VP060, VP061 | consent entries in `<metadata>` |
+//!
+//! [`codes`] holds the table of codes, [`context`] where a per-file check
+//! writes a finding, [`position`] lines and columns, [`render`] the output
+//! forms (rustc-style, JSON, GitHub workflow annotations).
 
-pub mod checks;
+mod codes;
+mod consent;
+mod context;
+mod file;
+mod guest;
+mod host;
+mod hostdev;
+mod inputs;
+mod numbers;
+mod position;
 pub mod render;
+mod shared;
+
+pub(crate) use codes::Code;
+pub use inputs::{read_inputs, Inputs, Source};
+pub(crate) use position::line_col;
 
 use crate::host::Host;
+use position::LineIndex;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::ops::Range;
-use std::path::{Path, PathBuf};
 
 /// How bad a finding is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
 #[serde(rename_all = "lowercase")]
-pub enum Severity {
+pub(crate) enum Severity {
     /// Worth knowing, not a problem (consent entries); not counted.
     Note,
     Warning,
@@ -41,85 +68,38 @@ pub enum Severity {
 /// A second place in the same file that explains the first (the earlier
 /// duplicate, the other device at the same guest address).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Related {
-    pub line: u32,
-    pub column: u32,
-    pub byte_start: usize,
-    pub byte_end: usize,
-    pub label: String,
+pub(crate) struct Related {
+    pub(crate) line: u32,
+    pub(crate) column: u32,
+    pub(crate) byte_start: usize,
+    pub(crate) byte_end: usize,
+    pub(crate) label: String,
 }
 
 /// One finding.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Diagnostic {
-    /// Stable code, `VP012`. See [`CHECKS`].
-    pub code: &'static str,
-    pub severity: Severity,
-    pub message: String,
+pub(crate) struct Diagnostic {
+    /// Stable code, `VP012`.
+    pub(crate) code: Code,
+    pub(crate) severity: Severity,
+    pub(crate) message: String,
     /// The path as given (or as found under a given directory).
-    pub file: String,
+    pub(crate) file: String,
     /// 1-based line and column (in characters); 0 when there is no position
     /// (an unreadable file).
-    pub line: u32,
-    pub column: u32,
+    pub(crate) line: u32,
+    pub(crate) column: u32,
     /// Byte range in the file of what the caret points at.
-    pub byte_start: usize,
-    pub byte_end: usize,
+    pub(crate) byte_start: usize,
+    pub(crate) byte_end: usize,
     /// Short text under the caret.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub label: Option<String>,
+    pub(crate) label: Option<String>,
     /// What to do about it.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub help: Option<String>,
+    pub(crate) help: Option<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub related: Vec<Related>,
-}
-
-impl Diagnostic {
-    pub fn range(&self) -> Range<usize> {
-        self.byte_start..self.byte_end
-    }
-}
-
-/// Every check: code, default severity, one-line explanation. The README
-/// lists the same table with an example each.
-pub const CHECKS: &[(&str, Severity, &str)] = &[
-    ("VP000", Severity::Error, "the file cannot be read (exit code 2)"),
-    ("VP001", Severity::Error, "not well-formed XML"),
-    ("VP010", Severity::Error, "hostdev `mode` is not `subsystem` or `capabilities`"),
-    ("VP011", Severity::Error, "hostdev `type` is missing or unknown (or the source address of an <interface type='hostdev'> has no type)"),
-    ("VP012", Severity::Error, "`managed` is not `yes` or `no` (libvirt silently reads anything else as `no`)"),
-    ("VP013", Severity::Error, "PCI hostdev without <source> or without a source <address>"),
-    ("VP014", Severity::Error, "empty source <address/>: libvirt reads it as 0000:00:00.0, the host bridge"),
-    ("VP015", Severity::Error, "source address 0000:00:00.x: the host bridge (not checked for s390x zPCI domains)"),
-    ("VP020", Severity::Error, "address field libvirt cannot read as a number (`slot='1f'`, `bus='ff'`, `09`)"),
-    ("VP021", Severity::Error, "address field out of range (bus <= 0xff, slot <= 0x1f, function <= 7)"),
-    ("VP022", Severity::Warning, "PCI domain above 0xffff (only Intel VMD domains look like this)"),
-    ("VP023", Severity::Error, "leading zero: libvirt reads the number as octal (`010` is 8)"),
-    ("VP024", Severity::Warning, "decimal bus or slot of 10 or more: lspci's numbers are hex"),
-    ("VP030", Severity::Error, "the same host device twice in one domain (<hostdev> and <interface type='hostdev'>)"),
-    ("VP031", Severity::Error, "two devices of one domain at the same guest PCI address"),
-    ("VP040", Severity::Warning, "the same host device in several domains of the checked set (error with --deny shared)"),
-    ("VP041", Severity::Warning, "members of one IOMMU group in several domains (needs a host; error with --deny shared)"),
-    ("VP050", Severity::Error, "the host device is not present on the host"),
-    ("VP051", Severity::Error, "IOMMU group not viable: an endpoint of the group is not in the same domain"),
-    ("VP052", Severity::Error, "a PCI bridge or root port as hostdev"),
-    ("VP053", Severity::Error, "the host bridge as hostdev"),
-    ("VP054", Severity::Error, "a host-critical device (root disk, default-route NIC, boot VGA, ISA bridge) would leave the host"),
-    ("VP055", Severity::Warning, "the device has no reset method"),
-    ("VP056", Severity::Error, "the IOMMU group cannot be passed at all (no IOMMU, a bound host bridge or a non-PCI member in the group)"),
-    ("VP057", Severity::Error, "unverified: a host fact the device depends on is not known (host-critical functions, IOMMU group membership)"),
-    ("VP058", Severity::Error, "the host device is assigned to another domain that is running"),
-    ("VP060", Severity::Note, "a consent entry in <metadata>: this domain passes a device despite a rule, on purpose (virt-pci guard honours it)"),
-    ("VP061", Severity::Warning, "a consent entry the guard cannot use (device not a PCI address, or a rule consent cannot lift)"),
-];
-
-/// One input file, read once.
-#[derive(Clone, Debug)]
-pub struct Source {
-    /// The path as it is shown in messages.
-    pub path: String,
-    pub text: String,
+    pub(crate) related: Vec<Related>,
 }
 
 /// What to check and how strictly.
@@ -133,36 +113,44 @@ pub struct Options {
 
 /// A well-formed file of another kind, not checked.
 #[derive(Clone, Debug, Default, Serialize)]
-pub struct SkippedFile {
-    pub file: String,
+pub(crate) struct SkippedFile {
+    pub(crate) file: String,
     /// The root element, e.g. `<network>`.
-    pub root: String,
+    pub(crate) root: String,
 }
 
 /// Everything found in one run.
 #[derive(Clone, Debug, Default, Serialize)]
 pub struct Report {
     /// Files read (including unreadable ones).
-    pub files_checked: usize,
+    pub(crate) files_checked: usize,
     /// Files that hold neither a domain nor hostdev snippets (skipped).
-    pub files_skipped: usize,
+    pub(crate) files_skipped: usize,
     /// Which files were skipped, and their root element (`<network>`).
-    pub skipped: Vec<SkippedFile>,
-    pub errors: usize,
-    pub warnings: usize,
-    pub diagnostics: Vec<Diagnostic>,
+    pub(crate) skipped: Vec<SkippedFile>,
+    pub(crate) errors: usize,
+    pub(crate) warnings: usize,
+    pub(crate) diagnostics: Vec<Diagnostic>,
     /// Where host checks read the host (`None`: no host checks).
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub host: Option<String>,
+    pub(crate) host: Option<String>,
 }
 
 impl Report {
-    /// An I/O problem happened (exit code 2).
-    pub fn has_io_error(&self) -> bool {
-        self.diagnostics.iter().any(|d| d.code == "VP000")
+    /// The exit status of `virt-pci validate`: 2 when a file could not be
+    /// read (VP000), 1 when there are errors (warnings count with `--deny
+    /// warnings`), else 0.
+    pub fn exit_status(&self) -> u8 {
+        if self.diagnostics.iter().any(|d| d.code == Code::Vp000) {
+            2
+        } else if self.errors > 0 {
+            1
+        } else {
+            0
+        }
     }
     /// The summary line.
-    pub fn summary(&self) -> String {
+    pub(crate) fn summary(&self) -> String {
         let plural = |n: usize, w: &str| format!("{n} {w}{}", if n == 1 { "" } else { "s" });
         let mut s = format!(
             "checked {}: {}, {}",
@@ -191,28 +179,6 @@ impl Report {
     }
 }
 
-/// The files to check, read once, and what went wrong reading them.
-#[derive(Clone, Debug, Default)]
-pub struct Inputs {
-    pub sources: Vec<Source>,
-    /// VP000 (unreadable) and VP001 (not UTF-8) for files not in `sources`.
-    pub diagnostics: Vec<Diagnostic>,
-    pub unreadable: usize,
-    /// Entries of a searched directory passed over, with why (a FIFO or
-    /// device named `*.xml`, a directory reached again through a symlink):
-    /// not errors, said on stderr.
-    pub notes: Vec<String>,
-}
-
-impl Inputs {
-    pub fn from_sources(sources: Vec<Source>) -> Inputs {
-        Inputs {
-            sources,
-            ..Inputs::default()
-        }
-    }
-}
-
 /// Check the inputs (and, with `host`, against that host).
 pub fn validate(inputs: &Inputs, host: Option<&Host>, opts: Options) -> Report {
     let sources = &inputs.sources;
@@ -222,31 +188,11 @@ pub fn validate(inputs: &Inputs, host: Option<&Host>, opts: Options) -> Report {
         diagnostics: inputs.diagnostics.clone(),
         ..Report::default()
     };
-    let mut units = Vec::new();
-    let per_file = par_map(sources, |i, s| {
-        let mut d = Vec::new();
-        let kind = checks::check_file(i, s, &mut d);
-        (d, kind)
-    });
-    // par_map keeps the order of `sources`.
-    for (i, (d, kind)) in per_file.into_iter().enumerate() {
-        report.diagnostics.extend(d);
-        match kind {
-            checks::FileKind::Unit(u) => units.push(u),
-            checks::FileKind::Skipped(root) => {
-                report.files_skipped += 1;
-                report.skipped.push(SkippedFile {
-                    file: sources[i].path.clone(),
-                    root,
-                });
-            }
-            checks::FileKind::Broken => {}
-        }
-    }
-    checks::check_shared(sources, &units, host, opts, &mut report.diagnostics);
+    let units = check_each_file(sources, &mut report);
+    shared::check_shared(sources, &units, host, opts, &mut report.diagnostics);
     if let Some(h) = host {
         for u in &units {
-            checks::check_against_host(sources, u, h, &mut report.diagnostics);
+            host::check_against_host(sources, u, h, &mut report.diagnostics);
         }
     }
     // In the order of the files, then of the text.
@@ -255,10 +201,49 @@ pub fn validate(inputs: &Inputs, host: Option<&Host>, opts: Options) -> Report {
         .enumerate()
         .map(|(i, s)| (s.path.as_str(), i))
         .collect();
-    // Positions: the checks record byte ranges; lines and columns are
-    // computed here, with one index per file.
+    fill_positions(sources, &order, &mut report.diagnostics);
+    report.diagnostics.sort_by_key(|d| {
+        (
+            order.get(d.file.as_str()).copied().unwrap_or(0),
+            d.byte_start,
+        )
+    });
+    count(&mut report, opts);
+    report
+}
+
+/// The per-file checks, on the machine's cores; the domains and snippet
+/// files found, for the checks across files and against a host.
+fn check_each_file(sources: &[Source], report: &mut Report) -> Vec<file::Unit> {
+    let mut units = Vec::new();
+    let per_file = par_map(sources, |i, s| {
+        let mut d = Vec::new();
+        let kind = file::check_file(i, s, &mut d);
+        (d, kind)
+    });
+    // par_map keeps the order of `sources`.
+    for (i, (d, kind)) in per_file.into_iter().enumerate() {
+        report.diagnostics.extend(d);
+        match kind {
+            file::FileKind::Unit(u) => units.push(u),
+            file::FileKind::Skipped(root) => {
+                report.files_skipped += 1;
+                report.skipped.push(SkippedFile {
+                    file: sources[i].path.clone(),
+                    root,
+                });
+            }
+            file::FileKind::Broken => {}
+        }
+    }
+    units
+}
+
+/// Lines and columns: the checks record byte ranges; they are computed
+/// here, with one index per file.
+fn fill_positions(sources: &[Source], order: &HashMap<&str, usize>, diags: &mut [Diagnostic]) {
     let mut indexes: HashMap<usize, LineIndex> = HashMap::new();
-    for d in &mut report.diagnostics {
+    for d in diags {
         let Some(&i) = order.get(d.file.as_str()) else {
             continue;
         };
@@ -274,12 +259,10 @@ pub fn validate(inputs: &Inputs, host: Option<&Host>, opts: Options) -> Report {
             }
         }
     }
-    report.diagnostics.sort_by_key(|d| {
-        (
-            order.get(d.file.as_str()).copied().unwrap_or(0),
-            d.byte_start,
-        )
-    });
+}
+
+/// `--deny warnings`, then the counts of the summary line.
+fn count(report: &mut Report, opts: Options) {
     for d in &mut report.diagnostics {
         if opts.deny_warnings && d.severity == Severity::Warning {
             d.severity = Severity::Error;
@@ -290,166 +273,6 @@ pub fn validate(inputs: &Inputs, host: Option<&Host>, opts: Options) -> Report {
             Severity::Note => {}
         }
     }
-    report
-}
-
-/// Read `paths` (files, or directories searched recursively for `*.xml`,
-/// hidden directories skipped, in name order). Unreadable paths become VP000
-/// diagnostics; the rest are read once, whole, up to
-/// [`MAX_XML_BYTES`](crate::fsutil::MAX_XML_BYTES).
-///
-/// The directory search follows symlinks but visits each directory and
-/// each file once (by device and inode): `a -> .` is a cycle, not an
-/// endless walk, and a file reached by two paths is checked once. In a
-/// searched directory only regular files are read: a FIFO named `vm.xml`
-/// would block the walk forever, so it is passed over with a note. A path
-/// named on the command line is read whatever it is (`<(cmd)` is a pipe).
-pub fn read_inputs(paths: &[PathBuf]) -> Inputs {
-    let mut sources = Vec::new();
-    let mut diags = Vec::new();
-    let mut notes = Vec::new();
-    let take = |r: Read, sources: &mut Vec<Source>, diags: &mut Vec<Diagnostic>| match r {
-        Read::Text(s) => sources.push(s),
-        Read::Bad(d) => diags.push(d),
-        Read::Dir(_) => {}
-    };
-    let mut seen = Seen::default();
-    for r in par_map(paths, |_, p| read_one(p, false)) {
-        match r {
-            Read::Dir(dir) => {
-                let mut files = Vec::new();
-                if let Ok(m) = std::fs::metadata(&dir) {
-                    use std::os::unix::fs::MetadataExt;
-                    seen.dirs.insert((m.dev(), m.ino()));
-                }
-                walk(&dir, &mut files, &mut diags, &mut notes, &mut seen);
-                for r in par_map(&files, |_, p| read_one(p, true)) {
-                    take(r, &mut sources, &mut diags);
-                }
-            }
-            r => take(r, &mut sources, &mut diags),
-        }
-    }
-    Inputs {
-        sources,
-        unreadable: diags.len(),
-        diagnostics: diags,
-        notes,
-    }
-}
-
-/// Directories and files already visited, as (device, inode).
-#[derive(Default)]
-struct Seen {
-    dirs: std::collections::HashSet<(u64, u64)>,
-    files: std::collections::HashSet<(u64, u64)>,
-}
-
-enum Read {
-    Text(Source),
-    Dir(PathBuf),
-    Bad(Diagnostic),
-}
-
-/// Open once, and either read it whole or learn it is a directory: one path
-/// lookup per file. On 1,000 small files the system calls cost about as much
-/// as `cat` of the same files, and the parsing far less. `found` (from a
-/// directory search): opened non-blocking, so a FIFO that slipped past the
-/// walk's check is refused instead of waited on.
-fn read_one(p: &Path, found: bool) -> Read {
-    use crate::fsutil::MAX_XML_BYTES;
-    use std::io::Read as _;
-    if p.as_os_str() == "-" {
-        // `-` is stdin, as for `add -` (the CLI allows it once).
-        let mut bytes = Vec::new();
-        if let Err(e) = std::io::stdin()
-            .lock()
-            .take(MAX_XML_BYTES + 1)
-            .read_to_end(&mut bytes)
-        {
-            return Read::Bad(io_diag(STDIN, &e.to_string()));
-        }
-        if bytes.len() as u64 > MAX_XML_BYTES {
-            return Read::Bad(too_large(STDIN));
-        }
-        return decode(STDIN.to_string(), bytes);
-    }
-    use std::os::unix::fs::OpenOptionsExt;
-    let path = crate::text::escape(&p.display().to_string());
-    let mut oo = std::fs::OpenOptions::new();
-    oo.read(true);
-    if found {
-        oo.custom_flags(rustix::fs::OFlags::NONBLOCK.bits() as i32);
-    }
-    let f = match oo.open(p) {
-        Ok(f) => f,
-        Err(e) => return Read::Bad(io_diag(&path, &e.to_string())),
-    };
-    // fstat on the open file, not a second path lookup; its length sizes
-    // the buffer exactly (fewer page faults than growing it).
-    let len = match f.metadata() {
-        Ok(m) if m.is_dir() => return Read::Dir(p.to_path_buf()),
-        Ok(m) if found && !m.is_file() => {
-            return Read::Bad(io_diag(&path, "not a regular file"));
-        }
-        Ok(m) => m.len(),
-        Err(_) => 0,
-    };
-    if len > MAX_XML_BYTES {
-        return Read::Bad(too_large(&path));
-    }
-    let mut bytes = Vec::with_capacity(len as usize + 1);
-    if let Err(e) = f.take(MAX_XML_BYTES + 1).read_to_end(&mut bytes) {
-        return Read::Bad(io_diag(&path, &e.to_string()));
-    }
-    if bytes.len() as u64 > MAX_XML_BYTES {
-        return Read::Bad(too_large(&path));
-    }
-    decode(path, bytes)
-}
-
-/// How stdin is named in messages (`validate -`).
-pub const STDIN: &str = "<stdin>";
-
-/// A file's bytes as text, or VP001 where it stops being UTF-8.
-fn decode(path: String, bytes: Vec<u8>) -> Read {
-    match String::from_utf8(bytes) {
-        Ok(text) => Read::Text(Source { path, text }),
-        Err(e) => {
-            let at = e.utf8_error().valid_up_to();
-            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
-            let (line, column) = line_col(&text, at);
-            // Shown as a well-formedness error: XML must be UTF-8 here.
-            Read::Bad(Diagnostic {
-                code: "VP001",
-                severity: Severity::Error,
-                message: "not UTF-8: libvirt reads domain XML as UTF-8".into(),
-                file: path,
-                line,
-                column,
-                byte_start: at,
-                byte_end: at,
-                label: None,
-                help: Some("convert the file with `iconv -t UTF-8`".into()),
-                related: Vec::new(),
-            })
-        }
-    }
-}
-
-fn too_large(path: &str) -> Diagnostic {
-    let mut d = io_diag(
-        path,
-        &format!(
-            "it is larger than {}",
-            crate::fsutil::human(crate::fsutil::MAX_XML_BYTES)
-        ),
-    );
-    d.help = Some(
-        "virsh refuses XML files over 10 MiB (VSH_MAX_XML_FILE); this is not a domain libvirt wrote"
-            .into(),
-    );
-    d
 }
 
 /// `items.map(f)` in order, on the machine's cores when there are enough
@@ -486,194 +309,35 @@ fn par_map<T: Sync, R: Send>(items: &[T], f: impl Fn(usize, &T) -> R + Sync) -> 
     })
 }
 
-fn io_diag(path: &str, err: &str) -> Diagnostic {
-    Diagnostic {
-        code: "VP000",
-        severity: Severity::Error,
-        message: format!("cannot read {path}: {err}"),
-        file: path.to_string(),
-        line: 0,
-        column: 0,
-        byte_start: 0,
-        byte_end: 0,
-        label: None,
-        help: None,
-        related: Vec::new(),
-    }
-}
+/// What the tests of each family share.
+#[cfg(test)]
+pub(crate) mod testing {
+    use super::{validate, Inputs, Options, Source};
 
-fn walk(
-    dir: &Path,
-    files: &mut Vec<PathBuf>,
-    diags: &mut Vec<Diagnostic>,
-    notes: &mut Vec<String>,
-    seen: &mut Seen,
-) {
-    use std::os::unix::fs::{DirEntryExt, MetadataExt};
-    let rd = match std::fs::read_dir(dir) {
-        Ok(rd) => rd,
-        Err(e) => {
-            diags.push(io_diag(&dir.display().to_string(), &e.to_string()));
-            return;
-        }
-    };
-    let dir_dev = std::fs::metadata(dir).map(|m| m.dev()).unwrap_or(0);
-    #[derive(PartialEq)]
-    enum Kind {
-        Dir,
-        File,
-        Special(&'static str),
-    }
-    // The entry's own type (from readdir, no stat); a symlink is followed
-    // (one stat), and so is anything that is a directory (for its inode).
-    let mut entries: Vec<(std::ffi::OsString, PathBuf, Kind, (u64, u64))> = rd
-        .filter_map(|e| e.ok())
-        .filter_map(|e| {
-            let p = e.path();
-            // `validate .` (the pre-commit hooks) names files as
-            // `vms/a.xml`, as git and pre-commit do, not `./vms/a.xml`.
-            let p = match p.strip_prefix(".") {
-                Ok(rel) if dir == Path::new(".") => rel.to_path_buf(),
-                _ => p,
-            };
-            let ft = e.file_type().ok();
-            let plain_file = ft.is_some_and(|t| t.is_file());
-            if plain_file {
-                let id = (dir_dev, e.ino());
-                return Some((e.file_name(), p, Kind::File, id));
-            }
-            let m = std::fs::metadata(&p).ok()?;
-            let t = m.file_type();
-            let kind = if t.is_dir() {
-                Kind::Dir
-            } else if t.is_file() {
-                Kind::File
-            } else {
-                use std::os::unix::fs::FileTypeExt;
-                Kind::Special(if t.is_fifo() {
-                    "a FIFO"
-                } else if t.is_socket() {
-                    "a socket"
-                } else {
-                    "a device"
-                })
-            };
-            Some((e.file_name(), p, kind, (m.dev(), m.ino())))
-        })
-        .collect();
-    entries.sort_by(|a, b| a.0.cmp(&b.0));
-    for (name, p, kind, id) in entries {
-        let name = name.to_string_lossy();
-        let is_xml = name
-            .rsplit_once('.')
-            .is_some_and(|(_, e)| e.eq_ignore_ascii_case("xml"));
-        match kind {
-            Kind::Dir => {
-                if name.starts_with('.') {
-                    continue;
-                }
-                if !seen.dirs.insert(id) {
-                    // `a -> .`, or a second way into a directory: once only.
-                    notes.push(format!(
-                        "{}: a directory already searched (a symlink loop or a second path to it); not searched again",
-                        crate::text::escape(&p.display().to_string())
-                    ));
-                    continue;
-                }
-                walk(&p, files, diags, notes, seen);
-            }
-            Kind::File if is_xml && seen.files.insert(id) => files.push(p),
-            Kind::Special(what) if is_xml => notes.push(format!(
-                "{}: {what}, not a regular file; skipped",
-                crate::text::escape(&p.display().to_string())
-            )),
-            _ => {}
-        }
-    }
-}
-
-/// Line starts of a text, built once, for many positions: 8,000
-/// diagnostics in a 1 MB file each rescanning it was quadratic (8,000
-/// duplicate hostdevs took 7.7 s to validate, issue 11).
-pub struct LineIndex {
-    /// Byte offset of every line start.
-    lines: Vec<usize>,
-    /// Every 4 KiB of text: (byte offset on a char boundary, its column), so
-    /// a column on a 2 MB single line is not a 2 MB scan.
-    marks: Vec<(usize, usize)>,
-}
-
-impl LineIndex {
-    pub fn new(text: &str) -> LineIndex {
-        let mut lines = vec![0];
-        let mut marks = Vec::new();
-        let mut col = 0usize;
-        let mut next_mark = 4096;
-        for (i, c) in text.char_indices() {
-            if i >= next_mark {
-                marks.push((i, col));
-                next_mark = i + 4096;
-            }
-            if c == '\n' {
-                lines.push(i + 1);
-                col = 0;
-            } else {
-                col += 1;
-            }
-        }
-        LineIndex { lines, marks }
+    /// The codes `validate` finds in one file, `t.xml`.
+    pub(crate) fn codes(text: &str) -> Vec<&'static str> {
+        let inputs = Inputs::from_sources(vec![Source {
+            path: "t.xml".into(),
+            text: text.into(),
+        }]);
+        validate(&inputs, None, Options::default())
+            .diagnostics
+            .iter()
+            .map(|d| d.code.as_str())
+            .collect()
     }
 
-    /// 1-based line and column (characters) of byte offset `at` in `text`
-    /// (the text this index was built from).
-    pub fn line_col(&self, text: &str, at: usize) -> (u32, u32) {
-        let mut at = at.min(text.len());
-        while !text.is_char_boundary(at) {
-            at -= 1;
-        }
-        let line = self.lines.partition_point(|&s| s <= at);
-        let start = self.lines[line - 1];
-        let m = self.marks.partition_point(|&(o, _)| o <= at);
-        let (from, base) = match m.checked_sub(1).map(|k| self.marks[k]) {
-            Some((o, c)) if o >= start => (o, c),
-            _ => (start, 0),
-        };
-        let column = base + text[from..at].chars().count() + 1;
-        (line as u32, column as u32)
+    /// A QEMU domain with `os` and `devices`.
+    pub(crate) fn dom(os: &str, devices: &str) -> String {
+        format!(
+            "<domain type='kvm'><name>t</name><os>{os}</os><devices>{devices}</devices></domain>"
+        )
     }
-}
-
-/// 1-based line and column (characters) of byte offset `at` in `text`.
-/// For one position; many positions in one text go through [`LineIndex`].
-pub fn line_col(text: &str, at: usize) -> (u32, u32) {
-    let mut at = at.min(text.len());
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    let before = &text[..at];
-    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-    let start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = text[start..at].chars().count() + 1;
-    (line as u32, column as u32)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn line_col_counts_characters() {
-        let t = "ab\ncé d";
-        assert_eq!(line_col(t, 0), (1, 1));
-        assert_eq!(line_col(t, 3), (2, 1));
-        assert_eq!(line_col(t, 6), (2, 3));
-        assert_eq!(line_col(t, 100), (2, 5));
-        let long = format!("{}é\n{}x", "a".repeat(10_000), "b".repeat(9_000));
-        let idx = LineIndex::new(&long);
-        for at in [0, 3, 4097, 10_000, 10_002, 10_003, 15_000, long.len()] {
-            assert_eq!(idx.line_col(&long, at), line_col(&long, at), "{at}");
-        }
-    }
 
     #[test]
     fn par_map_keeps_order_and_indices() {
@@ -684,38 +348,5 @@ mod tests {
             .iter()
             .enumerate()
             .all(|(k, (i, v))| *i == k && *v == k * 2));
-    }
-
-    #[test]
-    fn directories_and_unreadable_paths() {
-        let dir = tempfile::tempdir().unwrap();
-        std::fs::create_dir(dir.path().join("sub")).unwrap();
-        std::fs::write(dir.path().join("sub/b.xml"), "<domain/>").unwrap();
-        std::fs::write(dir.path().join("a.XML"), "<domain/>").unwrap();
-        std::fs::write(dir.path().join("c.txt"), "x").unwrap();
-        std::fs::write(dir.path().join("bad.xml"), b"<domain>\xff</domain>").unwrap();
-        let inputs = read_inputs(&[dir.path().to_path_buf(), dir.path().join("missing.xml")]);
-        let names: Vec<_> = inputs
-            .sources
-            .iter()
-            .map(|s| s.path.rsplit('/').next().unwrap_or_default().to_string())
-            .collect();
-        assert_eq!(names, ["a.XML", "b.xml"]);
-        assert_eq!(inputs.unreadable, 2);
-        assert_eq!(inputs.diagnostics[0].code, "VP001");
-        assert_eq!(
-            (inputs.diagnostics[0].line, inputs.diagnostics[0].column),
-            (1, 9)
-        );
-        assert_eq!(inputs.diagnostics[1].code, "VP000");
-    }
-
-    #[test]
-    fn codes_are_unique_and_sorted() {
-        let codes: Vec<_> = CHECKS.iter().map(|c| c.0).collect();
-        let mut sorted = codes.clone();
-        sorted.sort();
-        sorted.dedup();
-        assert_eq!(codes, sorted);
     }
 }

@@ -1,7 +1,7 @@
 //! The three output forms of a [`Report`]:
 //!
-//! * human: rustc's own renderer (annotate-snippets, docs/
-//!   dependencies.md §6), so `error[VP012]: …`, ` --> file:line:col`, the
+//! * human: rustc's own renderer through [`crate::diagnostic`] (the one
+//!   every file error goes through), so `error[VP012]: …`, ` --> file:line:col`, the
 //!   source line with a caret under the attribute value and `help:` look
 //!   exactly like the compiler people already read;
 //! * JSON: the [`Report`] itself (`schemas/validate.schema.json`);
@@ -9,7 +9,8 @@
 //!   pull request's diff.
 
 use super::{Diagnostic, Report, Severity, Source};
-use annotate_snippets::{AnnotationKind, Group, Level, Renderer, Snippet};
+use crate::diagnostic::{renderer, Mark, Message};
+use annotate_snippets::{Group, Level};
 use std::collections::HashMap;
 
 /// Output format.
@@ -53,11 +54,7 @@ pub fn human(report: &Report, sources: &[Source], color: bool) -> String {
         .iter()
         .map(|s| (s.path.as_str(), s.text.as_str()))
         .collect();
-    let renderer = if color {
-        Renderer::styled()
-    } else {
-        Renderer::plain()
-    };
+    let renderer = renderer(color);
     let mut out = String::new();
     for d in &report.diagnostics {
         out.push_str(&renderer.render(&diagnostic_groups(d, texts.get(d.file.as_str()).copied())));
@@ -74,79 +71,29 @@ fn diagnostic_groups<'a>(d: &'a Diagnostic, text: Option<&'a str>) -> Vec<Group<
         Severity::Warning => Level::WARNING,
         Severity::Note => Level::NOTE,
     };
-    let title = level.primary_title(d.message.as_str()).id(d.code);
-    let mut group = match text {
-        Some(t) if d.line > 0 => {
-            // Only the lines around each span go to the renderer, with their
-            // line number: handing it the whole file per diagnostic was
-            // quadratic (8,000 diagnostics in a 1 MB file, issue 11). A
-            // related span within 50 lines shares the primary's snippet;
-            // a farther one gets its own.
-            let near = |r: &crate::validate::Related| r.line.abs_diff(d.line) <= 50;
-            let mut lo = d.byte_start;
-            let mut hi = d.byte_end;
-            let mut first_line = d.line;
-            for r in d.related.iter().filter(|r| near(r)) {
-                if r.byte_start < lo {
-                    lo = r.byte_start;
-                    first_line = r.line;
-                }
-                hi = hi.max(r.byte_end);
-            }
-            let (ws, we) = window(t, lo, hi);
-            let mut primary = AnnotationKind::Primary.span(d.byte_start - ws..d.byte_end - ws);
-            if let Some(l) = &d.label {
-                primary = primary.label(l.as_str());
-            }
-            let mut snippet = Snippet::source(&t[ws..we])
-                .line_start(first_line as usize)
-                .path(d.file.as_str())
-                .annotation(primary);
-            for r in d.related.iter().filter(|r| near(r)) {
-                snippet = snippet.annotation(
-                    AnnotationKind::Context
-                        .span(r.byte_start - ws..r.byte_end - ws)
-                        .label(r.label.as_str()),
-                );
-            }
-            let mut title = title.element(snippet);
-            for r in d.related.iter().filter(|r| !near(r)) {
-                let (rs, re) = window(t, r.byte_start, r.byte_end);
-                title = title.element(
-                    Snippet::source(&t[rs..re])
-                        .line_start(r.line as usize)
-                        .path(d.file.as_str())
-                        .annotation(
-                            AnnotationKind::Context
-                                .span(r.byte_start - rs..r.byte_end - rs)
-                                .label(r.label.as_str()),
-                        ),
-                );
-            }
-            title
-        }
-        _ => title.element(annotate_snippets::Origin::path(d.file.as_str())),
+    let source = text.filter(|_| d.line > 0).map(|t| {
+        let primary = Mark {
+            line: d.line,
+            bytes: d.byte_start..d.byte_end,
+            label: d.label.as_deref(),
+        };
+        (t, primary)
+    });
+    let related = d.related.iter().map(|r| Mark {
+        line: r.line,
+        bytes: r.byte_start..r.byte_end,
+        label: Some(r.label.as_str()),
+    });
+    let message = Message {
+        level,
+        code: Some(d.code.as_str()),
+        title: &d.message,
+        path: &d.file,
+        source,
+        related: related.collect(),
+        help: d.help.iter().map(String::as_str).collect(),
     };
-    if let Some(h) = &d.help {
-        group = group.element(Level::HELP.message(h.as_str()));
-    }
-    vec![group]
-}
-
-/// The whole lines holding `lo..hi` (byte offsets, clamped to char
-/// boundaries): from the start of `lo`'s line to the end of `hi`'s.
-fn window(t: &str, lo: usize, hi: usize) -> (usize, usize) {
-    let mut lo = lo.min(t.len());
-    while !t.is_char_boundary(lo) {
-        lo -= 1;
-    }
-    let mut hi = hi.clamp(lo, t.len());
-    while !t.is_char_boundary(hi) {
-        hi += 1;
-    }
-    let ws = t[..lo].rfind('\n').map_or(0, |i| i + 1);
-    let we = t[hi..].find('\n').map_or(t.len(), |i| hi + i);
-    (ws, we)
+    vec![message.group()]
 }
 
 /// Escape the data part of a workflow command.

@@ -97,13 +97,7 @@ pub enum EditError {
 impl fmt::Display for EditError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            EditError::Malformed(e) => {
-                // roxmltree ends its messages with " at L:C"; the location is
-                // printed separately.
-                let suffix = format!(" at {}:{}", e.line, e.column);
-                let m = e.message.strip_suffix(&suffix).unwrap_or(&e.message);
-                write!(f, "malformed XML: {m}")
-            }
+            EditError::Malformed(e) => write!(f, "malformed XML: {}", e.reason()),
             EditError::NotDomain { found, .. } => {
                 write!(
                     f,

@@ -7,9 +7,15 @@
 //! reinterpreted as something else (virt-xml reads `01.00.0` as a USB device);
 //! a string that fits no form is an error that lists the forms.
 //!
-//! The second half of this module reads numbers the way libvirt's C parser
-//! does (`strtoul` with base 0: `0x` is hex, a leading `0` is octal), so the
-//! validator can say when `slot='010'` means 8 and not 10.
+//! [`xml`] reads numbers the way libvirt's C parser does (`strtoul` with
+//! base 0: `0x` is hex, a leading `0` is octal), so the validator can say
+//! when `slot='010'` means 8 and not 10, and holds the one reader and the
+//! one writer of libvirt's PCI `<address>` element.
+
+mod xml;
+
+pub(crate) use xml::{parse_libvirt_number, LibvirtNumber, NumberForm};
+pub(crate) use xml::{read_element, AddressElement, Field, FieldError, FieldValue};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;
@@ -51,7 +57,8 @@ pub struct AddressError {
 }
 
 /// The forms listed in every address error, so a user never has to guess.
-pub const ACCEPTED_FORMS: &str = "accepted forms: 0000:03:00.0, 03:00.0, 03_00.0, dom0:03_00.0, \
+pub(crate) const ACCEPTED_FORMS: &str =
+    "accepted forms: 0000:03:00.0, 03:00.0, 03_00.0, dom0:03_00.0, \
 pci_0000_03_00_0 (libvirt node device), 03:00 or 0000:03:00 (all functions of a slot), \
 10de:1f82 (vendor:device), 10000:e1:00.0 (five-digit domains, Intel VMD)";
 
@@ -100,25 +107,12 @@ impl PciAddress {
         )
     }
 
-    pub fn slot_of(&self) -> PciSlot {
+    pub(crate) fn slot_of(&self) -> PciSlot {
         PciSlot {
             domain: self.domain,
             bus: self.bus,
             slot: self.slot,
         }
-    }
-
-    /// The attributes of a libvirt `<address>` element, as libvirt writes
-    /// them: `domain='0x0000' bus='0x03' slot='0x00' function='0x0'`.
-    pub fn libvirt_attrs(&self, quote: char) -> String {
-        format!(
-            "domain={q}0x{:04x}{q} bus={q}0x{:02x}{q} slot={q}0x{:02x}{q} function={q}0x{:x}{q}",
-            self.domain,
-            self.bus,
-            self.slot,
-            self.function,
-            q = quote
-        )
     }
 
     /// Parse exactly one function (any accepted form that names a function).
@@ -361,51 +355,6 @@ impl DeviceSpec {
     }
 }
 
-/// How a libvirt number attribute was written.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum NumberForm {
-    Decimal,
-    Hex,
-    /// A leading `0`: libvirt's `strtoul(..., 0)` reads it as octal.
-    Octal,
-}
-
-/// A number as libvirt's C parser reads it (`virXMLPropUInt(.., base 0)`).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct LibvirtNumber {
-    pub value: u64,
-    pub form: NumberForm,
-}
-
-/// Read `s` as libvirt does (`virXMLPropUInt` → `virStrToLong_uip` →
-/// `strtoul(s, &end, 0)`, libvirt `src/util/virstring.c`): leading C
-/// whitespace and one `+` are skipped, then `0x`/`0X` prefix = hex, leading
-/// `0` = octal, otherwise decimal; anything after the digits or a `-` is an
-/// error (callers check ranges: above `u32::MAX` libvirt fails too). `None` when libvirt would reject the
-/// text (e.g. `1f`, an empty string, `-1`, `0x2b `, or `09`, which is not
-/// valid octal). `bus='+0x2b'` and `bus=' 0x2b'` are 0x2b, as libvirt's QEMU
-/// driver reads them (checked with `virsh define`, tests/suites/50-oracle.sh).
-pub fn parse_libvirt_number(s: &str) -> Option<LibvirtNumber> {
-    // C's isspace() in the "C" locale.
-    let s = s.trim_start_matches([' ', '\t', '\n', '\x0b', '\x0c', '\r']);
-    let s = s.strip_prefix('+').unwrap_or(s);
-    let (digits, radix, form) =
-        if let Some(h) = s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
-            (h, 16, NumberForm::Hex)
-        } else if s.len() > 1 && s.starts_with('0') {
-            (&s[1..], 8, NumberForm::Octal)
-        } else {
-            (s, 10, NumberForm::Decimal)
-        };
-    if digits.is_empty() || !digits.chars().all(|c| c.is_digit(radix)) {
-        return None;
-    }
-    u64::from_str_radix(digits, radix)
-        .ok()
-        .map(|value| LibvirtNumber { value, form })
-}
-
 /// `s` as one word for a POSIX shell: unchanged when it is plain, else in
 /// single quotes (for suggested commands that must run as printed).
 pub fn shell_word(s: &str) -> String {
@@ -539,55 +488,5 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("vendor:device"));
-    }
-
-    #[test]
-    fn libvirt_numbers() {
-        let n = |s| parse_libvirt_number(s);
-        assert_eq!(
-            n("0x1f"),
-            Some(LibvirtNumber {
-                value: 31,
-                form: NumberForm::Hex
-            })
-        );
-        assert_eq!(
-            n("010"),
-            Some(LibvirtNumber {
-                value: 8,
-                form: NumberForm::Octal
-            })
-        );
-        assert_eq!(
-            n("10"),
-            Some(LibvirtNumber {
-                value: 10,
-                form: NumberForm::Decimal
-            })
-        );
-        assert_eq!(
-            n("0"),
-            Some(LibvirtNumber {
-                value: 0,
-                form: NumberForm::Decimal
-            })
-        );
-        assert_eq!(n("1f"), None);
-        assert_eq!(n("09"), None);
-        assert_eq!(n(""), None);
-        assert_eq!(n("0x"), None);
-        assert_eq!(n("-1"), None);
-        // strtoul: leading whitespace and one `+`, nothing after the digits.
-        let v = |s| n(s).map(|x| x.value);
-        assert_eq!(v("+0x2b"), Some(0x2b));
-        assert_eq!(v(" 0x2b"), Some(0x2b));
-        assert_eq!(v("\t\n +010"), Some(8));
-        assert_eq!(v("0x2b "), None);
-        assert_eq!(v("++1"), None);
-        assert_eq!(v("+ 1"), None);
-        assert_eq!(v("+"), None);
-        assert_eq!(v("-0"), None);
-        assert_eq!(v("0xffffffff"), Some(0xffff_ffff));
-        assert_eq!(v("0x100000000"), Some(0x1_0000_0000));
     }
 }
