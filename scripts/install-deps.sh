@@ -15,7 +15,7 @@ PKGS=(
   python3-jsonschema                # JSON Schema oracle (tests/suites/15-schemas.sh)
   libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86  # libvirt's QEMU driver: the define oracle (tests/suites/50-libvirt-oracle.sh)
   swtpm swtpm-tools                 # so domains with a <tpm> define under that oracle
-  zsh fish                          # completion scripts run in the real shells (tests/completions.rs)
+  zsh fish                          # completion scripts run in the real shells (tests/it/completions.rs)
 )
 
 missing=()

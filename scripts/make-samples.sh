@@ -1,7 +1,7 @@
 #!/bin/bash
 # Regenerate samples/hosts/*.json from the verbatim listings in
 # samples/hosts/listings/*.txt with virt-pci's own converter
-# (`virt-pci snapshot --from-listing`). tests/samples.rs checks that the
+# (`virt-pci snapshot --from-listing`). tests/it/samples.rs checks that the
 # committed JSON equals a fresh conversion.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -30,7 +30,7 @@ use std::ops::Range;
 
 /// A span in a source text: 1-based line of its start, byte range, label.
 #[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Mark<'a> {
+pub(crate) struct Mark<'a> {
     pub line: u32,
     pub bytes: Range<usize>,
     pub label: Option<&'a str>,
@@ -38,7 +38,7 @@ pub struct Mark<'a> {
 
 /// One diagnostic, borrowed from whoever owns it (a `validate` finding, a
 /// [`Located`] CLI error).
-pub struct Message<'a> {
+pub(crate) struct Message<'a> {
     pub level: Level<'static>,
     /// `error[CODE]` when set.
     pub code: Option<&'a str>,
@@ -54,7 +54,7 @@ pub struct Message<'a> {
 
 impl<'a> Message<'a> {
     /// The annotate-snippets group: title, the lines around the spans, help.
-    pub fn group(&self) -> Group<'a> {
+    pub(crate) fn group(&self) -> Group<'a> {
         let mut title = self.level.clone().primary_title(self.title);
         if let Some(c) = self.code {
             title = title.id(c);
@@ -125,7 +125,7 @@ impl<'a> Message<'a> {
 }
 
 /// rustc's renderer, coloured or plain.
-pub fn renderer(color: bool) -> Renderer {
+pub(crate) fn renderer(color: bool) -> Renderer {
     if color {
         Renderer::styled()
     } else {
@@ -151,7 +151,7 @@ fn window(t: &str, lo: usize, hi: usize) -> (usize, usize) {
 
 /// The byte offset of 1-based `line` and `column` (characters) in `text`;
 /// past the end, the end.
-pub fn offset_of(text: &str, line: u32, column: u32) -> usize {
+pub(crate) fn offset_of(text: &str, line: u32, column: u32) -> usize {
     let mut start = 0;
     for _ in 1..line {
         match text[start..].find('\n') {
@@ -168,7 +168,7 @@ pub fn offset_of(text: &str, line: u32, column: u32) -> usize {
 }
 
 /// 1-based line and column (characters) of byte offset `at` in `text`.
-pub fn line_col(text: &str, at: usize) -> (u32, u32) {
+pub(crate) fn line_col(text: &str, at: usize) -> (u32, u32) {
     let mut at = at.min(text.len());
     while !text.is_char_boundary(at) {
         at -= 1;
@@ -182,7 +182,7 @@ pub fn line_col(text: &str, at: usize) -> (u32, u32) {
 
 /// The span a parser's `line:column` points at: the character there; when
 /// the file ended too early, just after its last character.
-pub fn point(text: &str, line: u32, column: u32) -> Range<usize> {
+pub(crate) fn point(text: &str, line: u32, column: u32) -> Range<usize> {
     let mut at = offset_of(text, line, column);
     if at >= text.len() {
         at = text.trim_end().len();
@@ -213,7 +213,7 @@ impl Located {
     }
 
     /// A byte span in `text`.
-    pub fn span(path: impl Into<String>, text: &str, bytes: Range<usize>) -> Located {
+    fn span(path: impl Into<String>, text: &str, bytes: Range<usize>) -> Located {
         let (line, column) = line_col(text, bytes.start);
         Located {
             path: path.into(),

@@ -8,6 +8,10 @@
 //! [`shorten`], which escapes too); the escaping is Rust's `escape_debug`
 //! for control characters only, so ordinary text (UTF-8 names included)
 //! prints unchanged.
+//!
+//! Not XML: a value written into a document is escaped by
+//! [`crate::domain::hostdev::escape_attr`] (entities and character
+//! references), which is a different job with different rules.
 
 /// Control characters (C0, DEL, C1) and Unicode bidi overrides written as
 /// `\n`, `\u{1b}`, ...; everything else unchanged.
@@ -73,7 +77,7 @@ pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
 }
 
 /// The longest echoed input, in characters.
-pub const ECHO_MAX: usize = 200;
+pub(crate) const ECHO_MAX: usize = 200;
 
 /// [`escape`], then cut to [`ECHO_MAX`] characters with a note of how much
 /// was left out.

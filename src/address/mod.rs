@@ -15,7 +15,9 @@
 mod xml;
 
 pub(crate) use xml::{parse_libvirt_number, LibvirtNumber, NumberForm};
-pub(crate) use xml::{read_element, AddressElement, Field, FieldError, FieldValue};
+pub(crate) use xml::{
+    read_element, read_pci_address, AddressElement, Field, FieldError, FieldValue,
+};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use std::fmt;

@@ -174,6 +174,13 @@ pub(crate) fn read_element<'a>(node: roxmltree::Node<'a, '_>) -> AddressElement<
     AddressElement { fields }
 }
 
+/// The address of a libvirt PCI `<address>` element as libvirt reads it
+/// (`virPCIDeviceAddressParseXML`): missing fields are 0; `None` when
+/// libvirt would refuse a field.
+pub(crate) fn read_pci_address(node: roxmltree::Node<'_, '_>) -> Option<PciAddress> {
+    read_element(node).address()
+}
+
 impl AddressElement<'_> {
     /// No `domain`, `bus`, `slot` or `function` at all: libvirt's "empty"
     /// address (0000:00:00.0).

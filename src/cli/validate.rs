@@ -122,7 +122,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         eprintln!("{}{} {n}", ctx.err.bold("note"), ctx.err.bold(":"));
     }
     inputs.sources.extend(domain_sources);
-    if inputs.sources.is_empty() && inputs.unreadable == 0 && !args.allow_empty {
+    if inputs.nothing_to_check() && !args.allow_empty {
         let what: Vec<String> = args.paths.iter().map(|p| p.display().to_string()).collect();
         let mut e = CliError::usage(if what.is_empty() {
             "nothing to check: the connection has no defined domain".to_string()

@@ -36,15 +36,15 @@
 //! last entry).
 
 use crate::address::PciAddress;
-use crate::domain::edit::splice;
-use crate::domain::hostdev::escape_attr;
+use crate::domain::edit::{parse_domain, splice, style, EditError};
+use crate::domain::hostdev::{escape_attr, Style};
 use roxmltree::{Document, Node};
 use std::ops::Range;
 
 /// virt-pci's metadata namespace.
-pub const NAMESPACE: &str = "urn:virt-pci:consent:1";
+pub(crate) const NAMESPACE: &str = "urn:virt-pci:consent:1";
 /// The prefix new entries use (an existing element's own prefix wins).
-pub const PREFIX: &str = "virt-pci";
+pub(crate) const PREFIX: &str = "virt-pci";
 
 /// Rules a consent entry may name, with what they allow.
 pub const RULES: &[(&str, &str)] = &[
@@ -69,7 +69,7 @@ pub const RULES: &[(&str, &str)] = &[
 ];
 
 /// The consent rule name of a host-critical kind.
-pub fn critical_rule(c: &crate::host::Critical) -> &'static str {
+pub(crate) fn critical_rule(c: &crate::host::Critical) -> &'static str {
     use crate::host::Critical;
     match c {
         Critical::RootFilesystem { .. } => "root-filesystem",
@@ -223,9 +223,46 @@ fn written_prefix<'t>(text: &'t str, n: Node<'_, '_>) -> &'t str {
 /// Insert `new` entries (those not already present) into the domain in
 /// `text`, which must parse as a domain. Returns the new text (unchanged
 /// when every entry is already there).
-pub fn insert(text: &str, new: &[NewAllow]) -> Result<String, crate::domain::edit::EditError> {
-    let doc = crate::domain::edit::parse_domain(text)?;
+pub fn insert(text: &str, new: &[NewAllow]) -> Result<String, EditError> {
+    let doc = parse_domain(text)?;
     let have = entries(&doc);
+    let todo = not_there_yet(&have, new);
+    if todo.is_empty() {
+        return Ok(text.to_string());
+    }
+    let w = Writer {
+        text,
+        st: style::infer(text, &doc, None),
+        todo: &todo,
+    };
+    let meta = metadata_of(&doc);
+    let splice = match (meta, meta.and_then(consent_of)) {
+        (_, Some(c)) => w.append_to_consent(c),
+        (Some(m), None) => {
+            let mi = splice::line_indent(text, m.range().start).unwrap_or("");
+            let block = w.consent_block(mi);
+            append_children(text, m, mi, &block, "metadata", w.st.compact, &w.st.newline)
+        }
+        (None, None) => w.new_metadata(doc.root_element())?,
+    };
+    let out = splice::apply(text, vec![splice]);
+    // Check: it parses, and holds the old entries plus the new ones.
+    let check = parse_domain(&out).map_err(|e| {
+        EditError::Internal(format!("the document with consent does not parse: {e}"))
+    })?;
+    let got = entries(&check).len();
+    if got != have.len() + todo.len() {
+        return Err(EditError::Internal(format!(
+            "expected {} consent entries after the edit, found {got}",
+            have.len() + todo.len()
+        )));
+    }
+    Ok(out)
+}
+
+/// The entries of `new` the domain does not have yet (same device and
+/// rule), each once.
+fn not_there_yet<'n>(have: &[Allow], new: &'n [NewAllow]) -> Vec<&'n NewAllow> {
     let mut todo: Vec<&NewAllow> = Vec::new();
     for n in new {
         let dup = have
@@ -238,125 +275,118 @@ pub fn insert(text: &str, new: &[NewAllow]) -> Result<String, crate::domain::edi
             todo.push(n);
         }
     }
-    if todo.is_empty() {
-        return Ok(text.to_string());
-    }
-    let root = doc.root_element();
-    let st = crate::domain::edit::style::infer(text, &doc, None);
-    let nl = st.newline.as_str();
-    let q = st.quote;
-    // Children of <domain> are indented one unit less than `st.base`.
-    let child = st
-        .base
-        .strip_suffix(st.unit.as_str())
-        .unwrap_or("")
-        .to_string();
-    let unit = st.unit.as_str();
-    let allow = |prefix: &str, indent: &str, n: &NewAllow| -> String {
-        let lead = if st.compact {
+    todo
+}
+
+/// New entries written in the file's own layout ([`Style`]).
+struct Writer<'a> {
+    text: &'a str,
+    st: Style,
+    todo: &'a [&'a NewAllow],
+}
+
+impl Writer<'_> {
+    /// The `<PREFIX:allow …/>` elements, each on its own line at `indent`.
+    fn allows(&self, prefix: &str, indent: &str) -> String {
+        let (nl, q) = (self.st.newline.as_str(), self.st.quote);
+        let lead = if self.st.compact {
             String::new()
         } else {
             format!("{nl}{indent}")
         };
-        format!(
-            "{lead}<{prefix}allow device={q}{}{q} rule={q}{}{q} reason={q}{}{q}/>",
-            n.device,
-            escape_attr(&n.rule, q),
-            escape_attr(&n.reason, q)
-        )
-    };
-    let meta = metadata_of(&doc);
-    let consent = meta.and_then(consent_of);
-    let splice: (Range<usize>, String) = if let Some(c) = consent {
-        let prefix = written_prefix(text, c);
-        let ci = splice::line_indent(text, c.range().start).unwrap_or("");
-        let inner = format!("{ci}{unit}");
-        let body: String = todo.iter().map(|n| allow(prefix, &inner, n)).collect();
+        self.todo
+            .iter()
+            .map(|n| {
+                format!(
+                    "{lead}<{prefix}allow device={q}{}{q} rule={q}{}{q} reason={q}{}{q}/>",
+                    n.device,
+                    escape_attr(&n.rule, q),
+                    escape_attr(&n.reason, q)
+                )
+            })
+            .collect()
+    }
+
+    /// Into the existing `<consent>` `c`, with the prefix the file bound
+    /// to our namespace.
+    fn append_to_consent(&self, c: Node<'_, '_>) -> (Range<usize>, String) {
+        let prefix = written_prefix(self.text, c);
+        let ci = splice::line_indent(self.text, c.range().start).unwrap_or("");
+        let body = self.allows(prefix, &format!("{ci}{}", self.st.unit));
+        let (compact, nl) = (self.st.compact, self.st.newline.as_str());
         append_children(
-            text,
+            self.text,
             c,
             ci,
             &body,
             &format!("{prefix}consent"),
-            st.compact,
+            compact,
             nl,
         )
-    } else {
-        let block = |mi: &str| -> String {
-            let ci = format!("{mi}{unit}");
-            let inner = format!("{ci}{unit}");
-            let body: String = todo.iter().map(|n| allow("virt-pci:", &inner, n)).collect();
-            let (lead, close) = if st.compact {
-                (String::new(), String::new())
-            } else {
-                (format!("{nl}{ci}"), format!("{nl}{ci}"))
-            };
-            format!(
-                "{lead}<{PREFIX}:consent xmlns:{PREFIX}={q}{NAMESPACE}{q}>{body}{close}</{PREFIX}:consent>"
-            )
-        };
-        match meta {
-            Some(m) => {
-                let mi = splice::line_indent(text, m.range().start).unwrap_or("");
-                append_children(text, m, mi, &block(mi), "metadata", st.compact, nl)
-            }
-            None => {
-                // libvirt's order: name, uuid, genid, title, description,
-                // metadata, then the rest; a new <metadata> goes after the
-                // last of the first five, else first in <domain>.
-                let after = root.children().rfind(|c| {
-                    c.is_element()
-                        && ["name", "uuid", "genid", "title", "description"]
-                            .iter()
-                            .any(|t| c.has_tag_name(*t))
-                });
-                let mi = after
-                    .and_then(|a| splice::line_indent(text, a.range().start))
-                    .map(str::to_string)
-                    .unwrap_or(child);
-                let b = block(&mi);
-                let elem = if st.compact {
-                    format!("<metadata>{b}</metadata>")
-                } else {
-                    format!("{nl}{mi}<metadata>{b}{nl}{mi}</metadata>")
-                };
-                if splice::is_self_closing(text, &root.range()) {
-                    return Err(crate::domain::edit::EditError::Internal(
-                        "an empty <domain/> has no place for <metadata>".into(),
-                    ));
-                }
-                let at = match after {
-                    Some(a) => a.range().end,
-                    None => splice::start_tag_end(text, root.range().start),
-                };
-                (at..at, elem)
-            }
-        }
-    };
-    let out = splice::apply(text, vec![splice]);
-    // Check: it parses, and holds the old entries plus the new ones.
-    let check = crate::domain::edit::parse_domain(&out).map_err(|e| {
-        crate::domain::edit::EditError::Internal(format!(
-            "the document with consent does not parse: {e}"
-        ))
-    })?;
-    let got = entries(&check).len();
-    if got != have.len() + todo.len() {
-        return Err(crate::domain::edit::EditError::Internal(format!(
-            "expected {} consent entries after the edit, found {got}",
-            have.len() + todo.len()
-        )));
     }
-    Ok(out)
+
+    /// A new `<virt-pci:consent>` for a `<metadata>` indented by `mi`.
+    fn consent_block(&self, mi: &str) -> String {
+        let (nl, q, unit) = (
+            self.st.newline.as_str(),
+            self.st.quote,
+            self.st.unit.as_str(),
+        );
+        let ci = format!("{mi}{unit}");
+        let body = self.allows("virt-pci:", &format!("{ci}{unit}"));
+        let (lead, close) = if self.st.compact {
+            (String::new(), String::new())
+        } else {
+            (format!("{nl}{ci}"), format!("{nl}{ci}"))
+        };
+        format!(
+            "{lead}<{PREFIX}:consent xmlns:{PREFIX}={q}{NAMESPACE}{q}>{body}{close}</{PREFIX}:consent>"
+        )
+    }
+
+    /// A new `<metadata>` in libvirt's order: name, uuid, genid, title,
+    /// description, metadata, then the rest; so after the last of the first
+    /// five, else first in `<domain>`.
+    fn new_metadata(&self, root: Node<'_, '_>) -> Result<(Range<usize>, String), EditError> {
+        let (text, nl) = (self.text, self.st.newline.as_str());
+        if splice::is_self_closing(text, &root.range()) {
+            return Err(EditError::Internal(
+                "an empty <domain/> has no place for <metadata>".into(),
+            ));
+        }
+        let after = root.children().rfind(|c| {
+            c.is_element()
+                && ["name", "uuid", "genid", "title", "description"]
+                    .iter()
+                    .any(|t| c.has_tag_name(*t))
+        });
+        // Children of <domain> are indented one unit less than `st.base`.
+        let child = self
+            .st
+            .base
+            .strip_suffix(self.st.unit.as_str())
+            .unwrap_or("");
+        let mi = after
+            .and_then(|a| splice::line_indent(text, a.range().start))
+            .unwrap_or(child);
+        let b = self.consent_block(mi);
+        let elem = if self.st.compact {
+            format!("<metadata>{b}</metadata>")
+        } else {
+            format!("{nl}{mi}<metadata>{b}{nl}{mi}</metadata>")
+        };
+        let at = match after {
+            Some(a) => a.range().end,
+            None => splice::start_tag_end(text, root.range().start),
+        };
+        Ok((at..at, elem))
+    }
 }
 
 /// Remove every entry whose `device` is one of `devices`; a consent element
 /// left empty goes, and so does a `<metadata>` left without elements.
-pub fn remove_for(
-    text: &str,
-    devices: &[PciAddress],
-) -> Result<String, crate::domain::edit::EditError> {
-    let doc = crate::domain::edit::parse_domain(text)?;
+pub fn remove_for(text: &str, devices: &[PciAddress]) -> Result<String, EditError> {
+    let doc = parse_domain(text)?;
     let Some(meta) = metadata_of(&doc) else {
         return Ok(text.to_string());
     };
@@ -383,10 +413,8 @@ pub fn remove_for(
         vec![(splice::removal_range(text, &meta.range()), String::new())]
     };
     let out = splice::apply(text, edits);
-    crate::domain::edit::parse_domain(&out).map_err(|e| {
-        crate::domain::edit::EditError::Internal(format!(
-            "the document without consent does not parse: {e}"
-        ))
+    parse_domain(&out).map_err(|e| {
+        EditError::Internal(format!("the document without consent does not parse: {e}"))
     })?;
     Ok(out)
 }
@@ -413,7 +441,7 @@ mod tests {
             out,
             "<domain type='kvm'>\n  <name>w</name>\n  <uuid>u</uuid>\n  <metadata>\n    <virt-pci:consent xmlns:virt-pci='urn:virt-pci:consent:1'>\n      <virt-pci:allow device='0000:2b:00.0' rule='boot-vga' reason='single GPU; host runs headless &amp; &lt;ssh&gt;'/>\n    </virt-pci:consent>\n  </metadata>\n  <memory>1</memory>\n  <devices>\n    <disk/>\n  </devices>\n</domain>\n"
         );
-        let doc = crate::domain::edit::parse_domain(&out).unwrap();
+        let doc = parse_domain(&out).unwrap();
         let e = entries(&doc);
         assert_eq!(e.len(), 1);
         assert_eq!(
@@ -458,7 +486,7 @@ mod tests {
     #[test]
     fn any_prefix_of_the_namespace_counts_and_bad_entries_say_why() {
         let t = "<domain><name>w</name><metadata><vp:consent xmlns:vp='urn:virt-pci:consent:1'><vp:allow device='2b:00.0' rule='host-critical'/><vp:allow device='nope' rule='boot-vga'/><vp:allow device='0000:01:00.0' rule='bridge'/></vp:consent><other:consent xmlns:other='urn:x'><other:allow device='0000:03:00.0' rule='boot-vga'/></other:consent></metadata></domain>";
-        let doc = crate::domain::edit::parse_domain(t).unwrap();
+        let doc = parse_domain(t).unwrap();
         let e = entries(&doc);
         assert_eq!(e.len(), 3);
         assert!(e[0].allows(&GPU, "boot-vga"));

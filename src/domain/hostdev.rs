@@ -123,8 +123,14 @@ impl Default for Style {
     }
 }
 
-/// Escape an attribute value for the given quote.
-pub fn escape_attr(v: &str, quote: char) -> String {
+/// The one XML escaper: a value for an attribute quoted with `quote` (also
+/// right for element text, where the quote needs no escaping but may be).
+/// `&`, `<`, `>` and the quote in use become entities; line ends and tabs
+/// become character references, because an XML parser normalises a literal
+/// one in an attribute to a space (XML 1.0 §3.3.3), so the value libvirt
+/// reads back would differ. For text shown on a terminal, see
+/// [`crate::text`] instead.
+pub(crate) fn escape_attr(v: &str, quote: char) -> String {
     let mut s = String::with_capacity(v.len());
     for c in v.chars() {
         match c {
@@ -353,7 +359,7 @@ pub fn render(addrs: &[PciAddress], opts: &HostdevOptions, style: &Style) -> Str
 /// [`render`] with guest addresses already chosen (one per address, with
 /// whether it carries `multifunction='on'`): `add` places them with
 /// [`crate::domain::guest::Topology::place`] so they fit the domain.
-pub fn render_placed(
+pub(crate) fn render_placed(
     addrs: &[PciAddress],
     opts: &HostdevOptions,
     style: &Style,

@@ -12,7 +12,8 @@ pub mod edit;
 pub mod guest;
 pub mod hostdev;
 
-use crate::address::{parse_libvirt_number, PciAddress};
+pub(crate) use crate::address::read_pci_address;
+use crate::address::PciAddress;
 use std::fmt;
 use std::ops::Range;
 
@@ -46,7 +47,7 @@ impl XmlError {
 /// most ~20; roxmltree checks each new attribute against the element's
 /// earlier ones, so 200,000 attributes on one element took minutes
 /// (issue 11). With this cap the cost is linear in the file's size.
-pub const MAX_ATTRIBUTES: usize = 256;
+pub(crate) const MAX_ATTRIBUTES: usize = 256;
 
 /// The first start tag with more than [`MAX_ATTRIBUTES`] attributes: its
 /// byte offset. One pass over the text, skipping comments, CDATA,
@@ -162,7 +163,7 @@ impl DomainHostdev {
 /// checked with `virsh define`), and so it is here. roxmltree's
 /// `has_tag_name("hostdev")` ignores the namespace, so every lookup of a
 /// libvirt element goes through this function.
-pub fn is_el(n: roxmltree::Node<'_, '_>, name: &str) -> bool {
+pub(crate) fn is_el(n: roxmltree::Node<'_, '_>, name: &str) -> bool {
     n.is_element() && n.tag_name().name() == name && n.tag_name().namespace().is_none()
 }
 
@@ -177,7 +178,7 @@ pub fn child<'a, 'i>(n: roxmltree::Node<'a, 'i>, name: &str) -> Option<roxmltree
 /// and the like (`virDomainDefParseXML`, `src/conf/domain_conf.c`): the
 /// path matches the children of *every* `<devices>` element, so a second
 /// `<devices>` is merged into the first, not ignored.
-pub fn devices_elements<'a, 'i>(
+pub(crate) fn devices_elements<'a, 'i>(
     doc: &'a roxmltree::Document<'i>,
 ) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
     doc.root_element()
@@ -186,35 +187,14 @@ pub fn devices_elements<'a, 'i>(
 }
 
 /// Every device element of the domain (children of all `<devices>`).
-pub fn device_nodes<'a, 'i>(
+pub(crate) fn device_nodes<'a, 'i>(
     doc: &'a roxmltree::Document<'i>,
 ) -> impl Iterator<Item = roxmltree::Node<'a, 'i>> {
     devices_elements(doc).flat_map(|d| d.children().filter(|c| c.is_element()))
 }
 
-/// The four numbers of a libvirt PCI `<address>` element, read as
-/// `virPCIDeviceAddressParseXML` does (`src/conf/device_conf.c`): missing
-/// fields are 0, each value through [`parse_libvirt_number`], then range
-/// checked. `None` when libvirt would refuse one of them.
-pub fn read_pci_address(addr: roxmltree::Node<'_, '_>) -> Option<PciAddress> {
-    let field = |name: &str, max: u64| -> Option<u64> {
-        match addr.attribute(name) {
-            None => Some(0),
-            Some(v) => parse_libvirt_number(v)
-                .map(|n| n.value)
-                .filter(|n| *n <= max),
-        }
-    };
-    Some(PciAddress::new(
-        field("domain", u64::from(u32::MAX))? as u32,
-        field("bus", 0xff)? as u8,
-        field("slot", 0x1f)? as u8,
-        field("function", 7)? as u8,
-    ))
-}
-
 /// The source address of a `<hostdev>`/`<interface>` node, as libvirt reads it.
-pub fn source_address(node: roxmltree::Node<'_, '_>) -> Option<PciAddress> {
+pub(crate) fn source_address(node: roxmltree::Node<'_, '_>) -> Option<PciAddress> {
     let src = child(node, "source")?;
     let addr = child(src, "address")?;
     read_pci_address(addr)
@@ -223,7 +203,7 @@ pub fn source_address(node: roxmltree::Node<'_, '_>) -> Option<PciAddress> {
 /// Whether `n` is a PCI hostdev as libvirt counts them: `<hostdev
 /// mode='subsystem' type='pci'>` or `<interface type='hostdev'>` with a PCI
 /// source address.
-pub fn is_pci_hostdev(n: roxmltree::Node<'_, '_>) -> bool {
+pub(crate) fn is_pci_hostdev(n: roxmltree::Node<'_, '_>) -> bool {
     if is_el(n, "hostdev") {
         n.attribute("type") == Some("pci")
             && n.attribute("mode").unwrap_or("subsystem") == "subsystem"
@@ -245,7 +225,7 @@ pub fn pci_hostdevs(doc: &roxmltree::Document<'_>) -> Vec<DomainHostdev> {
 
 /// [`pci_hostdevs`] of a `<domain>` element anywhere in a document (libvirt's
 /// status files wrap it in `<domstatus>`).
-pub fn pci_hostdevs_of(root: roxmltree::Node<'_, '_>) -> Vec<DomainHostdev> {
+pub(crate) fn pci_hostdevs_of(root: roxmltree::Node<'_, '_>) -> Vec<DomainHostdev> {
     let mut out = Vec::new();
     let nodes = root
         .children()

@@ -15,7 +15,6 @@
 
 use super::context::{push_at, Cx, OffsetMap};
 use super::hostdev::is_pci_interface;
-use super::position::offset_of;
 use super::{Code, Diagnostic, Source};
 use crate::address::PciAddress;
 use crate::domain::{child, is_el, XmlError};
@@ -157,7 +156,7 @@ fn not_well_formed(
         );
         return;
     }
-    let at = offset_of(text, e.line, e.column);
+    let at = crate::diagnostic::offset_of(text, e.line, e.column);
     let mut at = map.pos(at);
     if at >= src.text.len() {
         // The file ended too early: point just after its last

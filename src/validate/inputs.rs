@@ -24,7 +24,7 @@ pub struct Inputs {
     pub sources: Vec<Source>,
     /// VP000 (unreadable) and VP001 (not UTF-8) for files not in `sources`.
     pub(crate) diagnostics: Vec<Diagnostic>,
-    pub unreadable: usize,
+    pub(crate) unreadable: usize,
     /// Entries of a searched directory passed over, with why (a FIFO or
     /// device named `*.xml`, a directory reached again through a symlink):
     /// not errors, said on stderr.
@@ -32,6 +32,12 @@ pub struct Inputs {
 }
 
 impl Inputs {
+    /// No file was found (not even an unreadable one): a wrong path or an
+    /// empty directory, which passes only when the caller allows it.
+    pub fn nothing_to_check(&self) -> bool {
+        self.sources.is_empty() && self.unreadable == 0
+    }
+
     #[cfg(test)]
     pub(crate) fn from_sources(sources: Vec<Source>) -> Inputs {
         Inputs {

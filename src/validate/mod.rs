@@ -46,9 +46,9 @@ mod position;
 pub mod render;
 mod shared;
 
+pub(crate) use crate::diagnostic::line_col;
 pub(crate) use codes::Code;
 pub use inputs::{read_inputs, Inputs, Source};
-pub(crate) use position::line_col;
 
 use crate::host::Host;
 use position::LineIndex;

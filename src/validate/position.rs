@@ -1,8 +1,10 @@
-//! Byte offsets to 1-based lines and columns (in characters), and back.
+//! Byte offsets to 1-based lines and columns (in characters), for many
+//! positions in one text.
 //!
 //! The checks record byte ranges only; positions are computed once per
 //! file at the end, from one [`LineIndex`], because a scan per finding was
-//! quadratic (issue 11).
+//! quadratic (issue 11). One position at a time is
+//! [`crate::diagnostic::line_col`]'s, which this index agrees with.
 
 /// Line starts of a text, built once, for many positions: 8,000
 /// diagnostics in a 1 MB file each rescanning it was quadratic (8,000
@@ -55,61 +57,17 @@ impl LineIndex {
     }
 }
 
-/// 1-based line and column (characters) of byte offset `at` in `text`.
-/// For one position; many positions in one text go through [`LineIndex`].
-pub(crate) fn line_col(text: &str, at: usize) -> (u32, u32) {
-    let mut at = at.min(text.len());
-    while !text.is_char_boundary(at) {
-        at -= 1;
-    }
-    let before = &text[..at];
-    let line = before.bytes().filter(|&b| b == b'\n').count() + 1;
-    let start = before.rfind('\n').map_or(0, |i| i + 1);
-    let column = text[start..at].chars().count() + 1;
-    (line as u32, column as u32)
-}
-
-/// Byte offset of a 1-based line and character column.
-pub(crate) fn offset_of(text: &str, line: u32, column: u32) -> usize {
-    let mut start = 0;
-    for _ in 1..line {
-        match text[start..].find('\n') {
-            Some(i) => start += i + 1,
-            None => return text.len(),
-        }
-    }
-    let line_text = &text[start..];
-    start
-        + line_text
-            .char_indices()
-            .nth(column.saturating_sub(1) as usize)
-            .map_or(line_text.len(), |(i, _)| i)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diagnostic::line_col;
 
     #[test]
-    fn line_col_counts_characters() {
-        let t = "ab\ncé d";
-        assert_eq!(line_col(t, 0), (1, 1));
-        assert_eq!(line_col(t, 3), (2, 1));
-        assert_eq!(line_col(t, 6), (2, 3));
-        assert_eq!(line_col(t, 100), (2, 5));
+    fn the_index_agrees_with_line_col() {
         let long = format!("{}é\n{}x", "a".repeat(10_000), "b".repeat(9_000));
         let idx = LineIndex::new(&long);
         for at in [0, 3, 4097, 10_000, 10_002, 10_003, 15_000, long.len()] {
             assert_eq!(idx.line_col(&long, at), line_col(&long, at), "{at}");
         }
-    }
-
-    #[test]
-    fn offset_of_line_and_column() {
-        let t = "ab\ncé\nx";
-        assert_eq!(offset_of(t, 1, 1), 0);
-        assert_eq!(offset_of(t, 2, 2), 4);
-        assert_eq!(offset_of(t, 3, 1), 7);
-        assert_eq!(offset_of(t, 9, 1), t.len());
     }
 }

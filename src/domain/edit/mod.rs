@@ -17,15 +17,19 @@
 //! is parsed again and its hostdev set compared with what was intended; a
 //! mismatch is an [`EditError::Internal`], never a silently wrong file.
 
+mod add;
+mod remove;
 pub mod retarget;
 pub mod splice;
 pub mod style;
 
+pub use add::{add, add_parsed, reversible};
+pub use remove::remove;
+
 use crate::address::{DeviceSpec, PciAddress};
-use crate::domain::hostdev::{self, HostdevOptions, OptionError};
+use crate::domain::hostdev::OptionError;
 use crate::domain::{self, XmlError};
-use roxmltree::{Document, Node};
-use std::collections::BTreeSet;
+use roxmltree::Document;
 use std::fmt;
 
 /// The result of an edit. `text` is the whole new document (the original
@@ -182,16 +186,6 @@ pub fn parse_domain(text: &str) -> Result<Document<'_>, EditError> {
     Ok(doc)
 }
 
-/// The `<devices>` new hostdevs go into: the one holding the last
-/// `<hostdev>` (libvirt merges every `<devices>`, [`domain::devices_elements`]),
-/// else the first. Foreign-namespace elements (`<x:devices>`) are not libvirt's.
-fn devices_of<'a>(doc: &'a Document<'a>) -> Option<Node<'a, 'a>> {
-    domain::devices_elements(doc)
-        .filter(|d| d.children().any(|c| domain::is_el(c, "hostdev")))
-        .last()
-        .or_else(|| domain::devices_elements(doc).next())
-}
-
 /// The PCI `<hostdev>` addresses a domain document has (not interfaces).
 pub fn hostdev_addresses(text: &str) -> Result<Vec<PciAddress>, EditError> {
     let doc = parse_domain(text)?;
@@ -200,220 +194,6 @@ pub fn hostdev_addresses(text: &str) -> Result<Vec<PciAddress>, EditError> {
         .filter(|h| !h.interface)
         .filter_map(|h| h.address)
         .collect())
-}
-
-/// Add `<hostdev>`s for `addrs` (in that order) to the domain in `text`.
-///
-/// Addresses the domain already uses (as `<hostdev>` or `<interface
-/// type='hostdev'>`) are reported in `already_present` and not added again.
-pub fn add(text: &str, addrs: &[PciAddress], opts: &HostdevOptions) -> Result<Edit, EditError> {
-    add_parsed(parse_domain(text)?, text, addrs, opts)
-}
-
-/// [`add`] on `doc`, which the caller got from `parse_domain(text)`.
-/// `virt-pci add` parses first, to refuse a bad file before it reads the
-/// host; parsing again here was a third of the time on a 10 MB domain
-/// (BENCHMARKS.md, patch). Takes `doc` by value so it is freed before the
-/// result is parsed again to verify it: one tree at a time, not two.
-pub fn add_parsed(
-    doc: Document<'_>,
-    text: &str,
-    addrs: &[PciAddress],
-    opts: &HostdevOptions,
-) -> Result<Edit, EditError> {
-    // One walk over the hostdevs serves the duplicate check and `verify`.
-    let existing_vec = existing_list(&doc);
-    let existing: BTreeSet<PciAddress> = existing_vec.iter().copied().collect();
-    let mut seen = BTreeSet::new();
-    let mut to_add = Vec::new();
-    let mut already_present = Vec::new();
-    for a in addrs {
-        if !seen.insert(*a) {
-            continue;
-        }
-        if existing.contains(a) {
-            already_present.push(*a);
-        } else {
-            to_add.push(*a);
-        }
-    }
-    // Options are never dropped: for a device already there they would
-    // be, so refuse (nothing written) and say how to apply them.
-    let given = opts.given();
-    if !already_present.is_empty() && !given.is_empty() {
-        let first = domain::pci_hostdevs(&doc)
-            .into_iter()
-            .find(|h| h.address.is_some_and(|a| already_present.contains(&a)));
-        let pos = doc.text_pos_at(first.map_or(0, |h| h.range.start));
-        return Err(EditError::PresentWithOptions {
-            present: already_present,
-            options: given,
-            line: pos.row,
-            column: pos.col,
-        });
-    }
-    let mut edit = Edit {
-        text: text.to_string(),
-        added: Vec::new(),
-        already_present,
-        removed: Vec::new(),
-        warnings: Vec::new(),
-    };
-    if to_add.is_empty() {
-        return Ok(edit);
-    }
-    opts.check().map_err(EditError::Options)?;
-    // Fit the domain's guest side: boot order, aliases, guest addresses.
-    let topo = crate::domain::guest::Topology::read(&doc);
-    if let Some(n) = opts.boot_order {
-        topo.check_boot_order(n, text).map_err(EditError::Guest)?;
-    }
-    for al in opts.aliases(&to_add) {
-        topo.check_alias(&al, text).map_err(EditError::Guest)?;
-    }
-    let guests: Vec<Option<(PciAddress, bool)>> = match opts.guest_address {
-        Some(start) => topo
-            .place(&to_add, start, opts.guest_multifunction, text)
-            .map_err(EditError::Guest)?
-            .into_iter()
-            .map(Some)
-            .collect(),
-        None => {
-            topo.check_room().map_err(EditError::Guest)?;
-            vec![None; to_add.len()]
-        }
-    };
-    let devices = devices_of(&doc);
-    let st = style::infer(text, &doc, devices);
-    let rendered = hostdev::render_placed(&to_add, opts, &st, guests);
-    // In pretty style every element goes on new lines: `\n` + lines, with
-    // no line end after the last one (what follows the insertion point
-    // already starts with its own line end).
-    let block = if st.compact {
-        rendered
-    } else {
-        format!(
-            "{}{}",
-            st.newline,
-            rendered
-                .strip_suffix(st.newline.as_str())
-                .unwrap_or(&rendered)
-        )
-    };
-    let splice: (std::ops::Range<usize>, String) = match devices {
-        Some(d) => {
-            let r = d.range();
-            if splice::is_self_closing(text, &r) {
-                // `<devices/>` becomes `<devices>...</devices>`.
-                let di = splice::line_indent(text, r.start).unwrap_or("");
-                let close = if st.compact {
-                    String::new()
-                } else {
-                    format!("{}{di}", st.newline)
-                };
-                let slash = r.end - 2;
-                let head = text[r.start..slash].trim_end_matches([' ', '\t', '\r', '\n']);
-                let head_end = r.start + head.len();
-                (head_end..r.end, format!(">{block}{close}</devices>"))
-            } else {
-                let last_hostdev = d.children().rfind(|c| domain::is_el(*c, "hostdev"));
-                let at = match last_hostdev {
-                    Some(h) => h.range().end,
-                    None => {
-                        let content_start = splice::start_tag_end(text, r.start);
-                        let end = splice::end_tag_start(text, &r);
-                        splice::skip_ws_back(text, end, content_start)
-                    }
-                };
-                let end = splice::end_tag_start(text, &r);
-                let tail = if !st.compact && last_hostdev.is_none() && !text[at..end].contains('\n')
-                {
-                    let di = splice::line_indent(text, r.start).unwrap_or("");
-                    format!("{}{di}", st.newline)
-                } else {
-                    String::new()
-                };
-                (at..at, format!("{block}{tail}"))
-            }
-        }
-        None => {
-            let root = doc.root_element();
-            let r = root.range();
-            let ri = splice::line_indent(text, r.start).unwrap_or("");
-            let di = st
-                .base
-                .strip_suffix(st.unit.as_str())
-                .unwrap_or(ri)
-                .to_string();
-            let nl = &st.newline;
-            let new_devices = if st.compact {
-                format!("<devices>{block}</devices>")
-            } else {
-                format!("{nl}{di}<devices>{block}{nl}{di}</devices>")
-            };
-            if splice::is_self_closing(text, &r) {
-                let head = text[r.start..r.end - 2].trim_end_matches([' ', '\t', '\r', '\n']);
-                let head_end = r.start + head.len();
-                let close = if st.compact {
-                    String::new()
-                } else {
-                    format!("{nl}{ri}")
-                };
-                (head_end..r.end, format!(">{new_devices}{close}</domain>"))
-            } else {
-                let content_start = splice::start_tag_end(text, r.start);
-                let end = splice::end_tag_start(text, &r);
-                let at = splice::skip_ws_back(text, end, content_start);
-                let tail = if !st.compact && !text[at..end].contains('\n') {
-                    format!("{nl}{ri}")
-                } else {
-                    String::new()
-                };
-                (at..at, format!("{new_devices}{tail}"))
-            }
-        }
-    };
-    edit.text = splice::apply(text, vec![splice]);
-    edit.added = to_add;
-    // Check the result: it parses, is a domain, and has exactly the old
-    // hostdevs plus the new ones.
-    let mut want: Vec<PciAddress> = existing_vec;
-    want.extend(edit.added.iter().copied());
-    drop(doc);
-    verify(&edit.text, want)?;
-    Ok(edit)
-}
-
-/// Whether `remove` is guaranteed to undo an `add` on `text` to the byte.
-///
-/// True for every well-formed domain except two layouts where `add` must
-/// also write a line end the file did not have: a missing or self-closing
-/// `<devices>` (created or opened; `remove` leaves it, empty), and a
-/// multi-line document whose `</devices>` shares its line with the content
-/// before it while no `<hostdev>` exists yet. The corpus test, the property
-/// test and the fuzz target check the round trip wherever this holds.
-pub fn reversible(text: &str) -> bool {
-    let Ok(doc) = parse_domain(text) else {
-        return false;
-    };
-    let Some(d) = devices_of(&doc) else {
-        return false;
-    };
-    let r = d.range();
-    if splice::is_self_closing(text, &r) {
-        return false;
-    }
-    if d.children().any(|c| domain::is_el(c, "hostdev")) {
-        return true;
-    }
-    let st = style::infer(text, &doc, Some(d));
-    if st.compact {
-        return true;
-    }
-    let content_start = splice::start_tag_end(text, r.start);
-    let end = splice::end_tag_start(text, &r);
-    let at = splice::skip_ws_back(text, end, content_start);
-    text[at..end].contains('\n')
 }
 
 fn existing_list(doc: &Document<'_>) -> Vec<PciAddress> {
@@ -437,86 +217,10 @@ fn verify(new_text: &str, mut want: Vec<PciAddress>) -> Result<(), EditError> {
     Ok(())
 }
 
-fn spec_matches(spec: &DeviceSpec, a: &PciAddress) -> bool {
-    match spec {
-        DeviceSpec::Function(f) => f == a,
-        DeviceSpec::Slot(s) => a.slot_of() == *s,
-        DeviceSpec::Ids { .. } => false,
-    }
-}
-
-/// Remove the PCI `<hostdev>` elements `sel` names from the domain in
-/// `text`. Naming a device the domain does not have is an error (nothing
-/// is removed then).
-pub fn remove(text: &str, sel: &Selection) -> Result<Edit, EditError> {
-    let doc = parse_domain(text)?;
-    let all = domain::pci_hostdevs(&doc);
-    if let Selection::Only(specs) = sel {
-        if let Some(s) = specs.iter().find(|s| matches!(s, DeviceSpec::Ids { .. })) {
-            return Err(EditError::Unsupported(format!(
-                "`{s}` is a vendor:device id pair; the domain file names devices by address"
-            )));
-        }
-        let mut missing = Vec::new();
-        let mut interfaces = Vec::new();
-        for s in specs {
-            let in_hostdev = all
-                .iter()
-                .any(|h| !h.interface && h.address.is_some_and(|a| spec_matches(s, &a)));
-            if !in_hostdev {
-                missing.push(s.to_string());
-                interfaces.extend(
-                    all.iter()
-                        .filter(|h| h.interface)
-                        .filter_map(|h| h.address)
-                        .filter(|a| spec_matches(s, a)),
-                );
-            }
-        }
-        if !missing.is_empty() {
-            return Err(EditError::Absent {
-                missing,
-                interfaces,
-            });
-        }
-    }
-    let chosen: Vec<&domain::DomainHostdev> = all
-        .iter()
-        .filter(|h| !h.interface)
-        .filter(|h| match sel {
-            Selection::All => true,
-            Selection::Only(specs) => h
-                .address
-                .is_some_and(|a| specs.iter().any(|s| spec_matches(s, &a))),
-        })
-        .collect();
-    let edits: Vec<(std::ops::Range<usize>, String)> = chosen
-        .iter()
-        .map(|h| (splice::removal_range(text, &h.range), String::new()))
-        .collect();
-    let new_text = splice::apply(text, edits);
-    let removed: Vec<PciAddress> = chosen.iter().filter_map(|h| h.address).collect();
-    let kept: Vec<PciAddress> = all
-        .iter()
-        .filter(|h| !chosen.iter().any(|c| c.range == h.range))
-        .filter_map(|h| h.address)
-        .collect();
-    // What the functions left behind mean for the guest depends on the
-    // host's IOMMU groups: `crate::plan::removal_warnings`.
-    let warnings = Vec::new();
-    verify(&new_text, kept)?;
-    Ok(Edit {
-        text: new_text,
-        added: Vec::new(),
-        already_present: Vec::new(),
-        removed,
-        warnings,
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::hostdev::HostdevOptions;
 
     const A: PciAddress = PciAddress::new(0, 1, 0, 0);
     const B: PciAddress = PciAddress::new(0, 1, 0, 1);

@@ -9,14 +9,14 @@ use std::ops::Range;
 
 /// The indentation of the line `pos` is on, when only spaces and tabs
 /// precede `pos` on that line.
-pub fn line_indent(text: &str, pos: usize) -> Option<&str> {
+pub(crate) fn line_indent(text: &str, pos: usize) -> Option<&str> {
     let ls = text[..pos].rfind('\n').map_or(0, |i| i + 1);
     let ws = &text[ls..pos];
     ws.bytes().all(|b| b == b' ' || b == b'\t').then_some(ws)
 }
 
 /// The end (one past `>`) of the start tag that begins at `start`.
-pub fn start_tag_end(text: &str, start: usize) -> usize {
+pub(crate) fn start_tag_end(text: &str, start: usize) -> usize {
     let b = text.as_bytes();
     let mut quote: Option<u8> = None;
     let mut i = start;
@@ -34,19 +34,19 @@ pub fn start_tag_end(text: &str, start: usize) -> usize {
 }
 
 /// Whether the element at `range` is written `<x/>`.
-pub fn is_self_closing(text: &str, range: &Range<usize>) -> bool {
+pub(crate) fn is_self_closing(text: &str, range: &Range<usize>) -> bool {
     text[range.clone()].ends_with("/>")
 }
 
 /// The start of the end tag (`</x>`) of a non-self-closing element.
-pub fn end_tag_start(text: &str, range: &Range<usize>) -> usize {
+pub(crate) fn end_tag_start(text: &str, range: &Range<usize>) -> usize {
     text[range.clone()]
         .rfind("</")
         .map_or(range.end, |i| range.start + i)
 }
 
 /// Move back from `pos` over XML whitespace, not before `floor`.
-pub fn skip_ws_back(text: &str, mut pos: usize, floor: usize) -> usize {
+pub(crate) fn skip_ws_back(text: &str, mut pos: usize, floor: usize) -> usize {
     let b = text.as_bytes();
     while pos > floor && matches!(b[pos - 1], b' ' | b'\t' | b'\r' | b'\n') {
         pos -= 1;
@@ -57,7 +57,7 @@ pub fn skip_ws_back(text: &str, mut pos: usize, floor: usize) -> usize {
 /// The range to delete for an element: the element and the indentation and
 /// one line end before it, so removing undoes exactly what an insert of
 /// `newline + indent + element` did.
-pub fn removal_range(text: &str, range: &Range<usize>) -> Range<usize> {
+pub(crate) fn removal_range(text: &str, range: &Range<usize>) -> Range<usize> {
     let b = text.as_bytes();
     let mut w = range.start;
     while w > 0 && matches!(b[w - 1], b' ' | b'\t') {

@@ -7,7 +7,7 @@ use crate::domain::hostdev::Style;
 use roxmltree::{Document, Node};
 
 /// The line end the file uses (`\r\n` when its first line ends so).
-pub fn newline(text: &str) -> &'static str {
+pub(crate) fn newline(text: &str) -> &'static str {
     match text.find('\n') {
         Some(i) if i > 0 && text.as_bytes()[i - 1] == b'\r' => "\r\n",
         _ => "\n",
@@ -73,7 +73,7 @@ fn unit_from(text: &str, parent: Node<'_, '_>) -> Option<String> {
 
 /// The style for elements placed as children of `devices` (or of a new
 /// `<devices>` under the root when `devices` is `None`).
-pub fn infer<'a>(text: &str, doc: &'a Document<'a>, devices: Option<Node<'a, 'a>>) -> Style {
+pub(crate) fn infer<'a>(text: &str, doc: &'a Document<'a>, devices: Option<Node<'a, 'a>>) -> Style {
     let root = doc.root_element();
     let nl = newline(text).to_string();
     let unit = devices

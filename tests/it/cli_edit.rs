@@ -1,7 +1,7 @@
 //! `virt-pci snippet/add/remove` end to end: outputs, exit codes, and bad
 //! inputs that must leave every file as it was (bytes and mode compared).
 //!
-//! Hosts come from tests/fixtures/host-gpu.json (see tests/fixture_host.rs).
+//! Hosts come from tests/fixtures/host-gpu.json (see tests/it/fixture_host.rs).
 //! Filesystem failures are real where this machine allows it: a tiny tmpfs
 //! mounted for the test, filled up (ENOSPC) or remounted read-only (EROFS,
 //! which stops root too). Those two tests need root and mount(2); without

@@ -6,9 +6,7 @@
 //! even a regression could not reach a real device; without unshare/root
 //! it says so and passes.
 
-mod fakesys;
-
-use fakesys::{desktop, vp};
+use crate::fakesys::{desktop, vp};
 use predicates::str::contains;
 use std::fs;
 use virt_pci::actions::sysfs::SysfsBackend;

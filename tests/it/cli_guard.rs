@@ -8,9 +8,7 @@
 //! writer, so the guard runs its real sysfs reader. The hook script itself
 //! is run by the real `sh`.
 
-mod fakesys;
-
-use fakesys::vp;
+use crate::fakesys::vp;
 use std::path::{Path, PathBuf};
 use virt_pci::host::{snapshot, Host};
 

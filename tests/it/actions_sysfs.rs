@@ -2,9 +2,7 @@
 //! in tempdirs: the exact writes, their order, all-or-nothing, refusals.
 //! Real-kernel proof is the e2e VM's job.
 
-mod fakesys;
-
-use fakesys::{desktop, vp};
+use crate::fakesys::{desktop, vp};
 use predicates::str::contains;
 use virt_pci::actions::{self, sysfs::SysfsBackend, ActionOptions, Backend};
 use virt_pci::address::PciAddress;

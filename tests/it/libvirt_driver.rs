@@ -5,9 +5,8 @@
 //! libvirt's "not supported" message).
 #![cfg(feature = "libvirt")]
 
-mod fakesys;
-
-use fakesys::{desktop, vp};
+use crate::fakesys;
+use crate::fakesys::{desktop, vp};
 use predicates::prelude::*;
 use predicates::str::contains;
 use std::path::{Path, PathBuf};

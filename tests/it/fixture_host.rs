@@ -5,7 +5,7 @@
 //! behind a root port (group 1), onboard audio next to the LPC bridge
 //! (group 2, blocked), an NVMe carrying the root filesystem (group 3,
 //! blocked), and a NIC alone in group 4. Run with
-//! `VIRT_PCI_WRITE_FIXTURES=1 cargo test --test fixture_host` to rewrite it.
+//! `VIRT_PCI_WRITE_FIXTURES=1 cargo test --test it fixture_host::` to rewrite it.
 
 use virt_pci::host::{snapshot, Critical, Device, GroupMember, Host, IommuState};
 use virt_pci::PciAddress;

@@ -3,9 +3,7 @@
 //! (`nodedev.rng`) as the oracle for what we emit. Runs in the default
 //! build: the conversion needs no libvirt.
 
-mod fakesys;
-
-use fakesys::{desktop, vp};
+use crate::fakesys::{desktop, vp};
 #[cfg(not(feature = "libvirt"))]
 use predicates::str::contains;
 use std::path::{Path, PathBuf};

@@ -3,9 +3,7 @@
 //! (exit codes, JSON). Real-kernel proof (an emulated VT-d, and a guest
 //! without one) is in the e2e VM (tests/e2e/guest/doctor.sh).
 
-mod fakesys;
-
-use fakesys::{desktop, vp, FakeSys};
+use crate::fakesys::{desktop, vp, FakeSys};
 use std::fs;
 use std::os::unix::fs::symlink;
 use virt_pci::address::PciAddress;

@@ -4,9 +4,8 @@
 //! leaving everything as it was. That the files really bind at boot is the
 //! e2e VM's proof (tests/e2e/guest/doctor.sh reboots the guest).
 
-mod fakesys;
-
-use fakesys::{desktop, vp, FakeSys};
+use crate::fakesys;
+use crate::fakesys::{desktop, vp, FakeSys};
 use predicates::str::contains;
 use std::collections::BTreeMap;
 use std::fs;

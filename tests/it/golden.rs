@@ -24,7 +24,7 @@
 //! `scripts/install-deps.sh`); its SHA-256 is recorded in `meta.txt`, and a
 //! different file fails with that reason rather than with a thousand diffs.
 //!
-//! `GOLDEN_BLESS=1 cargo test --test golden` rewrites the files from what the
+//! `GOLDEN_BLESS=1 cargo test --test it golden::` rewrites the files from what the
 //! binary prints now. Bless ONLY for an intended change of output, and
 //! review the diff: these files are the proof that a restructuring changed
 //! nothing.
@@ -509,7 +509,7 @@ fn json_outputs_are_byte_identical_to_the_golden_files() {
         let path = dir.join(format!("{family}.txt"));
         let text = fs::read(&path).unwrap_or_else(|e| {
             panic!(
-                "golden: {}: {e} (GOLDEN_BLESS=1 cargo test --test golden captures it)",
+                "golden: {}: {e} (GOLDEN_BLESS=1 cargo test --test it golden:: captures it)",
                 path.display()
             )
         });
@@ -558,7 +558,7 @@ fn json_outputs_are_byte_identical_to_the_golden_files() {
     assert!(
         failures == 0,
         "golden: {failures} of {} cases differ from tests/golden/\n{report}\n\
-         If (and only if) the change of output is intended: GOLDEN_BLESS=1 cargo test --test golden, \
+         If (and only if) the change of output is intended: GOLDEN_BLESS=1 cargo test --test it golden::, \
          and review the diff.",
         cases.len()
     );
