@@ -158,6 +158,94 @@ fn err(message: impl Into<String>, help: &[&str]) -> InvocationError {
     }
 }
 
+/// Which backend acts, from `--backend` and the host source: libvirt
+/// reads the host from libvirt (so `--root`/`--snapshot` are refused and
+/// the host becomes the connection); sysfs acts under the root (a
+/// snapshot is never acted on; a typed `-c` is refused;
+/// `LIBVIRT_DEFAULT_URI` alone does not outrank it); auto follows the host
+/// source. `explicit`: `--root` or `--snapshot` named the host; `typed_uri`:
+/// `-c` was typed.
+fn backend(
+    choice: Option<BackendChoice>,
+    g: &Given,
+    explicit: bool,
+    typed_uri: bool,
+    host: &mut HostSource,
+) -> Result<Backend, InvocationError> {
+    Ok(match choice {
+        None => Backend::None,
+        Some(BackendChoice::Libvirt) => {
+            if explicit {
+                return Err(err(
+                    "--backend libvirt reads the host from libvirt, not from --root or --snapshot",
+                    &["drop --root/--snapshot and give -c URI, or use --backend sysfs"],
+                ));
+            }
+            let uri = g.connect.clone().unwrap_or_else(|| SYSTEM_URI.to_string());
+            *host = HostSource::Libvirt(uri.clone());
+            Backend::Libvirt(uri)
+        }
+        Some(BackendChoice::Sysfs) => {
+            match &*host {
+                HostSource::Libvirt(_) if typed_uri => return Err(err(
+                    "--backend sysfs acts on this machine's sysfs, but the host was given with -c",
+                    &["drop -c to act through sysfs, or use --backend libvirt"],
+                )),
+                HostSource::Root(r) => Backend::Sysfs {
+                    root: r.clone(),
+                    execute: true,
+                },
+                HostSource::Snapshot(_) => Backend::Sysfs {
+                    root: PathBuf::from("/"),
+                    execute: false,
+                },
+                _ => {
+                    // LIBVIRT_DEFAULT_URI alone does not outrank an explicit
+                    // --backend sysfs: act on this machine.
+                    *host = HostSource::ThisMachine;
+                    Backend::Sysfs {
+                        root: PathBuf::from("/"),
+                        execute: true,
+                    }
+                }
+            }
+        }
+        Some(BackendChoice::Auto) => match &*host {
+            HostSource::Libvirt(u) => Backend::Libvirt(u.clone()),
+            HostSource::Root(r) => Backend::Sysfs {
+                root: r.clone(),
+                execute: true,
+            },
+            HostSource::Snapshot(_) => Backend::Sysfs {
+                root: PathBuf::from("/"),
+                execute: false,
+            },
+            _ => Backend::LibvirtElseSysfs,
+        },
+    })
+}
+
+/// Where domains come from: libvirt when the command names domains, when
+/// the host is libvirt's, or when `-c` was typed beside a file or tree
+/// (`-c URI --snapshot FILE`: facts from the file, domains from the URI).
+fn domain_source(
+    uses: &Uses,
+    g: &Given,
+    host: &HostSource,
+    typed_uri: Option<String>,
+) -> DomainSource {
+    if uses.domains_by_name {
+        DomainSource::Libvirt(g.connect.clone())
+    } else if let HostSource::Libvirt(u) = host {
+        DomainSource::Libvirt(Some(u.clone()))
+    } else if *host != HostSource::None && typed_uri.is_some() {
+        // `-c URI --snapshot FILE`: facts from the file, domains from URI.
+        DomainSource::Libvirt(typed_uri)
+    } else {
+        DomainSource::None
+    }
+}
+
 impl Invocation {
     /// Decide everything from the options and what the command uses.
     pub fn resolve(g: &Given, uses: Uses) -> Result<Invocation, InvocationError> {
@@ -199,65 +287,14 @@ impl Invocation {
                 (None, None) => HostSource::None,
             },
         };
-        let backend = match uses.backend {
-            None => Backend::None,
-            Some(BackendChoice::Libvirt) => {
-                if explicit.is_some() {
-                    return Err(err(
-                        "--backend libvirt reads the host from libvirt, not from --root or --snapshot",
-                        &["drop --root/--snapshot and give -c URI, or use --backend sysfs"],
-                    ));
-                }
-                let uri = g.connect.clone().unwrap_or_else(|| SYSTEM_URI.to_string());
-                host = HostSource::Libvirt(uri.clone());
-                Backend::Libvirt(uri)
-            }
-            Some(BackendChoice::Sysfs) => match &host {
-                HostSource::Libvirt(_) if typed_uri.is_some() => return Err(err(
-                    "--backend sysfs acts on this machine's sysfs, but the host was given with -c",
-                    &["drop -c to act through sysfs, or use --backend libvirt"],
-                )),
-                HostSource::Root(r) => Backend::Sysfs {
-                    root: r.clone(),
-                    execute: true,
-                },
-                HostSource::Snapshot(_) => Backend::Sysfs {
-                    root: PathBuf::from("/"),
-                    execute: false,
-                },
-                _ => {
-                    // LIBVIRT_DEFAULT_URI alone does not outrank an explicit
-                    // --backend sysfs: act on this machine.
-                    host = HostSource::ThisMachine;
-                    Backend::Sysfs {
-                        root: PathBuf::from("/"),
-                        execute: true,
-                    }
-                }
-            },
-            Some(BackendChoice::Auto) => match &host {
-                HostSource::Libvirt(u) => Backend::Libvirt(u.clone()),
-                HostSource::Root(r) => Backend::Sysfs {
-                    root: r.clone(),
-                    execute: true,
-                },
-                HostSource::Snapshot(_) => Backend::Sysfs {
-                    root: PathBuf::from("/"),
-                    execute: false,
-                },
-                _ => Backend::LibvirtElseSysfs,
-            },
-        };
-        let domains = if uses.domains_by_name {
-            DomainSource::Libvirt(g.connect.clone())
-        } else if let HostSource::Libvirt(u) = &host {
-            DomainSource::Libvirt(Some(u.clone()))
-        } else if host != HostSource::None && typed_uri.is_some() {
-            // `-c URI --snapshot FILE`: facts from the file, domains from URI.
-            DomainSource::Libvirt(typed_uri)
-        } else {
-            DomainSource::None
-        };
+        let backend = backend(
+            uses.backend,
+            g,
+            explicit.is_some(),
+            typed_uri.is_some(),
+            &mut host,
+        )?;
+        let domains = domain_source(&uses, g, &host, typed_uri);
         Ok(Invocation {
             host,
             domains,

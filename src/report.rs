@@ -100,21 +100,39 @@ pub fn group_verdict(host: &Host, id: u32) -> GroupVerdict {
 
 /// A device's display name: pci.ids, else the source's names, else ids.
 pub fn display_name(ids: &PciIds, d: &Device) -> String {
+    name_of(
+        ids,
+        d.vendor(),
+        d.device(),
+        d.vendor_name.as_deref(),
+        d.device_name.as_deref(),
+    )
+}
+
+/// [`display_name`] from the ids and the source's names (for views that
+/// carry ids, not a [`Device`]). Not escaped: printing escapes.
+pub fn name_of(
+    ids: &PciIds,
+    vendor_id: u16,
+    device_id: u16,
+    vendor_name: Option<&str>,
+    device_name: Option<&str>,
+) -> String {
     let vendor = ids
-        .vendor(d.vendor())
+        .vendor(vendor_id)
         .map(str::to_string)
-        .or_else(|| d.vendor_name.clone());
+        .or_else(|| vendor_name.map(str::to_string));
     let device = ids
-        .device(d.vendor(), d.device())
+        .device(vendor_id, device_id)
         .map(str::to_string)
-        .or_else(|| d.device_name.clone());
+        .or_else(|| device_name.map(str::to_string));
     match (vendor, device) {
         // Listings give "Vendor Device" as one name.
         (Some(v), Some(dn)) if dn.starts_with(&v) => dn,
         (Some(v), Some(dn)) => format!("{v} {dn}"),
-        (Some(v), None) => format!("{v} device {:04x}", d.device()),
+        (Some(v), None) => format!("{v} device {device_id:04x}"),
         (None, Some(dn)) => dn,
-        (None, None) => format!("Device {:04x}:{:04x}", d.vendor(), d.device()),
+        (None, None) => format!("Device {vendor_id:04x}:{device_id:04x}"),
     }
 }
 

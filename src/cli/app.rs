@@ -115,22 +115,7 @@ pub fn uses(cmd: &Command) -> Uses {
             domains_by_name: a.target.domain.is_some(),
             ..required
         },
-        // `remove` needs a host to resolve vendor:device ids.
-        Command::Remove(a) => Uses {
-            host: if a.targets.iter().any(|t| {
-                matches!(
-                    virt_pci::DeviceSpec::parse(t),
-                    Ok(virt_pci::DeviceSpec::Ids { .. })
-                )
-            }) {
-                HostUse::Required
-            } else {
-                // Named hosts tell which functions share a group.
-                HostUse::IfNamed
-            },
-            domains_by_name: a.target.domain.is_some(),
-            ..Uses::default()
-        },
+        Command::Remove(a) => remove_uses(a),
         Command::Validate(a) => Uses {
             host: HostUse::IfNamed,
             domains_by_name: !a.domains.is_empty() || a.all_domains,
@@ -185,6 +170,26 @@ pub fn uses(cmd: &Command) -> Uses {
             ..required
         },
         Command::Completions(_) | Command::Man(_) | Command::FakeSysfs(_) => Uses::default(),
+    }
+}
+
+/// `remove` needs a host to resolve vendor:device ids; otherwise a named
+/// host tells which functions share a group.
+fn remove_uses(a: &cli::edit::RemoveArgs) -> Uses {
+    let by_ids = a.targets.iter().any(|t| {
+        matches!(
+            virt_pci::DeviceSpec::parse(t),
+            Ok(virt_pci::DeviceSpec::Ids { .. })
+        )
+    });
+    Uses {
+        host: if by_ids {
+            HostUse::Required
+        } else {
+            HostUse::IfNamed
+        },
+        domains_by_name: a.target.domain.is_some(),
+        ..Uses::default()
     }
 }
 

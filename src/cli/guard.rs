@@ -241,64 +241,70 @@ pub fn run_hook(ctx: &Context, a: HookArgs) -> CliResult {
             }
             finish(ctx, &root, fake, &change, &reload)
         }
-        HookAction::Status { binary } => {
-            let bin = match binary {
-                Some(b) => b,
-                None => default_binary()?,
-            };
-            let st = hook::state(&root, &bin).map_err(hook_error)?;
-            outln!("hook: {}", path.display());
-            let ok = match &st {
-                hook::State::Absent => {
-                    outln!("state: not installed (`virt-pci hook install` installs it)");
-                    false
+        HookAction::Status { binary } => hook_status(&root, &path, binary),
+    }
+}
+
+/// `hook status`: the hook file's state, the binary it runs, and whether
+/// the running daemons have read it; 1 unless starts are checked.
+fn hook_status(root: &Path, path: &Path, binary: Option<PathBuf>) -> CliResult {
+    let bin = match binary {
+        Some(b) => b,
+        None => default_binary()?,
+    };
+    let st = hook::state(root, &bin).map_err(hook_error)?;
+    outln!("hook: {}", path.display());
+    let ok = match &st {
+        hook::State::Absent => {
+            outln!("state: not installed (`virt-pci hook install` installs it)");
+            false
+        }
+        hook::State::Foreign => {
+            outln!("state: a file virt-pci did not write is at that path");
+            false
+        }
+        hook::State::Current { binary } => {
+            outln!(
+                "state: installed, runs {}{}",
+                binary.display(),
+                if binary.is_file() {
+                    ""
+                } else {
+                    " (missing: starts are NOT checked)"
                 }
-                hook::State::Foreign => {
-                    outln!("state: a file virt-pci did not write is at that path");
-                    false
-                }
-                hook::State::Current { binary } => {
-                    outln!(
-                        "state: installed, runs {}{}",
-                        binary.display(),
-                        if binary.is_file() {
-                            ""
-                        } else {
-                            " (missing: starts are NOT checked)"
-                        }
-                    );
-                    binary.is_file()
-                }
-                hook::State::Outdated { binary } => {
-                    outln!(
-                        "state: installed but outdated (runs {}); `virt-pci hook install` updates it",
-                        binary.as_deref().map_or("?".into(), |b| b.display().to_string())
-                    );
-                    false
-                }
-            };
-            let daemons = hook::running_daemons(&root);
-            if daemons.is_empty() {
-                outln!("daemon: no running libvirtd or virtqemud (hooks are read when it starts)");
-            }
-            for d in &daemons {
-                match hook::newer_than_daemon(&root, d) {
-                    // A reload (SIGHUP) leaves no trace to compare with:
-                    // only say what to do if it did not happen.
-                    Some(true) => outln!(
-                        "daemon: {} (pid {}), started before the hook was written: it runs the hook only if it was reloaded since (`virt-pci hook install --reload`, `systemctl reload {}` or `kill -HUP {}`)",
-                        d.name, d.pid, d.name, d.pid
-                    ),
-                    _ => outln!("daemon: {} (pid {})", d.name, d.pid),
-                }
-            }
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(1)
-            })
+            );
+            binary.is_file()
+        }
+        hook::State::Outdated { binary } => {
+            outln!(
+                "state: installed but outdated (runs {}); `virt-pci hook install` updates it",
+                binary
+                    .as_deref()
+                    .map_or("?".into(), |b| b.display().to_string())
+            );
+            false
+        }
+    };
+    let daemons = hook::running_daemons(root);
+    if daemons.is_empty() {
+        outln!("daemon: no running libvirtd or virtqemud (hooks are read when it starts)");
+    }
+    for d in &daemons {
+        match hook::newer_than_daemon(root, d) {
+            // A reload (SIGHUP) leaves no trace to compare with:
+            // only say what to do if it did not happen.
+            Some(true) => outln!(
+                "daemon: {} (pid {}), started before the hook was written: it runs the hook only if it was reloaded since (`virt-pci hook install --reload`, `systemctl reload {}` or `kill -HUP {}`)",
+                d.name, d.pid, d.name, d.pid
+            ),
+            _ => outln!("daemon: {} (pid {})", d.name, d.pid),
         }
     }
+    Ok(if ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
 }
 
 /// Reload the daemons, or say how.

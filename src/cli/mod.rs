@@ -442,24 +442,14 @@ pub fn name_of(
     vendor_name: Option<&str>,
     device_name: Option<&str>,
 ) -> String {
-    let ids = ctx.ids();
-    let vendor = ids
-        .vendor(vendor_id)
-        .map(str::to_string)
-        .or_else(|| vendor_name.map(str::to_string));
-    let device = ids
-        .device(vendor_id, device_id)
-        .map(str::to_string)
-        .or_else(|| device_name.map(str::to_string));
     // Names come from snapshots, listings and pci.ids: escaped for printing.
-    virt_pci::text::escape(&match (vendor, device) {
-        // Listings give "Vendor Device" as one name.
-        (Some(v), Some(dn)) if dn.starts_with(&v) => dn,
-        (Some(v), Some(dn)) => format!("{v} {dn}"),
-        (Some(v), None) => format!("{v} device {device_id:04x}"),
-        (None, Some(dn)) => dn,
-        (None, None) => format!("Device {vendor_id:04x}:{device_id:04x}"),
-    })
+    virt_pci::text::escape(&virt_pci::report::name_of(
+        ctx.ids(),
+        vendor_id,
+        device_id,
+        vendor_name,
+        device_name,
+    ))
 }
 
 /// Print JSON on stdout.

@@ -9,6 +9,7 @@ use clap::Args as ClapArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use virt_pci::fleet::place::{self, Fit};
+use virt_pci::fleet::FleetHost;
 use virt_pci::hostdev::HostdevOptions;
 use virt_pci::xml;
 
@@ -38,16 +39,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         None => None,
     };
     let source = super::fleet::source_host(ctx, args.logical.from.as_deref())?;
-    let mut targets = super::fleet::load_hosts(ctx, std::slice::from_ref(&args.to))?;
-    if targets.len() != 1 {
-        return Err(CliError::usage(format!(
-            "--to {} names {} hosts; retarget moves a domain to one",
-            args.to,
-            targets.len()
-        ))
-        .help("name one snapshot file or URI"));
-    }
-    let target = targets.remove(0);
+    let target = one_target(ctx, &args.to)?;
     let needs = place::needs(&dom, Some(&source), mapping.as_ref()).map_err(|r| {
         let mut e = CliError::usage(format!("{}: {}", input.name, r.message));
         if let Some(h) = r.help {
@@ -56,59 +48,20 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
         e
     })?;
     let moved = place::resolve(&needs, &target, mapping.as_ref()).map_err(|rs| {
-        let mut e = CliError::new(format!(
-            "{}: cannot retarget to {}: {}",
-            input.name, target.name, rs[0].message
-        ));
-        for r in &rs[1..] {
-            e = e.help(r.message.clone());
-        }
-        if let Some(h) = &rs[0].help {
-            e = e.help(h.clone());
-        }
-        e
+        refusal(
+            format!("{}: cannot retarget to {}", input.name, target.name),
+            &rs,
+        )
     })?;
     let fit = place::fit_on(&target, &moved, dom.name.as_deref());
-    match fit.fit {
-        Fit::Ok => {}
-        // Unverified is refused like blocked (as `add` does): "ok" must be true.
-        Fit::Unverified | Fit::No if args.force => {
-            for r in &fit.reasons {
-                eprintln!(
-                    "{}{} {} (--force)",
-                    ctx.err.yellow("warning"),
-                    ctx.err.bold(":"),
-                    r.message
-                );
-            }
-        }
-        Fit::Unverified | Fit::No => {
-            let what = if fit.fit == Fit::Unverified {
-                " (unverified)"
-            } else {
-                ""
-            };
-            let mut e = CliError::new(format!(
-                "{}: refusing to retarget to {}{what}: {}",
-                input.name, target.name, fit.reasons[0].message
-            ));
-            for r in &fit.reasons[1..] {
-                e = e.help(r.message.clone());
-            }
-            if let Some(h) = &fit.reasons[0].help {
-                e = e.help(h.clone());
-            }
-            return Err(e.help("nothing was written; --force writes it anyway"));
-        }
-    }
+    check_fit(ctx, &input.name, &target.name, &fit, args.force)?;
     let mut edit =
         xml::retarget::retarget(&input.text, &moved).map_err(|e| edit_error(&input, e))?;
     if !fit.adds.is_empty() {
         // The target's group holds more functions than the domain names:
         // they go to the guest too, as `add` would write them.
-        let managed = dom_managed(&input.text);
         let opts = HostdevOptions {
-            managed,
+            managed: dom_managed(&input.text),
             ..HostdevOptions::default()
         };
         let more = xml::add(&edit.text, &fit.adds, &opts).map_err(|e| edit_error(&input, e))?;
@@ -117,11 +70,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
             "{}: {}'s IOMMU group also holds {}; added",
             input.name,
             target.name,
-            fit.adds
-                .iter()
-                .map(|a| a.to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            join(fit.adds.iter())
         );
     }
     let pairs: Vec<String> = moved
@@ -145,6 +94,74 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     }
     emit(ctx, &args.out, &input, &edit)?;
     Ok(ExitCode::SUCCESS)
+}
+
+fn join<T: ToString>(items: impl Iterator<Item = T>) -> String {
+    items.map(|x| x.to_string()).collect::<Vec<_>>().join(", ")
+}
+
+/// `--to`: exactly one host.
+fn one_target(ctx: &Context, to: &str) -> Result<FleetHost, CliError> {
+    let mut targets = super::fleet::load_hosts(ctx, &[to.to_string()])?;
+    if targets.len() != 1 {
+        return Err(CliError::usage(format!(
+            "--to {to} names {} hosts; retarget moves a domain to one",
+            targets.len()
+        ))
+        .help("name one snapshot file or URI"));
+    }
+    Ok(targets.remove(0))
+}
+
+/// An error for the first reason (`what: reason`), the others and the first
+/// one's help as help lines.
+fn refusal(what: String, reasons: &[place::Reason]) -> CliError {
+    let mut e = CliError::new(format!("{what}: {}", reasons[0].message));
+    for r in &reasons[1..] {
+        e = e.help(r.message.clone());
+    }
+    if let Some(h) = &reasons[0].help {
+        e = e.help(h.clone());
+    }
+    e
+}
+
+/// Whether the devices can go to the guest on the target: a blocked or
+/// unverified fit is refused (as `add` refuses: "ok" must be true), or only
+/// warned about with `--force`.
+fn check_fit(
+    ctx: &Context,
+    name: &str,
+    target: &str,
+    fit: &place::HostFit,
+    force: bool,
+) -> Result<(), CliError> {
+    match fit.fit {
+        Fit::Ok => Ok(()),
+        Fit::Unverified | Fit::No if force => {
+            for r in &fit.reasons {
+                eprintln!(
+                    "{}{} {} (--force)",
+                    ctx.err.yellow("warning"),
+                    ctx.err.bold(":"),
+                    r.message
+                );
+            }
+            Ok(())
+        }
+        Fit::Unverified | Fit::No => {
+            let what = if fit.fit == Fit::Unverified {
+                " (unverified)"
+            } else {
+                ""
+            };
+            Err(refusal(
+                format!("{name}: refusing to retarget to {target}{what}"),
+                &fit.reasons,
+            )
+            .help("nothing was written; --force writes it anyway"))
+        }
+    }
 }
 
 /// `managed` of new hostdevs: as the domain's existing ones (all `yes`, or

@@ -5,9 +5,10 @@ use clap::Args as ClapArgs;
 use serde::Serialize;
 use std::fmt::Write as _;
 use std::process::ExitCode;
-use virt_pci::host::Host;
+use virt_pci::host::{Device, Host};
 use virt_pci::plan::{Plan, Role, Verdict};
 use virt_pci::report::{self, DeviceView};
+use virt_pci::PciAddress;
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -49,103 +50,116 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     for a in &addrs {
         let Some(d) = host.device(a) else { continue };
         let _ = writeln!(out, "{}  {}", s.bold(&a.to_string()), device_name(ctx, d));
-        let kv = |out: &mut String, k: &str, v: String| {
-            // Values come from the host source: escaped for printing.
-            let _ = writeln!(
-                out,
-                "  {:<16} {}",
-                format!("{k}:"),
-                virt_pci::text::escape(&v)
-            );
-        };
-        kv(&mut out, "node device", a.node_name());
-        kv(
-            &mut out,
-            "class",
-            format!("{} ({})", d.class, ctx.ids().class_name(d.class16())),
-        );
-        kv(&mut out, "ids", format!("{}:{}", d.vendor_id, d.device_id));
-        if let (Some(sv), Some(sd)) = (&d.subsystem_vendor_id, &d.subsystem_device_id) {
-            kv(&mut out, "subsystem", format!("{sv}:{sd}"));
-        }
-        if let Some(r) = &d.revision {
-            kv(&mut out, "revision", r.clone());
-        }
-        kv(&mut out, "kind", format!("{:?}", d.kind()).to_lowercase());
-        kv(
-            &mut out,
-            "driver",
-            d.driver.clone().unwrap_or_else(|| "none".into()),
-        );
-        if let Some(o) = &d.driver_override {
-            kv(&mut out, "driver_override", o.clone());
-        }
-        // The same words as `check`: one description of a reset.
-        if let Some(r) = virt_pci::actions::check::reset_info(&host, a) {
-            kv(&mut out, "reset", r.summary);
-        }
-        kv(
-            &mut out,
-            "IOMMU group",
-            d.iommu_group
-                .map(|g| g.to_string())
-                .unwrap_or_else(|| "none".into()),
-        );
-        if !d.parents.is_empty() {
-            let chain: Vec<String> = d.parents.iter().map(|p| p.to_string()).collect();
-            kv(&mut out, "behind", chain.join(" -> "));
-        }
-        let sib = host.siblings(a);
-        if sib.len() > 1 {
-            let v: Vec<String> = sib
-                .iter()
-                .filter(|x| *x != a)
-                .map(|x| x.to_string())
-                .collect();
-            kv(&mut out, "other functions", v.join(", "));
-        }
-        if let Some(pf) = d.physfn {
-            kv(&mut out, "SR-IOV PF", pf.to_string());
-        }
-        if !d.virtfns.is_empty() {
-            kv(&mut out, "SR-IOV VFs", format!("{}", d.virtfns.len()));
-        }
-        if let Some(n) = d.numa_node {
-            kv(&mut out, "NUMA node", n.to_string());
-        }
-        for c in &d.critical {
-            // Where the fact comes from, unless measured (the normal case).
-            let how = c
-                .fact()
-                .map(|f| host.fact(f))
-                .filter(|p| *p != virt_pci::host::Provenance::Measured)
-                .map(|p| format!(" ({})", p.as_str()))
-                .unwrap_or_default();
-            kv(&mut out, "host-critical", s.red(&format!("{c}{how}")));
-        }
-        for f in host.unknown_facts(d) {
-            kv(
-                &mut out,
-                "not known",
-                s.yellow(&format!(
-                    "whether it is {} ({})",
-                    f.describe(),
-                    host.fact(f).as_str()
-                )),
-            );
-        }
-        for u in host.used_by(a) {
-            kv(
-                &mut out,
-                "used by",
-                format!("{}{}", u.domain, if u.running { " (running)" } else { "" }),
-            );
-        }
+        device_facts(&mut out, ctx, &host, a, d);
+        device_relations(&mut out, s, &host, a, d);
         out.push('\n');
     }
     out.push_str(&render_plan(&host, &p, s));
     super::emit(&out);
     Ok(blocked_code(p.needs_force()))
+}
+
+/// One `  key:            value` line; values come from the host source,
+/// so they are escaped for printing.
+fn kv(out: &mut String, k: &str, v: String) {
+    let _ = writeln!(
+        out,
+        "  {:<16} {}",
+        format!("{k}:"),
+        virt_pci::text::escape(&v)
+    );
+}
+
+/// What the function is: names, ids, driver, reset, group.
+fn device_facts(out: &mut String, ctx: &Context, host: &Host, a: &PciAddress, d: &Device) {
+    kv(out, "node device", a.node_name());
+    kv(
+        out,
+        "class",
+        format!("{} ({})", d.class, ctx.ids().class_name(d.class16())),
+    );
+    kv(out, "ids", format!("{}:{}", d.vendor_id, d.device_id));
+    if let (Some(sv), Some(sd)) = (&d.subsystem_vendor_id, &d.subsystem_device_id) {
+        kv(out, "subsystem", format!("{sv}:{sd}"));
+    }
+    if let Some(r) = &d.revision {
+        kv(out, "revision", r.clone());
+    }
+    kv(out, "kind", format!("{:?}", d.kind()).to_lowercase());
+    kv(
+        out,
+        "driver",
+        d.driver.clone().unwrap_or_else(|| "none".into()),
+    );
+    if let Some(o) = &d.driver_override {
+        kv(out, "driver_override", o.clone());
+    }
+    // The same words as `check`: one description of a reset.
+    if let Some(r) = virt_pci::actions::check::reset_info(host, a) {
+        kv(out, "reset", r.summary);
+    }
+    kv(
+        out,
+        "IOMMU group",
+        d.iommu_group
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "none".into()),
+    );
+}
+
+/// Where it sits and who holds it: parents, sibling functions, SR-IOV,
+/// NUMA, host-critical roles (and facts not known), domains using it.
+fn device_relations(out: &mut String, s: &Styles, host: &Host, a: &PciAddress, d: &Device) {
+    if !d.parents.is_empty() {
+        let chain: Vec<String> = d.parents.iter().map(|p| p.to_string()).collect();
+        kv(out, "behind", chain.join(" -> "));
+    }
+    let sib = host.siblings(a);
+    if sib.len() > 1 {
+        let v: Vec<String> = sib
+            .iter()
+            .filter(|x| *x != a)
+            .map(|x| x.to_string())
+            .collect();
+        kv(out, "other functions", v.join(", "));
+    }
+    if let Some(pf) = d.physfn {
+        kv(out, "SR-IOV PF", pf.to_string());
+    }
+    if !d.virtfns.is_empty() {
+        kv(out, "SR-IOV VFs", format!("{}", d.virtfns.len()));
+    }
+    if let Some(n) = d.numa_node {
+        kv(out, "NUMA node", n.to_string());
+    }
+    for c in &d.critical {
+        // Where the fact comes from, unless measured (the normal case).
+        let how = c
+            .fact()
+            .map(|f| host.fact(f))
+            .filter(|p| *p != virt_pci::host::Provenance::Measured)
+            .map(|p| format!(" ({})", p.as_str()))
+            .unwrap_or_default();
+        kv(out, "host-critical", s.red(&format!("{c}{how}")));
+    }
+    for f in host.unknown_facts(d) {
+        kv(
+            out,
+            "not known",
+            s.yellow(&format!(
+                "whether it is {} ({})",
+                f.describe(),
+                host.fact(f).as_str()
+            )),
+        );
+    }
+    for u in host.used_by(a) {
+        kv(
+            out,
+            "used by",
+            format!("{}{}", u.domain, if u.running { " (running)" } else { "" }),
+        );
+    }
 }
 
 /// The exit code of a command whose answer is a plan (`show`, `usb`,

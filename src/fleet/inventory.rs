@@ -197,12 +197,12 @@ struct Verdict {
 }
 
 /// `vendor:device` of a function, four hex digits each.
-pub fn id_of(d: &crate::host::Device) -> String {
+pub(crate) fn id_of(d: &crate::host::Device) -> String {
     format!("{:04x}:{:04x}", d.vendor(), d.device())
 }
 
 /// `subvendor:subdevice`, when the source knows both.
-pub fn subsystem_of(d: &crate::host::Device) -> Option<String> {
+pub(crate) fn subsystem_of(d: &crate::host::Device) -> Option<String> {
     let v = d.subsystem_vendor_id.as_deref()?;
     let s = d.subsystem_device_id.as_deref()?;
     Some(format!(
@@ -216,7 +216,7 @@ pub fn subsystem_of(d: &crate::host::Device) -> Option<String> {
 /// reading of a plan that `inventory` and `place` share. A running
 /// domain's hold is the plan's `in-use` blocker; alone it makes the status
 /// `in-use` rather than `blocked`.
-pub fn plan_status(
+pub(crate) fn plan_status(
     host: &Host,
     facts_from_host: bool,
     p: &plan::Plan,
@@ -263,7 +263,7 @@ pub fn plan_status(
 }
 
 /// The weakest provenance of the host-critical facts, in one word.
-pub fn facts_word(fh: &FleetHost) -> &'static str {
+pub(crate) fn facts_word(fh: &FleetHost) -> &'static str {
     use crate::host::Provenance;
     let f = &fh.host.facts;
     let all = [f.root_filesystem, f.default_route, f.boot_vga];
@@ -376,14 +376,5 @@ fn group_verdict(host: &Host, from_host: bool, g: u32, first: PciAddress) -> Ver
         code,
         endpoints: p.travels.len().max(1),
         used_by,
-    }
-}
-
-/// The inventory of a fleet.
-pub fn inventory(hosts: &[FleetHost], filter: &Filter) -> Inventory {
-    Inventory {
-        format: FORMAT,
-        version: VERSION,
-        hosts: hosts.iter().map(|h| host_inventory(h, filter)).collect(),
     }
 }

@@ -27,20 +27,22 @@
 //! those of the function (of function 0 for a slot). `subsystem-id` and
 //! `iommugroup` are optional; when present they are checked.
 //!
-//! [`check`] compares each entry with the host's facts: the card moved (the
+//! [`check_host`] compares each entry with the host's facts: the card moved (the
 //! id now sits at another address), was replaced (another id or subsystem
 //! at the path), or its group changed. Like Proxmox, which refuses a VM
 //! start when a mapping no longer matches, virt-pci refuses to place or
 //! retarget through a stale entry.
 
-use super::inventory::{id_of, subsystem_of};
-use super::FleetHost;
 use crate::address::{DeviceSpec, PciAddress, PciSlot};
 use crate::host::Host;
 use serde::{Deserialize, Deserializer, Serialize};
 use std::collections::BTreeMap;
 use std::fmt;
 use std::path::{Path, PathBuf};
+
+mod check;
+pub(crate) use check::check_entry;
+pub use check::{check_host, report, Problem, Report};
 
 pub const FORMAT: &str = "virt-pci-mapping";
 pub const VERSION: u32 = 1;
@@ -195,7 +197,7 @@ impl fmt::Display for MappingError {
 impl std::error::Error for MappingError {}
 
 /// Parse a mapping document.
-pub fn from_str(text: &str, path: &Path) -> Result<Mapping, MappingError> {
+pub(crate) fn from_str(text: &str, path: &Path) -> Result<Mapping, MappingError> {
     let m: Mapping = serde_json::from_str(text).map_err(|e| {
         // serde_json ends messages with " at line L column C"; the
         // position is reported separately.
@@ -280,198 +282,6 @@ impl Mapping {
     }
 }
 
-/// What differs between a mapping entry and a host.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
-pub struct Problem {
-    /// `moved`, `missing`, `replaced`, `subsystem-changed`, `group-changed`,
-    /// `subsystem-unknown` (a warning: the host does not say).
-    pub code: &'static str,
-    pub device: String,
-    pub host: String,
-    pub address: String,
-    pub message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub help: Option<String>,
-    /// False for warnings (the entry may still be right).
-    pub error: bool,
-}
-
-/// Check one entry against one host.
-pub fn check_entry(device: &str, host_name: &str, e: &Entry, host: &Host) -> Vec<Problem> {
-    let mut out = Vec::new();
-    let a = e.path.primary();
-    let p = |code, message: String, help: Option<String>, error| Problem {
-        code,
-        device: device.to_string(),
-        host: host_name.to_string(),
-        address: e.path.to_string(),
-        message,
-        help,
-        error,
-    };
-    let matches_entry = |d: &crate::host::Device| {
-        d.vendor() == e.id.0
-            && d.device() == e.id.1
-            && match (e.subsystem_id, subsystem_of(d)) {
-                (Some(want), Some(have)) => want.to_string() == have,
-                _ => true,
-            }
-    };
-    let here = host.device(&a);
-    let same_here = here.is_some_and(&matches_entry);
-    if !same_here {
-        // The same card elsewhere: it moved.
-        let elsewhere: Vec<PciAddress> = host
-            .devices
-            .values()
-            .filter(|d| d.address != a && d.address.function == a.function && matches_entry(d))
-            .map(|d| d.address)
-            .collect();
-        let at_path = match here {
-            Some(d) => format!("{a} is {}", id_of(d)),
-            None => format!("no function at {a}"),
-        };
-        if let Some(now) = elsewhere.first() {
-            let new_path = match e.path {
-                MapPath::Slot(_) => now.slot_of().to_string(),
-                MapPath::Function(_) => now.to_string(),
-            };
-            out.push(p(
-                "moved",
-                format!(
-                    "`{device}` on {host_name}: {at_path}; {} is now at {} (card moved?)",
-                    e.id,
-                    elsewhere
-                        .iter()
-                        .map(|x| x.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
-                Some(format!(
-                    "set \"path\" to \"{new_path}\" for {host_name} if that is the same card"
-                )),
-                true,
-            ));
-        } else if let Some(d) = here {
-            let id = id_of(d);
-            if id != e.id.to_string() {
-                out.push(p(
-                    "replaced",
-                    format!(
-                        "`{device}` on {host_name}: {a} is {id}, the mapping says {} (card replaced?)",
-                        e.id
-                    ),
-                    Some(format!(
-                        "set \"id\" to \"{id}\" for {host_name} if the new card is meant"
-                    )),
-                    true,
-                ));
-                return out;
-            }
-            // Same id, another subsystem: reported below.
-        } else {
-            out.push(p(
-                "missing",
-                format!("`{device}` on {host_name}: no function at {a}, and no {} anywhere on the host (card removed?)", e.id),
-                Some("remove the entry, or update it once the card is back".into()),
-                true,
-            ));
-        }
-        if here.is_none() || !elsewhere.is_empty() {
-            return out;
-        }
-    }
-    let Some(d) = here else { return out };
-    match (e.subsystem_id, subsystem_of(d)) {
-        (Some(want), Some(have)) if want.to_string() != have => out.push(p(
-            "subsystem-changed",
-            format!(
-                "`{device}` on {host_name}: {a} has subsystem {have}, the mapping says {want} (same model, another board: replaced?)"
-            ),
-            Some(format!("set \"subsystem-id\" to \"{have}\" for {host_name} if the new card is meant")),
-            true,
-        )),
-        (Some(want), None) => out.push(p(
-            "subsystem-unknown",
-            format!(
-                "`{device}` on {host_name}: the host's facts do not say {a}'s subsystem, so {want} is not compared"
-            ),
-            Some("take the snapshot with `virt-pci snapshot` on the host (sysfs has the subsystem ids)".into()),
-            false,
-        )),
-        _ => {}
-    }
-    if let Some(g) = e.iommugroup {
-        if d.iommu_group != Some(g) {
-            out.push(p(
-                "group-changed",
-                format!(
-                    "`{device}` on {host_name}: {a} is in IOMMU group {}, the mapping says {g} (firmware update, another slot, or ACS settings changed)",
-                    d.iommu_group.map(|x| x.to_string()).unwrap_or_else(|| "none".into())
-                ),
-                Some(format!(
-                    "check the new group with `virt-pci --snapshot HOST.json show {a}`, then set \"iommugroup\" accordingly"
-                )),
-                true,
-            ));
-        }
-    }
-    out
-}
-
-/// The result of checking a mapping against a fleet.
-#[derive(Clone, Debug, Default, Serialize)]
-pub struct Report {
-    pub problems: Vec<Problem>,
-    /// Entries checked (device, host).
-    pub checked: usize,
-    /// Entries whose host was not given.
-    pub not_checked: Vec<(String, String)>,
-}
-
-impl Report {
-    pub fn errors(&self) -> usize {
-        self.problems.iter().filter(|p| p.error).count()
-    }
-}
-
-/// Check the entries for one host; returns the problems and how many
-/// entries were checked.
-pub fn check_host(m: &Mapping, fh: &FleetHost) -> (Vec<Problem>, usize) {
-    let mut problems = Vec::new();
-    let mut n = 0;
-    for (name, dev) in &m.devices {
-        if let Some(e) = dev.hosts.get(&fh.name) {
-            n += 1;
-            problems.extend(check_entry(name, &fh.name, e, &fh.host));
-        }
-    }
-    (problems, n)
-}
-
-/// Put per-host results together: `names` are the hosts that were given.
-pub fn report(m: &Mapping, names: &[String], per_host: Vec<(Vec<Problem>, usize)>) -> Report {
-    let mut r = Report::default();
-    for (p, n) in per_host {
-        r.problems.extend(p);
-        r.checked += n;
-    }
-    for (name, dev) in &m.devices {
-        for hn in dev.hosts.keys() {
-            if !names.contains(hn) {
-                r.not_checked.push((name.clone(), hn.clone()));
-            }
-        }
-    }
-    r
-}
-
-/// Check every entry whose host is in `hosts`.
-pub fn check(m: &Mapping, hosts: &[FleetHost]) -> Report {
-    let names: Vec<String> = hosts.iter().map(|h| h.name.clone()).collect();
-    report(m, &names, hosts.iter().map(|h| check_host(m, h)).collect())
-}
-
 /// Where a logical device is on one host, checked against its facts.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 pub struct Resolved {
@@ -544,17 +354,6 @@ pub fn resolve(
         path: e.path.to_string(),
         functions,
         warnings: problems,
-    })
-}
-
-/// An entry describing `a` on `host` as it is now (for writing mappings).
-pub fn entry_for(host: &Host, path: MapPath) -> Option<Entry> {
-    let d = host.device(&path.primary())?;
-    Some(Entry {
-        path,
-        id: Ids(d.vendor(), d.device()),
-        subsystem_id: subsystem_of(d).and_then(|s| Ids::parse(&s)),
-        iommugroup: d.iommu_group,
     })
 }
 

@@ -510,20 +510,6 @@ pub fn fit(
     }
 }
 
-/// Where the domain can run.
-pub fn place(
-    dom: &DomainDevices,
-    needs: Vec<Need>,
-    hosts: &[FleetHost],
-    mapping: Option<&Mapping>,
-) -> Placement {
-    let fits = hosts
-        .iter()
-        .map(|t| fit(&needs, t, mapping, dom.name.as_deref()))
-        .collect();
-    placement(dom, needs, fits)
-}
-
 /// The report from per-host fits.
 pub fn placement(dom: &DomainDevices, needs: Vec<Need>, hosts: Vec<HostFit>) -> Placement {
     Placement {

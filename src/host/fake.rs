@@ -235,6 +235,8 @@ pub fn config_space(host: &Host, d: &Device) -> Vec<u8> {
     c
 }
 
+/// One function's directory: its id attributes, its state files, and its
+/// links, as the kernel lays them out (docs/sysfs.md).
 fn write_device(
     host: &Host,
     sys: &Path,
@@ -244,7 +246,20 @@ fn write_device(
     let p = &rel[&d.address];
     let dir = sys.join(p);
     fs::create_dir_all(&dir)?;
-    let w = |f: &str, v: &str| fs::write(dir.join(f), format!("{v}\n"));
+    write_ids(&dir, d)?;
+    write_state(host, &dir, d)?;
+    write_links(sys, p, d, rel)
+}
+
+/// `name` holding `v` and a newline, as sysfs prints an attribute.
+fn attr(dir: &Path, name: &str, v: &str) -> io::Result<()> {
+    fs::write(dir.join(name), format!("{v}\n"))
+}
+
+/// The identity attributes: ids, class, revision, subsystem ids, and the
+/// `modalias` built from them (the kernel's `pci:v…d…sv…sd…bc…sc…i…`).
+fn write_ids(dir: &Path, d: &Device) -> io::Result<()> {
+    let w = |f: &str, v: &str| attr(dir, f, v);
     w("vendor", &d.vendor_id)?;
     w("device", &d.device_id)?;
     w("class", &d.class)?;
@@ -259,15 +274,6 @@ fn write_device(
         "subsystem_device",
         d.subsystem_device_id.as_deref().unwrap_or("0x0000"),
     )?;
-    w(
-        "driver_override",
-        d.driver_override.as_deref().unwrap_or("(null)"),
-    )?;
-    w(
-        "numa_node",
-        &d.numa_node.map(|n| n.to_string()).unwrap_or("-1".into()),
-    )?;
-    w("enable", if d.driver.is_some() { "1" } else { "0" })?;
     let class = d.class_code();
     w(
         "modalias",
@@ -281,7 +287,23 @@ fn write_device(
             (class >> 8) & 0xff,
             class & 0xff
         ),
+    )
+}
+
+/// The state files: `driver_override`, `numa_node`, `enable`, config
+/// space, and the files the kernel creates only for some functions
+/// (`boot_vga` for VGA, `reset_method`/`reset`, `sriov_*` for PFs).
+fn write_state(host: &Host, dir: &Path, d: &Device) -> io::Result<()> {
+    let w = |f: &str, v: &str| attr(dir, f, v);
+    w(
+        "driver_override",
+        d.driver_override.as_deref().unwrap_or("(null)"),
     )?;
+    w(
+        "numa_node",
+        &d.numa_node.map(|n| n.to_string()).unwrap_or("-1".into()),
+    )?;
+    w("enable", if d.driver.is_some() { "1" } else { "0" })?;
     fs::write(dir.join("config"), config_space(host, d))?;
     if let Some(b) = d.boot_vga {
         w("boot_vga", if b { "1" } else { "0" })?;
@@ -300,6 +322,17 @@ fn write_device(
     if let Some(n) = d.sriov_numvfs {
         w("sriov_numvfs", &n.to_string())?;
     }
+    Ok(())
+}
+
+/// The links: `subsystem`, the `bus/pci/devices` entry, the bound driver
+/// (with its driver directory), `iommu_group`, `physfn` and `virtfnN`.
+fn write_links(
+    sys: &Path,
+    p: &str,
+    d: &Device,
+    rel: &BTreeMap<PciAddress, String>,
+) -> io::Result<()> {
     link(sys, &format!("{p}/subsystem"), "bus/pci")?;
     link(sys, &format!("bus/pci/devices/{}", d.address), p)?;
     if let Some(drv) = &d.driver {

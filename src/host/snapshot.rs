@@ -7,6 +7,7 @@
 //! `schemas/snapshot.schema.json`.
 
 use super::{Host, HostFacts, Provenance};
+use serde::de::{Deserializer, MapAccess, SeqAccess, Visitor};
 use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,9 @@ pub const VERSION: u32 = 2;
 /// before it is read.
 pub const MAX_BYTES: u64 = 256 * 1024 * 1024;
 
-#[derive(Serialize, Deserialize)]
+/// The document as [`to_string`] writes it (reading goes through [`Head`]
+/// and [`Host`] instead: see [`from_str`]).
+#[derive(Serialize)]
 struct Envelope {
     format: String,
     version: u32,
@@ -69,6 +72,13 @@ pub fn to_string(host: &Host) -> String {
 }
 
 /// Parse a snapshot document.
+///
+/// Two passes over the text, neither of which builds a tree of the whole
+/// document: [`Head`] reads the envelope and the group ids (skipping
+/// everything else), then [`Host`] is read straight from the text. A
+/// `serde_json::Value` of the document, or an envelope with
+/// `#[serde(flatten)]` (which buffers the document in serde's `Content`),
+/// cost four times as much on a fleet of snapshots (BENCHMARKS.md "fleet").
 pub fn from_str(text: &str, path: &Path) -> Result<Host, SnapshotError> {
     let err = |e: serde_json::Error| SnapshotError {
         path: path.to_path_buf(),
@@ -76,8 +86,8 @@ pub fn from_str(text: &str, path: &Path) -> Result<Host, SnapshotError> {
         column: e.column(),
         message: e.to_string(),
     };
-    let v: serde_json::Value = serde_json::from_str(text).map_err(err)?;
-    match v.get("format").and_then(|f| f.as_str()) {
+    let head: Head = serde_json::from_str(text).map_err(err)?;
+    match head.format.as_ref().and_then(|f| f.as_str()) {
         Some(FORMAT) => {}
         other => {
             return Err(SnapshotError {
@@ -91,63 +101,206 @@ pub fn from_str(text: &str, path: &Path) -> Result<Host, SnapshotError> {
             })
         }
     }
-    // The value as written (`"1"`, `1.0`, `-1`), never a default of 0.
-    let bad_version = |message: String| SnapshotError {
-        path: path.to_path_buf(),
-        line: 0,
-        column: 0,
-        message,
-    };
-    let version = match v.get("version") {
-        Some(x) if x.as_u64() == Some(u64::from(VERSION)) || x.as_u64() == Some(1) => {
-            x.as_u64().unwrap_or(0)
-        }
-        None => {
-            return Err(bad_version(format!(
-                "the snapshot has no \"version\" (this virt-pci reads versions 1 and {VERSION})"
-            )))
-        }
-        Some(x) if x.is_number() => {
-            return Err(bad_version(format!(
-                "snapshot version {} is not supported (this virt-pci reads versions 1 and {VERSION})",
-                crate::text::shorten(&x.to_string())
-            )))
-        }
-        Some(x) => {
-            return Err(bad_version(format!(
-                "snapshot version {} is not a number (this virt-pci reads versions 1 and {VERSION}, written as a number)",
-                crate::text::shorten(&x.to_string())
-            )))
-        }
-    };
-    let env: Envelope = serde_json::from_str(text).map_err(err)?;
-    let mut host = env.host;
+    let version = check_version(head.version.as_ref(), path)?;
+    // `Host` ignores the envelope's two fields.
+    let mut host: Host = serde_json::from_str(text).map_err(err)?;
     if version == 1 {
         host.facts = facts_of_version_1(&host);
     }
     // A group id listed twice: the later list replaced the earlier one while
     // reading, so the group's membership is not known.
     let mut seen = std::collections::BTreeSet::new();
-    for g in v
-        .get("groups")
-        .and_then(|g| g.as_array())
-        .into_iter()
-        .flatten()
-    {
-        if let Some(id) = g.get("id").and_then(|i| i.as_u64()) {
-            if !seen.insert(id) {
-                if let Ok(id) = u32::try_from(id) {
-                    host.facts.inconsistent_groups.insert(
-                        id,
-                        format!("{} lists IOMMU group {id} more than once", path.display()),
-                    );
-                }
+    for id in head.groups.0 {
+        if !seen.insert(id) {
+            if let Ok(id) = u32::try_from(id) {
+                host.facts.inconsistent_groups.insert(
+                    id,
+                    format!("{} lists IOMMU group {id} more than once", path.display()),
+                );
             }
         }
     }
     host.check_group_consistency();
     host.link_groups();
     Ok(host)
+}
+
+/// The version this virt-pci reads, or what is wrong with it: the value as
+/// written (`"1"`, `1.0`, `-1`), never a default of 0.
+fn check_version(v: Option<&serde_json::Value>, path: &Path) -> Result<u64, SnapshotError> {
+    let bad_version = |message: String| SnapshotError {
+        path: path.to_path_buf(),
+        line: 0,
+        column: 0,
+        message,
+    };
+    match v {
+        Some(x) if x.as_u64() == Some(u64::from(VERSION)) || x.as_u64() == Some(1) => {
+            Ok(x.as_u64().unwrap_or(0))
+        }
+        None => Err(bad_version(format!(
+            "the snapshot has no \"version\" (this virt-pci reads versions 1 and {VERSION})"
+        ))),
+        Some(x) if x.is_number() => Err(bad_version(format!(
+            "snapshot version {} is not supported (this virt-pci reads versions 1 and {VERSION})",
+            crate::text::shorten(&x.to_string())
+        ))),
+        Some(x) => Err(bad_version(format!(
+            "snapshot version {} is not a number (this virt-pci reads versions 1 and {VERSION}, written as a number)",
+            crate::text::shorten(&x.to_string())
+        ))),
+    }
+}
+
+/// The first pass: what a document says its format and version are, and
+/// the ids its groups list, in order. Any JSON document reads (a key given
+/// twice counts as its last value, as in a `serde_json::Value`); everything
+/// else in it is only checked to be JSON.
+#[derive(Default)]
+struct Head {
+    format: Option<serde_json::Value>,
+    version: Option<serde_json::Value>,
+    groups: GroupIds,
+}
+
+/// The `id` of each object in `groups` that has a non-negative integer one.
+#[derive(Default)]
+struct GroupIds(Vec<u64>);
+
+/// One entry of `groups`: its `id` when that is a non-negative integer.
+#[derive(Default)]
+struct GroupId(Option<u64>);
+
+/// A value read for its shape: objects through `map`, arrays through `seq`,
+/// anything else is `Default`. The defaults skip what they are given, the
+/// way a `serde_json::Value` reads it (so a malformed document gets the
+/// same message: serde's `IgnoredAny` says "expected value" where a
+/// `Value` says "trailing comma"), without keeping any of it.
+trait Shaped<'de>: Default {
+    fn map<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
+        while a.next_key::<Shape<Skip>>()?.is_some() {
+            a.next_value::<Shape<Skip>>()?;
+        }
+        Ok(Self::default())
+    }
+    fn seq<A: SeqAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
+        while a.next_element::<Shape<Skip>>()?.is_some() {}
+        Ok(Self::default())
+    }
+}
+
+/// Any value, read and dropped.
+#[derive(Default)]
+struct Skip;
+
+impl Shaped<'_> for Skip {}
+
+impl<'de> Shaped<'de> for Head {
+    fn map<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
+        let mut h = Head::default();
+        while let Some(k) = a.next_key::<Key>()? {
+            match k.0 {
+                Some("format") => h.format = Some(a.next_value()?),
+                Some("version") => h.version = Some(a.next_value()?),
+                Some("groups") => h.groups = a.next_value::<Shape<GroupIds>>()?.0,
+                _ => {
+                    a.next_value::<Shape<Skip>>()?;
+                }
+            }
+        }
+        Ok(h)
+    }
+}
+
+impl<'de> Shaped<'de> for GroupIds {
+    fn seq<A: SeqAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
+        let mut ids = Vec::new();
+        while let Some(g) = a.next_element::<Shape<GroupId>>()? {
+            ids.extend(g.0 .0);
+        }
+        Ok(GroupIds(ids))
+    }
+}
+
+impl<'de> Shaped<'de> for GroupId {
+    fn map<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
+        let mut id = None;
+        while let Some(k) = a.next_key::<Key>()? {
+            if k.0 == Some("id") {
+                id = Some(a.next_value::<serde_json::Value>()?);
+            } else {
+                a.next_value::<Shape<Skip>>()?;
+            }
+        }
+        Ok(GroupId(id.and_then(|v| v.as_u64())))
+    }
+}
+
+impl<'de> Deserialize<'de> for Head {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        Shape::<Head>::deserialize(d).map(|s| s.0)
+    }
+}
+
+struct Shape<T>(T);
+
+impl<'de, T: Shaped<'de>> Deserialize<'de> for Shape<T> {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V<T>(std::marker::PhantomData<T>);
+        impl<'de, T: Shaped<'de>> Visitor<'de> for V<T> {
+            type Value = Shape<T>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                T::map(a).map(Shape)
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, a: A) -> Result<Self::Value, A::Error> {
+                T::seq(a).map(Shape)
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+                Ok(Shape(T::default()))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Self::Value, E> {
+                Ok(Shape(T::default()))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Self::Value, E> {
+                Ok(Shape(T::default()))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Self::Value, E> {
+                Ok(Shape(T::default()))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Self::Value, E> {
+                Ok(Shape(T::default()))
+            }
+            fn visit_unit<E>(self) -> Result<Self::Value, E> {
+                Ok(Shape(T::default()))
+            }
+        }
+        d.deserialize_any(V(std::marker::PhantomData))
+    }
+}
+
+/// An object key, kept only when it is one of the few the first pass
+/// looks for (the others are not allocated).
+struct Key(Option<&'static str>);
+
+impl<'de> Deserialize<'de> for Key {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Key;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_str<E>(self, s: &str) -> Result<Key, E> {
+                Ok(Key(["format", "version", "groups", "id"]
+                    .into_iter()
+                    .find(|k| *k == s)))
+            }
+        }
+        d.deserialize_str(V)
+    }
 }
 
 /// Version 1 snapshots carry no provenance. Those made on a host by
@@ -226,5 +379,48 @@ mod tests {
         let t = format!("{{\"format\":\"{FORMAT}\"}}");
         let e = from_str(&t, Path::new("s.json")).unwrap_err();
         assert!(e.message.contains("no \"version\""), "{}", e.message);
+    }
+
+    /// The first pass reads keys as a `serde_json::Value` would: anywhere
+    /// in the object, the last of a repeated key, nothing from non-objects.
+    #[test]
+    fn the_envelope_and_group_ids_are_read_as_written() {
+        let p = Path::new("s.json");
+        for t in ["[1]", "\"x\"", "null", "{}", "{\"format\":1}"] {
+            let e = from_str(t, p).unwrap_err();
+            assert!(
+                e.message.contains("format is missing"),
+                "{t}: {}",
+                e.message
+            );
+        }
+        let t = format!("{{\"format\":\"{FORMAT}\",\"version\":2,\"format\":\"other\"}}");
+        let e = from_str(&t, p).unwrap_err();
+        assert!(e.message.contains("format is \"other\""), "{}", e.message);
+        let doc = |groups: &str| {
+            format!(
+                "{{\"source\":\"t\",\"iommu\":\"enabled\",\"devices\":[],\"groups\":{groups},\"version\":2,\"format\":\"{FORMAT}\"}}"
+            )
+        };
+        let h = from_str(
+            &doc("[{\"members\":[],\"id\":3},{\"id\":3,\"members\":[]}]"),
+            p,
+        )
+        .unwrap();
+        assert_eq!(
+            h.facts.inconsistent_groups.get(&3).map(String::as_str),
+            Some("s.json lists IOMMU group 3 more than once")
+        );
+        let h = from_str(
+            &doc("[{\"id\":3,\"members\":[]},{\"id\":4,\"members\":[]}]"),
+            p,
+        )
+        .unwrap();
+        assert!(h.facts.inconsistent_groups.is_empty());
+        // Malformed JSON anywhere is an error with its position.
+        let e = from_str(&doc("[{\"id\":3,\"members\":[}]"), p).unwrap_err();
+        assert!(e.line == 1 && e.column > 0, "{e}");
+        let e = from_str(&doc("[{\"id\":3,\"members\":[\"a\",]}]"), p).unwrap_err();
+        assert!(e.message.starts_with("trailing comma"), "{e}");
     }
 }

@@ -2,17 +2,14 @@
 //! shape of errors. Every test names an explicit fake root or snapshot, so
 //! nothing reads (let alone touches) this machine's devices.
 
-use assert_cmd::Command;
+use crate::run::{vp, Vp};
 use predicates::prelude::*;
 use std::fs;
 use std::path::Path;
 
-fn bin() -> Command {
-    let mut c = Command::cargo_bin("virt-pci").expect("binary builds");
-    c.env("VIRT_PCI_NO_COMPANION", "1");
-    c.env_remove("LIBVIRT_DEFAULT_URI")
-        .env_remove("VIRT_PCI_ROOT")
-        .env_remove("NO_COLOR");
+fn bin() -> Vp {
+    let mut c = vp();
+    c.env_remove("NO_COLOR");
     c
 }
 

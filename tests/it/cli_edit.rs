@@ -9,7 +9,7 @@
 //! device, a missing directory is really missing, and the permission test
 //! runs the binary as `nobody` through setpriv.
 
-use assert_cmd::Command;
+use crate::run::Vp;
 use predicates::prelude::*;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -36,14 +36,9 @@ const VM: &str = "<?xml version='1.0' encoding='UTF-8'?>
 </domain>
 ";
 
-fn vp() -> Command {
-    let mut c = Command::cargo_bin("virt-pci").unwrap();
-    c.env("VIRT_PCI_NO_COMPANION", "1");
-    c.env_remove("LIBVIRT_DEFAULT_URI")
-        .env_remove("VIRT_PCI_ROOT")
-        .env("NO_COLOR", "1")
-        .arg("--snapshot")
-        .arg(SNAP);
+fn vp() -> Vp {
+    let mut c = crate::run::vp();
+    c.arg("--snapshot").arg(SNAP);
     c
 }
 
@@ -465,14 +460,14 @@ fn unprivileged_user_cannot_write_the_directory() {
     fs::set_permissions(d.path(), fs::Permissions::from_mode(0o755)).unwrap();
     let p = file(d.path(), "vm.xml", VM, 0o666); // even a world-writable file
     let before = state(&p);
-    let bin = assert_cmd::cargo::cargo_bin("virt-pci");
-    let out = std::process::Command::new(setpriv)
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
-        .arg(&bin)
+    let out = crate::run::vp()
         .args(["--snapshot", SNAP, "add"])
         .arg(&p)
         .args(["03:00.0", "-i"])
-        .env("NO_COLOR", "1")
+        .via(
+            setpriv,
+            ["--reuid=65534", "--regid=65534", "--clear-groups", "--"],
+        )
         .output()
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);

@@ -356,7 +356,8 @@ fn hook_install_uninstall_status_on_a_fake_root() {
     let d = tempfile::tempdir().unwrap();
     let root = d.path().to_str().unwrap();
     let hook = d.path().join("etc/libvirt/hooks/qemu.d/virt-pci-guard");
-    let bin = assert_cmd::cargo::cargo_bin("virt-pci");
+    // The hook file runs this binary; the test names the host (--root, VIRT_PCI_ROOT).
+    let bin = crate::run::bin_path();
     let b = bin.to_str().unwrap();
     vp(&["--root", root, "hook", "status", "--binary", b])
         .assert()
@@ -448,7 +449,8 @@ use predicates::prelude::PredicateBooleanExt;
 fn the_installed_hook_runs_the_guard_and_lets_starts_through_without_it() {
     let r = root();
     let d = tempfile::tempdir().unwrap();
-    let bin = assert_cmd::cargo::cargo_bin("virt-pci");
+    // The hook file runs this binary; the test names the host (--root, VIRT_PCI_ROOT).
+    let bin = crate::run::bin_path();
     let script = d.path().join("hook.sh");
     let run = |script: &Path, xml: &str| {
         let mut c = std::process::Command::new("sh");

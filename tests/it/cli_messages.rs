@@ -5,7 +5,7 @@
 //! or I/O). Every run names its host: a sample snapshot, the fixture host,
 //! or a fake tree.
 
-use assert_cmd::Command;
+use crate::run::Vp;
 use predicates::prelude::*;
 use predicates::str::contains;
 use std::path::{Path, PathBuf};
@@ -59,17 +59,12 @@ fn fixture() -> PathBuf {
     root().join("tests/fixtures/host-gpu.json")
 }
 
-fn vp() -> Command {
-    let mut c = Command::cargo_bin("virt-pci").unwrap();
-    c.env("VIRT_PCI_NO_COMPANION", "1")
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .env_remove("VIRT_PCI_ROOT")
-        .env("NO_COLOR", "1");
-    c
+fn vp() -> Vp {
+    crate::run::vp()
 }
 
 /// `virt-pci --snapshot S ARGS...`
-fn on(s: &Path, args: &[&str]) -> Command {
+fn on(s: &Path, args: &[&str]) -> Vp {
     let mut c = vp();
     c.arg("--snapshot").arg(s).args(args);
     c

@@ -2,7 +2,7 @@
 //! generated from a sample, `snapshot --from-listing`, `fake-sysfs`, address
 //! errors, and lspci reading the same fake tree.
 
-use assert_cmd::Command;
+use crate::run::Vp;
 use predicates::prelude::*;
 use std::path::{Path, PathBuf};
 
@@ -26,13 +26,8 @@ fn listing(prefix: &str) -> PathBuf {
     s.parent().unwrap().join(format!("listings/{name}.txt"))
 }
 
-fn vp() -> Command {
-    let mut c = Command::cargo_bin("virt-pci").unwrap();
-    c.env("VIRT_PCI_NO_COMPANION", "1");
-    c.env_remove("LIBVIRT_DEFAULT_URI")
-        .env_remove("VIRT_PCI_ROOT")
-        .env("NO_COLOR", "1");
-    c
+fn vp() -> Vp {
+    crate::run::vp()
 }
 
 /// A scratch directory, on tmpfs when there is one (speed only).
@@ -489,7 +484,11 @@ fn fake_sysfs_refuses_an_occupied_directory() {
 
 #[test]
 fn lspci_reads_the_same_tree() {
-    if Command::new("lspci").arg("--version").output().is_err() {
+    if std::process::Command::new("lspci")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
         eprintln!("\n\n*** SKIPPED lspci_reads_the_same_tree: lspci is not installed (Debian: pciutils; `make deps`) ***\n");
         return;
     }
@@ -497,7 +496,7 @@ fn lspci_reads_the_same_tree() {
         let t = tree(p);
         // pciutils' sysfs.path is the bus/pci directory.
         let sysfs = t.path().join("host/sys/bus/pci");
-        let out = Command::new("lspci")
+        let out = std::process::Command::new("lspci")
             .args(["-nn", "-D", "-A", "linux-sysfs", "-O"])
             .arg(format!("sysfs.path={}", sysfs.display()))
             .output()
@@ -550,11 +549,11 @@ fn last_ids(l: &str) -> String {
 #[test]
 fn a_closed_pipe_ends_output_without_a_panic() {
     // `virt-pci list | head -1`: the reader goes away before we write.
-    let mut child = std::process::Command::new(assert_cmd::cargo::cargo_bin("virt-pci"))
+    let mut child = vp()
         .arg("--snapshot")
         .arg(sample("018"))
         .args(["list", "--json"])
-        .env("NO_COLOR", "1")
+        .std_command()
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()

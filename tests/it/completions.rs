@@ -13,8 +13,9 @@ use std::process::Command;
 
 const S001: &str = "samples/hosts/001-asrock-z170-gaming-itx-gtx960.json";
 
+/// For the shells, which run the binary themselves with the words they are given.
 fn exe() -> PathBuf {
-    assert_cmd::cargo::cargo_bin("virt-pci")
+    crate::run::bin_path()
 }
 
 fn repo() -> &'static Path {

@@ -3,7 +3,7 @@
 //! catching a moved, replaced or regrouped card, and `retarget` from one
 //! sample host to another and back to the original bytes.
 
-use assert_cmd::Command;
+use crate::run::Vp;
 use predicates::prelude::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -33,13 +33,9 @@ fn s(p: &Path) -> String {
     p.display().to_string()
 }
 
-fn vp() -> Command {
-    let mut c = Command::cargo_bin("virt-pci").unwrap();
-    c.env("VIRT_PCI_NO_COMPANION", "1")
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .env_remove("VIRT_PCI_ROOT")
-        .env("NO_COLOR", "1")
-        .current_dir(root());
+fn vp() -> Vp {
+    let mut c = crate::run::vp();
+    c.current_dir(root());
     c
 }
 

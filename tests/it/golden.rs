@@ -64,20 +64,11 @@ fn wild_dir() -> String {
     w
 }
 
-/// Runs the binary on an explicit host; stdout and exit code.
+/// Runs the binary (through the guarded runner); stdout and exit code.
 fn run(args: &[String]) -> (i32, Vec<u8>) {
-    let safe = args.iter().any(|a| {
-        a == "--root" || a == "--snapshot" || a == "fake-sysfs" || a == "inventory" || a == "map"
-    }) || (args.first().is_some_and(|a| a == "validate")
-        && !args.iter().any(|a| a == "-c"));
-    assert!(safe, "golden: a case must name its host: {args:?}");
-    let out = Command::new(env!("CARGO_BIN_EXE_virt-pci"))
+    let out = crate::run::vp()
         .current_dir(manifest())
         .args(args)
-        .env("VIRT_PCI_NO_COMPANION", "1")
-        .env("NO_COLOR", "1")
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .env_remove("VIRT_PCI_ROOT")
         .output()
         .expect("run virt-pci");
     (out.status.code().unwrap_or(-1), out.stdout)
@@ -540,12 +531,7 @@ fn json_outputs_are_byte_identical_to_the_golden_files() {
                 String::from_utf8_lossy(&w.stdout),
                 String::from_utf8_lossy(&got.stdout),
             );
-            let diff = similar::TextDiff::from_lines(a.as_ref(), b.as_ref());
-            let text = diff
-                .unified_diff()
-                .context_radius(3)
-                .header("golden", "now")
-                .to_string();
+            let text = crate::snapshots::diff(&a, &b, 80);
             for l in text.lines().take(80) {
                 let _ = writeln!(report, "    {l}");
             }

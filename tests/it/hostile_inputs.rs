@@ -4,7 +4,7 @@
 //! Runs that could hang are bounded: the reader runs in a thread and the
 //! test fails after 60 s instead of hanging.
 
-use assert_cmd::Command;
+use crate::run::Vp;
 use predicates::prelude::*;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -17,13 +17,9 @@ const S: &str = concat!(
 const D: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/domains/win11-q35.xml");
 const GPU_DIR: &str = "sys/devices/pci0000:00/0000:00:03.1/0000:2b:00.0";
 
-fn vp() -> Command {
-    let mut c = Command::cargo_bin("virt-pci").unwrap();
-    c.env("VIRT_PCI_NO_COMPANION", "1")
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .env_remove("VIRT_PCI_ROOT")
-        .env("NO_COLOR", "1")
-        .timeout(Duration::from_secs(60));
+fn vp() -> Vp {
+    let mut c = crate::run::vp();
+    c.timeout(Duration::from_secs(60));
     c
 }
 

@@ -66,20 +66,17 @@ fn an_absolute_driver_link_never_reaches_the_real_sys() {
     fs::remove_file(&drv).unwrap();
     std::os::unix::fs::symlink("/sys/bus/pci/drivers/nvme", &drv).unwrap();
     let canary = f.path().join("canary");
-    let bin = assert_cmd::cargo::cargo_bin("virt-pci");
     let script = r#"mount -t tmpfs none /sys || exit 99
 mkdir -p /sys/bus/pci/drivers/nvme && : > /sys/bus/pci/drivers/nvme/unbind
 "$@"; rc=$?
 cat /sys/bus/pci/drivers/nvme/unbind > "$CANARY"; exit $rc"#;
-    let out = std::process::Command::new(unshare)
-        .args(["-m", "--propagation", "private", "sh", "-c", script, "sh"])
-        .arg(&bin)
+    let out = crate::run::vp()
         .args(["--root", &f.root(), "detach", "01:00.0"])
         .env("CANARY", &canary)
-        .env("VIRT_PCI_NO_COMPANION", "1")
-        .env("NO_COLOR", "1")
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .env_remove("VIRT_PCI_ROOT")
+        .via(
+            unshare,
+            ["-m", "--propagation", "private", "sh", "-c", script, "sh"],
+        )
         .output()
         .unwrap();
     if out.status.code() == Some(99) {

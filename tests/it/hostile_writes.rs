@@ -6,7 +6,7 @@
 //! without root it says so and passes. The race test is bounded: 20 rounds
 //! of two concurrent edits of one file.
 
-use assert_cmd::Command;
+use crate::run::Vp;
 use predicates::prelude::*;
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -18,14 +18,9 @@ const S: &str = concat!(
 );
 const D: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/samples/domains/win11-q35.xml");
 
-fn vp() -> Command {
-    let mut c = Command::cargo_bin("virt-pci").unwrap();
-    c.env("VIRT_PCI_NO_COMPANION", "1")
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .env_remove("VIRT_PCI_ROOT")
-        .env("NO_COLOR", "1")
-        .arg("--snapshot")
-        .arg(S);
+fn vp() -> Vp {
+    let mut c = crate::run::vp();
+    c.arg("--snapshot").arg(S);
     c
 }
 
@@ -103,13 +98,11 @@ fn concurrent_add_and_remove_keep_both_changes() {
         .success();
     let start = fs::read(&c).unwrap();
     let run = |cmd: &str, dev: &str| {
-        std::process::Command::new(assert_cmd::cargo::cargo_bin("virt-pci"))
-            .env("VIRT_PCI_NO_COMPANION", "1")
-            .env_remove("LIBVIRT_DEFAULT_URI")
-            .env_remove("VIRT_PCI_ROOT")
+        crate::run::vp()
             .args(["--snapshot", S, cmd])
             .arg(&c)
             .args([dev, "-i"])
+            .std_command()
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap()

@@ -1,7 +1,7 @@
 //! virt-pci's integration tests: one test binary (`cargo test --test it`),
 //! one module per subject, so the crate links once and every test that
-//! starts the `virt-pci` binary shares one guarded runner (`fakesys::vp`:
-//! no run without a fake root, a snapshot or a `test:///` URI).
+//! starts the `virt-pci` binary shares one guarded runner (`run.rs`: no run
+//! without a fake root, a snapshot or a `test:///` URI).
 //!
 //! Run one subject with a filter: `cargo test --test it cli_guard::`.
 
@@ -26,5 +26,7 @@ mod nodedev_corpus;
 mod persist;
 mod prop_edit;
 mod readme;
+mod run;
 mod samples;
+mod snapshots;
 mod validate_cli;

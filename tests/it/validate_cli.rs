@@ -4,7 +4,7 @@
 //! snapshot (samples/hosts did not exist yet when these were written; its
 //! `provenance` says what it models).
 
-use assert_cmd::Command;
+use crate::run::vp;
 
 const DIR: &str = "tests/fixtures/validate";
 const HOST: &str = "tests/fixtures/validate/host.json";
@@ -16,12 +16,8 @@ struct Out {
 }
 
 fn run(args: &[&str]) -> Out {
-    let mut cmd = Command::cargo_bin("virt-pci").unwrap();
-    cmd.env("VIRT_PCI_NO_COMPANION", "1");
-    cmd.env_remove("LIBVIRT_DEFAULT_URI")
-        .env_remove("VIRT_PCI_ROOT")
-        .arg("--color=never")
-        .args(args);
+    let mut cmd = vp();
+    cmd.env_remove("NO_COLOR").arg("--color=never").args(args);
     let o = cmd.output().unwrap();
     Out {
         code: o.status.code().unwrap_or(-1),
@@ -742,10 +738,10 @@ fn real_sample_host_half_passed_gpu_is_not_viable() {
 #[test]
 fn libvirt_default_uri_alone_names_no_host() {
     // Set for virsh on many hypervisors: the same files keep their verdict.
-    let o = Command::cargo_bin("virt-pci")
-        .unwrap()
+    let o = vp()
+        .env_remove("VIRT_PCI_NO_COMPANION")
+        .env_remove("NO_COLOR")
         .env("LIBVIRT_DEFAULT_URI", "test:///default")
-        .env_remove("VIRT_PCI_ROOT")
         .args([
             "--color=never",
             "validate",
@@ -768,12 +764,8 @@ fn validate_dot_names_files_as_git_does() {
     std::fs::create_dir(t.path().join("vms")).unwrap();
     let src = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(DIR);
     std::fs::copy(src.join("vp012-managed.xml"), t.path().join("vms/bad.xml")).unwrap();
-    let out = Command::cargo_bin("virt-pci")
-        .unwrap()
+    let out = vp()
         .current_dir(t.path())
-        .env("NO_COLOR", "1")
-        .env_remove("LIBVIRT_DEFAULT_URI")
-        .env_remove("VIRT_PCI_ROOT")
         .args(["validate", "."])
         .output()
         .unwrap();

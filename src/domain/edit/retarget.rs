@@ -74,85 +74,18 @@ pub fn retarget(text: &str, moves: &[(PciAddress, PciAddress)]) -> Result<Edit, 
         if to == from {
             continue;
         }
-        let Some(node) = doc
-            .descendants()
-            .find(|n| n.is_element() && n.range() == h.range)
-        else {
-            return Err(EditError::Internal(format!(
-                "hostdev {from} not found again"
-            )));
-        };
-        let Some(addr) = node
-            .children()
-            .find(|c| c.has_tag_name("source"))
-            .and_then(|s| s.children().find(|c| c.has_tag_name("address")))
-        else {
-            return Err(EditError::Internal(format!(
-                "hostdev {from} has no <source><address>"
-            )));
-        };
-        let quote = addr
-            .attributes()
-            .next()
-            .and_then(|a| text.as_bytes().get(a.range_value().start.wrapping_sub(1)))
-            .map(|b| *b as char)
-            .filter(|c| *c == '"' || *c == '\'')
-            .unwrap_or('\'');
-        let mut append = String::new();
-        for (field, value) in [
-            ("domain", u64::from(to.domain)),
-            ("bus", u64::from(to.bus)),
-            ("slot", u64::from(to.slot)),
-            ("function", u64::from(to.function)),
-        ] {
-            match addr
-                .attributes()
-                .find(|a| a.name() == field && a.namespace().is_none())
-            {
-                Some(a) => {
-                    let old = a.value();
-                    if parse_libvirt_number(old).map(|n| n.value) != Some(value) {
-                        edits.push((a.range_value(), like(old, value)));
-                    }
-                }
-                None if value == 0 => {}
-                None => {
-                    append.push_str(&format!(
-                        " {field}={quote}{}{quote}",
-                        libvirt_form(field, value)
-                    ));
-                }
-            }
-        }
-        if !append.is_empty() {
-            // Before `/>` or `>` of the start tag.
-            let r = addr.range();
-            let end = super::splice::start_tag_end(text, r.start);
-            let mut at = end - 1;
-            if at > r.start && text.as_bytes()[at - 1] == b'/' {
-                at -= 1;
-            }
-            let at = super::splice::skip_ws_back(text, at, r.start);
-            edits.push((at..at, append));
-        }
+        let addr = source_address(&doc, h.range.clone(), from)?;
+        edits.extend(address_edits(text, addr, to));
         removed.push(from);
         added.push(to);
     }
     let new_text = super::splice::apply(text, edits);
-    let mut want: Vec<PciAddress> = existing_list(&doc)
+    let want: Vec<PciAddress> = existing_list(&doc)
         .into_iter()
         .map(|a| map.get(&a).copied().unwrap_or(a))
         .collect();
     drop(doc);
-    let mut dedup = want.clone();
-    dedup.sort();
-    dedup.dedup();
-    if dedup.len() != want.len() {
-        want.sort();
-        return Err(EditError::Internal(format!(
-            "retargeting would give two hostdevs the same address ({want:?})"
-        )));
-    }
+    check_distinct(&want)?;
     verify(&new_text, want)?;
     Ok(Edit {
         text: new_text,
@@ -161,6 +94,95 @@ pub fn retarget(text: &str, moves: &[(PciAddress, PciAddress)]) -> Result<Edit, 
         removed,
         warnings: Vec::new(),
     })
+}
+
+/// The `<source><address>` of the hostdev element at `range`.
+fn source_address<'a, 'i>(
+    doc: &'a roxmltree::Document<'i>,
+    range: Range<usize>,
+    from: PciAddress,
+) -> Result<roxmltree::Node<'a, 'i>, EditError> {
+    let Some(node) = doc
+        .descendants()
+        .find(|n| n.is_element() && n.range() == range)
+    else {
+        return Err(EditError::Internal(format!(
+            "hostdev {from} not found again"
+        )));
+    };
+    node.children()
+        .find(|c| c.has_tag_name("source"))
+        .and_then(|s| s.children().find(|c| c.has_tag_name("address")))
+        .ok_or_else(|| EditError::Internal(format!("hostdev {from} has no <source><address>")))
+}
+
+/// The splices that make `<address>` say `to`: each differing value
+/// rewritten in its own form, and the attributes it leaves out that are
+/// not 0 added before the end of the start tag (in the element's quote).
+fn address_edits(text: &str, addr: roxmltree::Node, to: PciAddress) -> Vec<(Range<usize>, String)> {
+    let mut edits = Vec::new();
+    let quote = addr
+        .attributes()
+        .next()
+        .and_then(|a| text.as_bytes().get(a.range_value().start.wrapping_sub(1)))
+        .map(|b| *b as char)
+        .filter(|c| *c == '"' || *c == '\'')
+        .unwrap_or('\'');
+    let mut append = String::new();
+    for (field, value) in [
+        ("domain", u64::from(to.domain)),
+        ("bus", u64::from(to.bus)),
+        ("slot", u64::from(to.slot)),
+        ("function", u64::from(to.function)),
+    ] {
+        match addr
+            .attributes()
+            .find(|a| a.name() == field && a.namespace().is_none())
+        {
+            Some(a) => {
+                let old = a.value();
+                if parse_libvirt_number(old).map(|n| n.value) != Some(value) {
+                    edits.push((a.range_value(), like(old, value)));
+                }
+            }
+            None if value == 0 => {}
+            None => {
+                append.push_str(&format!(
+                    " {field}={quote}{}{quote}",
+                    libvirt_form(field, value)
+                ));
+            }
+        }
+    }
+    if !append.is_empty() {
+        // Before `/>` or `>` of the start tag.
+        let r = addr.range();
+        let end = super::splice::start_tag_end(text, r.start);
+        let mut at = end - 1;
+        if at > r.start && text.as_bytes()[at - 1] == b'/' {
+            at -= 1;
+        }
+        let at = super::splice::skip_ws_back(text, at, r.start);
+        edits.push((at..at, append));
+    }
+    edits
+}
+
+/// Two hostdevs moved onto one address (or onto one that stays) would be
+/// a domain libvirt refuses.
+fn check_distinct(want: &[PciAddress]) -> Result<(), EditError> {
+    let mut sorted = want.to_vec();
+    sorted.sort();
+    let n = sorted.len();
+    sorted.dedup();
+    if sorted.len() != n {
+        let mut all = want.to_vec();
+        all.sort();
+        return Err(EditError::Internal(format!(
+            "retargeting would give two hostdevs the same address ({all:?})"
+        )));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

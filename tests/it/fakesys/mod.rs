@@ -2,9 +2,10 @@
 //! out the real one, docs/sysfs.md) and a guarded runner for the
 //! binary.
 //!
-//! The guard: [`vp`] panics unless the arguments name a fake host
-//! (`--root`, `--snapshot`) or libvirt's test driver (`-c test:///...`), so
-//! no test can ever act on the real devices of the machine it runs on.
+//! The guard (in [`crate::run`]): [`vp`] panics unless the arguments name a
+//! fake host (`--root`, `--snapshot`) or libvirt's test driver
+//! (`-c test:///...`), so no test can ever act on the real devices of the
+//! machine it runs on.
 #![allow(dead_code)]
 
 use std::fs;
@@ -241,27 +242,10 @@ pub fn desktop() -> FakeSys {
     f
 }
 
-/// The binary, refusing to run without a fake host or the test driver.
-pub fn vp(args: &[&str]) -> assert_cmd::Command {
-    let safe = args.iter().enumerate().any(|(i, a)| {
-        (*a == "--root" || *a == "--snapshot")
-            || a.starts_with("--root=")
-            || a.starts_with("--snapshot=")
-            || ((*a == "-c" || *a == "--connect")
-                && args.get(i + 1).is_some_and(|u| u.starts_with("test:///")))
-            || a.starts_with("--connect=test:///")
-            // converting a listing reads no host at all
-            || *a == "--from-listing"
-    });
-    assert!(
-        safe,
-        "test guard: every virt-pci run in tests must name a fake host (--root/--snapshot) or -c test:///...: {args:?}"
-    );
-    let mut c = assert_cmd::Command::cargo_bin("virt-pci").expect("binary");
-    c.env("VIRT_PCI_NO_COMPANION", "1");
-    c.env_remove("LIBVIRT_DEFAULT_URI")
-        .env_remove("VIRT_PCI_ROOT")
-        .env("NO_COLOR", "1")
-        .args(args);
+/// The binary with these arguments, through the guarded runner
+/// ([`crate::run`]: no run without a fake host or the test driver).
+pub fn vp(args: &[&str]) -> crate::run::Vp {
+    let mut c = crate::run::vp();
+    c.args(args);
     c
 }
