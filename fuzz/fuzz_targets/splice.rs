@@ -1,6 +1,6 @@
 //! The splicer on arbitrary input: `add`, `remove` and the style inference
 //! must never panic; an edit's own self-check (`EditError::Internal`) must
-//! never fire; `add` is idempotent; and wherever `xml::reversible` says so,
+//! never fire; `add` is idempotent; and wherever `edit::reversible` says so,
 //! `remove` undoes `add` to the byte.
 //!
 //! Input: two control bytes (how many functions, which bus, options), then
@@ -8,8 +8,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use virt_pci::hostdev::HostdevOptions;
-use virt_pci::xml::{self, EditError, Selection};
+use virt_pci::domain::hostdev::HostdevOptions;
+use virt_pci::domain::edit::{self, EditError, Selection};
 use virt_pci::{DeviceSpec, PciAddress};
 
 fuzz_target!(|data: &[u8]| {
@@ -33,26 +33,26 @@ fuzz_target!(|data: &[u8]| {
         guest_multifunction: ctl[0] & 128 != 0 && ctl[0] & 64 != 0,
         ..HostdevOptions::default()
     };
-    match xml::add(text, &addrs, &opts) {
+    match edit::add(text, &addrs, &opts) {
         Err(EditError::Internal(m)) => panic!("add: {m}"),
         Err(_) => {}
         Ok(e) => {
             // Options for devices already there are refused, so the second
             // add is a plain one: nothing to add, the text unchanged.
-            let again = xml::add(&e.text, &addrs, &HostdevOptions::default())
+            let again = edit::add(&e.text, &addrs, &HostdevOptions::default())
                 .expect("add on our own output");
             assert_eq!(again.text, e.text, "add is not idempotent");
             if !e.added.is_empty() {
                 let sel =
                     Selection::Only(e.added.iter().map(|a| DeviceSpec::Function(*a)).collect());
-                let r = xml::remove(&e.text, &sel).expect("remove what add added");
-                if xml::reversible(text) {
+                let r = edit::remove(&e.text, &sel).expect("remove what add added");
+                if edit::reversible(text) {
                     assert_eq!(r.text, text, "remove did not undo add");
                 }
             }
         }
     }
-    if let Err(EditError::Internal(m)) = xml::remove(text, &Selection::All) {
+    if let Err(EditError::Internal(m)) = edit::remove(text, &Selection::All) {
         panic!("remove --all: {m}");
     }
 });

@@ -8,10 +8,9 @@ use super::{CliError, CliResult, Context};
 use clap::Args as ClapArgs;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use virt_pci::domain::{self, hostdev::HostdevOptions};
 use virt_pci::fleet::place::{self, Fit};
 use virt_pci::fleet::FleetHost;
-use virt_pci::hostdev::HostdevOptions;
-use virt_pci::xml;
 
 #[derive(ClapArgs, Debug)]
 pub struct Args {
@@ -56,7 +55,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     let fit = place::fit_on(&target, &moved, dom.name.as_deref());
     check_fit(ctx, &input.name, &target.name, &fit, args.force)?;
     let mut edit =
-        xml::retarget::retarget(&input.text, &moved).map_err(|e| edit_error(&input, e))?;
+        domain::edit::retarget::retarget(&input.text, &moved).map_err(|e| edit_error(&input, e))?;
     if !fit.adds.is_empty() {
         // The target's group holds more functions than the domain names:
         // they go to the guest too, as `add` would write them.
@@ -64,7 +63,8 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
             managed: dom_managed(&input.text),
             ..HostdevOptions::default()
         };
-        let more = xml::add(&edit.text, &fit.adds, &opts).map_err(|e| edit_error(&input, e))?;
+        let more =
+            domain::edit::add(&edit.text, &fit.adds, &opts).map_err(|e| edit_error(&input, e))?;
         edit.text = more.text;
         eprintln!(
             "{}: {}'s IOMMU group also holds {}; added",
@@ -167,7 +167,7 @@ fn check_fit(
 /// `managed` of new hostdevs: as the domain's existing ones (all `yes`, or
 /// none), else libvirt's default.
 fn dom_managed(text: &str) -> bool {
-    let Ok(doc) = xml::parse_domain(text) else {
+    let Ok(doc) = domain::edit::parse_domain(text) else {
         return true;
     };
     let hs = virt_pci::domain::pci_hostdevs(&doc);

@@ -26,9 +26,9 @@ use super::inventory::{plan_status, subsystem_of, Status};
 use super::mapping::{check_entry, Ids, Mapping};
 use super::FleetHost;
 use crate::address::{PciAddress, PciSlot};
+use crate::domain::edit::{self, EditError};
 use crate::host::Host;
 use crate::plan::{self, PlanOptions};
-use crate::xml::{self, EditError};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -50,7 +50,7 @@ pub struct DomainDevices {
 
 /// Read a domain file's PCI hostdevs (with their aliases).
 pub fn read_domain(text: &str) -> Result<DomainDevices, EditError> {
-    let doc = xml::parse_domain(text)?;
+    let doc = edit::parse_domain(text)?;
     let mut hostdevs = Vec::new();
     for h in crate::domain::pci_hostdevs(&doc) {
         let Some(address) = h.address else { continue };

@@ -26,7 +26,7 @@
 //! | `not-detached` | a `managed='no'` hostdev is not on vfio-pci (libvirt: "Unmanaged PCI device … must be manually detached") | no |
 //! | `not-present`, `no-iommu`, … | the plan cannot be made at all | no |
 //!
-//! Consent (an entry in the domain's `<metadata>`, [`crate::consent`]) lifts
+//! Consent (an entry in the domain's `<metadata>`, [`crate::domain::consent`]) lifts
 //! the rules marked so; the others would fail later anyway, with a worse
 //! message. Warnings of the plan (no reset method, unrelated devices) never
 //! stop a start.
@@ -44,7 +44,7 @@ pub mod hook;
 pub mod runstate;
 
 use crate::address::PciAddress;
-use crate::consent::{self, Allow};
+use crate::domain::consent::{self, Allow};
 use crate::domain::DomainHostdev;
 use crate::plan::{self, Code, Finding};
 use std::path::Path;
@@ -124,7 +124,7 @@ impl std::fmt::Display for GuardError {
 
 /// Judge the start of `domain` (its XML in `xml`) on the host under `root`.
 pub fn check(root: &Path, domain: &str, xml: &str) -> Result<Verdict, GuardError> {
-    let doc = crate::xml::parse_domain(xml).map_err(|e| {
+    let doc = crate::domain::edit::parse_domain(xml).map_err(|e| {
         let (line, column) = e.position().unwrap_or((1, 1));
         GuardError::Input {
             message: e.to_string(),
@@ -250,8 +250,8 @@ pub fn consent_needed(
     host: &crate::host::Host,
     text: &str,
     reason: &str,
-) -> Result<Vec<consent::NewAllow>, crate::xml::EditError> {
-    let doc = crate::xml::parse_domain(text)?;
+) -> Result<Vec<consent::NewAllow>, crate::domain::edit::EditError> {
+    let doc = crate::domain::edit::parse_domain(text)?;
     let name = crate::domain::domain_name(&doc).unwrap_or_default();
     let hostdevs = crate::domain::pci_hostdevs(&doc);
     let addrs: Vec<PciAddress> = hostdevs.iter().filter_map(|h| h.address).collect();

@@ -1,7 +1,7 @@
 //! Consent entries in a domain's `<metadata>` (VP060, VP061).
 //!
 //! `add --force` records that a device passes despite a rule, and the
-//! guard honours the entry at every start ([`crate::consent`]). A note
+//! guard honours the entry at every start ([`crate::domain::consent`]). A note
 //! each (not counted) so a review sees what was forced, and a warning for
 //! an entry the guard cannot use, which would otherwise fail only at the
 //! next start.
@@ -9,10 +9,10 @@
 use super::context::Cx;
 use super::Code;
 
-/// Consent entries (`crate::consent`): a note each, so a review sees what
+/// Consent entries (`crate::domain::consent`): a note each, so a review sees what
 /// was forced; a warning for an entry the guard cannot use.
 pub(super) fn check_consent(cx: &mut Cx<'_>, doc: &roxmltree::Document<'_>) {
-    for e in crate::consent::entries(doc) {
+    for e in crate::domain::consent::entries(doc) {
         let reason = e
             .reason
             .as_deref()

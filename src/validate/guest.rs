@@ -1,7 +1,7 @@
 //! The guest side of a domain (VP031–VP035).
 //!
 //! Where the guest sees each device, as libvirt's QEMU driver lays it out
-//! at define time ([`crate::guest`]): two devices at one guest address,
+//! at define time ([`crate::domain::guest`]): two devices at one guest address,
 //! built-in functions of the machine type, addresses a bus cannot hold,
 //! boot orders and user aliases given twice. libvirt refuses each of these
 //! at `define` (or QEMU at start); every message quotes libvirt's error.
@@ -11,8 +11,8 @@ use super::context::Cx;
 use super::numbers::check_fields;
 use super::Code;
 use crate::address::{read_element, PciAddress};
+use crate::domain::guest::{boot_order_value, slots_for_model, Machine, Occupant, Topology};
 use crate::domain::is_el;
-use crate::guest::{boot_order_value, slots_for_model, Machine, Occupant, Topology};
 use roxmltree::Node;
 use std::collections::HashMap;
 use std::ops::Range;
@@ -66,7 +66,7 @@ pub(super) fn check_guest_addresses(cx: &mut Cx<'_>, devices: Node<'_, '_>) {
 }
 
 /// The domain's guest side as libvirt's QEMU driver builds it at define
-/// time ([`crate::guest`]): built-in functions of the machine (VP031),
+/// time ([`crate::domain::guest`]): built-in functions of the machine (VP031),
 /// duplicate boot orders (VP032), per-device boot next to `<os><boot dev>`
 /// (VP033), guest addresses the bus cannot hold (VP034), duplicate user
 /// aliases (VP035). Each message quotes libvirt's own error.

@@ -49,7 +49,7 @@ pub fn render(report: &Report, sources: &[Source], format: Format, color: bool) 
 }
 
 /// rustc-style text: one block per diagnostic, then the summary.
-pub fn human(report: &Report, sources: &[Source], color: bool) -> String {
+fn human(report: &Report, sources: &[Source], color: bool) -> String {
     let texts: HashMap<&str, &str> = sources
         .iter()
         .map(|s| (s.path.as_str(), s.text.as_str()))
@@ -109,7 +109,7 @@ fn gh_prop(s: &str) -> String {
 }
 
 /// GitHub workflow annotations, one line per diagnostic, then the summary.
-pub fn github(report: &Report) -> String {
+fn github(report: &Report) -> String {
     let mut out = String::new();
     for d in &report.diagnostics {
         let kind = match d.severity {

@@ -17,8 +17,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use virt_pci::domain;
-use virt_pci::hostdev::HostdevOptions;
-use virt_pci::xml::{self, EditError, Selection};
+use virt_pci::domain::edit::{EditError, Selection};
+use virt_pci::domain::hostdev::HostdevOptions;
 use virt_pci::{DeviceSpec, PciAddress};
 
 const DIRS: [&str; 5] = [
@@ -117,7 +117,7 @@ fn corpus_round_trip_and_schema() {
                 continue;
             };
             files += 1;
-            let e = match xml::add(&text, &new, &HostdevOptions::default()) {
+            let e = match domain::edit::add(&text, &new, &HostdevOptions::default()) {
                 Ok(e) => e,
                 Err(EditError::Malformed(m)) => {
                     skipped
@@ -165,7 +165,7 @@ fn corpus_round_trip_and_schema() {
                         .any(|c| c.has_tag_name("devices"))
                 })
                 .unwrap_or(true);
-            match xml::remove(&e.text, &sel) {
+            match domain::edit::remove(&e.text, &sel) {
                 Ok(r) if r.text == text => round_trips += 1,
                 // add had to create <devices>; remove leaves it, empty.
                 Ok(r)
@@ -206,7 +206,7 @@ fn corpus_round_trip_and_schema() {
                             .count()
                     })
                     .sum();
-                match xml::remove(&text, &Selection::All) {
+                match domain::edit::remove(&text, &Selection::All) {
                     Ok(r) => {
                         let nd = domain::parse(&r.text).unwrap();
                         let left = domain::pci_hostdevs(&nd);
@@ -312,11 +312,11 @@ fn sample_domains_stay_valid() {
     let mut outputs = Vec::new();
     for p in &inputs {
         let text = std::fs::read_to_string(p).unwrap();
-        let e = xml::add(&text, &gpu, &HostdevOptions::default()).unwrap();
+        let e = domain::edit::add(&text, &gpu, &HostdevOptions::default()).unwrap();
         assert_eq!(e.added, gpu);
         let sel = Selection::Only(gpu.iter().map(|a| DeviceSpec::Function(*a)).collect());
         assert_eq!(
-            xml::remove(&e.text, &sel).unwrap().text,
+            domain::edit::remove(&e.text, &sel).unwrap().text,
             text,
             "{}",
             p.display()

@@ -622,7 +622,7 @@ fn retarget_expands_groups_and_refuses_what_the_target_cannot_take() {
         String::from_utf8_lossy(&out.stderr)
     );
     let text = String::from_utf8(out.stdout).unwrap();
-    let addrs = virt_pci::xml::hostdev_addresses(&text).unwrap();
+    let addrs = virt_pci::domain::edit::hostdev_addresses(&text).unwrap();
     let want: Vec<virt_pci::PciAddress> = (0..4)
         .map(|f| virt_pci::PciAddress::new(0, 1, 0, f))
         .collect();

@@ -7,13 +7,13 @@
 //! For every random `add`: the result parses with exactly the old plus the
 //! new hostdevs, requested devices already present are reported and not
 //! duplicated, adding again changes nothing, and wherever
-//! `xml::reversible` holds, `remove` of what was added gives back the
+//! `domain::edit::reversible` holds, `remove` of what was added gives back the
 //! original bytes. Random `remove`s take out exactly the named hostdevs.
 
 use proptest::prelude::*;
 use virt_pci::domain;
-use virt_pci::hostdev::HostdevOptions;
-use virt_pci::xml::{self, Selection};
+use virt_pci::domain::edit::Selection;
+use virt_pci::domain::hostdev::HostdevOptions;
 use virt_pci::{DeviceSpec, PciAddress};
 
 #[derive(Debug, Clone)]
@@ -170,11 +170,11 @@ proptest! {
         let opts = HostdevOptions { alias: alias.then(|| "ua-x".to_string()), ..HostdevOptions::default() };
         if alias && want.iter().any(|a| before.contains(a)) {
             // An option for a device the domain has would be dropped: refused.
-            let err = xml::add(&text, &want, &opts).unwrap_err();
-            prop_assert!(matches!(err, xml::EditError::PresentWithOptions { .. }), "{:?}", err);
+            let err = domain::edit::add(&text, &want, &opts).unwrap_err();
+            prop_assert!(matches!(err, domain::edit::EditError::PresentWithOptions { .. }), "{:?}", err);
             return Ok(());
         }
-        let e = xml::add(&text, &want, &opts).unwrap();
+        let e = domain::edit::add(&text, &want, &opts).unwrap();
         for a in &e.already_present { prop_assert!(before.contains(a)); }
         for a in &e.added { prop_assert!(!before.contains(a)); }
         let mut after = before.clone();
@@ -182,14 +182,14 @@ proptest! {
         after.sort();
         prop_assert_eq!(pci_set(&e.text), after);
         // Idempotent.
-        let again = xml::add(&e.text, &want, &HostdevOptions::default()).unwrap();
+        let again = domain::edit::add(&e.text, &want, &HostdevOptions::default()).unwrap();
         prop_assert_eq!(&again.text, &e.text);
         // The original bytes survive around the insertion.
         if !e.added.is_empty() {
             let sel = Selection::Only(e.added.iter().map(|a| DeviceSpec::Function(*a)).collect());
-            let r = xml::remove(&e.text, &sel).unwrap();
+            let r = domain::edit::remove(&e.text, &sel).unwrap();
             prop_assert_eq!(pci_set(&r.text), before.clone());
-            if xml::reversible(&text) {
+            if domain::edit::reversible(&text) {
                 prop_assert_eq!(r.text, text.clone());
             }
             // New elements follow the file's quote style.
@@ -197,7 +197,7 @@ proptest! {
             prop_assert!(e.text.matches(q).count() >= e.added.len());
         }
         if d.devices.as_ref().is_some_and(|v| !v.is_empty()) && !d.one_line {
-            prop_assert!(xml::reversible(&text), "a file with a filled <devices> must round-trip");
+            prop_assert!(domain::edit::reversible(&text), "a file with a filled <devices> must round-trip");
         }
     }
 
@@ -208,7 +208,7 @@ proptest! {
         let hostdevs: Vec<PciAddress> = domain::pci_hostdevs(&doc).into_iter().filter(|h| !h.interface).filter_map(|h| h.address).collect();
         let named: Vec<PciAddress> = picks.iter().map(|i| addr(*i)).collect();
         let sel = Selection::Only(named.iter().map(|a| DeviceSpec::Function(*a)).collect());
-        match xml::remove(&text, &sel) {
+        match domain::edit::remove(&text, &sel) {
             Ok(r) => {
                 prop_assert!(named.iter().all(|a| hostdevs.contains(a)));
                 // Interfaces stay; hostdevs not named stay.
@@ -220,7 +220,7 @@ proptest! {
                 left.sort();
                 prop_assert_eq!(pci_set(&r.text), left);
             }
-            Err(xml::EditError::Absent { missing, .. }) => {
+            Err(domain::edit::EditError::Absent { missing, .. }) => {
                 prop_assert!(!missing.is_empty());
                 prop_assert!(named.iter().any(|a| !hostdevs.contains(a)));
             }

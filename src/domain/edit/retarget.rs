@@ -12,7 +12,7 @@
 //! not round-trip byte for byte.
 
 use super::{existing_list, parse_domain, verify, Edit, EditError};
-use crate::address::{parse_libvirt_number, NumberForm, PciAddress};
+use crate::address::{parse_libvirt_number, Field, NumberForm, PciAddress};
 use std::collections::BTreeMap;
 use std::ops::Range;
 
@@ -33,15 +33,6 @@ fn like(old: &str, value: u64) -> String {
                 format!("{prefix}{:0w$x}", value, w = digits.len())
             }
         }
-    }
-}
-
-/// libvirt's spelling of a field it writes itself.
-fn libvirt_form(field: &str, value: u64) -> String {
-    match field {
-        "domain" => format!("0x{value:04x}"),
-        "function" => format!("0x{value:x}"),
-        _ => format!("0x{value:02x}"),
     }
 }
 
@@ -129,27 +120,23 @@ fn address_edits(text: &str, addr: roxmltree::Node, to: PciAddress) -> Vec<(Rang
         .filter(|c| *c == '"' || *c == '\'')
         .unwrap_or('\'');
     let mut append = String::new();
-    for (field, value) in [
-        ("domain", u64::from(to.domain)),
-        ("bus", u64::from(to.bus)),
-        ("slot", u64::from(to.slot)),
-        ("function", u64::from(to.function)),
-    ] {
-        match addr
-            .attributes()
-            .find(|a| a.name() == field && a.namespace().is_none())
-        {
-            Some(a) => {
-                let old = a.value();
-                if parse_libvirt_number(old).map(|n| n.value) != Some(value) {
-                    edits.push((a.range_value(), like(old, value)));
+    // The one reader of libvirt's <address> (address/xml.rs): each
+    // attribute's text, span and value as libvirt reads it.
+    let e = crate::address::read_element(addr);
+    for (field, f) in Field::ALL.into_iter().zip(&e.fields) {
+        let value = field.of(to);
+        match f {
+            Some(f) => {
+                if f.read.ok().map(|n| n.value) != Some(value) {
+                    edits.push((f.span.clone(), like(f.text, value)));
                 }
             }
             None if value == 0 => {}
             None => {
                 append.push_str(&format!(
-                    " {field}={quote}{}{quote}",
-                    libvirt_form(field, value)
+                    " {}={quote}{}{quote}",
+                    field.name(),
+                    field.libvirt_form(value)
                 ));
             }
         }
@@ -219,7 +206,10 @@ mod tests {
         );
         // A swap is one splice on the original.
         let s = retarget(x, &[(a, b), (b, a)]).unwrap();
-        assert_eq!(crate::xml::hostdev_addresses(&s.text).unwrap(), vec![b, a]);
+        assert_eq!(
+            crate::domain::edit::hostdev_addresses(&s.text).unwrap(),
+            vec![b, a]
+        );
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! at its line and column, while the writer emits one fixed form.
 
 use super::{NodedevError, PciNode};
-use crate::address::PciAddress;
+use crate::address::{Field, PciAddress};
 use crate::host::{Device, GroupMember, Host, IommuState};
 use std::collections::BTreeMap;
 
@@ -47,24 +47,33 @@ fn address_attrs(
     n: roxmltree::Node<'_, '_>,
     dev: Option<&str>,
 ) -> Result<PciAddress, NodedevError> {
-    let f = |name: &str, max: u64| -> Result<u64, NodedevError> {
-        let v = n
-            .attribute(name)
-            .ok_or_else(|| err_at(n, dev, format!("<address> has no `{name}` attribute")))?;
-        number(v).filter(|x| *x <= max).ok_or_else(|| {
-            err_at(
+    // The one reader of libvirt's <address> (address/xml.rs, strtoul as
+    // libvirt's virPCIDeviceAddressParseXML reads it); libvirt writes all
+    // four attributes here, so a missing one is an error.
+    let e = crate::address::read_element(n);
+    for (field, f) in Field::ALL.into_iter().zip(&e.fields) {
+        let name = field.name();
+        let Some(f) = f else {
+            return Err(err_at(
                 n,
                 dev,
-                format!("<address {name}='{v}'> is not a number up to {max:#x}"),
-            )
-        })
-    };
-    Ok(PciAddress::new(
-        f("domain", u64::from(u32::MAX))? as u32,
-        f("bus", 0xff)? as u8,
-        f("slot", 0x1f)? as u8,
-        f("function", 7)? as u8,
-    ))
+                format!("<address> has no `{name}` attribute"),
+            ));
+        };
+        if f.read.is_err() {
+            return Err(err_at(
+                n,
+                dev,
+                format!(
+                    "<address {name}='{}'> is not a number up to {:#x}",
+                    f.text,
+                    field.max()
+                ),
+            ));
+        }
+    }
+    e.address()
+        .ok_or_else(|| err_at(n, dev, "<address> is not a PCI address".to_string()))
 }
 
 /// Read one `<device>` document. `Ok(None)` when it is not a PCI device

@@ -14,10 +14,7 @@ use crate::host::{Device, DomainUse, GroupMember, Host};
 use std::fmt::Write as _;
 
 fn addr_elem(a: &PciAddress) -> String {
-    format!(
-        "<address domain='0x{:04x}' bus='0x{:02x}' slot='0x{:02x}' function='0x{:x}'/>",
-        a.domain, a.bus, a.slot, a.function
-    )
+    format!("<address {}/>", a.libvirt_attrs('\''))
 }
 
 /// One `<device>` element in libvirt's node-device format (schema order,
