@@ -84,7 +84,8 @@ pub fn commit_edit(
 
 /// Through libvirt's test driver (`test:///default`: a running domain
 /// `test`; the driver defines domains but cannot hot-plug).
-#[cfg(all(test, feature = "libvirt"))]
+#[cfg(test)]
+#[cfg(feature = "libvirt")]
 mod tests {
     use super::*;
 
