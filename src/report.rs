@@ -99,7 +99,7 @@ pub fn group_verdict(host: &Host, id: u32) -> GroupVerdict {
 }
 
 /// A device's display name: pci.ids, else the source's names, else ids.
-pub fn display_name(ids: &PciIds, d: &Device) -> String {
+pub(crate) fn display_name(ids: &PciIds, d: &Device) -> String {
     name_of(
         ids,
         d.vendor(),
@@ -258,7 +258,7 @@ pub struct DeviceView {
 }
 
 /// The hint shown instead of an empty group table.
-pub const NO_IOMMU_HINT: &str = "no IOMMU groups: the IOMMU is off. Enable VT-d (Intel) or AMD-Vi/IOMMU (AMD) in the firmware, and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD); then /sys/kernel/iommu_groups fills";
+pub(crate) const NO_IOMMU_HINT: &str = "no IOMMU groups: the IOMMU is off. Enable VT-d (Intel) or AMD-Vi/IOMMU (AMD) in the firmware, and boot with intel_iommu=on (Intel) or amd_iommu=on (AMD); then /sys/kernel/iommu_groups fills";
 
 pub fn device_view(host: &Host, ids: &PciIds, d: &Device) -> DeviceView {
     DeviceView {
@@ -297,10 +297,6 @@ pub fn device_view(host: &Host, ids: &PciIds, d: &Device) -> DeviceView {
             .map(|u| u.domain.clone())
             .collect(),
     }
-}
-
-pub fn list_report(host: &Host, ids: &PciIds) -> ListReport {
-    list_report_filtered(host, ids, &Filter::default())
 }
 
 /// The IOMMU groups `list` shows under `filter`: each group with a matching

@@ -12,7 +12,7 @@ pub mod edit;
 pub mod guest;
 pub mod hostdev;
 
-pub(crate) use crate::address::read_pci_address;
+use crate::address::read_pci_address;
 use crate::address::PciAddress;
 use std::fmt;
 use std::ops::Range;

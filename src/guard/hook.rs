@@ -182,7 +182,7 @@ pub fn uninstall(root: &Path) -> Result<Change, HookError> {
 }
 
 /// The daemons that run QEMU domains and read the qemu hooks.
-pub const DAEMONS: &[&str] = &["libvirtd", "virtqemud"];
+pub(crate) const DAEMONS: &[&str] = &["libvirtd", "virtqemud"];
 
 /// A running daemon found from its pid file under `root`.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -220,7 +220,7 @@ pub fn judge(
 /// device the rule is about, except for a group that is not viable, where it
 /// is the domain's own device in that group (so that `remove` of the device
 /// takes its consent along).
-pub fn consent_for(
+pub(crate) fn consent_for(
     host: &crate::host::Host,
     r: &Refusal,
     addrs: &[PciAddress],

@@ -16,12 +16,12 @@ use crate::host::DomainUse;
 use std::path::Path;
 
 /// The status directory under `root`.
-pub fn status_dir(root: &Path) -> std::path::PathBuf {
+pub(crate) fn status_dir(root: &Path) -> std::path::PathBuf {
     root.join("run/libvirt/qemu")
 }
 
 /// The PCI functions held by running domains other than `except`.
-pub fn running_uses(root: &Path, except: &str) -> Vec<DomainUse> {
+pub(crate) fn running_uses(root: &Path, except: &str) -> Vec<DomainUse> {
     let mut out = Vec::new();
     let Ok(it) = std::fs::read_dir(status_dir(root)) else {
         return out;

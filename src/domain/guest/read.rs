@@ -6,8 +6,9 @@
 //! and the slot the machine keeps for its own chipset.
 
 use super::{describe, Bus, Held, Machine, Occupant, Topology};
+use crate::address::read_pci_address;
 use crate::address::PciAddress;
-use crate::domain::{child, device_nodes, is_el, read_pci_address};
+use crate::domain::{child, device_nodes, is_el};
 use roxmltree::{Document, Node};
 use std::collections::BTreeMap;
 
