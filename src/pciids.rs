@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 
 /// The places Debian and other distributions install pci.ids.
-pub const DEFAULT_PATHS: &[&str] = &[
+pub(crate) const DEFAULT_PATHS: &[&str] = &[
     "/usr/share/misc/pci.ids",
     "/usr/share/hwdata/pci.ids",
     "/usr/share/pci.ids",
@@ -149,7 +149,7 @@ impl PciIds {
 
 /// The PCI class table (PCI Code and ID Assignment Specification), for the
 /// classes that matter when deciding what to pass through.
-pub fn builtin_class_name(class16: u16) -> &'static str {
+pub(crate) fn builtin_class_name(class16: u16) -> &'static str {
     match class16 {
         0x0100 => "SCSI storage controller",
         0x0101 => "IDE interface",

@@ -209,7 +209,7 @@ impl Device {
 
     /// A driver that leaves an IOMMU group viable for VFIO (the kernel's
     /// `driver_managed_dma` drivers; see libvirt.md §3).
-    pub fn driver_is_vfio_safe(&self) -> bool {
+    pub(crate) fn driver_is_vfio_safe(&self) -> bool {
         match self.driver.as_deref() {
             None => true,
             Some(d) => d == "vfio-pci" || d.starts_with("vfio") || d == "pci-stub",
@@ -230,7 +230,7 @@ impl Device {
 }
 
 /// Parse `0x8086` / `8086` as hex; 0 when unreadable (sources validate first).
-pub fn parse_hex(s: &str) -> u32 {
+pub(crate) fn parse_hex(s: &str) -> u32 {
     let t = s.trim();
     let t = t
         .strip_prefix("0x")

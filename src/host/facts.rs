@@ -34,7 +34,7 @@ pub enum Provenance {
 
 impl Provenance {
     /// Measured or stated: a plan may rely on it.
-    pub fn is_known(self) -> bool {
+    pub(crate) fn is_known(self) -> bool {
         matches!(self, Provenance::Measured | Provenance::Stated)
     }
 
@@ -121,7 +121,7 @@ impl CriticalFact {
     /// or (NFS/iSCSI root) network function; a default route behind a
     /// network, wireless, InfiniBand, USB or Thunderbolt function.
     /// Unclassified (0x00, 0xff) functions can be anything.
-    pub fn possible_for_class(self, class16: u16) -> bool {
+    pub(crate) fn possible_for_class(self, class16: u16) -> bool {
         let base = class16 >> 8;
         if base == 0x00 || base == 0xff {
             return true;
@@ -173,7 +173,7 @@ impl Host {
     /// kernel's rule (`vfio_dev_viable`, drivers/vfio/group.c) accepts a
     /// member on vfio-pci, pci-stub or no driver. "No driver" counts only
     /// where the source measured drivers.
-    pub fn keeps_group_viable(&self, d: &Device) -> bool {
+    pub(crate) fn keeps_group_viable(&self, d: &Device) -> bool {
         d.driver_is_vfio_safe() && (d.driver.is_some() || self.facts.drivers.is_known())
     }
 

@@ -33,14 +33,14 @@ use crate::host::listing::disk_of;
 use std::collections::BTreeMap;
 use std::fs;
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// Can `name` become one path component of a tree? Not empty, not `.` or
 /// `..`, no `/`, NUL or control character, at most 255 bytes (NAME_MAX).
 /// Names from snapshots and listings (drivers, non-PCI group members,
 /// block devices, interfaces) are checked with this before any is joined
 /// to a path: `../../etc` as a driver name must not write outside the tree.
-pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
+pub(crate) fn check_name(kind: &str, name: &str) -> Result<(), String> {
     let bad = name.is_empty()
         || name == "."
         || name == ".."
@@ -57,7 +57,7 @@ pub fn check_name(kind: &str, name: &str) -> Result<(), String> {
 }
 
 /// Every name of `host` that [`write`] turns into a path, checked.
-pub fn check_names(host: &Host) -> Result<(), String> {
+pub(crate) fn check_names(host: &Host) -> Result<(), String> {
     for d in host.devices.values() {
         if let Some(drv) = &d.driver {
             check_name("driver", drv).map_err(|e| format!("{}: {e}", d.address))?;
@@ -509,10 +509,4 @@ fn write_critical(
         fs::write(root.join("proc/net/route"), route)?;
     }
     Ok(())
-}
-
-/// Where `write` puts the device directory of `a` (for tests and messages).
-pub fn device_dir(root: &Path, host: &Host, a: &PciAddress) -> Option<PathBuf> {
-    host.device(a)
-        .map(|d| root.join("sys").join(device_rel_path(d)))
 }

@@ -25,7 +25,8 @@ mod resolve;
 pub mod snapshot;
 pub mod sysfs;
 
-pub use device::{parse_hex, Critical, Device, Kind};
+pub(crate) use device::parse_hex;
+pub use device::{Critical, Device, Kind};
 pub use facts::{CriticalFact, HostFacts, IommuState, Provenance};
 pub use resolve::ResolveError;
 
@@ -88,7 +89,7 @@ impl fmt::Display for GroupMember {
 
 impl GroupMember {
     /// A group member as the kernel names it in `iommu_groups/N/devices`.
-    pub fn from_name(name: &str) -> GroupMember {
+    pub(crate) fn from_name(name: &str) -> GroupMember {
         match crate::host::sysfs::parse_sysfs_bdf(name) {
             Some(a) => GroupMember::Pci(a),
             None => GroupMember::Other(name.to_string()),
@@ -154,11 +155,6 @@ impl Host {
             .unwrap_or(&[])
     }
 
-    /// Whether any IOMMU group exists.
-    pub fn has_groups(&self) -> bool {
-        !self.groups.is_empty()
-    }
-
     /// Domains that use `a`.
     pub fn used_by(&self, a: &PciAddress) -> Vec<&DomainUse> {
         self.domains.iter().filter(|u| &u.address == a).collect()
@@ -182,7 +178,7 @@ impl Host {
     /// Note every IOMMU group the source describes inconsistently: a
     /// function that names a group the table lacks, or a group that lists a
     /// function which names another group. Their membership is unknown.
-    pub fn check_group_consistency(&mut self) {
+    pub(crate) fn check_group_consistency(&mut self) {
         for d in self.devices.values() {
             let Some(g) = d.iommu_group else { continue };
             match self.groups.get(&g) {
@@ -236,7 +232,7 @@ impl Host {
     /// Fill `Device::iommu_group` from `groups` (for sources that list
     /// groups only) and make sure every group member that is a PCI function
     /// points back at its group.
-    pub fn link_groups(&mut self) {
+    pub(crate) fn link_groups(&mut self) {
         for (g, members) in &self.groups {
             for m in members {
                 if let GroupMember::Pci(a) = m {

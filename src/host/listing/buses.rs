@@ -102,13 +102,7 @@ fn number_buses(host: &Host) -> BTreeMap<(u32, u8), PciAddress> {
         let mut i = 0;
         while i < roots.len() {
             let r = roots[i];
-            let hi = roots
-                .iter()
-                .copied()
-                .filter(|x| *x > r)
-                .min()
-                .map(|x| x - 1)
-                .unwrap_or(0xff);
+            let hi = window_end(roots.iter().copied(), r, 0xff);
             n.next = u16::from(r) + 1;
             n.walk(r, hi, 0);
             i += 1;
@@ -124,6 +118,16 @@ fn number_buses(host: &Host) -> BTreeMap<(u32, u8), PciAddress> {
         }
     }
     parent_of_bus
+}
+
+/// The last bus a bridge starting at `after` may own: one below the next
+/// bus another root or sibling claims, else `default`.
+fn window_end(claimed: impl Iterator<Item = u8>, after: u8, default: u8) -> u8 {
+    claimed
+        .filter(|x| *x > after)
+        .min()
+        .map(|x| x - 1)
+        .unwrap_or(default)
 }
 
 /// The depth-first numbering of one PCI domain.
@@ -166,13 +170,7 @@ impl Numbering<'_> {
                     self.assigned.insert(s);
                     self.parent_of_bus.insert((dom, s), br.address);
                     self.next = u16::from(s) + 1;
-                    let sub_hi = others
-                        .iter()
-                        .copied()
-                        .filter(|b| *b > s)
-                        .min()
-                        .map(|b| b - 1)
-                        .unwrap_or(hi);
+                    let sub_hi = window_end(others.iter().copied(), s, hi);
                     self.walk(s, sub_hi, depth + 1);
                 }
                 None => {
