@@ -124,7 +124,7 @@ pub enum Backend {
 
 /// The URI used for this machine's libvirt: the system daemon (libvirt's
 /// default would start a session daemon for a non-root user).
-pub const SYSTEM_URI: &str = "qemu:///system";
+pub(crate) const SYSTEM_URI: &str = "qemu:///system";
 
 /// The invocation, resolved.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -133,7 +133,7 @@ pub struct Invocation {
     pub domains: DomainSource,
     pub backend: Backend,
     /// Hosts besides [`Invocation::host`] are read through libvirt.
-    pub fleet_libvirt: bool,
+    pub(crate) fleet_libvirt: bool,
 }
 
 /// Options that name two hosts, or a backend that cannot act on the host.

@@ -23,7 +23,6 @@ pub mod fsutil;
 pub mod guard;
 pub mod host;
 pub mod invocation;
-#[cfg(feature = "libvirt")]
 pub mod libvirt;
 pub mod pciids;
 pub mod persist;

@@ -1,10 +1,12 @@
-//! The libvirt side (feature `libvirt`): connections, host facts through the
-//! node-device API, domains by name, and the node-device actions.
+//! The libvirt side: connections, host facts through the node-device API,
+//! domains by name, the node-device actions, and the order of a domain edit
+//! (define, then hot-plug).
 //!
 //! WHY this is thin: every decision (plan, XML reading) is in pure modules
 //! ([`crate::host::nodedev`], [`crate::domain`]) that are tested without
-//! libvirt; this module only moves strings in and out of the `virt` crate
-//! (=0.5.0), and keeps its pitfalls in one place (docs/libvirt.md §6–7):
+//! libvirt; `linked.rs` (feature `libvirt`) only moves strings in and out of
+//! the `virt` crate (=0.5.0), and keeps its pitfalls in one place
+//! (docs/libvirt.md §6–7):
 //! - `list_all_node_devices` gets ONLY `CAP_PCI_DEV`: the test driver
 //!   rejects ACTIVE/INACTIVE flags (virsh's `nodedev-list` fails there);
 //! - `Domain::attach_device` drops libvirt's error: only the `_flags`
@@ -13,14 +15,35 @@
 //!   we report errors ourselves, once, in rustc's shape;
 //! - the crate's `CString::new(..).unwrap()` panics on a NUL byte: strings are
 //!   checked first.
+//!
+//! WHY one face for both builds: the command line is the same code with and
+//! without libvirt. This module's types ([`Conn`], [`open`], [`LibvirtError`])
+//! exist in both; without the feature (`absent.rs`) a [`Conn`] cannot be
+//! made (it holds an uninhabited field) and [`open`] says the binary was
+//! built without libvirt support. The lean `virt-pci` hands over to
+//! `virt-pci-libvirt` before any of this runs whenever the resolved
+//! invocation reads or acts through libvirt
+//! ([`crate::invocation::Invocation::needs_libvirt`]), so that error is
+//! seen only when the companion is not installed, or for the best-effort
+//! reads the invocation does not count on (this machine's domains while
+//! acting through sysfs, `--backend auto`'s libvirt-else-sysfs).
 
-use crate::address::PciAddress;
+#[cfg(not(feature = "libvirt"))]
+mod absent;
+mod edit;
+#[cfg(feature = "libvirt")]
+mod linked;
+
+#[cfg(not(feature = "libvirt"))]
+use absent as imp;
+#[cfg(feature = "libvirt")]
+use linked as imp;
+
+pub use edit::{commit_edit, Change, CommitError, Committed};
+pub use imp::{open, Conn};
+
 use crate::host::{nodedev, Host};
 use std::fmt;
-use virt::connect::Connect;
-use virt::domain::Domain;
-use virt::enumutil::{Enum, RawEnum};
-use virt::sys;
 
 /// A libvirt call failed: what we tried, and libvirt's own message.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -36,55 +59,21 @@ pub struct LibvirtError {
 }
 
 /// `VIR_ERR_NO_SUPPORT`: the driver (e.g. the test driver) lacks the call.
-pub const ERR_NO_SUPPORT: u32 = sys::VIR_ERR_NO_SUPPORT;
+pub(crate) const ERR_NO_SUPPORT: u32 = 3;
+/// Not a libvirt code: this binary was built without libvirt.
+pub(crate) const ERR_NOT_LINKED: u32 = u32::MAX;
 
 impl LibvirtError {
-    fn new(action: impl Into<String>, e: virt::error::Error) -> LibvirtError {
-        let message = e.message().to_string();
-        let code = match e.code() {
-            Enum::Known(k) => k.to_raw(),
-            Enum::Unknown(u) => u,
-        };
-        let help = help_for(&message);
-        LibvirtError {
-            action: action.into(),
-            message,
-            code,
-            help,
-        }
-    }
-
-    fn input(action: impl Into<String>, message: impl Into<String>) -> LibvirtError {
-        LibvirtError {
-            action: action.into(),
-            message: message.into(),
-            code: sys::VIR_ERR_INVALID_ARG,
-            help: None,
-        }
-    }
-
     /// The driver does not implement the call (the test driver cannot
     /// detach, reset, reattach, attach or detach devices).
     pub fn is_not_supported(&self) -> bool {
         self.code == ERR_NO_SUPPORT
     }
-}
 
-/// Known libvirt messages and what fixes them.
-fn help_for(message: &str) -> Option<String> {
-    if message.contains("VFIO device assignment is currently not supported") {
-        Some("the host has no /dev/vfio/vfio: run `modprobe vfio` (or `kmod static-nodes` to create the node), and boot with the IOMMU on".into())
-    } else if message.contains("authentication") || message.contains("Permission denied") {
-        Some("detaching devices needs a read-write connection as root (or the libvirt group): try `sudo` or qemu:///system".into())
-    } else if message.contains("Failed to connect socket")
-        || message.contains("no connection driver")
-    {
-        Some(
-            "is libvirtd (or virtqemud) running, and is the URI right? `virsh -c URI uri` tests it"
-                .into(),
-        )
-    } else {
-        None
+    /// This binary was built without libvirt (and the companion that has it
+    /// is not installed).
+    pub fn is_not_linked(&self) -> bool {
+        self.code == ERR_NOT_LINKED
     }
 }
 
@@ -98,40 +87,6 @@ impl std::error::Error for LibvirtError {}
 
 pub type Result<T> = std::result::Result<T, LibvirtError>;
 
-/// An open connection and the URI it was opened with.
-pub struct Conn {
-    conn: Connect,
-    uri: String,
-}
-
-fn no_nul(action: &str, s: &str) -> Result<()> {
-    if s.contains('\0') {
-        Err(LibvirtError::input(action, "the text contains a NUL byte"))
-    } else {
-        Ok(())
-    }
-}
-
-/// Open `uri` (None: libvirt's default, which honours LIBVIRT_DEFAULT_URI).
-/// Read-only connections are enough for everything but define/attach and
-/// the node-device actions.
-pub fn open(uri: Option<&str>, read_only: bool) -> Result<Conn> {
-    virt::error::clear_error_callback();
-    let shown = uri.unwrap_or("(default)").to_string();
-    if let Some(u) = uri {
-        no_nul("connect", u)?;
-    }
-    let action = format!("cannot connect to {shown}");
-    let conn = if read_only {
-        Connect::open_read_only(uri)
-    } else {
-        Connect::open(uri)
-    }
-    .map_err(|e| LibvirtError::new(action, e))?;
-    let uri = conn.uri().unwrap_or(shown);
-    Ok(Conn { conn, uri })
-}
-
 /// Which side of a domain a device change affects (`--config`, `--live`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Impact {
@@ -140,10 +95,6 @@ pub struct Impact {
 }
 
 impl Impact {
-    pub const CONFIG: Impact = Impact {
-        config: true,
-        live: false,
-    };
     pub const LIVE: Impact = Impact {
         config: false,
         live: true,
@@ -166,225 +117,36 @@ pub struct DomainInfo {
     pub live_xml: Option<String>,
 }
 
-impl Conn {
-    pub fn uri(&self) -> &str {
-        &self.uri
-    }
-
-    /// The raw connection, for callers that need more of the `virt` API.
-    pub fn raw(&self) -> &Connect {
-        &self.conn
-    }
-
-    /// The XML of every PCI node device (only the CAP_PCI_DEV flag: see the
-    /// module docs).
-    pub fn pci_node_xmls(&self) -> Result<Vec<String>> {
-        let devs = self
-            .conn
-            .list_all_node_devices(sys::VIR_CONNECT_LIST_NODE_DEVICES_CAP_PCI_DEV)
-            .map_err(|e| LibvirtError::new("cannot list PCI node devices", e))?;
-        let mut out = Vec::with_capacity(devs.len());
-        for d in devs {
-            let name = d.name().unwrap_or_default();
-            out.push(
-                d.xml_desc(0)
-                    .map_err(|e| LibvirtError::new(format!("cannot read node device {name}"), e))?,
-            );
-        }
-        Ok(out)
-    }
-
-    /// The host as libvirt sees it: PCI node devices, IOMMU groups, and
-    /// which domains use which device ([`Host::domains`]).
-    pub fn read_host(&self) -> Result<Host> {
-        let xmls = self.pci_node_xmls()?;
-        let mut host = nodedev::host_from_xml(
-            &format!("libvirt:{}", self.uri),
-            xmls.iter().map(String::as_str),
-        )
-        .map_err(|e| LibvirtError::input("cannot read node-device XML", e.to_string()))?;
-        host.domains = domain_uses(&self.domains()?);
-        Ok(host)
-    }
-
-    /// The QEMU driver's domain capabilities for its default emulator,
-    /// machine and virtualisation type (`virsh domcapabilities`).
-    pub fn domain_capabilities(&self) -> Result<String> {
-        self.conn
-            .domain_capabilities(None, None, None, None, 0)
-            .map_err(|e| LibvirtError::new("cannot read the domain capabilities", e))
-    }
-
-    /// Every defined or running domain with its XML and state.
-    pub fn domains(&self) -> Result<Vec<DomainInfo>> {
-        let doms = self
-            .conn
-            .list_all_domains(0)
-            .map_err(|e| LibvirtError::new("cannot list domains", e))?;
-        let mut out = Vec::new();
-        for d in doms {
-            out.push(info(&d)?);
-        }
-        out.sort_by(|a, b| a.name.cmp(&b.name));
-        Ok(out)
-    }
-
-    fn lookup(&self, name: &str) -> Result<Domain> {
-        no_nul("look up domain", name)?;
-        self.conn
-            .lookup_domain_by_name(name)
-            .map_err(|e| LibvirtError::new(format!("cannot find domain `{name}`"), e))
-    }
-
-    /// One domain by name.
-    pub fn domain(&self, name: &str) -> Result<DomainInfo> {
-        info(&self.lookup(name)?)
-    }
-
-    /// The persistent (inactive) XML of a domain: what `add --domain` edits.
-    pub fn domain_xml_inactive(&self, name: &str) -> Result<String> {
-        self.lookup(name)?
-            .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
-            .map_err(|e| LibvirtError::new(format!("cannot read the XML of `{name}`"), e))
-    }
-
-    /// Define (or redefine) a domain with libvirt's schema validation
-    /// (`VIR_DOMAIN_DEFINE_VALIDATE`, as `virsh define --validate`). Returns
-    /// the domain's name.
-    pub fn define_validated(&self, xml: &str) -> Result<String> {
-        no_nul("define domain", xml)?;
-        let d = self
-            .conn
-            .define_domain_xml_flags(xml, sys::VIR_DOMAIN_DEFINE_VALIDATE)
-            .map_err(|e| LibvirtError::new("cannot define the domain", e))?;
-        d.name()
-            .map_err(|e| LibvirtError::new("cannot read the defined domain's name", e))
-    }
-
-    /// Redefine domain `name` with `new_xml` (validated, as
-    /// [`Conn::define_validated`]), refusing an edit that would rename it:
-    /// libvirt would silently define a second domain instead. This is what
-    /// `add/remove --domain` call after splicing the inactive XML.
-    pub fn redefine(&self, name: &str, new_xml: &str) -> Result<()> {
-        let action = format!("cannot redefine `{name}`");
-        let doc = crate::domain::parse(new_xml).map_err(|e| {
-            LibvirtError::input(&action, format!("the new XML is not well-formed: {e}"))
-        })?;
-        let new_name = crate::domain::domain_name(&doc);
-        if new_name.as_deref() != Some(name) {
-            return Err(LibvirtError::input(
-                &action,
-                format!(
-                    "the edited XML names the domain {}, not `{name}`",
-                    new_name
-                        .map(|n| format!("`{n}`"))
-                        .unwrap_or_else(|| "nothing".into())
-                ),
-            ));
-        }
-        self.lookup(name)?;
-        self.define_validated(new_xml).map(|_| ())
-    }
-
-    fn flags(impact: Impact) -> u32 {
-        let mut f = 0;
-        if impact.config {
-            f |= sys::VIR_DOMAIN_AFFECT_CONFIG;
-        }
-        if impact.live {
-            f |= sys::VIR_DOMAIN_AFFECT_LIVE;
-        }
-        f
-    }
-
-    /// Hot-plug a device (a `<hostdev>` element) with
-    /// `virDomainAttachDeviceFlags`. After [`Conn::redefine`] has put the
-    /// hostdev in the persistent config, use `Impact::LIVE` only (CONFIG
-    /// again would add it twice: "Hostdev already exists").
-    pub fn attach_device(&self, domain: &str, device_xml: &str, impact: Impact) -> Result<()> {
-        no_nul("attach device", device_xml)?;
-        Self::check_impact("attach device", impact)?;
-        self.lookup(domain)?
-            .attach_device_flags(device_xml, Self::flags(impact))
-            .map_err(|e| LibvirtError::new(format!("cannot attach the device to `{domain}`"), e))
-    }
-
-    /// Hot-unplug a device with `virDomainDetachDeviceFlags`.
-    pub fn detach_device(&self, domain: &str, device_xml: &str, impact: Impact) -> Result<()> {
-        no_nul("detach device", device_xml)?;
-        Self::check_impact("detach device", impact)?;
-        self.lookup(domain)?
-            .detach_device_flags(device_xml, Self::flags(impact))
-            .map_err(|e| LibvirtError::new(format!("cannot detach the device from `{domain}`"), e))
-    }
-
-    fn check_impact(action: &str, impact: Impact) -> Result<()> {
-        if impact.config || impact.live {
-            Ok(())
-        } else {
-            Err(LibvirtError::input(
-                action,
-                "neither the config nor the live domain was chosen",
-            ))
-        }
-    }
-
-    fn node(&self, a: &PciAddress, what: &str) -> Result<virt::nodedev::NodeDevice> {
-        let name = a.node_name();
-        self.conn
-            .lookup_node_device_by_name(&name)
-            .map_err(|e| LibvirtError::new(format!("cannot {what} {a}: no node device {name}"), e))
-    }
-
-    /// `virNodeDeviceDetachFlags(dev, driver)`: one function to the stub
-    /// driver (`vfio`). libvirt does not look at the rest of the group.
-    pub fn nodedev_detach(&self, a: &PciAddress, driver: &str) -> Result<()> {
-        no_nul("detach", driver)?;
-        self.node(a, "detach")?
-            .detach_flags(Some(driver), 0)
-            .map_err(|e| LibvirtError::new(format!("cannot detach {a}"), e))
-    }
-
-    /// `virNodeDeviceReAttach`: back to the host driver.
-    pub fn nodedev_reattach(&self, a: &PciAddress) -> Result<()> {
-        self.node(a, "reattach")?
-            .reattach()
-            .map_err(|e| LibvirtError::new(format!("cannot reattach {a}"), e))
-    }
-
-    /// `virNodeDeviceReset` (a no-op on vfio-bound or FLR-capable devices,
-    /// libvirt.md §4).
-    pub fn nodedev_reset(&self, a: &PciAddress) -> Result<()> {
-        self.node(a, "reset")?
-            .reset()
-            .map_err(|e| LibvirtError::new(format!("cannot reset {a}"), e))
-    }
+/// The host through `conn`; on this machine (`qemu:///system`) completed
+/// with what only sysfs knows (host-critical devices, reset methods), so
+/// acting through libvirt is as safe as through sysfs. A local sysfs that
+/// cannot be read is returned beside the host: the facts stay unknown, and
+/// the caller says so.
+pub fn read_host(conn: &Conn) -> Result<(Host, Option<crate::host::sysfs::SysfsError>)> {
+    let mut h = conn.read_host()?;
+    let missed = complete_with_local(&mut h, conn.uri(), || {
+        crate::host::sysfs::read(std::path::Path::new("/"))
+    });
+    Ok((h, missed))
 }
 
-fn info(d: &Domain) -> Result<DomainInfo> {
-    let name = d
-        .name()
-        .map_err(|e| LibvirtError::new("cannot read a domain's name", e))?;
-    let running = d
-        .is_active()
-        .map_err(|e| LibvirtError::new(format!("cannot read the state of `{name}`"), e))?;
-    let inactive_xml = d
-        .xml_desc(sys::VIR_DOMAIN_XML_INACTIVE)
-        .map_err(|e| LibvirtError::new(format!("cannot read the XML of `{name}`"), e))?;
-    let live_xml =
-        if running {
-            Some(d.xml_desc(0).map_err(|e| {
-                LibvirtError::new(format!("cannot read the live XML of `{name}`"), e)
-            })?)
-        } else {
+/// Merge this machine's sysfs facts into a host read from `uri` when the
+/// URI is this machine (never for another host or the test driver).
+fn complete_with_local<E>(
+    host: &mut Host,
+    uri: &str,
+    read_local: impl FnOnce() -> std::result::Result<Host, E>,
+) -> Option<E> {
+    if !nodedev::uri_is_local(uri) {
+        return None;
+    }
+    match read_local() {
+        Ok(local) => {
+            nodedev::merge_local_facts(host, &local);
             None
-        };
-    Ok(DomainInfo {
-        name,
-        running,
-        inactive_xml,
-        live_xml,
-    })
+        }
+        Err(e) => Some(e),
+    }
 }
 
 /// Which domains use which device: a running domain's live hostdevs count
@@ -408,4 +170,64 @@ pub fn domain_uses(domains: &[DomainInfo]) -> Vec<crate::host::DomainUse> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::address::PciAddress;
+    use crate::host::Device;
+
+    fn one_device(source: &str) -> Host {
+        let mut h = Host {
+            source: source.into(),
+            ..Host::default()
+        };
+        let a = PciAddress::new(0, 1, 0, 0);
+        h.devices
+            .insert(a, Device::new(a, 0x10de, 0x1e84, 0x030000));
+        h
+    }
+
+    #[test]
+    fn only_a_local_connection_is_completed_from_sysfs() {
+        let mut local = one_device("sysfs");
+        let a = PciAddress::new(0, 1, 0, 0);
+        local.devices.get_mut(&a).unwrap().reset_methods = Some(vec!["flr".into()]);
+        local.devices.get_mut(&a).unwrap().reset = Some(true);
+        for (uri, merged) in [
+            ("qemu:///system", true),
+            ("qemu+ssh://hv1/system", false),
+            ("test:///h.xml", false),
+        ] {
+            let mut h = one_device(uri);
+            let mut read = false;
+            let missed = complete_with_local(&mut h, uri, || {
+                read = true;
+                Ok::<_, String>(local.clone())
+            });
+            assert!(missed.is_none());
+            assert_eq!(read, merged, "{uri}");
+            assert_eq!(h.device(&a).unwrap().reset == Some(true), merged, "{uri}");
+        }
+        // An unreadable local sysfs is said, not hidden.
+        let mut h = one_device("qemu:///system");
+        let missed = complete_with_local(&mut h, "qemu:///system", || Err("EACCES"));
+        assert_eq!(missed, Some("EACCES"));
+    }
+
+    #[test]
+    fn a_running_domain_counts_once_as_running() {
+        let hd = "<hostdev mode='subsystem' type='pci'><source><address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></source></hostdev>";
+        let xml = format!("<domain><name>vm</name><devices>{hd}</devices></domain>");
+        let d = DomainInfo {
+            name: "vm".into(),
+            running: true,
+            inactive_xml: xml.clone(),
+            live_xml: Some(xml),
+        };
+        let u = domain_uses(&[d]);
+        assert_eq!(u.len(), 1);
+        assert!(u[0].running);
+    }
 }

@@ -6,15 +6,14 @@
 use super::{parse_specs, print_json, CliError, CliResult, Context};
 use clap::{Args as ClapArgs, ValueEnum};
 use serde::Serialize;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
 use virt_pci::actions::{
-    self, check, sysfs::SysfsBackend, ActionOptions, ActionPlan, Backend, Outcome,
+    self, check, Action, ActionOptions, ActionPlan, Outcome, Setup, SetupError,
 };
 use virt_pci::address::{DeviceSpec, PciAddress};
 use virt_pci::diagnostic::Located;
 use virt_pci::host::Host;
-use virt_pci::invocation::{Backend as InvBackend, HostSource, SYSTEM_URI};
 use virt_pci::plan::Verdict;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
@@ -106,106 +105,19 @@ pub struct ReleaseArgs {
     pub return_unreset: bool,
 }
 
-/// The backend chosen for this run, owning what it needs.
-enum Chosen {
-    Sysfs(SysfsBackend),
-    #[cfg(feature = "libvirt")]
-    Libvirt(virt_pci::libvirt::Conn),
-}
-
-struct Setup {
-    host: Host,
-    chosen: Chosen,
-    /// Executing is allowed (false for snapshots: a file is not a host).
-    can_execute: bool,
-    /// Where /dev/vfio/vfio is checked (`None`: libvirt checks it remotely).
-    vfio_root: Option<PathBuf>,
-}
-
-impl Setup {
-    fn with<R>(&mut self, f: impl FnOnce(&Host, &mut dyn Backend) -> R) -> R {
-        match &mut self.chosen {
-            Chosen::Sysfs(b) => f(&self.host, b),
-            #[cfg(feature = "libvirt")]
-            Chosen::Libvirt(c) => {
-                let mut b = actions::LibvirtBackend::new(c);
-                f(&self.host, &mut b)
-            }
-        }
-    }
-}
-
-fn sysfs_setup(ctx: &Context, root: &Path, execute: bool) -> Result<Setup, CliError> {
-    let mut host = ctx.host()?;
-    if ctx.inv.host == HostSource::ThisMachine {
-        host = with_local_domains(host);
-    }
-    Ok(Setup {
-        host,
-        chosen: Chosen::Sysfs(SysfsBackend::new(root)),
-        can_execute: execute,
-        vfio_root: Some(root.to_path_buf()),
-    })
-}
-
-/// Acting on this machine through sysfs: if libvirt runs here, ask it
-/// (read-only) which domains use which device, so a device a running guest
-/// holds is refused here too. Best effort: no daemon, no information.
-#[cfg(feature = "libvirt")]
-fn with_local_domains(mut host: Host) -> Host {
-    if let Ok(conn) = virt_pci::libvirt::open(Some(SYSTEM_URI), true) {
-        if let Ok(d) = conn.domains() {
-            host.domains = virt_pci::libvirt::domain_uses(&d);
-        }
-    }
-    host
-}
-
-#[cfg(not(feature = "libvirt"))]
-fn with_local_domains(host: Host) -> Host {
-    host
-}
-
-/// The backend the invocation chose ([`virt_pci::invocation`]) and the
-/// host it acts on. `read_only`: nothing will be executed (plain `check`),
-/// so a read-only connection is enough.
+/// The backend the invocation chose and the host it acts on
+/// ([`actions::setup`] decides); its warnings printed. `read_only`: nothing
+/// will be executed (plain `check`), so a read-only connection is enough.
 fn setup(ctx: &Context, read_only: bool) -> Result<Setup, CliError> {
-    match &ctx.inv.backend {
-        InvBackend::Sysfs { root, execute } => sysfs_setup(ctx, root, *execute),
-        InvBackend::Libvirt(uri) => libvirt_setup(ctx, uri, read_only),
-        InvBackend::LibvirtElseSysfs => libvirt_setup(ctx, SYSTEM_URI, read_only)
-            .or_else(|_| sysfs_setup(ctx, Path::new("/"), true)),
-        InvBackend::None => Err(CliError::usage("this command does not act on devices")),
+    let s = actions::setup(&ctx.inv, read_only, &|| ctx.host()).map_err(|e| match e {
+        SetupError::NoBackend => CliError::usage("this command does not act on devices"),
+        SetupError::Host(e) => e,
+        SetupError::Libvirt(e) => super::libvirt_error(e),
+    })?;
+    for w in &s.warnings {
+        eprintln!("{}: {w}", ctx.err.yellow("warning"));
     }
-}
-
-#[cfg(feature = "libvirt")]
-fn libvirt_setup(ctx: &Context, uri: &str, read_only: bool) -> Result<Setup, CliError> {
-    let conn = ctx.libvirt(Some(uri), read_only)?;
-    let local = virt_pci::host::nodedev::uri_is_local(conn.uri());
-    let host = ctx.read_libvirt_host(&conn)?;
-    if !local && !conn.uri().starts_with("test:") {
-        eprintln!(
-            "{}: {} is another machine: virt-pci cannot see which of its devices hold the root filesystem or the default route; check the plan before acting",
-            ctx.err.yellow("warning"),
-            conn.uri()
-        );
-    }
-    Ok(Setup {
-        host,
-        chosen: Chosen::Libvirt(conn),
-        can_execute: true,
-        // libvirt checks VFIO on its host; on this one we can explain it first
-        vfio_root: local.then(|| PathBuf::from("/")),
-    })
-}
-
-#[cfg(not(feature = "libvirt"))]
-fn libvirt_setup(_ctx: &Context, _uri: &str, _read_only: bool) -> Result<Setup, CliError> {
-    Err(
-        CliError::usage("--backend libvirt: this virt-pci was built without libvirt support")
-            .help("rebuild with `cargo build --features libvirt` (or install virt-pci-libvirt next to virt-pci), or use --backend sysfs"),
-    )
+    Ok(s)
 }
 
 fn resolve(host: &Host, specs: &[DeviceSpec]) -> Result<Vec<PciAddress>, CliError> {
@@ -238,7 +150,7 @@ fn print_plan(ctx: &Context, ap: &ActionPlan) {
     };
     outln!(
         "{}{subject}: {verb}, backend {}",
-        s.bold(&ap.action),
+        s.bold(ap.action.as_str()),
         ap.backend
     );
     for (i, st) in ap.steps.iter().enumerate() {
@@ -277,13 +189,14 @@ struct JsonRun<'a> {
     outcome: Option<&'a Outcome>,
 }
 
-pub(super) fn refused_error(ap: &ActionPlan) -> CliError {
+/// The refusal of `ap`, which the command names as `verb`.
+pub(super) fn refused_error(ap: &ActionPlan, verb: &str) -> CliError {
     let b = ap.blocking();
     let first = b[0];
     let msg = if first.message.starts_with("refusing") {
         first.message.clone()
     } else {
-        format!("refusing to {}: {}", ap.action, first.message)
+        format!("refusing to {verb}: {}", first.message)
     };
     let mut e = CliError::new(msg);
     let mut helps: Vec<&str> = first.help.as_deref().into_iter().collect();
@@ -309,7 +222,7 @@ pub(super) fn refused_error(ap: &ActionPlan) -> CliError {
 
 /// A snapshot is a file, not a host: only `--dry-run` can run on it.
 /// Checked before anything is printed.
-fn check_can_execute(s: &Setup, action: &str, act: &ActOpts) -> Result<(), CliError> {
+fn check_can_execute(s: &Setup, action: Action, act: &ActOpts) -> Result<(), CliError> {
     if act.dry_run || s.can_execute {
         return Ok(());
     }
@@ -327,7 +240,7 @@ fn check_environment(
     act: &ActOpts,
     needs_vfio: bool,
 ) -> Result<(), CliError> {
-    check_can_execute(s, &ap.action, act)?;
+    check_can_execute(s, ap.action, act)?;
     if act.dry_run || ap.is_refused() || !needs_vfio {
         return Ok(());
     }
@@ -366,12 +279,12 @@ fn run_plan(
         print_plan(ctx, &ap);
     }
     if ap.is_refused() {
-        return Err(refused_error(&ap));
+        return Err(refused_error(&ap, ap.action.as_str()));
     }
     if act.dry_run {
         return Ok(ExitCode::SUCCESS);
     }
-    let out = s.with(|_, b| actions::execute(&ap, b));
+    let out = actions::execute(&ap, s.acting.backend());
     if act.json {
         print_json(&JsonRun {
             plan: &ap,
@@ -430,7 +343,10 @@ pub fn run_detach(ctx: &Context, a: DetachArgs) -> CliResult {
     let mut s = setup(ctx, a.common.act.dry_run)?;
     let req = resolve(&s.host, &specs)?;
     let opts = options(&a.common.act, !a.common.no_strict_group, &a.driver);
-    let ap = s.with(|h, b| actions::detach_plan(h, &req, &opts, b));
+    let ap = {
+        let (h, b) = s.parts();
+        actions::detach_plan(h, &req, &opts, b)
+    };
     run_plan(ctx, &mut s, ap, &a.common.act, true)
 }
 
@@ -443,7 +359,10 @@ pub fn run_reattach(ctx: &Context, a: ReattachArgs) -> CliResult {
     let mut s = setup(ctx, a.act.dry_run)?;
     let req = resolve(&s.host, &specs)?;
     let opts = options(&a.act, !a.no_strict_group, "vfio");
-    let ap = s.with(|h, b| actions::reattach_plan(h, &req, &opts, b));
+    let ap = {
+        let (h, b) = s.parts();
+        actions::reattach_plan(h, &req, &opts, b)
+    };
     run_plan(ctx, &mut s, ap, &a.act, false)
 }
 
@@ -452,7 +371,10 @@ pub fn run_reset(ctx: &Context, a: DeviceActionArgs) -> CliResult {
     let mut s = setup(ctx, a.act.dry_run)?;
     let req = resolve(&s.host, &specs)?;
     let opts = options(&a.act, !a.no_strict_group, "vfio");
-    let ap = s.with(|h, b| actions::reset_plan(h, &req, &opts, b));
+    let ap = {
+        let (h, b) = s.parts();
+        actions::reset_plan(h, &req, &opts, b)
+    };
     run_plan(ctx, &mut s, ap, &a.act, false)
 }
 
@@ -460,7 +382,7 @@ pub fn run_check(ctx: &Context, a: CheckArgs) -> CliResult {
     let specs = parse_specs(std::slice::from_ref(&a.device))?;
     let mut s = setup(ctx, !a.try_it)?;
     if a.try_it {
-        check_can_execute(&s, "check --try", &a.act)?;
+        check_can_execute(&s, Action::CheckTry, &a.act)?;
     }
     let req = resolve(&s.host, &specs)?;
     let mut code = ExitCode::SUCCESS;
@@ -523,7 +445,10 @@ pub fn run_check(ctx: &Context, a: CheckArgs) -> CliResult {
         }
     }
     if a.try_it {
-        let mut ap = s.with(|h, b| actions::try_plan(h, &req, b));
+        let mut ap = {
+            let (h, b) = s.parts();
+            actions::try_plan(h, &req, b)
+        };
         ap.forced = a.act.force;
         let n = ap.steps.len();
         run_plan(ctx, &mut s, ap, &a.act, true)?;
@@ -549,18 +474,15 @@ pub fn run_check(ctx: &Context, a: CheckArgs) -> CliResult {
 /// A domain's `managed='no'` hostdevs and whether it runs: from libvirt by
 /// name, or from a domain XML file.
 fn domain_hostdevs(
-    ctx: &Context,
     s: &Setup,
     name: &str,
 ) -> Result<(String, Option<bool>, Vec<PciAddress>), CliError> {
-    #[cfg(feature = "libvirt")]
-    if let Chosen::Libvirt(c) = &s.chosen {
+    if let Some(c) = s.acting.conn() {
         let d = c.domain(name).map_err(super::libvirt_error)?;
         let hd = actions::unmanaged_hostdevs(&d.inactive_xml)
             .map_err(|e| CliError::new(format!("the XML of `{name}`: {e}")))?;
         return Ok((d.name, Some(d.running), hd));
     }
-    let _ = ctx;
     let p = Path::new(name);
     if !p.is_file() {
         return Err(CliError::usage(format!(
@@ -590,18 +512,24 @@ fn domain_hostdevs(
 
 pub fn run_prepare(ctx: &Context, a: DomainActionArgs) -> CliResult {
     let mut s = setup(ctx, a.act.dry_run)?;
-    let (name, _running, hd) = domain_hostdevs(ctx, &s, &a.domain)?;
+    let (name, _running, hd) = domain_hostdevs(&s, &a.domain)?;
     let opts = options(&a.act, true, "vfio");
-    let ap = s.with(|h, b| actions::prepare_plan(h, &name, &hd, &opts, b));
+    let ap = {
+        let (h, b) = s.parts();
+        actions::prepare_plan(h, &name, &hd, &opts, b)
+    };
     run_plan(ctx, &mut s, ap, &a.act, true)
 }
 
 pub fn run_release(ctx: &Context, a: ReleaseArgs) -> CliResult {
     let act = a.common.act.clone();
     let mut s = setup(ctx, act.dry_run)?;
-    let (name, running, hd) = domain_hostdevs(ctx, &s, &a.common.domain)?;
+    let (name, running, hd) = domain_hostdevs(&s, &a.common.domain)?;
     let opts = options(&act, true, "vfio");
     let ret = a.return_unreset;
-    let ap = s.with(|h, b| actions::release_plan(h, &name, running, &hd, &opts, ret, b));
+    let ap = {
+        let (h, b) = s.parts();
+        actions::release_plan(h, &name, running, &hd, &opts, ret, b)
+    };
     run_plan(ctx, &mut s, ap, &act, false)
 }

@@ -366,7 +366,6 @@ fn typed_targets() -> (usize, bool) {
 
 /// Hidden `virt-pci complete-domains`: the connection's domain names, one a
 /// line (for the completer above; needs libvirt, so it runs in the companion).
-#[cfg(feature = "libvirt")]
 pub fn run_domains(ctx: &Context) -> CliResult {
     let conn = ctx.libvirt(ctx.global.connect.as_deref(), true)?;
     let mut out = String::new();
@@ -376,13 +375,6 @@ pub fn run_domains(ctx: &Context) -> CliResult {
     }
     super::emit(&out);
     Ok(ExitCode::SUCCESS)
-}
-
-#[cfg(not(feature = "libvirt"))]
-pub fn run_domains(_ctx: &Context) -> CliResult {
-    Err(CliError::usage(
-        "listing domains needs libvirt: this virt-pci was built without it",
-    ))
 }
 
 #[cfg(test)]

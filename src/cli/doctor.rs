@@ -66,23 +66,20 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
     Ok(code)
 }
 
-#[cfg(feature = "libvirt")]
 fn libvirt_check(_ctx: &Context, uri: &str) -> Result<Check, CliError> {
     // Read-only connections may not read domain capabilities (libvirt: "read only
     // access prevents virConnectGetDomainCapabilities"); this call changes nothing.
-    let caps = virt_pci::libvirt::open(Some(uri), false).and_then(|c| c.domain_capabilities());
+    let caps = match virt_pci::libvirt::open(Some(uri), false) {
+        // No libvirt here at all: not a finding about the host.
+        Err(e) if e.is_not_linked() => {
+            return Err(super::libvirt_error(e).help("or drop -c to check the host only"))
+        }
+        c => c.and_then(|c| c.domain_capabilities()),
+    };
     Ok(match caps {
         Ok(x) => doctor::libvirt_view(uri, Ok(&x)),
         Err(e) => doctor::libvirt_view(uri, Err(&e.to_string())),
     })
-}
-
-#[cfg(not(feature = "libvirt"))]
-fn libvirt_check(_ctx: &Context, uri: &str) -> Result<Check, CliError> {
-    Err(CliError::usage(format!(
-        "cannot ask libvirt at {uri}: this virt-pci was built without libvirt support"
-    ))
-    .help("install virt-pci-libvirt next to virt-pci (`make install`), or drop -c to check the host only"))
 }
 
 fn print_report(ctx: &Context, host: &virt_pci::Host, r: &Report) {

@@ -16,6 +16,7 @@ use virt_pci::domain::{
     self,
     edit::{Edit, EditError, Selection},
 };
+use virt_pci::libvirt::{commit_edit, Change, Committed};
 use virt_pci::{fsutil, DeviceSpec};
 
 /// Where the result goes (default: stdout).
@@ -459,22 +460,14 @@ pub fn run_remove(ctx: &Context, args: RemoveArgs) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Hot-plug direction for `--live`.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Change {
-    Attach,
-    Detach,
-}
-
-/// `--domain NAME`: the domain's persistent XML in, a validated redefine out.
-#[cfg(feature = "libvirt")]
+/// `--domain NAME`: the domain's persistent XML in, a validated redefine
+/// out ([`virt_pci::libvirt::commit_edit`] holds the order).
 struct DomainSession {
     name: String,
     live: bool,
     conn: virt_pci::libvirt::Conn,
 }
 
-#[cfg(feature = "libvirt")]
 impl DomainSession {
     fn open(ctx: &Context, t: &DomainArgs) -> Result<Option<DomainSession>, CliError> {
         let Some(name) = &t.domain else {
@@ -504,7 +497,7 @@ impl DomainSession {
     }
 
     /// Redefine with the edited XML, then (with --live, on a running
-    /// domain) hot-plug or unplug each changed device.
+    /// domain) hot-plug or unplug each changed device; say what was done.
     fn commit(
         &self,
         ctx: &Context,
@@ -513,84 +506,48 @@ impl DomainSession {
         devices: &[String],
         change: Change,
     ) -> Result<(), CliError> {
-        use virt_pci::libvirt::Impact;
-        if edit.text == input.text {
+        let r = commit_edit(
+            &self.conn,
+            &self.name,
+            &input.text,
+            &edit.text,
+            devices,
+            change,
+            self.live,
+        );
+        let defined = match &r {
+            Ok(c) => *c != Committed::Unchanged,
+            Err(e) => e.defined,
+        };
+        if defined {
+            eprintln!("defined {} (validated by libvirt)", input.name);
+        }
+        match r.map_err(|e| {
+            let c = super::libvirt_error(e.error);
+            if e.defined && self.live {
+                c.help("the persistent definition is already changed; the running domain picks it up at its next start")
+            } else {
+                c
+            }
+        })? {
             // Already said: "nothing to add; domain:NAME is unchanged".
-            return Ok(());
-        }
-        self.conn
-            .redefine(&self.name, &edit.text)
-            .map_err(super::libvirt_error)?;
-        eprintln!("defined {} (validated by libvirt)", input.name);
-        if !self.live {
-            return Ok(());
-        }
-        let running = self
-            .conn
-            .domain(&self.name)
-            .map_err(super::libvirt_error)?
-            .running;
-        if !running {
-            eprintln!(
+            Committed::Unchanged | Committed::Defined => {}
+            Committed::DefinedNotRunning => eprintln!(
                 "{}{} {} is not running; --live has nothing to change",
                 ctx.err.yellow("note"),
                 ctx.err.bold(":"),
                 self.name
-            );
-            return Ok(());
+            ),
+            Committed::DefinedAndLive(n) => eprintln!(
+                "{} {n} device{} on the running domain",
+                if change == Change::Attach {
+                    "hot-plugged"
+                } else {
+                    "unplugged"
+                },
+                if n == 1 { "" } else { "s" }
+            ),
         }
-        for d in devices {
-            let r = match change {
-                Change::Attach => self.conn.attach_device(&self.name, d, Impact::LIVE),
-                Change::Detach => self.conn.detach_device(&self.name, d, Impact::LIVE),
-            };
-            r.map_err(|e| {
-                super::libvirt_error(e).help(
-                    "the persistent definition is already changed; the running domain picks it up at its next start",
-                )
-            })?;
-        }
-        eprintln!(
-            "{} {} device{} on the running domain",
-            if change == Change::Attach {
-                "hot-plugged"
-            } else {
-                "unplugged"
-            },
-            devices.len(),
-            if devices.len() == 1 { "" } else { "s" }
-        );
         Ok(())
-    }
-}
-
-#[cfg(not(feature = "libvirt"))]
-struct DomainSession;
-
-#[cfg(not(feature = "libvirt"))]
-impl DomainSession {
-    fn open(_ctx: &Context, t: &DomainArgs) -> Result<Option<DomainSession>, CliError> {
-        match &t.domain {
-            None => Ok(None),
-            Some(_) => Err(CliError::usage(
-                "--domain edits domains through libvirt, and this virt-pci was built without libvirt support",
-            )
-            .help("rebuild with `cargo build --features libvirt`, or edit the XML file (`virsh dumpxml --inactive NAME > vm.xml`)")),
-        }
-    }
-
-    fn input(&self) -> Result<Input, CliError> {
-        Err(CliError::usage("no libvirt support"))
-    }
-
-    fn commit(
-        &self,
-        _ctx: &Context,
-        _input: &Input,
-        _edit: &Edit,
-        _devices: &[String],
-        _change: Change,
-    ) -> Result<(), CliError> {
-        Err(CliError::usage("no libvirt support"))
     }
 }

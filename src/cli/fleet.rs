@@ -40,7 +40,6 @@ pub fn map_hosts<R: Send>(
     Ok(fleet::map_hosts(sources, &read, f)?)
 }
 
-#[cfg(feature = "libvirt")]
 fn libvirt_host(ctx: &Context, uri: &str) -> Result<Host, FleetError> {
     let to_fleet = |e: CliError| FleetError {
         message: format!("{uri}: {}", e.message),
@@ -48,16 +47,6 @@ fn libvirt_host(ctx: &Context, uri: &str) -> Result<Host, FleetError> {
     };
     let conn = ctx.libvirt(Some(uri), true).map_err(to_fleet)?;
     ctx.read_libvirt_host(&conn).map_err(to_fleet)
-}
-
-#[cfg(not(feature = "libvirt"))]
-fn libvirt_host(_ctx: &Context, uri: &str) -> Result<Host, FleetError> {
-    Err(FleetError {
-        message: format!("cannot connect to {uri}: this virt-pci was built without libvirt support"),
-        help: vec![
-            "install virt-pci-libvirt next to virt-pci (make install), or give a snapshot of that host (`virt-pci snapshot -o HOST.json` there)".into(),
-        ],
-    })
 }
 
 /// Read a mapping file, errors in rustc's shape with the file position.

@@ -248,7 +248,6 @@ impl Context {
     }
 
     /// The libvirt URI domains come from (`None`: libvirt's default).
-    #[cfg_attr(not(feature = "libvirt"), allow(dead_code))]
     pub fn domains_uri(&self) -> Option<String> {
         match &self.inv.domains {
             DomainSource::Libvirt(u) => u.clone(),
@@ -278,67 +277,48 @@ impl Context {
         Ok(h)
     }
 
-    #[cfg(feature = "libvirt")]
     fn domains_from_libvirt(&self, uri: Option<&str>) -> Result<Vec<host::DomainUse>, CliError> {
         let conn = self.libvirt(uri, true).map_err(|e| e.code(2))?;
         let d = conn.domains().map_err(|e| libvirt_error(e).code(2))?;
         Ok(virt_pci::libvirt::domain_uses(&d))
     }
 
-    #[cfg(not(feature = "libvirt"))]
-    fn domains_from_libvirt(&self, uri: Option<&str>) -> Result<Vec<host::DomainUse>, CliError> {
-        Err(CliError::usage(format!(
-            "cannot read domains from {}: this virt-pci was built without libvirt support",
-            uri.unwrap_or("libvirt")
-        ))
-        .help("install virt-pci-libvirt next to virt-pci (`make build`) or rebuild with `cargo build --features libvirt`; or drop -c"))
-    }
-
-    #[cfg(feature = "libvirt")]
     fn host_from_libvirt(&self, uri: &str) -> Result<Host, CliError> {
-        let conn = self.libvirt(Some(uri), true).map_err(|e| e.code(2))?;
+        let conn = virt_pci::libvirt::open(Some(uri), true).map_err(|e| {
+            let linked = !e.is_not_linked();
+            let mut c = libvirt_error(e).code(2);
+            if !linked {
+                c = c.help("or read the host with --root or --snapshot");
+                if !self.global.connect_on_command_line {
+                    c = c.help("unset LIBVIRT_DEFAULT_URI to read this machine's sysfs");
+                }
+            }
+            c
+        })?;
         self.read_libvirt_host(&conn).map_err(|e| e.code(2))
     }
 
-    /// The host through a connection; on this machine (`qemu:///system`)
-    /// completed with what only sysfs knows (host-critical devices, reset
-    /// methods), so acting through libvirt is as safe as through sysfs.
-    #[cfg(feature = "libvirt")]
+    /// The host through a connection ([`virt_pci::libvirt::read_host`]: on
+    /// this machine completed with what only sysfs knows).
     pub fn read_libvirt_host(&self, conn: &virt_pci::libvirt::Conn) -> Result<Host, CliError> {
-        let mut h = conn.read_host().map_err(libvirt_error)?;
-        if host::nodedev::uri_is_local(conn.uri()) {
-            match host::sysfs::read(std::path::Path::new("/")) {
-                Ok(local) => host::nodedev::merge_local_facts(&mut h, &local),
-                Err(e) => eprintln!(
-                    "{}: cannot read this machine's sysfs ({e}); host-critical devices are not known",
-                    self.err.yellow("warning")
-                ),
-            }
+        let (mut h, missed) = virt_pci::libvirt::read_host(conn).map_err(libvirt_error)?;
+        if let Some(e) = missed {
+            eprintln!(
+                "{}: cannot read this machine's sysfs ({e}); host-critical devices are not known",
+                self.err.yellow("warning")
+            );
         }
         h.invocation = Some(self.inv.host_args());
         Ok(h)
     }
 
     /// Open a libvirt connection (`uri` None: libvirt's default).
-    #[cfg(feature = "libvirt")]
     pub fn libvirt(
         &self,
         uri: Option<&str>,
         read_only: bool,
     ) -> Result<virt_pci::libvirt::Conn, CliError> {
         virt_pci::libvirt::open(uri, read_only).map_err(libvirt_error)
-    }
-
-    #[cfg(not(feature = "libvirt"))]
-    fn host_from_libvirt(&self, uri: &str) -> Result<Host, CliError> {
-        let mut e = CliError::usage(format!(
-            "cannot connect to {uri}: this virt-pci was built without libvirt support"
-        ))
-        .help("install virt-pci-libvirt next to virt-pci (`make build`) or rebuild with `cargo build --features libvirt`; or read the host with --root or --snapshot");
-        if !self.global.connect_on_command_line {
-            e = e.help("unset LIBVIRT_DEFAULT_URI to read this machine's sysfs");
-        }
-        Err(e)
     }
 
     /// Device names, loaded on first use.
@@ -383,9 +363,12 @@ impl Context {
 }
 
 /// A libvirt failure at the CLI edge: libvirt's message verbatim, our help.
-#[cfg(feature = "libvirt")]
+/// A binary without libvirt is a usage problem (exit 2).
 pub fn libvirt_error(e: virt_pci::libvirt::LibvirtError) -> CliError {
     let mut c = CliError::new(e.to_string());
+    if e.is_not_linked() {
+        c = c.code(2);
+    }
     if let Some(h) = e.help {
         c = c.help(h);
     }

@@ -96,9 +96,8 @@ pub fn run(ctx: &Context, a: &DeviceActionArgs, p: &PersistOpts, add: bool) -> C
         show(false)?;
         // The same refusal `detach` prints, on the same plan.
         let mut shown = ap.clone();
-        shown.action = verb.into();
         shown.refusals = plan.refusals.clone();
-        return Err(refused_error(&shown));
+        return Err(refused_error(&shown, verb));
     }
     if act.dry_run || plan.is_noop() {
         show(false)?;

@@ -141,16 +141,7 @@ pub fn plan_hostdevs(
         for_domain: for_domain.map(str::to_string),
     };
     let (host, addrs, p) = super::host_and_plan(ctx, devices, plan_opts)?;
-    let mut out: Vec<PciAddress> = p.travels.clone();
-    if group.force {
-        // Forced: what was asked for goes too, even if the plan held it back.
-        for a in &addrs {
-            if !out.contains(a) {
-                out.push(*a);
-            }
-        }
-        out.sort();
-    }
+    let out = p.hostdev_set(group.force);
     let primary = addrs.iter().find(|a| out.contains(a)).copied();
     let opts = hostdev.options(primary)?;
     opts.check().map_err(option_error)?;

@@ -151,7 +151,6 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
 
 /// The persistent XML of the named (or all) domains, shown as `domain:NAME`,
 /// and the host of that connection.
-#[cfg(feature = "libvirt")]
 fn domain_sources(
     ctx: &Context,
     args: &Args,
@@ -180,15 +179,4 @@ fn domain_sources(
         .collect();
     let host = ctx.read_libvirt_host(&conn).map_err(|e| e.code(2))?;
     Ok((sources, host))
-}
-
-#[cfg(not(feature = "libvirt"))]
-fn domain_sources(
-    _ctx: &Context,
-    _args: &Args,
-) -> Result<(Vec<validate::Source>, virt_pci::Host), CliError> {
-    Err(
-        CliError::usage("--domain/--all-domains read domains through libvirt, and this virt-pci was built without libvirt support")
-            .help("rebuild with `cargo build --features libvirt`, or validate the domain files (`virsh dumpxml --inactive NAME > NAME.xml`)"),
-    )
 }

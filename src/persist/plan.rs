@@ -204,7 +204,7 @@ fn driverctl_conflicts(root: &Path, entries: &[Entry]) -> Vec<Refusal> {
         if let Ok(drv) = fs::read_to_string(&p) {
             if drv.trim() != "vfio-pci" {
                 refusals.push(Refusal {
-                    code: "driverctl-conflict".into(),
+                    code: crate::actions::RefusalCode::DriverctlConflict,
                     address: Some(e.address.to_string()),
                     message: format!(
                         "driverctl binds {} to `{}` at boot ({})",

@@ -138,6 +138,22 @@ impl Plan {
     pub fn refusals(&self) -> impl Iterator<Item = &Finding> {
         self.blockers.iter().chain(self.unverified.iter())
     }
+
+    /// The functions `snippet` and `add` write as hostdevs: what travels;
+    /// under `--force` also what was asked for that the plan held back (a
+    /// bridge, a function it could not place), in address order.
+    pub fn hostdev_set(&self, force: bool) -> Vec<PciAddress> {
+        let mut out = self.travels.clone();
+        if force {
+            for a in &self.requested {
+                if !out.contains(a) {
+                    out.push(*a);
+                }
+            }
+            out.sort();
+        }
+        out
+    }
 }
 
 /// Compute the plan for passing `requested` through: the rules, one per
@@ -236,6 +252,29 @@ mod tests {
         assert_eq!(
             plan(&h, &[GPU], PlanOptions::default()).verdict(),
             Verdict::Ok
+        );
+    }
+
+    #[test]
+    fn force_adds_what_was_asked_for_and_the_plan_held_back() {
+        let p = Plan {
+            requested: vec![PciAddress::new(0, 0, 1, 0), PciAddress::new(0, 1, 0, 0)],
+            strict_group: true,
+            travels: vec![PciAddress::new(0, 1, 0, 0), PciAddress::new(0, 1, 0, 1)],
+            groups: Vec::new(),
+            blockers: Vec::new(),
+            unverified: Vec::new(),
+            warnings: Vec::new(),
+            verdict: Verdict::Ok,
+        };
+        assert_eq!(p.hostdev_set(false), p.travels);
+        assert_eq!(
+            p.hostdev_set(true),
+            vec![
+                PciAddress::new(0, 0, 1, 0),
+                PciAddress::new(0, 1, 0, 0),
+                PciAddress::new(0, 1, 0, 1)
+            ]
         );
     }
 }

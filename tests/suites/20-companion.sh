@@ -42,6 +42,12 @@ rc=0; out=$("$B/virt-pci" -c "$URI" --snapshot "$S" --color never show 2b:00.0 2
 if [ "$rc" -le 1 ] && grep -q 'verdict:' <<<"$out"; then
   ok snapshot-facts-with-libvirt-domains
 else bad snapshot-facts-with-libvirt-domains; echo "$out" | head -5; fi
+# Acting hands over at the same point: the plan is libvirt's, read and
+# printed by the companion (the lean build's libvirt face cannot connect).
+if out=$("$B/virt-pci" -c "$URI" --color never detach 2b:00.0 --dry-run --force 2>&1) \
+  && grep -q "backend libvirt (test://$tmp/host.xml)" <<<"$out"; then
+  ok detach-plan-hands-over
+else bad detach-plan-hands-over; echo "$out" | head -5; fi
 # Two hosts named: an error, not a silent ranking.
 if out=$("$B/virt-pci" --snapshot "$S" --root "$tmp" list 2>&1); then bad two-hosts-refused
 elif grep -q -- '--snapshot and --root both name a host' <<<"$out"; then ok two-hosts-refused

@@ -75,7 +75,6 @@ pub struct PciNode {
 /// The PCI hostdevs of domain documents as [`DomainUse`](super::DomainUse)s: `(name, running,
 /// xml)` for each domain. Unreadable documents are skipped (the caller
 /// reports them); sources that cannot be read as addresses are skipped too.
-#[cfg(feature = "libvirt")]
 pub(crate) fn domain_uses<'a>(
     domains: impl IntoIterator<Item = (&'a str, bool, &'a str)>,
 ) -> Vec<super::DomainUse> {
