@@ -39,6 +39,7 @@ samples: build
 
 lint: deps
 	$(CARGO) fmt --check
+	@python3 scripts/check-shape.py src
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) clippy --all-targets $(FEATURES) -- -D warnings
 
