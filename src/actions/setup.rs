@@ -102,8 +102,12 @@ fn sysfs<E>(
     read_host: &dyn Fn() -> Result<Host, E>,
 ) -> Result<Setup, SetupError<E>> {
     let mut host = read_host().map_err(SetupError::Host)?;
-    if inv.host == HostSource::ThisMachine {
-        local_domains(&mut host);
+    match inv.host {
+        HostSource::ThisMachine => local_domains(&mut host, root, true),
+        HostSource::Root(_) => local_domains(&mut host, root, false),
+        // A snapshot says who used what when it was taken; this machine's
+        // domains are not its.
+        _ => {}
     }
     Ok(Setup {
         host,
@@ -114,15 +118,24 @@ fn sysfs<E>(
     })
 }
 
-/// Acting on this machine through sysfs: if libvirt runs here, ask it
-/// (read-only) which domains use which device. Best effort: no daemon (or
-/// no libvirt in this build), no information.
-fn local_domains(host: &mut Host) {
-    if let Ok(conn) = libvirt::open(Some(SYSTEM_URI), true) {
-        if let Ok(d) = conn.domains() {
-            host.domains = libvirt::domain_uses(&d);
+/// Acting through sysfs: which domains use which device. On this machine,
+/// libvirt is asked first (read-only, best effort: it also knows shut-off
+/// domains); without an answer — no daemon, or the lean build, which has no
+/// libvirt — the running domains are read from libvirt's status files under
+/// `root` (`run/libvirt/qemu/*.xml`, as the guard reads them), so a device a
+/// running guest holds is refused by either binary. A `--root` tree is read
+/// the same way (never libvirt: its daemon is not that tree's).
+fn local_domains(host: &mut Host, root: &Path, this_machine: bool) {
+    if this_machine {
+        if let Ok(conn) = libvirt::open(Some(SYSTEM_URI), true) {
+            if let Ok(d) = conn.domains() {
+                host.domains = libvirt::domain_uses(&d);
+                return;
+            }
         }
     }
+    host.domains
+        .extend(crate::guard::runstate::running_uses(root, ""));
 }
 
 fn through_libvirt<E>(

@@ -661,3 +661,34 @@ fn validate_reports_consent_entries_as_notes() {
         )))
         .stdout(predicates::str::contains("checked 1 file: 1 error, 2 warnings"));
 }
+
+/// `detach` through sysfs refuses a device a running domain holds, read from
+/// libvirt's status files as the guard reads them — so the lean binary, which
+/// cannot ask libvirt, refuses it too (it used to plan the detach).
+#[test]
+fn sysfs_detach_refuses_a_device_a_running_domain_holds() {
+    let r = root();
+    let detach = |r: &Root| {
+        crate::run::vp()
+            .args(["--root", r.s(), "detach", "--dry-run", "03:00.0"])
+            .output()
+            .unwrap()
+    };
+    let free = detach(&r);
+    assert_eq!(free.status.code(), Some(0), "{free:?}");
+    let state = r.path.join("run/libvirt/qemu");
+    std::fs::create_dir_all(&state).unwrap();
+    std::fs::write(
+        state.join("gaming.xml"),
+        format!(
+            "<domstatus state='running' reason='booted' pid='4242'>\n  {}</domstatus>\n",
+            domain("gaming", "", &hostdev("03:00.0", "yes"))
+        ),
+    )
+    .unwrap();
+    let held = detach(&r);
+    let err = String::from_utf8_lossy(&held.stderr);
+    let out = String::from_utf8_lossy(&held.stdout);
+    assert_eq!(held.status.code(), Some(1), "{out}{err}");
+    assert!(format!("{out}{err}").contains("gaming"), "{out}{err}");
+}
