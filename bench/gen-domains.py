@@ -4,7 +4,7 @@
   q35.xml        a typical 4.8 KB Windows 11 q35 domain: 3 hostdevs (GPU,
                  its audio function, a USB controller), libosinfo metadata,
                  qemu:commandline, single quotes as libvirt writes them.
-  big.xml        a 10 MiB synthetic domain (docs/dependencies.md):
+  big.xml        a synthetic domain just under 10 MiB (the largest domain virt-pci and virsh read) (docs/dependencies.md):
                  ~30,700 interleaved <disk>/<hostdev> elements, comments,
                  &amp; in text and attributes, both quote styles, odd
                  spacing. Every hostdev address is distinct, and none is on
@@ -174,7 +174,7 @@ def variant(rng, i):
     return q35(f"guest{i:03d}", hds)
 
 
-def big(target=10 * 1024 * 1024):
+def big(target=10 * 1024 * 1024 - 4096):
     head, tail = Q35.split("{hostdevs}")
     head = head.format(name="big", uuid="c7a5fdbd-cdaf-9455-926a-d65c16db1809", hostdevs="")
     tail = tail.format(name="big")
