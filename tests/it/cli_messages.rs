@@ -32,26 +32,26 @@ fn sample(prefix: &str) -> PathBuf {
 /// controller, the default-route NIC, no boot VGA), as a user would state
 /// them for a listing: plans on it say `ok` or `blocked`, not `unverified`.
 fn s004() -> &'static Path {
-    static SNAP: std::sync::OnceLock<(tempfile::TempDir, PathBuf)> = std::sync::OnceLock::new();
-    &SNAP
-        .get_or_init(|| {
-            let d = tempdir();
-            let out = d.path().join("004-stated.json");
-            let s = sample("004");
-            let listing = s.parent().unwrap().join(format!(
-                "listings/{}.txt",
-                s.file_stem().unwrap().to_string_lossy()
-            ));
-            vp().args(["snapshot", "--from-listing"])
-                .arg(listing)
-                .args(["--root-disk", "02:00.1", "--default-nic", "2a:00.0"])
-                .args(["--boot-vga", "none", "-o"])
-                .arg(&out)
-                .assert()
-                .success();
-            (d, out)
-        })
-        .1
+    // In cargo's per-target scratch directory, not a TempDir: a static is
+    // never dropped, so a TempDir here left one directory behind per run.
+    // `-o` writes atomically and the content is fixed, so runs may race.
+    static SNAP: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    &SNAP.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("004-stated.json");
+        let s = sample("004");
+        let listing = s.parent().unwrap().join(format!(
+            "listings/{}.txt",
+            s.file_stem().unwrap().to_string_lossy()
+        ));
+        vp().args(["snapshot", "--from-listing"])
+            .arg(listing)
+            .args(["--root-disk", "02:00.1", "--default-nic", "2a:00.0"])
+            .args(["--boot-vga", "none", "-o"])
+            .arg(&out)
+            .assert()
+            .success();
+        out
+    })
 }
 
 /// The fixture host: a GPU on host drivers, an ISA bridge, the root NVMe.
