@@ -33,7 +33,7 @@ fn attribute_path(host: &Host, d: &Device, name: &str) -> String {
 pub fn device_plan(host: &Host, a: &PciAddress, strict_group: bool) -> Check {
     const ID: &str = "device-plan";
     const T: &str = "Passthrough plan";
-    const RULE: &str = "src/plan.rs (the kernel's VFIO group viability rule)";
+    const RULE: &str = "src/plan/ (the kernel's VFIO group viability rule)";
     // Warnings another doctor check reports with its own status.
     const OWN_CHECK: [Code; 2] = [Code::HostDriver, Code::NoReset];
     let p = plan::plan(

@@ -135,7 +135,7 @@ pub fn vfio_node(facts: Facts) -> Check {
 pub(crate) fn persistent_bindings(facts: Facts, host: &Host) -> Option<Check> {
     const ID: &str = "persistent-bindings";
     const T: &str = "Boot-time vfio-pci bindings (detach --persist)";
-    const RULE: &str = "virt-pci's manifest (src/persist.rs)";
+    const RULE: &str = "virt-pci's manifest (src/persist/manifest.rs)";
     let Facts::Root(root) = facts else {
         return None;
     };

@@ -105,7 +105,7 @@ codes! {
     /// A function without a reset goes back to the host (`--return-unreset`).
     ReturnedUnreset = "returned-unreset",
 
-    // Warnings of `--persist` (`src/persist.rs`).
+    // Warnings of `--persist` (`src/persist/`).
     /// The kernel module driving a function is not known (no softdep).
     ModuleUnknown = "module-unknown",
     /// `--persist` removal of a function virt-pci did not persist.
