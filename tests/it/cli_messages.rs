@@ -36,7 +36,7 @@ fn s004() -> &'static Path {
     // never dropped, so a TempDir here left one directory behind per run.
     // `-o` writes atomically and the content is fixed, so runs may race.
     static SNAP: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    &SNAP.get_or_init(|| {
+    SNAP.get_or_init(|| {
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("004-stated.json");
         let s = sample("004");
         let listing = s.parent().unwrap().join(format!(
