@@ -185,6 +185,12 @@ pub struct Refusal {
 }
 
 impl Refusal {
+    /// Whether it still stops the action: `--force` lifts only forceable
+    /// refusals. The one rule both `ActionPlan` and `--persist` plans apply.
+    pub(crate) fn blocks(&self, forced: bool) -> bool {
+        !(forced && self.forceable)
+    }
+
     pub(crate) fn from_finding(f: &Finding) -> Refusal {
         Refusal {
             code: RefusalCode::Finding(f.code),
@@ -220,7 +226,7 @@ impl ActionPlan {
     pub fn blocking(&self) -> Vec<&Refusal> {
         self.refusals
             .iter()
-            .filter(|r| !(self.forced && r.forceable))
+            .filter(|r| r.blocks(self.forced))
             .collect()
     }
 

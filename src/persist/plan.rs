@@ -60,7 +60,7 @@ impl PersistPlan {
     fn blocking(&self) -> Vec<&Refusal> {
         self.refusals
             .iter()
-            .filter(|r| !(self.forced && r.forceable))
+            .filter(|r| r.blocks(self.forced))
             .collect()
     }
     pub fn is_refused(&self) -> bool {
