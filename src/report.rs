@@ -80,21 +80,7 @@ pub fn group_verdict(host: &Host, id: u32) -> GroupVerdict {
             codes: Vec::new(),
         };
     }
-    let p = plan::plan(host, &endpoints, PlanOptions::default());
-    let verdict = p.verdict();
-    let why = match verdict {
-        Verdict::Blocked => &p.blockers,
-        Verdict::Unverified => &p.unverified,
-        _ => &p.warnings,
-    };
-    let mut codes: Vec<Code> = Vec::new();
-    if matches!(verdict, Verdict::Blocked | Verdict::Unverified) {
-        for f in why {
-            if !codes.contains(&f.code) {
-                codes.push(f.code);
-            }
-        }
-    }
+    let (verdict, codes) = plan::verdict(host, &endpoints, PlanOptions::default());
     GroupVerdict { verdict, codes }
 }
 

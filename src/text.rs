@@ -45,7 +45,11 @@ fn needs_escape(c: char) -> bool {
 /// set the window title (`ESC ] 0 ; … BEL`) or clear the screen.
 pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
     let needs = |c: char| needs_escape(c) && c != '\n' && c != '\t';
-    if !s.chars().any(needs) {
+    // Printable ASCII, newline and tab need nothing: one pass over the
+    // bytes decides for most output (all of `--json`), where decoding every
+    // char and asking `is_control` cost as much as serialising the JSON
+    // (BENCHMARKS.md, Findings). Anything else takes the char-wise check.
+    if plain_ascii(s.as_bytes()) || !s.chars().any(needs) {
         return std::borrow::Cow::Borrowed(s);
     }
     let mut out = String::with_capacity(s.len() + 16);
@@ -74,6 +78,17 @@ pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
         }
     }
     std::borrow::Cow::Owned(out)
+}
+
+/// Only printable ASCII, newline and tab. Blocks of 64 bytes folded
+/// without branches, so the compiler vectorises it (a per-byte `all` ran at
+/// ~13 instructions a byte).
+fn plain_ascii(b: &[u8]) -> bool {
+    b.chunks(64).all(|c| {
+        c.iter().fold(true, |ok, &x| {
+            ok & ((x.wrapping_sub(b' ') < 0x5f) | (x == b'\n') | (x == b'\t'))
+        })
+    })
 }
 
 /// The longest echoed input, in characters.
@@ -105,6 +120,21 @@ mod tests {
             terminal_safe("\u{1b}[1mok\u{1b}[0m\n\u{1b}]0;pwned\u{7}\t"),
             "\u{1b}[1mok\u{1b}[0m\n\\u{1b}]0;pwned\\u{7}\t"
         );
+        // The ASCII fast path decides exactly as the char-wise check.
+        for s in ["a~ \n\tb", "a\u{7f}", "a\u{1f}", "ü", "a\u{85}", "\u{202e}"] {
+            let long = format!("{}{s}", "x".repeat(100));
+            assert_eq!(
+                plain_ascii(long.as_bytes()),
+                !long
+                    .chars()
+                    .any(|c| c >= '\u{7f}' || (c < ' ' && c != '\n' && c != '\t')),
+                "{s:?}"
+            );
+            let escaped = long
+                .chars()
+                .any(|c| needs_escape(c) && c != '\n' && c != '\t');
+            assert_eq!(terminal_safe(&long) != long, escaped, "{s:?}");
+        }
         let long = "x".repeat(120_000);
         let s = shorten(&long);
         assert!(

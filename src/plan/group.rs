@@ -4,8 +4,8 @@
 //! when every endpoint is away from host drivers (`vfio_dev_viable`,
 //! docs/libvirt.md §3).
 
-use super::findings::{finding, Code, Finding};
-use super::planner::Planner;
+use super::findings::Code;
+use super::planner::{Planner, To};
 use super::{GroupPlan, Member, Role};
 use crate::address::PciAddress;
 use crate::host::{Critical, Device, GroupMember, Host, Kind};
@@ -39,8 +39,11 @@ impl Planner<'_> {
             let member = self.member(gid, &m, &mut left_behind);
             gp.members.push(member);
         }
-        if let Some(w) = split_warning(gid, &left_behind, &self.host.source) {
-            self.p.warnings.push(w);
+        if let Some(first) = left_behind.first() {
+            let source = &self.host.source;
+            self.say(To::Warnings, Code::GroupSplit, Some(&first.address), || {
+                split_words(gid, &left_behind, source)
+            });
         }
         self.p.groups.push(gp);
     }
@@ -59,25 +62,21 @@ impl Planner<'_> {
             return self.missing_member(gid, ma, is_req);
         };
         match md.kind() {
-            Kind::Bridge => return Member {
-                member: ma.to_string(),
-                role: if is_req { Role::Blocks } else { Role::Stays },
-                requested: is_req,
-                reason:
+            Kind::Bridge => {
+                let role = if is_req { Role::Blocks } else { Role::Stays };
+                return self.member_of(ma, role, is_req, || {
                     "PCI bridge or root port: stays on the host (VFIO allows bridges in a group)"
-                        .into(),
-            },
+                        .into()
+                });
+            }
             Kind::HostBridge => return self.host_bridge_member(gid, md, is_req),
             Kind::Endpoint => {}
         }
         if !self.opts.strict_group && !is_req {
             left.push(LeftBehind::of(host, md));
-            return Member {
-                member: ma.to_string(),
-                role: Role::LeftBehind,
-                requested: false,
-                reason: "endpoint left on the host by --no-strict-group".into(),
-            };
+            return self.member_of(ma, Role::LeftBehind, false, || {
+                "endpoint left on the host by --no-strict-group".into()
+            });
         }
         self.travelling_member(gid, md, is_req)
     }
@@ -86,35 +85,27 @@ impl Planner<'_> {
     /// (sysfs `iommu_groups/N/devices` lists them too, docs/sysfs.md §4)
     /// cannot be a PCI hostdev, so the group cannot be made viable.
     fn non_pci_member(&mut self, gid: u32, m: &GroupMember) -> Member {
-        self.p.blockers.push(finding(
-            Code::NonPciMember,
-            Some(m),
+        self.say(To::Blockers, Code::NonPciMember, Some(m), || (
             format!("IOMMU group {gid} also holds {m}, which is not a PCI function (an mdev or a platform device) and cannot go with the group"),
-            Some("remove the mdev (or unbind the platform device) first, or pick a device in another group"),
+            Some("remove the mdev (or unbind the platform device) first, or pick a device in another group".into()),
         ));
-        Member {
-            member: m.to_string(),
-            role: Role::Blocks,
-            requested: false,
-            reason: "not a PCI function (mdev or platform device): cannot follow".into(),
-        }
+        self.member_of(m, Role::Blocks, false, || {
+            "not a PCI function (mdev or platform device): cannot follow".into()
+        })
     }
 
     /// `missing-member` (blocker): the group lists a function the PCI bus
     /// does not have; the plan cannot say what it is, so it cannot travel.
     fn missing_member(&mut self, gid: u32, ma: &PciAddress, is_req: bool) -> Member {
-        self.p.blockers.push(finding(
-            Code::MissingMember,
-            Some(ma),
-            format!("IOMMU group {gid} lists {ma}, which is not on the PCI bus"),
-            None,
-        ));
-        Member {
-            member: ma.to_string(),
-            role: Role::Blocks,
-            requested: is_req,
-            reason: "listed in the group but not found on the PCI bus".into(),
-        }
+        self.say(To::Blockers, Code::MissingMember, Some(ma), || {
+            (
+                format!("IOMMU group {gid} lists {ma}, which is not on the PCI bus"),
+                None,
+            )
+        });
+        self.member_of(ma, Role::Blocks, is_req, || {
+            "listed in the group but not found on the PCI bus".into()
+        })
     }
 
     /// A host bridge in the group. Requested, it is the `host-bridge`
@@ -124,31 +115,20 @@ impl Planner<'_> {
     /// the host needs it: `host-bridge-in-group` (blocker).
     fn host_bridge_member(&mut self, gid: u32, md: &Device, is_req: bool) -> Member {
         let ma = md.address;
-        let (role, reason) = match (is_req, md.driver.as_deref()) {
-            (true, _) => (Role::Blocks, "the host bridge".to_string()),
-            (false, None) => (
-                Role::Stays,
-                "host bridge with no driver: stays on the host and does not block the group"
-                    .to_string(),
-            ),
+        match (is_req, md.driver.as_deref()) {
+            (true, _) => self.member_of(&ma, Role::Blocks, is_req, || "the host bridge".into()),
+            (false, None) => self.member_of(&ma, Role::Stays, is_req, || {
+                "host bridge with no driver: stays on the host and does not block the group".into()
+            }),
             (false, Some(drv)) => {
-                self.p.blockers.push(finding(
-                    Code::HostBridgeInGroup,
-                    Some(&ma),
+                self.say(To::Blockers, Code::HostBridgeInGroup, Some(&ma), || (
                     format!("IOMMU group {gid} holds the host bridge {ma}, bound to `{drv}`; VFIO needs it unbound, and the host needs it"),
-                    Some("this group cannot be passed through; an ACS-capable slot puts the device in a group of its own"),
+                    Some("this group cannot be passed through; an ACS-capable slot puts the device in a group of its own".into()),
                 ));
-                (
-                    Role::Blocks,
-                    format!("host bridge bound to `{drv}`: the group cannot be made viable"),
-                )
+                self.member_of(&ma, Role::Blocks, is_req, || {
+                    format!("host bridge bound to `{drv}`: the group cannot be made viable")
+                })
             }
-        };
-        Member {
-            member: ma.to_string(),
-            role,
-            requested: is_req,
-            reason,
         }
     }
 
@@ -156,25 +136,22 @@ impl Planner<'_> {
     /// card, or a group member VFIO needs away from host drivers.
     fn travelling_member(&mut self, gid: u32, md: &Device, is_req: bool) -> Member {
         let ma = md.address;
-        let reason = if is_req {
-            "requested".to_string()
-        } else if self.req_slots.contains(&ma.slot_of()) {
-            format!("another function of the same device; shares IOMMU group {gid}")
-        } else {
-            format!("shares IOMMU group {gid}: VFIO needs every endpoint of the group away from host drivers")
-        };
+        let same_card = self.req_slots.contains(&ma.slot_of());
         let role = if self.host_critical(gid, md, is_req) {
             Role::Blocks
         } else {
             Role::Travels
         };
         self.travels.insert(ma);
-        Member {
-            member: ma.to_string(),
-            role,
-            requested: is_req,
-            reason,
-        }
+        self.member_of(&ma, role, is_req, || {
+            if is_req {
+                "requested".to_string()
+            } else if same_card {
+                format!("another function of the same device; shares IOMMU group {gid}")
+            } else {
+                format!("shares IOMMU group {gid}: VFIO needs every endpoint of the group away from host drivers")
+            }
+        })
     }
 
     /// `host-critical` (blocker), one per kind: a travelling function the
@@ -192,14 +169,16 @@ impl Planner<'_> {
                 Critical::BootVga => "the host would lose its console; switch the firmware's primary display, or use --force if the host runs headless",
                 Critical::IsaBridge => "the ISA/LPC bridge carries the TPM, super-I/O and firmware flash; this group cannot leave the host (an ACS override splits groups at a security cost)",
             };
-            let what = if is_req {
-                format!("{ma} is the {c}")
-            } else {
-                format!("{ma}, the {c}, shares IOMMU group {gid} and would have to leave the host")
-            };
-            self.p
-                .blockers
-                .push(finding(Code::HostCritical, Some(&ma), what, Some(help)));
+            self.say(To::Blockers, Code::HostCritical, Some(&ma), || {
+                let what = if is_req {
+                    format!("{ma} is the {c}")
+                } else {
+                    format!(
+                        "{ma}, the {c}, shares IOMMU group {gid} and would have to leave the host"
+                    )
+                };
+                (what, Some(help.into()))
+            });
         }
         !md.critical.is_empty()
     }
@@ -245,8 +224,8 @@ impl LeftBehind {
 /// the guest fail to start with QEMU's "group N is not viable". A driverless
 /// member is therefore not told to "be unbound": it is, and stays viable
 /// only until a driver binds it.
-fn split_warning(gid: u32, left: &[LeftBehind], source: &str) -> Option<Finding> {
-    let first = left.first()?;
+/// The `group-split` warning's message and help for what is left behind.
+fn split_words(gid: u32, left: &[LeftBehind], source: &str) -> (String, Option<String>) {
     let list = |state: LeftState| -> Vec<String> {
         left.iter()
             .filter(|x| x.state == state)
@@ -286,12 +265,10 @@ fn split_warning(gid: u32, left: &[LeftBehind], source: &str) -> Option<Finding>
             if idle.len() == 1 { "it" } else { "them" },
         ));
     }
-    Some(finding(
-        Code::GroupSplit,
-        Some(&first.address),
+    (
         format!("IOMMU group {gid} is split: {}", parts.join("; ")),
-        Some("drop --no-strict-group to pass the whole group, or keep the rest of the group on vfio-pci (`virt-pci detach`) while the guest runs"),
-    ))
+        Some("drop --no-strict-group to pass the whole group, or keep the rest of the group on vfio-pci (`virt-pci detach`) while the guest runs".into()),
+    )
 }
 
 #[cfg(test)]

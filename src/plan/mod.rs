@@ -164,6 +164,30 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
     planner::Planner::new(host, requested, opts).run()
 }
 
+/// The verdict of [`plan`] and the codes behind it — the blockers' when
+/// blocked, the unknown facts' when unverified, none otherwise; in finding
+/// order, each once — from the same rules, without writing the plan's
+/// words. For callers that ask it of every group (`list`'s can-pass
+/// column): formatting messages nobody reads was most of `list --json`'s
+/// time on large hosts (BENCHMARKS.md, Findings).
+pub fn verdict(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> (Verdict, Vec<Code>) {
+    let p = planner::Planner::new(host, requested, opts)
+        .without_words()
+        .run();
+    let why = match p.verdict {
+        Verdict::Blocked => &p.blockers,
+        Verdict::Unverified => &p.unverified,
+        Verdict::Ok | Verdict::Nothing => return (p.verdict, Vec::new()),
+    };
+    let mut codes: Vec<Code> = Vec::new();
+    for f in why {
+        if !codes.contains(&f.code) {
+            codes.push(f.code);
+        }
+    }
+    (p.verdict, codes)
+}
+
 #[cfg(test)]
 mod fixture;
 
@@ -172,6 +196,85 @@ mod tests {
     use super::fixture::*;
     use super::*;
     use crate::host::GroupMember;
+
+    /// `verdict` skips the words, not the rules: on every sample host, for
+    /// every group and every endpoint alone, strict and not, it says what
+    /// the full plan says.
+    #[test]
+    fn the_verdict_without_words_is_the_plans() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/hosts");
+        let mut names: Vec<String> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".json"))
+            .collect();
+        names.sort();
+        assert!(names.len() >= 20, "{names:?}");
+        let mut hosts: Vec<Host> = names.iter().map(|n| sample(n)).collect();
+        // The fixture with a running and a shut-off domain (in-use blocks).
+        let mut h = host();
+        let use_ = |domain: &str, address, running| crate::host::DomainUse {
+            domain: domain.into(),
+            address,
+            running,
+            managed: true,
+        };
+        h.domains = vec![use_("win10", GPU, true), use_("nas", HDA, false)];
+        hosts.push(h);
+        let (mut blocked, mut unverified, mut ok) = (0, 0, 0);
+        for h in &hosts {
+            let mut requests: Vec<Vec<PciAddress>> = h
+                .groups
+                .values()
+                .map(|m| {
+                    m.iter()
+                        .filter_map(|m| match m {
+                            GroupMember::Pci(a) => Some(*a),
+                            GroupMember::Other(_) => None,
+                        })
+                        .collect()
+                })
+                .collect();
+            requests.extend(h.devices.keys().map(|a| vec![*a]));
+            for req in &requests {
+                for strict_group in [true, false] {
+                    let opts = PlanOptions {
+                        strict_group,
+                        for_domain: None,
+                    };
+                    let p = plan(h, req, opts.clone());
+                    let why = match p.verdict {
+                        Verdict::Blocked => codes(&p.blockers),
+                        Verdict::Unverified => codes(&p.unverified),
+                        Verdict::Ok | Verdict::Nothing => Vec::new(),
+                    };
+                    let mut want: Vec<Code> = Vec::new();
+                    for c in why {
+                        if !want.contains(&c) {
+                            want.push(c);
+                        }
+                    }
+                    assert_eq!(
+                        verdict(h, req, opts),
+                        (p.verdict, want),
+                        "{} {req:?}",
+                        h.source
+                    );
+                    match p.verdict {
+                        Verdict::Blocked => blocked += 1,
+                        Verdict::Unverified => unverified += 1,
+                        Verdict::Ok => ok += 1,
+                        Verdict::Nothing => {}
+                    }
+                }
+            }
+        }
+        // The comparison saw every kind of verdict.
+        assert!(
+            blocked > 0 && unverified > 0 && ok > 0,
+            "{blocked} {unverified} {ok}"
+        );
+    }
 
     #[test]
     fn gpu_with_root_port_plans_cleanly() {

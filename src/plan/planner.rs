@@ -7,7 +7,7 @@
 //! The order of the calls is the order of the findings in the JSON output,
 //! which scripts and the golden files rely on.
 
-use super::findings::{finding, Code};
+use super::findings::{Code, Finding};
 use super::{GroupPlan, Member, Plan, PlanOptions, Role, Verdict};
 use crate::address::{PciAddress, PciSlot};
 use crate::host::{Device, Host, IommuState, Kind};
@@ -29,7 +29,20 @@ pub(super) struct Planner<'h> {
     pub(super) travels: BTreeSet<PciAddress>,
     /// Groups already walked (two requested functions of one group walk it once).
     seen_groups: BTreeSet<u32>,
+    /// Write the plan's words (messages, help lines, members' reasons).
+    /// `false` for [`super::verdict`]: the same rules run and the same
+    /// codes come out, without formatting text nobody reads (`list` asks
+    /// for every group's verdict; the text was most of its cost).
+    words: bool,
     pub(super) p: Plan,
+}
+
+/// Which of the plan's lists a finding goes to.
+#[derive(Clone, Copy)]
+pub(super) enum To {
+    Blockers,
+    Unverified,
+    Warnings,
 }
 
 impl<'h> Planner<'h> {
@@ -51,6 +64,71 @@ impl<'h> Planner<'h> {
             req_slots: requested.iter().map(|a| a.slot_of()).collect(),
             travels: BTreeSet::new(),
             seen_groups: BTreeSet::new(),
+            words: true,
+        }
+    }
+
+    /// The same planner, writing no words (see [`Planner::words`]).
+    pub(super) fn without_words(mut self) -> Self {
+        self.words = false;
+        self
+    }
+
+    /// Record a finding: `code` about `a`, with the message and help line
+    /// `words` writes, called only when the plan has words (a plan without
+    /// words keeps no warnings at all).
+    pub(super) fn say(
+        &mut self,
+        to: To,
+        code: Code,
+        a: Option<&dyn ToString>,
+        words: impl FnOnce() -> (String, Option<String>),
+    ) {
+        if !self.words && matches!(to, To::Warnings) {
+            return;
+        }
+        let f = if self.words {
+            let (message, help) = words();
+            Finding {
+                code,
+                address: a.map(|a| a.to_string()),
+                message,
+                help,
+            }
+        } else {
+            Finding {
+                code,
+                address: None,
+                message: String::new(),
+                help: None,
+            }
+        };
+        match to {
+            To::Blockers => self.p.blockers.push(f),
+            To::Unverified => self.p.unverified.push(f),
+            To::Warnings => self.p.warnings.push(f),
+        }
+    }
+
+    /// A member of a group's plan; `reason` is called only when the plan
+    /// has words.
+    pub(super) fn member_of(
+        &self,
+        member: &dyn ToString,
+        role: Role,
+        requested: bool,
+        reason: impl FnOnce() -> String,
+    ) -> Member {
+        let (member, reason) = if self.words {
+            (member.to_string(), reason())
+        } else {
+            (String::new(), String::new())
+        };
+        Member {
+            member,
+            role,
+            requested,
+            reason,
         }
     }
 
@@ -59,9 +137,15 @@ impl<'h> Planner<'h> {
         for a in self.p.requested.clone() {
             self.requested(&a);
         }
-        self.travelling_warnings();
+        // Warnings decide neither the verdict nor its codes: a plan without
+        // words skips the passes that find nothing else.
+        if self.words {
+            self.travelling_warnings();
+        }
         self.p.travels = std::mem::take(&mut self.travels).into_iter().collect();
-        self.split_cards();
+        if self.words {
+            self.split_cards();
+        }
         self.unknown_facts();
         self.domain_use();
         self.p.verdict = self.p.verdict();
@@ -93,15 +177,15 @@ impl<'h> Planner<'h> {
     /// (docs/libvirt.md §3, `virhostdev.c:237-238`), so we say it first.
     fn not_present(&mut self, a: &PciAddress) {
         let host = self.host;
-        self.p.blockers.push(finding(
-            Code::NotPresent,
-            Some(a),
-            format!("{a} is not present on {}", host.source),
-            Some(&format!(
-                "`{}` shows the devices of this host",
-                host.suggest("list")
-            )),
-        ));
+        self.say(To::Blockers, Code::NotPresent, Some(a), || {
+            (
+                format!("{a} is not present on {}", host.source),
+                Some(format!(
+                    "`{}` shows the devices of this host",
+                    host.suggest("list")
+                )),
+            )
+        });
     }
 
     /// `host-bridge` and `not-endpoint` (blockers): only endpoints can be
@@ -112,17 +196,13 @@ impl<'h> Planner<'h> {
     fn requested_kind(&mut self, a: &PciAddress, d: &Device) {
         let host = self.host;
         match d.kind() {
-            Kind::HostBridge => self.p.blockers.push(finding(
-                Code::HostBridge,
-                Some(a),
+            Kind::HostBridge => self.say(To::Blockers, Code::HostBridge, Some(a), || (
                 format!("{a} is the host bridge (root complex): the host cannot run without it"),
-                Some(&format!("name the device behind it instead; `{}` shows the topology", host.suggest("list --tree"))),
+                Some(format!("name the device behind it instead; `{}` shows the topology", host.suggest("list --tree"))),
             )),
-            Kind::Bridge => self.p.blockers.push(finding(
-                Code::NotEndpoint,
-                Some(a),
+            Kind::Bridge => self.say(To::Blockers, Code::NotEndpoint, Some(a), || (
                 format!("{a} is a PCI bridge or root port and can never be a hostdev; {LIBVIRT_NON_ENDPOINT}"),
-                Some("pass the endpoint devices behind it; the bridge stays on the host"),
+                Some("pass the endpoint devices behind it; the bridge stays on the host".into()),
             )),
             Kind::Endpoint => {}
         }
@@ -154,23 +234,20 @@ impl<'h> Planner<'h> {
             ),
         };
         let unknown = code == Code::GroupUnknown;
-        let f = finding(code, Some(a), msg, Some(help));
-        if unknown {
-            self.p.unverified.push(f);
-            if d.kind() == Kind::Endpoint {
-                self.travels.insert(*a);
-            }
+        let to = if unknown {
+            To::Unverified
         } else {
-            self.p.blockers.push(f);
+            To::Blockers
+        };
+        self.say(to, code, Some(a), || (msg, Some(help.into())));
+        if unknown && d.kind() == Kind::Endpoint {
+            self.travels.insert(*a);
         }
+        let role = if unknown { Role::Travels } else { Role::Blocks };
+        let member = self.member_of(a, role, true, || "requested; no IOMMU group".into());
         self.p.groups.push(GroupPlan {
             group: None,
-            members: vec![Member {
-                member: a.to_string(),
-                role: if unknown { Role::Travels } else { Role::Blocks },
-                requested: true,
-                reason: "requested; no IOMMU group".into(),
-            }],
+            members: vec![member],
         });
     }
 
@@ -185,11 +262,9 @@ impl<'h> Planner<'h> {
             .as_ref()
             .or_else(|| facts.inconsistent_groups.get(&gid));
         if let Some(why) = why {
-            self.p.unverified.push(finding(
-                Code::GroupUnverified,
-                Some(a),
+            self.say(To::Unverified, Code::GroupUnverified, Some(a), || (
                 format!("the members of IOMMU group {gid} are not known: {why}"),
-                Some("read the host again (`virt-pci snapshot -o host.json` on it); a group is never taken to be smaller than the kernel says"),
+                Some("read the host again (`virt-pci snapshot -o host.json` on it); a group is never taken to be smaller than the kernel says".into()),
             ));
         }
     }

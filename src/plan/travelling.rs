@@ -2,8 +2,8 @@
 //! warnings per travelling function, cards split across groups, facts the
 //! source does not give, and other domains' use.
 
-use super::findings::{finding, Code};
-use super::planner::Planner;
+use super::findings::Code;
+use super::planner::{Planner, To};
 use crate::address::PciAddress;
 use crate::host::{Device, Kind};
 use crate::pciids::builtin_class_name;
@@ -39,20 +39,20 @@ impl Planner<'_> {
         if self.req.contains(a) || self.req_slots.contains(&a.slot_of()) {
             return;
         }
-        let class = builtin_class_name(d.class16());
-        self.p.warnings.push(finding(
-            Code::UnrelatedDevice,
-            Some(a),
-            format!(
-                "{a} ({class}) shares the IOMMU group and leaves the host with the requested device{}",
-                if d.driver.is_some() && !d.driver_is_vfio_safe() {
-                    format!(", taking it away from `{}`", d.driver.as_deref().unwrap_or(""))
-                } else {
-                    String::new()
-                }
-            ),
-            Some("check that the host does not need it; a slot with its own IOMMU group avoids this"),
-        ));
+        self.say(To::Warnings, Code::UnrelatedDevice, Some(a), || {
+            let class = builtin_class_name(d.class16());
+            (
+                format!(
+                    "{a} ({class}) shares the IOMMU group and leaves the host with the requested device{}",
+                    if d.driver.is_some() && !d.driver_is_vfio_safe() {
+                        format!(", taking it away from `{}`", d.driver.as_deref().unwrap_or(""))
+                    } else {
+                        String::new()
+                    }
+                ),
+                Some("check that the host does not need it; a slot with its own IOMMU group avoids this".into()),
+            )
+        });
     }
 
     /// `no-reset` (warning): a travelling function with no reset method.
@@ -65,11 +65,9 @@ impl Planner<'_> {
             return;
         }
         let host = self.host;
-        self.p.warnings.push(finding(
-            Code::NoReset,
-            Some(a),
+        self.say(To::Warnings, Code::NoReset, Some(a), || (
             format!("{a} has no reset method (no FLR, PM or bus reset): its state can leak between guest and host, and libvirt may fail with \"Unable to reset PCI device {a}: no FLR, PM reset or bus reset available\""),
-            Some(&format!("avoid returning it to the host between guests; `{}` shows what reset would affect", host.suggest(&format!("check {a}")))),
+            Some(format!("avoid returning it to the host between guests; `{}` shows what reset would affect", host.suggest(&format!("check {a}")))),
         ));
     }
 
@@ -82,11 +80,9 @@ impl Planner<'_> {
         if vfs == 0 {
             return;
         }
-        self.p.warnings.push(finding(
-            Code::SriovPfActiveVfs,
-            Some(a),
+        self.say(To::Warnings, Code::SriovPfActiveVfs, Some(a), || (
             format!("{a} is an SR-IOV physical function with {vfs} active VFs; they depend on the PF's host driver and disappear when it is unbound"),
-            Some("pass a VF instead, or set sriov_numvfs to 0 first"),
+            Some("pass a VF instead, or set sriov_numvfs to 0 first".into()),
         ));
     }
 
@@ -98,21 +94,21 @@ impl Planner<'_> {
         let Some((first, _)) = bound.first() else {
             return;
         };
-        let list: Vec<String> = bound.iter().map(|(a, d)| format!("{a} (`{d}`)")).collect();
-        let one = bound.len() == 1;
-        self.p.warnings.push(finding(
-            Code::HostDriver,
-            Some(first),
-            format!(
-                "{} {} bound to {}host driver{}; {} will be unbound (managed='yes' does this at start, managed='no' needs `virt-pci detach` first)",
-                list.join(", "),
-                if one { "is" } else { "are" },
-                if one { "a " } else { "" },
-                if one { "" } else { "s" },
-                if one { "it" } else { "they" },
-            ),
-            None,
-        ));
+        self.say(To::Warnings, Code::HostDriver, Some(first), || {
+            let list: Vec<String> = bound.iter().map(|(a, d)| format!("{a} (`{d}`)")).collect();
+            let one = bound.len() == 1;
+            (
+                format!(
+                    "{} {} bound to {}host driver{}; {} will be unbound (managed='yes' does this at start, managed='no' needs `virt-pci detach` first)",
+                    list.join(", "),
+                    if one { "is" } else { "are" },
+                    if one { "a " } else { "" },
+                    if one { "" } else { "s" },
+                    if one { "it" } else { "they" },
+                ),
+                None,
+            )
+        });
     }
 
     /// `split-card` (warning): a card split across IOMMU groups (a GPU and
@@ -128,45 +124,48 @@ impl Planner<'_> {
                 continue;
             }
             let g = host.device(&a).and_then(|d| d.iommu_group);
-            let apart: Vec<String> = host
+            let apart: Vec<&Device> = host
                 .siblings(&a)
                 .into_iter()
                 .filter(|s| *s != a && !self.p.travels.contains(s))
-                .filter_map(|s| {
-                    let d = host.device(&s)?;
-                    (d.kind() == Kind::Endpoint && d.iommu_group != g).then(|| {
-                        let group = d.iommu_group.map(|x| x.to_string());
-                        format!(
-                            "{s} ({}, IOMMU group {})",
-                            builtin_class_name(d.class16()),
-                            group.as_deref().unwrap_or("none")
-                        )
-                    })
-                })
+                .filter_map(|s| host.device(&s))
+                .filter(|d| d.kind() == Kind::Endpoint && d.iommu_group != g)
                 .collect();
             if apart.is_empty() {
                 continue;
             }
-            let slot = a.slot_of();
-            let short = if slot.domain == 0 {
-                format!("{:02x}:{:02x}", slot.bus, slot.slot)
-            } else {
-                slot.to_string()
-            };
-            self.p.warnings.push(finding(
-                Code::SplitCard,
-                Some(&a),
-                format!(
-                    "the card {short} is split across IOMMU groups: {} {} not travel with {a}{}",
-                    apart.join(", "),
-                    if apart.len() == 1 { "does" } else { "do" },
-                    g.map(|x| format!(" (group {x})")).unwrap_or_default()
-                ),
-                Some(&format!(
-                    "pass the whole card by naming its slot `{short}`: `{}`",
-                    host.suggest(&format!("snippet {short}"))
-                )),
-            ));
+            self.say(To::Warnings, Code::SplitCard, Some(&a), || {
+                let apart: Vec<String> = apart
+                    .iter()
+                    .map(|d| {
+                        let group = d.iommu_group.map(|x| x.to_string());
+                        format!(
+                            "{} ({}, IOMMU group {})",
+                            d.address,
+                            builtin_class_name(d.class16()),
+                            group.as_deref().unwrap_or("none")
+                        )
+                    })
+                    .collect();
+                let slot = a.slot_of();
+                let short = if slot.domain == 0 {
+                    format!("{:02x}:{:02x}", slot.bus, slot.slot)
+                } else {
+                    slot.to_string()
+                };
+                (
+                    format!(
+                        "the card {short} is split across IOMMU groups: {} {} not travel with {a}{}",
+                        apart.join(", "),
+                        if apart.len() == 1 { "does" } else { "do" },
+                        g.map(|x| format!(" (group {x})")).unwrap_or_default()
+                    ),
+                    Some(format!(
+                        "pass the whole card by naming its slot `{short}`: `{}`",
+                        host.suggest(&format!("snippet {short}"))
+                    )),
+                )
+            });
         }
     }
 
@@ -177,27 +176,27 @@ impl Planner<'_> {
     /// functions those are.
     pub(super) fn unknown_facts(&mut self) {
         let host = self.host;
-        for a in &self.p.travels {
-            let Some(d) = host.device(a) else { continue };
+        for a in self.p.travels.clone() {
+            let Some(d) = host.device(&a) else { continue };
             let unknown = host.unknown_facts(d);
             if unknown.is_empty() {
                 continue;
             }
-            let what: Vec<&str> = unknown.iter().map(|f| f.describe()).collect();
-            let how: BTreeSet<&str> = unknown.iter().map(|f| host.fact(*f).as_str()).collect();
-            let how: Vec<&str> = how.into_iter().collect();
-            self.p.unverified.push(finding(
-                Code::FactUnknown,
-                Some(a),
-                format!(
-                    "{a} ({}) could be {}: {} does not say ({})",
-                    builtin_class_name(d.class16()),
-                    join_or(&what),
-                    host.source,
-                    how.join(", ")
-                ),
-                Some(super::HOW_TO_VERIFY),
-            ));
+            self.say(To::Unverified, Code::FactUnknown, Some(&a), || {
+                let what: Vec<&str> = unknown.iter().map(|f| f.describe()).collect();
+                let how: BTreeSet<&str> = unknown.iter().map(|f| host.fact(*f).as_str()).collect();
+                let how: Vec<&str> = how.into_iter().collect();
+                (
+                    format!(
+                        "{a} ({}) could be {}: {} does not say ({})",
+                        builtin_class_name(d.class16()),
+                        join_or(&what),
+                        host.source,
+                        how.join(", ")
+                    ),
+                    Some(super::HOW_TO_VERIFY.into()),
+                )
+            });
         }
     }
 
@@ -210,17 +209,15 @@ impl Planner<'_> {
     /// ([`super::PlanOptions::for_domain`]) is no conflict.
     pub(super) fn domain_use(&mut self) {
         let host = self.host;
-        for a in &self.p.travels {
-            for u in host.used_by(a) {
+        for a in self.p.travels.clone() {
+            for u in host.used_by(&a) {
                 if self.opts.for_domain.as_deref() == Some(u.domain.as_str()) {
                     continue;
                 }
                 if u.running {
-                    self.p.blockers.push(finding(
-                        Code::InUse,
-                        Some(a),
+                    self.say(To::Blockers, Code::InUse, Some(&a), || (
                         format!("{a} is assigned to the running domain `{}`", u.domain),
-                        Some(&format!(
+                        Some(format!(
                             "shut `{}` down first (`virsh shutdown {}`), or take the device from it (`{}`)",
                             u.domain,
                             u.domain,
@@ -231,9 +228,7 @@ impl Planner<'_> {
                         )),
                     ));
                 } else {
-                    self.p.warnings.push(finding(
-                        Code::AssignedElsewhere,
-                        Some(a),
+                    self.say(To::Warnings, Code::AssignedElsewhere, Some(&a), || (
                         format!(
                             "{a} is also assigned to the domain `{}` (shut off): only one of them can run at a time",
                             u.domain
