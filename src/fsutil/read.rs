@@ -79,7 +79,14 @@ pub fn read_any_limited(path: &Path, max: u64) -> Result<Vec<u8>, ReadError> {
     if FileType::from_raw_mode(st.st_mode) == FileType::Directory {
         return Err(ReadError::NotRegular("a directory"));
     }
-    let mut v = Vec::new();
+    // A regular file's size sizes the buffer: `take` hides it from
+    // `read_to_end`, which would otherwise start at 32 bytes and double
+    // (eleven reads for a 5 KB domain, and a 10 MiB one copied as it grows).
+    let size = match FileType::from_raw_mode(st.st_mode) {
+        FileType::RegularFile => (st.st_size.max(0) as u64).min(max),
+        _ => 0,
+    };
+    let mut v = Vec::with_capacity(size as usize);
     f.take(max + 1).read_to_end(&mut v).map_err(ReadError::Io)?;
     if v.len() as u64 > max {
         return Err(ReadError::TooLarge(max));
