@@ -26,7 +26,12 @@ pub struct Cli {
     pub command: Command,
 }
 
+/// Deferred: a subcommand's arguments are built only when it is the one
+/// run (clap's `Command::defer`), so `--version` and each command no longer
+/// build all 25 parsers at every start (BENCHMARKS.md, Findings). What
+/// walks the whole tree (`man`, completion) builds it first.
 #[derive(Subcommand, Debug)]
+#[command(defer = true)]
 pub enum Command {
     /// List PCI functions by IOMMU group (or by bus topology with --tree).
     List(cli::list::Args),

@@ -109,9 +109,12 @@ fn zsh_autoload(script: &str) -> String {
     )
 }
 
-/// The command with the completers attached to its arguments.
+/// The command with the completers attached to its arguments. Built first:
+/// the subcommands' arguments are deferred (`app.rs`) and exist only then.
 pub fn with_completers(cmd: clap::Command) -> clap::Command {
     let devices = || ArgValueCompleter::new(devices_completer);
+    let mut cmd = cmd;
+    cmd.build();
     let mut cmd = cmd.mut_arg("snapshot", |a| {
         a.add(ArgValueCompleter::new(snapshot_files()))
     });

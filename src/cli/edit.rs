@@ -19,7 +19,9 @@ use virt_pci::domain::{
 use virt_pci::libvirt::{commit_edit, Change, Committed};
 use virt_pci::{fsutil, DeviceSpec};
 
-/// Where the result goes (default: stdout).
+// Where the result goes (default: stdout).
+// (A plain comment: a doc comment would become the subcommand's `about`
+// when clap builds the deferred subcommand, app.rs.)
 #[derive(ClapArgs, Debug, Clone)]
 pub struct OutputArgs {
     /// Print a unified diff of the change and write nothing.
@@ -36,7 +38,9 @@ pub struct OutputArgs {
     pub backup: Option<String>,
 }
 
-/// A libvirt domain to edit instead of a file.
+// A libvirt domain to edit instead of a file.
+// (A plain comment: a doc comment would become the subcommand's `about`
+// when clap builds the deferred subcommand, app.rs.)
 #[derive(ClapArgs, Debug, Clone)]
 pub struct DomainArgs {
     /// Edit the persistent XML of this libvirt domain and redefine it (with libvirt's

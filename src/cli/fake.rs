@@ -12,7 +12,9 @@ use virt_pci::host::{fake, snapshot};
 #[derive(ClapArgs, Debug)]
 pub struct Args {
     /// The snapshot to lay out (samples/hosts/*.json).
-    #[arg(value_name = "SNAPSHOT", value_hint = clap::ValueHint::FilePath)]
+    // Its own id: the global `--snapshot` is propagated to the deferred
+    // subcommand before this argument exists (app.rs), and ids must differ.
+    #[arg(id = "snapshot_file", value_name = "SNAPSHOT", value_hint = clap::ValueHint::FilePath)]
     pub snapshot: PathBuf,
     /// An empty or absent directory; DIR/sys and DIR/proc are created.
     #[arg(value_name = "DIR", value_hint = clap::ValueHint::DirPath)]

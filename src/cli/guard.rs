@@ -28,7 +28,9 @@ Consent, in the domain's <metadata> (`virt-pci add --force` writes it):
 
 Try it by hand: virsh dumpxml NAME | virt-pci guard NAME prepare begin -";
 
-/// Arguments as libvirt passes them to a hook.
+// Arguments as libvirt passes them to a hook.
+// (A plain comment: a doc comment would become the subcommand's `about`
+// when clap builds the deferred subcommand, app.rs.)
 #[derive(ClapArgs, Debug)]
 #[command(after_long_help = GUARD_AFTER)]
 pub struct GuardArgs {

@@ -24,7 +24,9 @@ pub struct Args {
     pub json: bool,
 }
 
-/// How hostdevs become logical devices (shared with `retarget`).
+// How hostdevs become logical devices (shared with `retarget`).
+// (A plain comment: a doc comment would become the subcommand's `about`
+// when clap builds the deferred subcommand, app.rs.)
 #[derive(ClapArgs, Debug, Clone)]
 pub struct LogicalArgs {
     /// A logical-device mapping: hostdevs with alias ua-NAME (or the source host's

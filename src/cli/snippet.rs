@@ -29,7 +29,9 @@ pub enum DriverArg {
     Xen,
 }
 
-/// The options of generated hostdevs (shared by `snippet` and `add`).
+// The options of generated hostdevs (shared by `snippet` and `add`).
+// (A plain comment: a doc comment would become the subcommand's `about`
+// when clap builds the deferred subcommand, app.rs.)
 #[derive(ClapArgs, Debug, Clone)]
 pub struct HostdevArgs {
     /// managed='yes': libvirt detaches the devices at start and gives them back at stop.
@@ -88,7 +90,9 @@ impl HostdevArgs {
     }
 }
 
-/// Group options shared by `snippet` and `add`.
+// Group options shared by `snippet` and `add`.
+// (A plain comment: a doc comment would become the subcommand's `about`
+// when clap builds the deferred subcommand, app.rs.)
 #[derive(ClapArgs, Debug, Clone)]
 pub struct GroupArgs {
     /// Pass only the named functions, not the whole IOMMU group (the VM will
