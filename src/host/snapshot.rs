@@ -490,4 +490,73 @@ mod tests {
         let e = from_str(&doc("[{\"id\":3,\"members\":[\"a\",]}]"), p).unwrap_err();
         assert!(e.message.starts_with("trailing comma"), "{e}");
     }
+
+    /// [`Document`] reads the host's fields as `#[derive(Deserialize)]` on
+    /// [`Host`] does: the same value or the same message at the same place.
+    #[test]
+    fn the_one_pass_reads_the_host_as_the_derived_reader_does() {
+        let p = Path::new("s.json");
+        let env = format!("\"format\":\"{FORMAT}\",\"version\":2");
+        let good = "\"source\":\"t\",\"iommu\":\"enabled\",\"devices\":[{\"address\":\"0000:01:00.0\",\"vendor_id\":\"0x10de\",\"device_id\":\"0x1e84\",\"class\":\"0x030000\",\"driver\":null,\"iommu_group\":1}],\"groups\":[{\"id\":1,\"members\":[\"0000:01:00.0\"]}]";
+        for body in [
+            good.to_string(),
+            format!("{good},\"usb\":[],\"domains\":[],\"provenance\":[\"x\"],\"extra\":{{\"a\":[1]}}"),
+            "\"iommu\":\"enabled\",\"devices\":[],\"groups\":[]".into(),
+            "\"source\":\"t\",\"devices\":[],\"groups\":[]".into(),
+            "\"source\":\"t\",\"iommu\":\"enabled\",\"groups\":[]".into(),
+            "\"source\":\"t\",\"iommu\":\"enabled\",\"devices\":[]".into(),
+            format!("{good},\"source\":\"u\""),
+            format!("{good},\"groups\":[]"),
+            format!("{good},\"facts\":{{}},\"facts\":{{}}"),
+            "\"source\":1,\"iommu\":\"enabled\",\"devices\":[],\"groups\":[]".into(),
+            "\"source\":\"t\",\"iommu\":\"maybe\",\"devices\":[],\"groups\":[]".into(),
+            "\"source\":\"t\",\"iommu\":\"enabled\",\"devices\":{},\"groups\":[]".into(),
+            "\"source\":\"t\",\"iommu\":\"enabled\",\"devices\":[],\"groups\":[{\"id\":-1,\"members\":[]}]".into(),
+            "\"source\":\"t\",\"iommu\":\"enabled\",\"devices\":[{\"address\":\"0000:01:00.9\"}],\"groups\":[]".into(),
+        ] {
+            let text = format!("{{{env},{body}}}");
+            let derived = serde_json::from_str::<Host>(&text).map_err(|e| (e.line(), e.column(), e.to_string()));
+            let ours = serde_json::from_str::<Document>(&text).map(|d| d.host).map_err(|e| (e.line(), e.column(), e.to_string()));
+            assert_eq!(ours, derived, "{body}");
+            // and through the whole reader, with the host's checks after it
+            match (from_str(&text, p), derived) {
+                (Ok(_), Ok(_)) => {}
+                (Err(e), Err((line, column, message))) => {
+                    assert_eq!((e.line, e.column, e.message), (line, column, message))
+                }
+                (a, b) => panic!("{body}: {a:?} against {b:?}"),
+            }
+        }
+    }
+
+    /// A document wrong in several ways gets the message it got from the
+    /// two-pass reader: JSON first, then format, then version, then fields.
+    #[test]
+    fn a_bad_document_gets_its_first_error_in_the_old_order() {
+        let p = Path::new("s.json");
+        let bad_fields = "\"source\":1,\"devices\":{}";
+        let e = from_str(
+            &format!("{{\"format\":\"x\",\"version\":2,{bad_fields}}}"),
+            p,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("format is \"x\""), "{e}");
+        let e = from_str(
+            &format!("{{\"format\":\"{FORMAT}\",\"version\":9,{bad_fields}}}"),
+            p,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("version 9 is not supported"), "{e}");
+        let e = from_str(
+            &format!("{{\"format\":\"{FORMAT}\",\"version\":2,{bad_fields}}}"),
+            p,
+        )
+        .unwrap_err();
+        assert!(e.message.starts_with("invalid type: integer `1`"), "{e}");
+        let e = from_str(&format!("{{\"format\":\"x\",{bad_fields},]"), p).unwrap_err();
+        assert!(
+            e.line == 1 && e.column > 0 && !e.message.contains("format"),
+            "{e}"
+        );
+    }
 }
