@@ -141,7 +141,7 @@ impl PciAddress {
     /// without the general parser's copies, because a fleet's snapshots hold
     /// a million of them. Anything else is `None` and goes the general way,
     /// which reads these the same.
-    fn parse_canonical(s: &str) -> Option<PciAddress> {
+    pub(crate) fn parse_canonical(s: &str) -> Option<PciAddress> {
         let b = s.as_bytes();
         if b.len() != 12 || b[4] != b':' || b[7] != b':' || b[10] != b'.' {
             return None;
