@@ -371,7 +371,7 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
             let live: Vec<String> = edit
                 .added
                 .iter()
-                .map(|a| virt_pci::domain::hostdev::render(&[*a], &opts, &Default::default()))
+                .map(|a| domain::hostdev::render(&[*a], &opts, &Default::default()))
                 .collect();
             s.commit(ctx, &input, &edit, &live, Change::Attach)?;
         }

@@ -424,7 +424,7 @@ pub fn parse_specs(specs: &[String]) -> Result<Vec<DeviceSpec>, CliError> {
 }
 
 /// A device's display name: pci.ids, else the source's names, else ids.
-pub fn device_name(ctx: &Context, d: &virt_pci::host::Device) -> String {
+pub fn device_name(ctx: &Context, d: &host::Device) -> String {
     name_of(
         ctx,
         d.vendor(),

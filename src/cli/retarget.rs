@@ -170,6 +170,6 @@ fn dom_managed(text: &str) -> bool {
     let Ok(doc) = domain::edit::parse_domain(text) else {
         return true;
     };
-    let hs = virt_pci::domain::pci_hostdevs(&doc);
+    let hs = domain::pci_hostdevs(&doc);
     hs.is_empty() || hs.iter().any(|h| h.is_managed())
 }
