@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::path::Path;
 use std::process::ExitCode;
 use virt_pci::actions::{
-    self, check, Action, ActionOptions, ActionPlan, Outcome, Setup, SetupError,
+    self, check, Action, ActionOptions, ActionPlan, Backend, Outcome, Setup, SetupError,
 };
 use virt_pci::address::{DeviceSpec, PciAddress};
 use virt_pci::diagnostic::Located;
@@ -338,44 +338,40 @@ pub(super) fn run_detach(ctx: &Context, a: DetachArgs) -> CliResult {
     if a.persist.persist {
         return super::persist::run(ctx, &a.common, &a.persist, true);
     }
-    // Arguments first: a bad address is reported before a connection opens.
-    let specs = parse_specs(&a.common.devices)?;
-    let mut s = setup(ctx, a.common.act.dry_run)?;
-    let req = resolve(&s.host, &specs)?;
-    let opts = options(&a.common.act, !a.common.no_strict_group, &a.driver);
-    let ap = {
-        let (h, b) = s.parts();
-        actions::detach_plan(h, &req, &opts, b)
-    };
-    run_plan(ctx, &mut s, ap, &a.common.act, true)
+    run_on_devices(ctx, &a.common, &a.driver, true, actions::detach_plan)
 }
 
 pub(super) fn run_reattach(ctx: &Context, a: ReattachArgs) -> CliResult {
     if a.persist.persist {
         return super::persist::run(ctx, &a.common, &a.persist, false);
     }
-    let a = a.common;
-    let specs = parse_specs(&a.devices)?;
-    let mut s = setup(ctx, a.act.dry_run)?;
-    let req = resolve(&s.host, &specs)?;
-    let opts = options(&a.act, !a.no_strict_group, "vfio");
-    let ap = {
-        let (h, b) = s.parts();
-        actions::reattach_plan(h, &req, &opts, b)
-    };
-    run_plan(ctx, &mut s, ap, &a.act, false)
+    run_on_devices(ctx, &a.common, "vfio", false, actions::reattach_plan)
 }
 
 pub(super) fn run_reset(ctx: &Context, a: DeviceActionArgs) -> CliResult {
+    run_on_devices(ctx, &a, "vfio", false, actions::reset_plan)
+}
+
+/// `detach`, `reattach` and `reset`: the devices named, planned by
+/// `plan` with the invocation's backend, and run. `needs_vfio`: the plan
+/// binds vfio-pci, so the environment check asks for it.
+fn run_on_devices(
+    ctx: &Context,
+    a: &DeviceActionArgs,
+    driver: &str,
+    needs_vfio: bool,
+    plan: fn(&Host, &[PciAddress], &ActionOptions, &dyn Backend) -> ActionPlan,
+) -> CliResult {
+    // Arguments first: a bad address is reported before a connection opens.
     let specs = parse_specs(&a.devices)?;
     let mut s = setup(ctx, a.act.dry_run)?;
     let req = resolve(&s.host, &specs)?;
-    let opts = options(&a.act, !a.no_strict_group, "vfio");
+    let opts = options(&a.act, !a.no_strict_group, driver);
     let ap = {
         let (h, b) = s.parts();
-        actions::reset_plan(h, &req, &opts, b)
+        plan(h, &req, &opts, b)
     };
-    run_plan(ctx, &mut s, ap, &a.act, false)
+    run_plan(ctx, &mut s, ap, &a.act, needs_vfio)
 }
 
 pub(super) fn run_check(ctx: &Context, a: CheckArgs) -> CliResult {
