@@ -22,6 +22,7 @@ mod complete;
 mod consent;
 mod doctor;
 mod edit;
+mod edit_domain;
 mod fake;
 mod fleet;
 mod guard;
