@@ -17,6 +17,7 @@ pub mod complete;
 pub mod consent;
 pub mod doctor;
 pub mod edit;
+mod edit_domain;
 pub mod fake;
 pub mod fleet;
 pub mod guard;
