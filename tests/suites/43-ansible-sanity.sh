@@ -30,8 +30,10 @@ here=$(pwd)
 core='ansible-core==2.19.14'
 cache=${VIRT_PCI_TEST_CACHE:-$here/target/ansible-sanity}
 venv=$cache/venv
-if [ ! -x "$venv/bin/ansible-test" ] || ! grep -qx "$core" "$cache/core.txt" 2>/dev/null; then
-  rm -rf "$venv"; mkdir -p "$cache"
+# (A venv made under another path — a copied target/ — runs that path's Python: make a new one.)
+if [ ! -x "$venv/bin/ansible-test" ] || ! grep -qx "$core" "$cache/core.txt" 2>/dev/null ||
+   [ "$("$venv/bin/python" -c 'import sys; print(sys.prefix)' 2>/dev/null)" != "$venv" ]; then
+  rm -rf "$venv" "$cache/home"; mkdir -p "$cache"
   python3 -m venv "$venv" || { echo "FAIL: python3 -m venv (install python3-venv: make deps)"; exit 1; }
   "$venv/bin/pip" install -q --disable-pip-version-check "$core"
   echo "$core" > "$cache/core.txt"
@@ -43,21 +45,24 @@ from ansible_test._internal.python_requirements import get_venv_packages
 from ansible_test._internal.host_configs import NativePythonConfig
 print(get_venv_packages(NativePythonConfig(version="'"$py"'", path=""))["pip"])')
 get_pip=$home/.ansible/test/cache/get_pip_${pip_version//./_}.py
-if [ ! -s "$get_pip" ]; then
-  mkdir -p "$cache/wheels" "$(dirname "$get_pip")"
+wheels=$(dirname "$get_pip")
+if [ ! -s "$get_pip" ] || ! ls "$wheels"/pip-"$pip_version"-*.whl >/dev/null 2>&1; then
+  mkdir -p "$wheels"
   "$venv/bin/pip" download -q --disable-pip-version-check --no-deps --only-binary=:all: \
-    -d "$cache/wheels" "pip==$pip_version"
-  wheel=$(ls "$cache/wheels"/pip-"$pip_version"-*.whl)
+    -d "$wheels" "pip==$pip_version"
+  wheel=$(basename "$(ls "$wheels"/pip-"$pip_version"-*.whl)")
   cat > "$get_pip.tmp" <<EOF
 # Stand-in for ci-files.testing.ansible.com/ansible-test/get-pip-$pip_version.py,
 # written by virt-pci's tests/suites/43-ansible-sanity.sh: installs pip $pip_version
-# into ansible-test's empty virtualenv from pip's own wheel (from PyPI).
+# into ansible-test's empty virtualenv from pip's own wheel (from PyPI), next to this file.
+import os
 import sys
-sys.path.insert(0, "$wheel")
+here = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(here, "$wheel"))
 from pip._internal.cli.main import main
 # get-pip.py's own options; pip installs neither setuptools nor wheel unasked.
 args = [a for a in sys.argv[1:] if a not in ("--no-setuptools", "--no-wheel")]
-sys.exit(main(["install", "--no-index", "--find-links", "$cache/wheels"] + args))
+sys.exit(main(["install", "--no-index", "--find-links", here] + args))
 EOF
   mv "$get_pip.tmp" "$get_pip"
 fi
@@ -66,10 +71,14 @@ work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 src=ansible/ansible_collections/virt_pci/passthrough
 copy=$work/ansible_collections/virt_pci/passthrough
 mkdir -p "$copy"
-git ls-files -z --cached --others --exclude-standard -- "$src" | while IFS= read -r -d '' f; do
-  [ -e "$f" ] || continue  # deleted, not yet committed
-  mkdir -p "$copy/$(dirname "${f#"$src"/}")"; cp -p "$f" "$copy/${f#"$src"/}"
-done
+if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+  git ls-files -z --cached --others --exclude-standard -- "$src" | while IFS= read -r -d '' f; do
+    [ -e "$f" ] || continue  # deleted, not yet committed
+    mkdir -p "$copy/$(dirname "${f#"$src"/}")"; cp -p "$f" "$copy/${f#"$src"/}"
+  done
+else  # a source tarball: every file but ansible-test's own output
+  cp -a "$src/." "$copy/"; rm -rf "$copy/tests/output"
+fi
 
 # Every other sanity test runs; none needs a network beyond PyPI, nor Docker.
 skips=(
