@@ -31,7 +31,7 @@ description:
   - Only the persistent definition changes; a running domain picks the devices up at its
     next start (hot-plug is C(virt-pci add --domain NAME --live), not driven here).
 version_added: 0.1.0
-author: virt-pci maintainers
+author: virt-pci maintainers (!UNKNOWN)
 options:
   path:
     description:
@@ -86,11 +86,17 @@ options:
       - The host's facts come from it too unless O(snapshot) or O(root) names them
         (C(-c URI --snapshot FILE) reads the facts from the snapshot taken on that host).
     type: str
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+    details: Plans and checks every device, reports the change and its diff; writes and defines nothing.
   diff_mode:
     support: full
+    details: The domain XML before and after (for O(domain), its inactive definition).
+  platform:
+    platforms: posix
 '''
 
 EXAMPLES = r'''
