@@ -10,7 +10,7 @@ PKGS=(
   libxml2-utils                     # xmllint --relaxng: the schema oracle
   hwdata                            # /usr/share/misc/pci.ids: device names
   pciutils                          # lspci: reads our fake trees (sample tests)
-  python3-venv                      # pre-commit test
+  python3-venv                      # virtualenvs: pre-commit, ansible-core, ansible-test sanity (tests/suites/4[123]-*.sh)
   dpkg-dev                          # apt-get source libvirt (corpus)
   python3-jsonschema                # JSON Schema oracle (tests/suites/15-schemas.sh)
   libvirt-daemon libvirt-daemon-driver-qemu qemu-system-x86  # libvirt's QEMU driver: the define oracle (tests/suites/50-libvirt-oracle.sh)

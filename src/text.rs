@@ -48,7 +48,8 @@ pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
     // Printable ASCII, newline and tab need nothing: one pass over the
     // bytes decides for most output (all of `--json`), where decoding every
     // char and asking `is_control` cost as much as serialising the JSON
-    // (BENCHMARKS.md, Findings). Anything else takes the char-wise check.
+    // (BENCHMARKS.md, Findings; an inventory of a fleet prints hundreds of
+    // megabytes). Anything else takes the char-wise check.
     if plain_ascii(s.as_bytes()) || !s.chars().any(needs) {
         return std::borrow::Cow::Borrowed(s);
     }

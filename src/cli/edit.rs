@@ -5,6 +5,7 @@
 //! `virt_pci::domain::edit` (pure text in, text out); writing is
 //! `virt_pci::fsutil::write_atomic`.
 
+use super::edit_domain::DomainSession;
 use super::snippet::{check_options_early, plan_hostdevs, GroupArgs, HostdevArgs};
 use super::{parse_specs, CliError, CliResult, Context};
 use clap::Args as ClapArgs;
@@ -16,80 +17,90 @@ use virt_pci::domain::{
     self,
     edit::{Edit, EditError, Selection},
 };
-use virt_pci::libvirt::{commit_edit, Change, Committed};
+use virt_pci::libvirt::Change;
 use virt_pci::{fsutil, DeviceSpec};
 
 // Where the result goes (default: stdout).
 // (A plain comment: a doc comment would become the subcommand's `about`
 // when clap builds the deferred subcommand, app.rs.)
 #[derive(ClapArgs, Debug, Clone)]
-pub struct OutputArgs {
+pub(super) struct OutputArgs {
     /// Print a unified diff of the change and write nothing.
     #[arg(long, conflicts_with_all = ["in_place", "output"])]
-    pub diff: bool,
+    pub(super) diff: bool,
     /// Rewrite FILE in place (atomically; mode, owner and symlinks kept).
     #[arg(short = 'i', long, conflicts_with = "output")]
-    pub in_place: bool,
+    pub(super) in_place: bool,
     /// Write the result to OUT instead of stdout.
     #[arg(short = 'o', long, value_name = "OUT", value_hint = clap::ValueHint::FilePath)]
-    pub output: Option<PathBuf>,
+    pub(super) output: Option<PathBuf>,
     /// With -i: keep the old file as FILE<SUFFIX> (e.g. --backup .orig).
     #[arg(long, value_name = "SUFFIX", requires = "in_place")]
-    pub backup: Option<String>,
+    pub(super) backup: Option<String>,
 }
 
 // A libvirt domain to edit instead of a file.
 // (A plain comment: a doc comment would become the subcommand's `about`
 // when clap builds the deferred subcommand, app.rs.)
 #[derive(ClapArgs, Debug, Clone)]
-pub struct DomainArgs {
+pub(super) struct DomainArgs {
     /// Edit the persistent XML of this libvirt domain and redefine it (with libvirt's
     /// schema validation) instead of editing FILE; --diff shows the change and defines nothing.
     #[arg(long, value_name = "NAME")]
-    pub domain: Option<String>,
+    pub(super) domain: Option<String>,
     /// With --domain: also hot-plug (add) or hot-unplug (remove) on the running domain.
     #[arg(long, requires = "domain")]
-    pub live: bool,
+    pub(super) live: bool,
 }
 
 #[derive(ClapArgs, Debug)]
 #[command(
     override_usage = "virt-pci add [OPTIONS] <FILE> <DEVICE>...\n       virt-pci add [OPTIONS] --domain <NAME> <DEVICE>..."
 )]
-pub struct AddArgs {
+pub(super) struct AddArgs {
     /// The domain XML file (`-` for stdin), then the devices: 0000:03:00.0, 03:00.0,
     /// pci_0000_03_00_0, 03:00 (all functions), 10de:1f82, ... (no FILE with --domain)
     #[arg(required = true, value_name = "FILE DEVICE")]
-    pub targets: Vec<String>,
+    targets: Vec<String>,
     #[command(flatten)]
-    pub target: DomainArgs,
+    pub(super) target: DomainArgs,
     #[command(flatten)]
-    pub hostdev: HostdevArgs,
+    hostdev: HostdevArgs,
     #[command(flatten)]
-    pub group: GroupArgs,
+    group: GroupArgs,
     /// With --force: the reason recorded in the domain's consent entry (see `virt-pci guard --help`).
     #[arg(long, value_name = "TEXT", requires = "force")]
-    pub reason: Option<String>,
+    reason: Option<String>,
+    /// Print the change as JSON (schemas/edit.schema.json: the XML before and after, the
+    /// functions added and removed) instead of the XML; written only with -i, -o FILE or
+    /// --domain, and with --diff nothing is written or defined.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
-    pub out: OutputArgs,
+    out: OutputArgs,
 }
 
 #[derive(ClapArgs, Debug)]
 #[command(
     override_usage = "virt-pci remove [OPTIONS] <FILE> (<DEVICE>...|--all)\n       virt-pci remove [OPTIONS] --domain <NAME> (<DEVICE>...|--all)"
 )]
-pub struct RemoveArgs {
+pub(super) struct RemoveArgs {
     /// The domain XML file (`-` for stdin), then the devices to remove: functions
     /// (0000:03:00.0) or slots (03:00, all functions). No FILE with --domain.
     #[arg(value_name = "FILE DEVICE")]
-    pub targets: Vec<String>,
+    pub(super) targets: Vec<String>,
     /// Remove every PCI <hostdev> (not <interface type='hostdev'>).
     #[arg(long)]
-    pub all: bool,
+    all: bool,
     #[command(flatten)]
-    pub target: DomainArgs,
+    pub(super) target: DomainArgs,
+    /// Print the change as JSON (schemas/edit.schema.json: the XML before and after, the
+    /// functions added and removed) instead of the XML; written only with -i, -o FILE or
+    /// --domain, and with --diff nothing is written or defined.
+    #[arg(long)]
+    json: bool,
     #[command(flatten)]
-    pub out: OutputArgs,
+    out: OutputArgs,
 }
 
 /// The document to edit: a libvirt domain's persistent XML (with the
@@ -140,18 +151,30 @@ fn split_targets<'a>(
     Ok((file, devices))
 }
 
-pub(crate) struct Input {
+pub(super) struct Input {
     /// The name in messages and diff labels.
-    pub(crate) name: String,
+    pub(super) name: String,
     /// `None` for stdin.
-    pub(crate) path: Option<PathBuf>,
-    pub(crate) text: String,
+    path: Option<PathBuf>,
+    pub(super) text: String,
     /// With -i: the file's lock, held from before the read to after the
     /// rename, so concurrent edits of one file are serialised.
     _lock: Option<fsutil::FileLock>,
 }
 
-pub(crate) fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result<Input, CliError> {
+impl Input {
+    /// A document that is no file (a libvirt domain's XML).
+    pub(super) fn unlocked(name: String, text: String) -> Input {
+        Input {
+            name,
+            path: None,
+            text,
+            _lock: None,
+        }
+    }
+}
+
+pub(super) fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result<Input, CliError> {
     if file.as_os_str() == "-" {
         if ctx.global.snapshot.as_deref() == Some(Path::new("-")) {
             return Err(
@@ -215,7 +238,7 @@ pub(crate) fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result
     })
 }
 
-pub(crate) fn edit_error(input: &Input, e: EditError) -> CliError {
+pub(super) fn edit_error(input: &Input, e: EditError) -> CliError {
     let code = match e {
         EditError::Absent { .. }
         | EditError::Internal(_)
@@ -289,7 +312,7 @@ fn write_error(e: fsutil::WriteError, original: bool) -> CliError {
 }
 
 /// Send the result where the options say.
-pub(crate) fn emit(
+pub(super) fn emit(
     ctx: &Context,
     out: &OutputArgs,
     input: &Input,
@@ -341,19 +364,27 @@ fn list(a: &[virt_pci::PciAddress]) -> String {
         .join(", ")
 }
 
-pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
+pub(super) fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
     check_options_early(&args.hostdev)?;
     let (file, devices) = split_targets(&args.targets, &args.target, &args.out, true)?;
     let devices = devices.to_vec();
     let (session, input) = open_target(ctx, file.as_deref(), &args.target, &args.out)?;
     // Refuse a bad file before reading the host or printing a plan.
     let doc = domain::edit::parse_domain(&input.text).map_err(|e| edit_error(&input, e))?;
+    // The plan is for the domain being edited, named or the file's own
+    // <name> (as `validate` judges a file): its own use of a device is no
+    // conflict, so a copy of a defined domain's XML is judged as the domain.
+    let for_domain = args
+        .target
+        .domain
+        .clone()
+        .or_else(|| domain::domain_name(&doc));
     let (addrs, opts) = plan_hostdevs(
         ctx,
         &devices,
         &args.group,
         &args.hostdev,
-        args.target.domain.as_deref(),
+        for_domain.as_deref(),
         true,
     )?;
     let mut edit = domain::edit::add_parsed(doc, &input.text, &addrs, &opts)
@@ -370,21 +401,22 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
     } else {
         eprintln!("adding to {}: {}", input.name, list(&edit.added));
     }
-    match &session {
-        Some(s) if !args.out.diff && args.out.output.is_none() => {
-            let live: Vec<String> = edit
-                .added
-                .iter()
-                .map(|a| virt_pci::domain::hostdev::render(&[*a], &opts, &Default::default()))
-                .collect();
-            s.commit(ctx, &input, &edit, &live, Change::Attach)?;
-        }
-        _ => emit(ctx, &args.out, &input, &edit)?,
-    }
+    let live = || {
+        edit.added
+            .iter()
+            .map(|a| domain::hostdev::render(&[*a], &opts, &Default::default()))
+            .collect()
+    };
+    let to = Destination {
+        session: session.as_ref(),
+        out: &args.out,
+        json: args.json,
+    };
+    to.finish(ctx, &input, &edit, live, Change::Attach)?;
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn run_remove(ctx: &Context, args: RemoveArgs) -> CliResult {
+pub(super) fn run_remove(ctx: &Context, args: RemoveArgs) -> CliResult {
     let (file, devices) = split_targets(&args.targets, &args.target, &args.out, false)?;
     if args.all && !devices.is_empty() {
         return Err(CliError::usage(
@@ -445,113 +477,75 @@ pub fn run_remove(ctx: &Context, args: RemoveArgs) -> CliResult {
     } else {
         eprintln!("removing from {}: {}", input.name, list(&edit.removed));
     }
-    match &session {
-        Some(s) if !args.out.diff && args.out.output.is_none() => {
-            let live: Vec<String> = edit
-                .removed
-                .iter()
-                .map(|a| {
-                    format!(
-                        "<hostdev mode='subsystem' type='pci'><source><address {}/></source></hostdev>",
-                        a.libvirt_attrs('\'')
-                    )
-                })
-                .collect();
-            s.commit(ctx, &input, &edit, &live, Change::Detach)?;
-        }
-        _ => emit(ctx, &args.out, &input, &edit)?,
-    }
+    let live = || {
+        edit.removed
+            .iter()
+            .map(|a| {
+                format!(
+                    "<hostdev mode='subsystem' type='pci'><source><address {}/></source></hostdev>",
+                    a.libvirt_attrs('\'')
+                )
+            })
+            .collect()
+    };
+    let to = Destination {
+        session: session.as_ref(),
+        out: &args.out,
+        json: args.json,
+    };
+    to.finish(ctx, &input, &edit, live, Change::Detach)?;
     Ok(ExitCode::SUCCESS)
 }
 
-/// `--domain NAME`: the domain's persistent XML in, a validated redefine
-/// out ([`virt_pci::libvirt::commit_edit`] holds the order).
-struct DomainSession {
-    name: String,
-    live: bool,
-    conn: virt_pci::libvirt::Conn,
+/// Where an edit goes: the domain (redefined, unless --diff or -o asks for
+/// the text), else the output options; with --json, the change as data on
+/// stdout ([`virt_pci::domain::edit::Edit::report`]).
+struct Destination<'a> {
+    session: Option<&'a DomainSession>,
+    out: &'a OutputArgs,
+    json: bool,
 }
 
-impl DomainSession {
-    fn open(ctx: &Context, t: &DomainArgs) -> Result<Option<DomainSession>, CliError> {
-        let Some(name) = &t.domain else {
-            return Ok(None);
-        };
-        let conn = ctx
-            .libvirt(ctx.domains_uri().as_deref(), false)
-            .map_err(|e| e.code(2))?;
-        Ok(Some(DomainSession {
-            name: name.clone(),
-            live: t.live,
-            conn,
-        }))
-    }
-
-    fn input(&self) -> Result<Input, CliError> {
-        let text = self
-            .conn
-            .domain_xml_inactive(&self.name)
-            .map_err(|e| super::libvirt_error(e).code(2))?;
-        Ok(Input {
-            name: format!("domain:{}", self.name),
-            path: None,
-            text,
-            _lock: None,
-        })
-    }
-
-    /// Redefine with the edited XML, then (with --live, on a running
-    /// domain) hot-plug or unplug each changed device; say what was done.
-    fn commit(
+impl Destination<'_> {
+    /// `live`: the `<hostdev>` elements to hot-plug or unplug with --live.
+    fn finish(
         &self,
         ctx: &Context,
         input: &Input,
         edit: &Edit,
-        devices: &[String],
+        live: impl FnOnce() -> Vec<String>,
         change: Change,
     ) -> Result<(), CliError> {
-        let r = commit_edit(
-            &self.conn,
-            &self.name,
-            &input.text,
-            &edit.text,
-            devices,
-            change,
-            self.live,
-        );
-        let defined = match &r {
-            Ok(c) => *c != Committed::Unchanged,
-            Err(e) => e.defined,
-        };
-        if defined {
-            eprintln!("defined {} (validated by libvirt)", input.name);
-        }
-        match r.map_err(|e| {
-            let c = super::libvirt_error(e.error);
-            if e.defined && self.live {
-                c.help("the persistent definition is already changed; the running domain picks it up at its next start")
-            } else {
-                c
+        let out = self.out;
+        match self.session {
+            Some(s) if !out.diff && out.output.is_none() => {
+                let defined = s.commit(ctx, input, edit, &live(), change)?;
+                if !self.json {
+                    return Ok(());
+                }
+                // What libvirt keeps, read back: the definition is the truth.
+                let after = if defined { Some(s.input()?.text) } else { None };
+                report(input, edit, after.as_deref(), defined)
             }
-        })? {
-            // Already said: "nothing to add; domain:NAME is unchanged".
-            Committed::Unchanged | Committed::Defined => {}
-            Committed::DefinedNotRunning => eprintln!(
-                "{}{} {} is not running; --live has nothing to change",
-                ctx.err.yellow("note"),
-                ctx.err.bold(":"),
-                self.name
-            ),
-            Committed::DefinedAndLive(n) => eprintln!(
-                "{} {n} device{} on the running domain",
-                if change == Change::Attach {
-                    "hot-plugged"
-                } else {
-                    "unplugged"
-                },
-                if n == 1 { "" } else { "s" }
-            ),
+            _ if self.json => {
+                if out.output.as_deref() == Some(Path::new("-")) {
+                    return Err(CliError::usage(
+                        "--json prints the change on stdout; -o - would print the XML there too",
+                    )
+                    .help("give -o FILE, or drop -o"));
+                }
+                let write = !out.diff && (out.in_place || out.output.is_some());
+                if write {
+                    emit(ctx, out, input, edit)?;
+                }
+                let written = write && (out.output.is_some() || edit.text != input.text);
+                report(input, edit, None, written)
+            }
+            _ => emit(ctx, out, input, edit),
         }
-        Ok(())
     }
+}
+
+fn report(input: &Input, edit: &Edit, after: Option<&str>, written: bool) -> Result<(), CliError> {
+    super::print_json(&edit.report(&input.name, &input.text, after, written)).map(|_| ())
 }

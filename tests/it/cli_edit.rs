@@ -671,3 +671,81 @@ fn add_places_guest_addresses_and_refuses_options_for_present_devices() {
         .success();
     assert_eq!(state(&vm), before);
 }
+
+/// `--json`: the change as data (what the Ansible module reads): the XML
+/// before and after and the functions that moved. Written only with -i or
+/// -o FILE; with --diff, or neither, the file stays as it was.
+#[test]
+fn json_reports_the_change_and_writes_only_when_asked() {
+    let d = tempfile::tempdir().unwrap();
+    let p = file(d.path(), "win11.xml", VM, 0o640);
+    let untouched = state(&p);
+    // The GPU's group: its four functions travel together.
+    let four = || {
+        serde_json::json!([
+            "0000:01:00.0",
+            "0000:01:00.1",
+            "0000:01:00.2",
+            "0000:01:00.3"
+        ])
+    };
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = vp().arg("add").arg(&p).args(args).output().unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    for args in [&["01:00.0", "--json", "--diff"][..], &["01:00.0", "--json"]] {
+        let r = json(args);
+        assert_eq!(r["changed"], true, "{args:?}");
+        assert_eq!(r["written"], false, "{args:?}");
+        assert_eq!(r["added"], four());
+        assert_eq!(r["before"], VM);
+        assert!(r["after"]
+            .as_str()
+            .unwrap()
+            .contains("<address domain='0x0000' bus='0x01' slot='0x00' function='0x1'/>"));
+        assert_eq!(state(&p), untouched, "{args:?} wrote the file");
+    }
+    let r = json(&["01:00.0", "--json", "-i"]);
+    assert_eq!((&r["changed"], &r["written"]), (&true.into(), &true.into()));
+    assert_eq!(
+        fs::read_to_string(&p).unwrap(),
+        r["after"].as_str().unwrap()
+    );
+    // Again: nothing to add, nothing written, and the report says so.
+    let r = json(&["01:00.0", "--json", "-i"]);
+    assert_eq!(
+        (&r["changed"], &r["written"]),
+        (&false.into(), &false.into())
+    );
+    assert_eq!(r["added"], serde_json::json!([]));
+    assert_eq!(r["already_present"], four());
+    assert_eq!(r["before"], r["after"]);
+    // remove --json: the other way round, back to the original bytes.
+    let out = vp()
+        .arg("remove")
+        .arg(&p)
+        .args(["01:00", "--json", "-i"])
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let r: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(r["removed"], four());
+    assert_eq!(r["after"], VM);
+    assert_eq!(fs::read_to_string(&p).unwrap(), VM);
+    // Both on stdout cannot be: a usage error, nothing written.
+    vp().arg("add")
+        .arg(&p)
+        .args(["01:00.0", "--json", "-o", "-"])
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains(
+            "--json prints the change on stdout",
+        ));
+    assert_eq!(fs::read_to_string(&p).unwrap(), VM);
+}

@@ -464,9 +464,7 @@ fn comparable(h: &Host) -> Host {
 /// test checks something even before samples exist.
 #[test]
 fn sample_hosts_through_the_test_driver_plan_like_the_snapshot() {
-    let dir = std::env::var_os("VIRT_PCI_SAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/hosts"));
+    let dir = crate::setup::sweep_dir();
     let mut hosts: Vec<(String, Host)> = Vec::new();
     if let Ok(it) = std::fs::read_dir(&dir) {
         let mut paths: Vec<PathBuf> = it
@@ -804,4 +802,80 @@ fn sample_004_through_the_test_driver_is_unverified_not_ok() {
     .assert()
     .code(1)
     .stdout(contains("verdict: blocked"));
+}
+
+/// `add/remove --domain --json`: the change as data. With --diff nothing is
+/// defined (`written: false`); a real run reports `written: true` and, as
+/// `after`, the definition read back from libvirt (the test driver keeps it
+/// for the life of the process, so the define and the read-back are one
+/// run; the Ansible suite shows idempotence across runs on qemu:///session).
+#[test]
+fn json_through_the_test_driver_reports_before_and_what_libvirt_keeps() {
+    let f = desktop();
+    let (_, uri) = desktop_node_file(&f);
+    let root = f.root();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = vp(&["-c", &uri, "--root", &root])
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let usb = "<address domain='0x0000' bus='0x00' slot='0x14' function='0x0'/>";
+    let r = json(&["add", "--domain", "nas", "00:14.0", "--diff", "--json"]);
+    assert_eq!(r["target"], "domain:nas");
+    assert_eq!(
+        (&r["changed"], &r["written"]),
+        (&true.into(), &false.into())
+    );
+    assert_eq!(r["added"], serde_json::json!(["0000:00:14.0"]));
+    assert!(!r["before"].as_str().unwrap().contains(usb));
+    assert!(r["after"].as_str().unwrap().contains(usb));
+    let r = json(&["add", "--domain", "nas", "00:14.0", "--json"]);
+    assert_eq!((&r["changed"], &r["written"]), (&true.into(), &true.into()));
+    let kept = r["after"].as_str().unwrap();
+    assert!(
+        kept.contains(usb) && kept.contains("<name>nas</name>"),
+        "{kept}"
+    );
+    let r = json(&["remove", "--domain", "win10", "01:00.0", "--diff", "--json"]);
+    assert_eq!(r["removed"], serde_json::json!(["0000:01:00.0"]));
+    assert_eq!(r["written"], false);
+    assert!(r["before"].as_str().unwrap().contains("bus='0x01'"));
+}
+
+/// `add FILE` plans for the domain the file defines (its `<name>`), as
+/// `validate` does: a copy of the running `win10`'s XML may list the GPU
+/// `win10` holds; the same device for another domain is blocked.
+#[test]
+fn add_to_a_file_plans_for_the_files_own_domain() {
+    let f = desktop();
+    let (_, uri) = desktop_node_file(&f);
+    let root = f.root();
+    let vm = |name: &str| {
+        let p = f.path().join(format!("{name}.xml"));
+        std::fs::write(
+            &p,
+            format!("<domain type='kvm'>\n  <name>{name}</name>\n  <devices>\n  </devices>\n</domain>\n"),
+        )
+        .unwrap();
+        p
+    };
+    vp(&["-c", &uri, "--root", &root, "add"])
+        .arg(vm("win10"))
+        .args(["01:00.0", "--diff"])
+        .assert()
+        .success()
+        .stdout(contains("bus='0x01' slot='0x00' function='0x0'"));
+    vp(&["-c", &uri, "--root", &root, "add"])
+        .arg(vm("other"))
+        .args(["01:00.0", "--diff"])
+        .assert()
+        .code(1)
+        .stderr(contains("assigned to the running domain `win10`"));
 }

@@ -6,8 +6,8 @@
 #   check --json (first endpoint of every group: ok and blocked plans),
 #   detach/reattach/reset/check --try --dry-run --json (plans and refusals),
 #   an executed reset on the fake tree (outcome), usb --json, hostdevs
-#   --json and prepare/release --dry-run --json over samples/domains, and
-#   validate --format json.
+#   --json and prepare/release --dry-run --json over samples/domains,
+#   add/remove --diff --json, and validate --format json.
 # Oracle: python3-jsonschema (Debian), Draft 2020-12; schemas refer to each
 # other by relative $ref (plan.schema.json, list.schema.json#/$defs/device).
 # Each schema must also reject a broken document (the oracle can say no).
@@ -85,6 +85,13 @@ PY
     out action "$name.release.$dn" "$BIN" --snapshot "$s" release "$d" --dry-run --json
   done
   out validate "$name" "$BIN" --snapshot "$s" validate --format json samples/domains
+  # add/remove --json (nothing written): the first endpoint into a sample
+  # domain (forced: listings leave facts unverified), and every hostdev out.
+  for a in $firsts; do
+    out edit "$name.add" "$BIN" --snapshot "$s" add samples/domains/win11-q35.xml "$a" --force --diff --json
+    break
+  done
+  out edit "$name.remove" "$BIN" --snapshot "$s" remove samples/domains/truenas-hba.xml --all --diff --json
   # doctor: on the snapshot (unknowns) and on the fake tree, with the last device.
   dev=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1]))["devices"]; print(d[-1]["address"] if d else "")' "$work/$name.snap.list.json")
   "$BIN" --snapshot "$s" doctor --json $dev > "$work/$name.snap.doctor.json"
@@ -99,7 +106,7 @@ import copy, glob, json, sys
 work, bad = sys.argv[1], int(sys.argv[2])
 V = jsonschema = __import__("jsonschema")
 V = jsonschema.Draft202012Validator
-kinds = ["list", "list-tree", "snapshot", "show", "check", "action", "usb", "hostdevs", "validate", "doctor", "plan"]
+kinds = ["list", "list-tree", "snapshot", "show", "check", "action", "usb", "hostdevs", "validate", "doctor", "edit", "plan"]
 schemas = {k: json.load(open(f"schemas/{k}.schema.json")) for k in kinds}
 for s in schemas.values():
     V.check_schema(s)
@@ -153,6 +160,8 @@ def mutations():
     d = first("snapshot"); d["format"] = "other"; yield "snapshot", d
     d = first("validate"); d["errors"] = -1; yield "validate", d
     d = first("doctor"); d["checks"][0]["status"] = "OK"; yield "doctor", d
+    d = first("edit", lambda d: d["added"]); d["added"][0] = "2b:00.0"; yield "edit", d
+    d = first("edit"); del d["before"]; yield "edit", d
 for kind, d in mutations():
     if list(vals[kind].iter_errors(d)):
         ok += 1

@@ -51,6 +51,51 @@ impl Edit {
     pub fn changed(&self) -> bool {
         !self.added.is_empty() || !self.removed.is_empty()
     }
+
+    /// The edit as data (`add`/`remove --json`, `schemas/edit.schema.json`):
+    /// what a caller needs to report a change without parsing XML — the
+    /// document before and after, and which functions moved. `before` is the
+    /// text the edit was made on; `after` is what the target holds now (for a
+    /// libvirt domain that was redefined: libvirt's persistent XML read back,
+    /// with the guest addresses libvirt assigned), else the edit's text.
+    /// `written`: the file was written or the domain defined.
+    pub fn report<'a>(
+        &'a self,
+        target: &'a str,
+        before: &'a str,
+        after: Option<&'a str>,
+        written: bool,
+    ) -> EditReport<'a> {
+        EditReport {
+            target,
+            changed: self.text != before,
+            written,
+            added: &self.added,
+            already_present: &self.already_present,
+            removed: &self.removed,
+            warnings: &self.warnings,
+            before,
+            after: after.unwrap_or(&self.text),
+        }
+    }
+}
+
+/// [`Edit::report`]: one `add`/`remove` as JSON.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct EditReport<'a> {
+    /// The document: a file name, `<stdin>` or `domain:NAME`.
+    pub target: &'a str,
+    /// The edit changes the document.
+    pub changed: bool,
+    /// The change was written (`-i`, `-o`) or defined (`--domain`);
+    /// false for `--diff` (a dry run) and when nothing changed.
+    pub written: bool,
+    pub added: &'a [PciAddress],
+    pub already_present: &'a [PciAddress],
+    pub removed: &'a [PciAddress],
+    pub warnings: &'a [String],
+    pub before: &'a str,
+    pub after: &'a str,
 }
 
 /// Which hostdevs `remove` takes out.
@@ -83,7 +128,7 @@ pub enum EditError {
     },
     /// A guest-side option that does not fit the domain (an occupied or
     /// impossible guest address, a boot order or alias already used).
-    Guest(crate::domain::guest::GuestError),
+    Guest(domain::guest::GuestError),
     /// Options for devices the domain already has: they would not be
     /// applied, so nothing is written. `line` is where the first one is.
     PresentWithOptions {

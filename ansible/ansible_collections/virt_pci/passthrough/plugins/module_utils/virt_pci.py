@@ -55,9 +55,9 @@ def run(module, args, ok_codes=(0,)):
     return rc, out, err
 
 
-def run_json(module, args):
+def run_json(module, args, ok_codes=(0,)):
     """Run virt-pci and read its JSON output."""
-    dummy, out, dummy2 = run(module, args)
+    dummy, out, dummy2 = run(module, args, ok_codes=ok_codes)
     try:
         return json.loads(out)
     except ValueError as e:

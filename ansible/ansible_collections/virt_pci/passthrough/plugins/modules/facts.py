@@ -21,7 +21,7 @@ description:
   - Reads only. Facts read through libvirt (O(uri) alone) lack the host-critical devices;
     their verdicts are C(unverified).
 version_added: 0.1.0
-author: virt-pci maintainers
+author: virt-pci maintainers (!UNKNOWN)
 options:
   binary:
     description: The virt-pci binary (default C(virt-pci) on the PATH).
@@ -45,11 +45,19 @@ options:
     default: host
 notes:
   - Supports check mode; it changes nothing in either mode.
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
+  - ansible.builtin.action_common_attributes.facts
 attributes:
   check_mode:
     support: full
+    details: Reads only, in either mode.
   diff_mode:
     support: none
+  facts:
+    support: full
+  platform:
+    platforms: posix
 '''
 
 EXAMPLES = r'''

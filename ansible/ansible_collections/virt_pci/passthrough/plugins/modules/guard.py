@@ -18,7 +18,7 @@ description:
   - Asks C(virt-pci hook status) first, so a guard that is installed and current is not
     touched (idempotent); check mode only asks.
 version_added: 0.1.0
-author: virt-pci maintainers
+author: virt-pci maintainers (!UNKNOWN)
 options:
   state:
     description: Whether the guard is installed.
@@ -34,11 +34,16 @@ options:
   root:
     description: Install under DIR/etc/libvirt instead of /etc/libvirt (tests, images).
     type: path
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+    details: Asks C(virt-pci hook status) and reports whether the guard would be installed or removed; writes nothing.
   diff_mode:
     support: none
+  platform:
+    platforms: posix
 '''
 
 EXAMPLES = r'''

@@ -12,22 +12,38 @@ DOCUMENTATION = r'''
 module: hostdev
 short_description: Ensure a libvirt domain's PCI hostdevs are present or absent, through virt-pci's plan
 description:
-  - Adds or removes C(<hostdev>) elements of a libvirt domain XML file with C(virt-pci add) and
-    C(virt-pci remove) (byte-exact splices, atomic writes). Devices are named by address or
+  - Adds or removes C(<hostdev>) elements of a libvirt domain with C(virt-pci add) and
+    C(virt-pci remove), in a domain XML file (O(path); byte-exact splices, atomic writes) or in
+    the persistent definition of a domain libvirt has defined (O(domain); C(add --domain),
+    which redefines it with libvirt's schema validation). Devices are named by address or
     vendor:device (O(devices)) or by logical name through a mapping file (O(logical)).
   - virt-pci plans every device first; the whole IOMMU group travels, and a group with a
     host-critical device (root disk controller, default-route NIC, boot GPU, LPC bridge), a
     non-PCI member or no IOMMU fails the task with virt-pci's message unless O(force=true).
+    Every device is planned and checked before anything is written or defined, so a refusal
+    leaves the file or the domain as it was.
   - A logical device gets the user alias C(ua-NAME) (and C(ua-NAME-N) for its other functions),
     so C(virt-pci place) and C(retarget) find it by name later.
-  - Idempotent; supports check mode and diff mode.
+  - Idempotent; supports check mode and diff mode. For a defined domain the diff is its
+    inactive (persistent) XML before and after. After a real run, the after is read back from
+    libvirt, with the guest addresses (and PCIe root ports) libvirt assigned at the define; in
+    check mode it is the edit virt-pci would define.
+  - Only the persistent definition changes; a running domain picks the devices up at its
+    next start (hot-plug is C(virt-pci add --domain NAME --live), not driven here).
 version_added: 0.1.0
-author: virt-pci maintainers
+author: virt-pci maintainers (!UNKNOWN)
 options:
   path:
-    description: The domain XML file to edit.
+    description:
+      - The domain XML file to edit.
+      - Exactly one of O(path) and O(domain) is required.
     type: path
-    required: true
+  domain:
+    description:
+      - The name of a domain defined in libvirt (at O(uri), else libvirt's default
+        connection) whose persistent definition is edited.
+      - Exactly one of O(path) and O(domain) is required.
+    type: str
   devices:
     description: Devices by address (C(0000:2b:00.0), C(2b:00), C(pci_0000_2b_00_0)) or vendor:device (C(10de:1e84)).
     type: list
@@ -63,31 +79,48 @@ options:
     description: Read the host from a snapshot made by C(virt-pci snapshot).
     type: path
   uri:
-    description: Read the host through this libvirt URI.
+    description:
+      - The libvirt connection (C(virt-pci -c URI)). With O(domain), the domain is defined
+        there; domains holding devices are read from it (a device a running domain holds is
+        refused).
+      - The host's facts come from it too unless O(snapshot) or O(root) names them
+        (C(-c URI --snapshot FILE) reads the facts from the snapshot taken on that host).
     type: str
+extends_documentation_fragment:
+  - ansible.builtin.action_common_attributes
 attributes:
   check_mode:
     support: full
+    details: Plans and checks every device, reports the change and its diff; writes and defines nothing.
   diff_mode:
     support: full
+    details: The domain XML before and after (for O(domain), its inactive definition).
+  platform:
+    platforms: posix
 '''
 
 EXAMPLES = r'''
-- name: The RTX 2070 (and its whole IOMMU group) in the Windows VM
+- name: The RTX 2070 (and its whole IOMMU group) in the Windows VM's definition file
   virt_pci.passthrough.hostdev:
     path: /srv/vms/win11.xml
     devices: ["2b:00.0"]
 
+- name: The same card in the domain libvirt has defined (its persistent config)
+  virt_pci.passthrough.hostdev:
+    domain: win11
+    uri: qemu:///system
+    devices: ["2b:00.0"]
+
 - name: The GPU the mapping calls turing-gpu, wherever it sits on this host
   virt_pci.passthrough.hostdev:
-    path: /srv/vms/win11.xml
+    domain: win11
     logical: [turing-gpu]
     mapping: /srv/vms/mapping.json
     host_name: "{{ inventory_hostname }}"
 
 - name: Take it out again
   virt_pci.passthrough.hostdev:
-    path: /srv/vms/win11.xml
+    domain: win11
     logical: [turing-gpu]
     mapping: /srv/vms/mapping.json
     host_name: "{{ inventory_hostname }}"
@@ -96,7 +129,7 @@ EXAMPLES = r'''
 
 RETURN = r'''
 added:
-  description: The commands' devices that were added (as virt-pci named them).
+  description: The requested devices that were added (as the task named them), each with its IOMMU group.
   returned: always
   type: list
   elements: str
@@ -107,6 +140,7 @@ removed:
   elements: str
 '''
 
+import json
 import os
 import shutil
 import tempfile
@@ -123,7 +157,7 @@ def read(path):
 
 
 def steps_for(module, base):
-    """(spec, alias) per device: addresses as given, logical names resolved by virt-pci."""
+    '''(spec, alias) per device: addresses as given, logical names resolved by virt-pci.'''
     steps = [(d, None) for d in module.params['devices']]
     if module.params['logical']:
         if not module.params.get('mapping'):
@@ -136,63 +170,65 @@ def steps_for(module, base):
     return steps
 
 
-def apply(module, base, steps, target):
-    """Apply every step to the file `target`; returns (added, removed)."""
-    added, removed = [], []
+def edit(module, cmd, absent_ok=False):
+    '''One virt-pci add/remove with --json: its report (schemas/edit.schema.json), or
+    None when `remove` finds the function not in the domain (already absent).'''
+    rc, out, err = run(module, cmd + ['--json'], ok_codes=(0, 1))
+    if rc == 1:
+        if absent_ok and 'not in the domain' in err:
+            return None
+        module.fail_json(msg=error_text(err), rc=rc, cmd=cmd, stderr=err)
+    return parse_report(module, cmd, out)
+
+
+def parse_report(module, cmd, out):
+    try:
+        return json.loads(out)
+    except ValueError as e:
+        module.fail_json(msg='virt-pci printed no JSON: %s' % e, cmd=cmd, stdout=out)
+
+
+def apply(module, base, steps, target, how):
+    '''Every step on `target` (['FILE'] or ['--domain', NAME]), written as `how` says
+    (['-i'] for a file; [] redefines a domain; ['--diff'] writes nothing).
+    Returns (added, removed, reports).'''
+    added, removed, reports = [], [], []
     force = ['--force'] if module.params['force'] else []
     for spec, alias in steps:
         if module.params['state'] == 'present':
-            probe = target + '.probe'
-            run(module, base + ['add', target, spec, '-o', probe] + force)
-            try:
-                same = read(probe) == read(target)
-            finally:
-                os.unlink(probe)
-            if same:
+            cmd = base + ['add'] + target + [spec] + force
+            # virt-pci leaves a hostdev the domain has as it is and refuses to set an
+            # option (the alias) on it: ask first whether anything is to add.
+            if not edit(module, cmd + ['--diff'])['changed']:
                 continue
-            cmd = base + ['add', target, spec, '-i'] + force
             if alias:
                 cmd += ['--alias', 'ua-' + alias]
-            run(module, cmd)
+            reports.append(edit(module, cmd + how))
             added.append(spec)
         else:
-            plan = run_json(module, base + ['show', spec, '--json'])['plan']
-            for a in plan['travels']:
-                rc, dummy, err = run(module, base + ['remove', target, a, '-i'], ok_codes=(0, 1))
-                if rc == 1:
-                    if 'not in the domain' not in err:
-                        module.fail_json(msg=error_text(err), rc=rc, stderr=err)
-                    continue
-                removed.append(a)
-    return added, removed
+            # The plan's verdict does not matter for taking devices out (exit 1
+            # with a blocked plan still prints it); what `add` writes does:
+            # what travels and, under --force, what was asked for
+            # (Plan::hostdev_set). Functions the domain lacks are skipped.
+            plan = run_json(module, base + ['show', spec, '--json'], ok_codes=(0, 1))['plan']
+            for a in sorted(set(plan['travels']) | set(plan['requested'])):
+                r = edit(module, base + ['remove'] + target + [a] + how, absent_ok=True)
+                if r is not None:
+                    reports.append(r)
+                    removed.append(a)
+    return added, removed, reports
 
 
-def main():
-    spec = dict(HOST_ARGS)
-    spec.update(
-        path=dict(type='path', required=True),
-        devices=dict(type='list', elements='str', default=[]),
-        logical=dict(type='list', elements='str', default=[]),
-        mapping=dict(type='path'),
-        host_name=dict(type='str'),
-        state=dict(type='str', choices=['present', 'absent'], default='present'),
-        force=dict(type='bool', default=False),
-    )
-    module = AnsibleModule(argument_spec=spec, supports_check_mode=True)
-    path = module.params['path']
-    if not module.params['devices'] and not module.params['logical']:
-        module.fail_json(msg='name devices (devices:) or logical devices (logical:)')
+def in_file(module, base, steps, path):
     if not os.path.isfile(path):
         module.fail_json(msg='%s: no such domain XML file' % path)
-    base = base_command(module)
-    steps = steps_for(module, base)
     original = read(path)
     # Work on a copy first: a refusal halfway leaves the real file as it was.
     work_dir = tempfile.mkdtemp()
     try:
         work = os.path.join(work_dir, os.path.basename(path))
         shutil.copyfile(path, work)
-        added, removed = apply(module, base, steps, work)
+        added, removed, dummy = apply(module, base, steps, [work], ['-i'])
         final = read(work)
     finally:
         shutil.rmtree(work_dir, ignore_errors=True)
@@ -200,16 +236,80 @@ def main():
     if changed and not module.check_mode:
         # The same steps on the real file, through virt-pci's atomic writer
         # (mode, owner and symlinks kept).
-        apply(module, base, steps, path)
+        apply(module, base, steps, [path], ['-i'])
         if read(path) != final:
             module.fail_json(msg='%s changed while the task ran; run it again' % path)
-    result = dict(changed=changed, added=added, removed=removed)
-    if module._diff:
-        result['diff'] = dict(
-            before_header=path, after_header=path,
-            before=original.decode('utf-8', 'replace'), after=final.decode('utf-8', 'replace'),
-        )
-    module.exit_json(**result)
+    return (changed, added, removed, path,
+            original.decode('utf-8', 'replace'), final.decode('utf-8', 'replace'))
+
+
+def predict(module, base, steps, before):
+    '''The steps chained on a copy of the domain's XML (the dry runs each start
+    from the definition as it is): the inactive XML a real run would define.
+    The copy has the domain's <name>, so virt-pci plans for that domain.'''
+    work_dir = tempfile.mkdtemp()
+    try:
+        work = os.path.join(work_dir, 'domain.xml')
+        with open(work, 'wb') as f:
+            f.write(before.encode('utf-8'))
+        apply(module, base, steps, [work], ['-i'])
+        return read(work).decode('utf-8', 'replace')
+    finally:
+        shutil.rmtree(work_dir, ignore_errors=True)
+
+
+def in_domain(module, base, steps, name):
+    target = ['--domain', name]
+    # Dry runs first: every step planned, checked and spliced against the
+    # definition, nothing defined; a refusal fails the task here.
+    added, removed, reports = apply(module, base, steps, target, ['--diff'])
+    changed = any(r['changed'] for r in reports)
+    label = 'domain:%s (inactive)' % name
+    if not changed:
+        return False, [], [], label, '', ''
+    before = reports[0]['before']
+    if module.check_mode:
+        after = predict(module, base, steps, before)
+    else:
+        added, removed, reports = apply(module, base, steps, target, [])
+        # What libvirt keeps, read back by virt-pci after its last define.
+        written = [r for r in reports if r['written']]
+        after = written[-1]['after'] if written else before
+        changed = bool(written)
+    return changed, added, removed, label, before, after
+
+
+def main():
+    spec = dict(HOST_ARGS)
+    spec.update(
+        path=dict(type='path'),
+        domain=dict(type='str'),
+        devices=dict(type='list', elements='str', default=[]),
+        logical=dict(type='list', elements='str', default=[]),
+        mapping=dict(type='path'),
+        host_name=dict(type='str'),
+        state=dict(type='str', choices=['present', 'absent'], default='present'),
+        force=dict(type='bool', default=False),
+    )
+    module = AnsibleModule(
+        argument_spec=spec,
+        mutually_exclusive=[('path', 'domain')],
+        required_one_of=[('path', 'domain')],
+        supports_check_mode=True,
+    )
+    if not module.params['devices'] and not module.params['logical']:
+        module.fail_json(msg='name devices (devices:) or logical devices (logical:)')
+    base = base_command(module)
+    steps = steps_for(module, base)
+    if module.params['domain']:
+        result = in_domain(module, base, steps, module.params['domain'])
+    else:
+        result = in_file(module, base, steps, module.params['path'])
+    changed, added, removed, label, before, after = result
+    out = dict(changed=changed, added=added, removed=removed)
+    if module._diff and changed:
+        out['diff'] = dict(before_header=label, after_header=label, before=before, after=after)
+    module.exit_json(**out)
 
 
 if __name__ == '__main__':
