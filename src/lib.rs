@@ -12,6 +12,25 @@
 // The library decides and returns; only the command line prints.
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+/// The typed codes (`plan::Code`, `validate::Code`, `actions::Action`,
+/// `actions::RefusalCode`) print and serialise as the string their
+/// `as_str()` spells once: today's JSON and messages, byte for byte.
+macro_rules! as_string {
+    ($($t:ty),*) => {$(
+        impl std::fmt::Display for $t {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl serde::Serialize for $t {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(self.as_str())
+            }
+        }
+    )*};
+}
+
 pub mod actions;
 pub mod address;
 pub mod diagnostic;

@@ -45,6 +45,13 @@ fn needs_escape(c: char) -> bool {
 /// set the window title (`ESC ] 0 ; … BEL`) or clear the screen.
 pub fn terminal_safe(s: &str) -> std::borrow::Cow<'_, str> {
     let needs = |c: char| needs_escape(c) && c != '\n' && c != '\t';
+    // Printable ASCII, newline and tab need nothing: checked a byte at a
+    // time first (an inventory of a fleet prints hundreds of megabytes).
+    if s.bytes()
+        .all(|b| (0x20..0x7f).contains(&b) || b == b'\n' || b == b'\t')
+    {
+        return std::borrow::Cow::Borrowed(s);
+    }
     if !s.chars().any(needs) {
         return std::borrow::Cow::Borrowed(s);
     }

@@ -51,7 +51,7 @@ pub use setup::{setup, Acting, Setup, SetupError};
 
 use crate::address::PciAddress;
 use crate::plan::{Code, Finding, Plan};
-use serde::{Serialize, Serializer};
+use serde::Serialize;
 use std::fmt;
 
 /// What an action plan is for, as the command line names it.
@@ -107,23 +107,6 @@ impl RefusalCode {
             RefusalCode::DriverctlConflict => "driverctl-conflict",
         }
     }
-}
-
-/// Both code enums serialise and print as their string.
-macro_rules! as_string {
-    ($($t:ty),*) => {$(
-        impl fmt::Display for $t {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-
-        impl Serialize for $t {
-            fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-                s.serialize_str(self.as_str())
-            }
-        }
-    )*};
 }
 
 as_string!(Action, RefusalCode);

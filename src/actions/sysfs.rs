@@ -308,7 +308,7 @@ mod tests {
         let a = PciAddress::new(0, 1, 0, 0);
         let e = b.reattach(&a).unwrap_err();
         assert!(e.message.contains("not on the PCI bus"), "{e}");
-        std::fs::create_dir_all(t.path().join("sys/bus/pci/devices/0000:01:00.0")).unwrap();
+        fs::create_dir_all(t.path().join("sys/bus/pci/devices/0000:01:00.0")).unwrap();
         let e = b.reattach(&a).unwrap_err();
         assert!(e.message.contains("driver_override"), "{e}");
         assert!(!t

@@ -9,7 +9,7 @@ use serde::Serialize;
 use std::path::Path;
 use std::process::ExitCode;
 use virt_pci::actions::{
-    self, check, Action, ActionOptions, ActionPlan, Outcome, Setup, SetupError,
+    self, check, Action, ActionOptions, ActionPlan, Backend, Outcome, Setup, SetupError,
 };
 use virt_pci::address::{DeviceSpec, PciAddress};
 use virt_pci::diagnostic::Located;
@@ -17,7 +17,7 @@ use virt_pci::host::Host;
 use virt_pci::plan::Verdict;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum BackendChoice {
+pub(super) enum BackendChoice {
     /// libvirt when built with it and a connection opens, else sysfs.
     Auto,
     /// libvirt's node-device API (virNodeDeviceDetachFlags, ReAttach, Reset).
@@ -27,82 +27,82 @@ pub enum BackendChoice {
 }
 
 #[derive(ClapArgs, Debug)]
-pub struct DetachArgs {
+pub(super) struct DetachArgs {
     #[command(flatten)]
-    pub common: DeviceActionArgs,
+    pub(super) common: DeviceActionArgs,
     /// The stub driver, in libvirt's words (`vfio` = vfio-pci).
     #[arg(long, default_value = "vfio", value_name = "NAME")]
-    pub driver: String,
+    driver: String,
     #[command(flatten)]
-    pub persist: super::persist::PersistOpts,
+    pub(super) persist: super::persist::PersistOpts,
 }
 
 #[derive(ClapArgs, Debug)]
-pub struct ReattachArgs {
+pub(super) struct ReattachArgs {
     #[command(flatten)]
-    pub common: DeviceActionArgs,
+    pub(super) common: DeviceActionArgs,
     #[command(flatten)]
-    pub persist: super::persist::PersistOpts,
+    pub(super) persist: super::persist::PersistOpts,
 }
 
 #[derive(ClapArgs, Debug, Clone)]
-pub struct ActOpts {
+pub(super) struct ActOpts {
     /// How to act on devices.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto, value_name = "BACKEND")]
-    pub backend: BackendChoice,
+    pub(super) backend: BackendChoice,
     /// Act even on host-critical devices and groups (never on devices a
     /// running domain uses).
     #[arg(long)]
-    pub force: bool,
+    pub(super) force: bool,
     /// Print what would be done, do nothing.
     #[arg(long)]
-    pub dry_run: bool,
+    pub(super) dry_run: bool,
     /// Print the plan (and the outcome) as JSON.
     #[arg(long)]
-    pub json: bool,
+    pub(super) json: bool,
 }
 
 #[derive(ClapArgs, Debug)]
-pub struct DeviceActionArgs {
+pub(super) struct DeviceActionArgs {
     /// Devices in any form: 01:00.0, 0000:01:00.0, pci_0000_01_00_0, 01:00 (all functions), 10de:1c82.
     #[arg(required = true, value_name = "DEVICE")]
-    pub devices: Vec<String>,
+    pub(super) devices: Vec<String>,
     /// Only the named functions, not the rest of their IOMMU groups.
     #[arg(long)]
-    pub no_strict_group: bool,
+    pub(super) no_strict_group: bool,
     #[command(flatten)]
-    pub act: ActOpts,
+    pub(super) act: ActOpts,
 }
 
 #[derive(ClapArgs, Debug)]
-pub struct CheckArgs {
+pub(super) struct CheckArgs {
     /// The device, in any address form.
     #[arg(value_name = "DEVICE")]
-    pub device: String,
+    device: String,
     /// Detach the whole group, reset it, and put it back where it was.
     #[arg(long = "try")]
-    pub try_it: bool,
+    try_it: bool,
     #[command(flatten)]
-    pub act: ActOpts,
+    pub(super) act: ActOpts,
 }
 
 #[derive(ClapArgs, Debug)]
-pub struct DomainActionArgs {
+pub(super) struct DomainActionArgs {
     /// A libvirt domain name (with -c), or a domain XML file.
     #[arg(value_name = "DOMAIN")]
-    pub domain: String,
+    domain: String,
     #[command(flatten)]
-    pub act: ActOpts,
+    pub(super) act: ActOpts,
 }
 
 #[derive(ClapArgs, Debug)]
-pub struct ReleaseArgs {
+pub(super) struct ReleaseArgs {
     #[command(flatten)]
-    pub common: DomainActionArgs,
+    pub(super) common: DomainActionArgs,
     /// Also return functions that have no reset method to the host (they may
     /// carry what the guest left in them; by default they stay on vfio-pci).
     #[arg(long)]
-    pub return_unreset: bool,
+    return_unreset: bool,
 }
 
 /// The backend the invocation chose and the host it acts on
@@ -334,51 +334,47 @@ fn run_plan(
     }
 }
 
-pub fn run_detach(ctx: &Context, a: DetachArgs) -> CliResult {
+pub(super) fn run_detach(ctx: &Context, a: DetachArgs) -> CliResult {
     if a.persist.persist {
         return super::persist::run(ctx, &a.common, &a.persist, true);
     }
-    // Arguments first: a bad address is reported before a connection opens.
-    let specs = parse_specs(&a.common.devices)?;
-    let mut s = setup(ctx, a.common.act.dry_run)?;
-    let req = resolve(&s.host, &specs)?;
-    let opts = options(&a.common.act, !a.common.no_strict_group, &a.driver);
-    let ap = {
-        let (h, b) = s.parts();
-        actions::detach_plan(h, &req, &opts, b)
-    };
-    run_plan(ctx, &mut s, ap, &a.common.act, true)
+    run_on_devices(ctx, &a.common, &a.driver, true, actions::detach_plan)
 }
 
-pub fn run_reattach(ctx: &Context, a: ReattachArgs) -> CliResult {
+pub(super) fn run_reattach(ctx: &Context, a: ReattachArgs) -> CliResult {
     if a.persist.persist {
         return super::persist::run(ctx, &a.common, &a.persist, false);
     }
-    let a = a.common;
+    run_on_devices(ctx, &a.common, "vfio", false, actions::reattach_plan)
+}
+
+pub(super) fn run_reset(ctx: &Context, a: DeviceActionArgs) -> CliResult {
+    run_on_devices(ctx, &a, "vfio", false, actions::reset_plan)
+}
+
+/// `detach`, `reattach` and `reset`: the devices named, planned by
+/// `plan` with the invocation's backend, and run. `needs_vfio`: the plan
+/// binds vfio-pci, so the environment check asks for it.
+fn run_on_devices(
+    ctx: &Context,
+    a: &DeviceActionArgs,
+    driver: &str,
+    needs_vfio: bool,
+    plan: fn(&Host, &[PciAddress], &ActionOptions, &dyn Backend) -> ActionPlan,
+) -> CliResult {
+    // Arguments first: a bad address is reported before a connection opens.
     let specs = parse_specs(&a.devices)?;
     let mut s = setup(ctx, a.act.dry_run)?;
     let req = resolve(&s.host, &specs)?;
-    let opts = options(&a.act, !a.no_strict_group, "vfio");
+    let opts = options(&a.act, !a.no_strict_group, driver);
     let ap = {
         let (h, b) = s.parts();
-        actions::reattach_plan(h, &req, &opts, b)
+        plan(h, &req, &opts, b)
     };
-    run_plan(ctx, &mut s, ap, &a.act, false)
+    run_plan(ctx, &mut s, ap, &a.act, needs_vfio)
 }
 
-pub fn run_reset(ctx: &Context, a: DeviceActionArgs) -> CliResult {
-    let specs = parse_specs(&a.devices)?;
-    let mut s = setup(ctx, a.act.dry_run)?;
-    let req = resolve(&s.host, &specs)?;
-    let opts = options(&a.act, !a.no_strict_group, "vfio");
-    let ap = {
-        let (h, b) = s.parts();
-        actions::reset_plan(h, &req, &opts, b)
-    };
-    run_plan(ctx, &mut s, ap, &a.act, false)
-}
-
-pub fn run_check(ctx: &Context, a: CheckArgs) -> CliResult {
+pub(super) fn run_check(ctx: &Context, a: CheckArgs) -> CliResult {
     let specs = parse_specs(std::slice::from_ref(&a.device))?;
     let mut s = setup(ctx, !a.try_it)?;
     if a.try_it {
@@ -510,7 +506,7 @@ fn domain_hostdevs(
     Ok((doc_name, running, hd))
 }
 
-pub fn run_prepare(ctx: &Context, a: DomainActionArgs) -> CliResult {
+pub(super) fn run_prepare(ctx: &Context, a: DomainActionArgs) -> CliResult {
     let mut s = setup(ctx, a.act.dry_run)?;
     let (name, _running, hd) = domain_hostdevs(&s, &a.domain)?;
     let opts = options(&a.act, true, "vfio");
@@ -521,7 +517,7 @@ pub fn run_prepare(ctx: &Context, a: DomainActionArgs) -> CliResult {
     run_plan(ctx, &mut s, ap, &a.act, true)
 }
 
-pub fn run_release(ctx: &Context, a: ReleaseArgs) -> CliResult {
+pub(super) fn run_release(ctx: &Context, a: ReleaseArgs) -> CliResult {
     let act = a.common.act.clone();
     let mut s = setup(ctx, act.dry_run)?;
     let (name, running, hd) = domain_hostdevs(&s, &a.common.domain)?;

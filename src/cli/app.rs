@@ -19,15 +19,15 @@ passed to a guest together, generates and patches libvirt <hostdev> XML byte-exa
 domain files, and detaches, resets and reattaches whole IOMMU groups.",
     propagate_version = true
 )]
-pub struct Cli {
+struct Cli {
     #[command(flatten)]
-    pub global: cli::GlobalArgs,
+    global: cli::GlobalArgs,
     #[command(subcommand)]
-    pub command: Command,
+    command: Command,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum Command {
+enum Command {
     /// List PCI functions by IOMMU group (or by bus topology with --tree).
     List(cli::list::Args),
     /// Everything about one device, its group, and the plan for passing it through.
@@ -86,7 +86,7 @@ pub enum Command {
 
 /// What each command uses: the host, domains by name, a backend. The one
 /// input of [`Invocation::resolve`] that depends on the command.
-pub fn uses(cmd: &Command) -> Uses {
+fn uses(cmd: &Command) -> Uses {
     let required = Uses {
         host: HostUse::Required,
         ..Uses::default()
@@ -196,7 +196,7 @@ fn remove_uses(a: &cli::edit::RemoveArgs) -> Uses {
 /// Parse the arguments, resolve the invocation, hand over to the
 /// libvirt-linked companion if it needs libvirt (before any output), and
 /// run the command.
-pub fn main() -> ExitCode {
+pub(crate) fn main() -> ExitCode {
     cli::complete::complete_if_asked(Cli::command);
     let matches = Cli::command().get_matches();
     let mut cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());

@@ -24,10 +24,10 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 /// The companion's file name, next to the running binary.
-pub const COMPANION: &str = "virt-pci-libvirt";
+pub(super) const COMPANION: &str = "virt-pci-libvirt";
 
 /// The companion next to the running binary, if there is one.
-pub fn find() -> Option<PathBuf> {
+fn find() -> Option<PathBuf> {
     if std::env::var_os("VIRT_PCI_NO_COMPANION").is_some_and(|v| !v.is_empty()) {
         return None;
     }
@@ -41,7 +41,7 @@ pub fn find() -> Option<PathBuf> {
 /// when this process should go on itself (no companion, or the exec
 /// failed, which is reported, and the command then runs here).
 #[cfg(not(feature = "libvirt"))]
-pub fn dispatch() -> Option<ExitCode> {
+pub(super) fn dispatch() -> Option<ExitCode> {
     use std::os::unix::process::CommandExt;
     let path = find()?;
     let err = std::process::Command::new(&path)
@@ -56,6 +56,6 @@ pub fn dispatch() -> Option<ExitCode> {
 
 /// The libvirt-linked build does everything itself.
 #[cfg(feature = "libvirt")]
-pub fn dispatch() -> Option<ExitCode> {
+pub(super) fn dispatch() -> Option<ExitCode> {
     None
 }

@@ -33,10 +33,10 @@ use std::path::Path;
 use std::process::{Command as Process, ExitCode, Stdio};
 
 /// The environment variable that turns a run into a completion request.
-pub const VAR: &str = "VIRT_PCI_COMPLETE";
+const VAR: &str = "VIRT_PCI_COMPLETE";
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum ShellName {
+enum ShellName {
     Bash,
     Zsh,
     Fish,
@@ -45,14 +45,14 @@ pub enum ShellName {
 }
 
 #[derive(ClapArgs, Debug)]
-pub struct CompletionsArgs {
+pub(super) struct CompletionsArgs {
     /// bash, zsh, fish, elvish or powershell.
-    pub shell: ShellName,
+    shell: ShellName,
 }
 
 /// Answer a completion request (`VIRT_PCI_COMPLETE=SHELL virt-pci -- ...`)
 /// and exit; return at once otherwise. Called first thing in `main`.
-pub fn complete_if_asked(factory: fn() -> clap::Command) {
+pub(super) fn complete_if_asked(factory: fn() -> clap::Command) {
     let _ = FACTORY.set(factory);
     clap_complete::CompleteEnv::with_factory(move || with_completers(factory()))
         .var(VAR)
@@ -76,7 +76,7 @@ fn completer_name() -> String {
 }
 
 /// `virt-pci completions SHELL`: the registration script for that shell.
-pub fn completions(a: CompletionsArgs) -> CliResult {
+pub(super) fn completions(a: CompletionsArgs) -> CliResult {
     use clap_complete::env::{Bash, Elvish, EnvCompleter, Fish, Powershell, Zsh};
     let shell: &dyn EnvCompleter = match a.shell {
         ShellName::Bash => &Bash,
@@ -110,7 +110,7 @@ fn zsh_autoload(script: &str) -> String {
 }
 
 /// The command with the completers attached to its arguments.
-pub fn with_completers(cmd: clap::Command) -> clap::Command {
+fn with_completers(cmd: clap::Command) -> clap::Command {
     let devices = || ArgValueCompleter::new(devices_completer);
     let mut cmd = cmd.mut_arg("snapshot", |a| {
         a.add(ArgValueCompleter::new(snapshot_files()))
@@ -366,7 +366,7 @@ fn typed_targets() -> (usize, bool) {
 
 /// Hidden `virt-pci complete-domains`: the connection's domain names, one a
 /// line (for the completer above; needs libvirt, so it runs in the companion).
-pub fn run_domains(ctx: &Context) -> CliResult {
+pub(super) fn run_domains(ctx: &Context) -> CliResult {
     let conn = ctx.libvirt(ctx.global.connect.as_deref(), true)?;
     let mut out = String::new();
     for d in conn.domains().map_err(super::libvirt_error)? {

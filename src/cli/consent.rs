@@ -8,7 +8,7 @@ use virt_pci::domain::edit::{Edit, EditError};
 
 /// `add --force`: record consent for every rule the forced domain breaks,
 /// in the same edit.
-pub fn record(
+pub(super) fn record(
     ctx: &Context,
     name: &str,
     edit: &mut Edit,
@@ -40,7 +40,7 @@ pub fn record(
 }
 
 /// `remove`: consent entries of the removed devices go with them.
-pub fn forget(name: &str, edit: &mut Edit) -> Result<(), EditError> {
+pub(super) fn forget(name: &str, edit: &mut Edit) -> Result<(), EditError> {
     if edit.removed.is_empty() {
         return Ok(());
     }

@@ -10,19 +10,19 @@ use virt_pci::doctor::{self, Check, Facts, Report, Status};
 use virt_pci::invocation::HostSource;
 
 #[derive(ClapArgs, Debug)]
-pub struct Args {
+pub(super) struct Args {
     /// Devices to check as well, in any address form (01:00.0, 10de:1c82, pci_0000_01_00_0).
     #[arg(value_name = "DEVICE")]
-    pub devices: Vec<String>,
+    devices: Vec<String>,
     /// Plan for the named functions only, not their whole IOMMU groups.
     #[arg(long)]
-    pub no_strict_group: bool,
+    no_strict_group: bool,
     /// Print JSON (schemas/doctor.schema.json).
     #[arg(long)]
-    pub json: bool,
+    json: bool,
 }
 
-pub fn run(ctx: &Context, args: Args) -> CliResult {
+pub(super) fn run(ctx: &Context, args: Args) -> CliResult {
     // The checks read files of a machine: the root (or /), or nothing from
     // a snapshot. -c adds libvirt's view; it does not replace the host.
     let (host, root): (_, Option<PathBuf>) = match &ctx.inv.host {

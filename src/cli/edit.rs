@@ -22,81 +22,81 @@ use virt_pci::{fsutil, DeviceSpec};
 
 /// Where the result goes (default: stdout).
 #[derive(ClapArgs, Debug, Clone)]
-pub struct OutputArgs {
+pub(super) struct OutputArgs {
     /// Print a unified diff of the change and write nothing.
     #[arg(long, conflicts_with_all = ["in_place", "output"])]
-    pub diff: bool,
+    pub(super) diff: bool,
     /// Rewrite FILE in place (atomically; mode, owner and symlinks kept).
     #[arg(short = 'i', long, conflicts_with = "output")]
-    pub in_place: bool,
+    pub(super) in_place: bool,
     /// Write the result to OUT instead of stdout.
     #[arg(short = 'o', long, value_name = "OUT", value_hint = clap::ValueHint::FilePath)]
-    pub output: Option<PathBuf>,
+    pub(super) output: Option<PathBuf>,
     /// With -i: keep the old file as FILE<SUFFIX> (e.g. --backup .orig).
     #[arg(long, value_name = "SUFFIX", requires = "in_place")]
-    pub backup: Option<String>,
+    pub(super) backup: Option<String>,
 }
 
 /// A libvirt domain to edit instead of a file.
 #[derive(ClapArgs, Debug, Clone)]
-pub struct DomainArgs {
+pub(super) struct DomainArgs {
     /// Edit the persistent XML of this libvirt domain and redefine it (with libvirt's
     /// schema validation) instead of editing FILE; --diff shows the change and defines nothing.
     #[arg(long, value_name = "NAME")]
-    pub domain: Option<String>,
+    pub(super) domain: Option<String>,
     /// With --domain: also hot-plug (add) or hot-unplug (remove) on the running domain.
     #[arg(long, requires = "domain")]
-    pub live: bool,
+    pub(super) live: bool,
 }
 
 #[derive(ClapArgs, Debug)]
 #[command(
     override_usage = "virt-pci add [OPTIONS] <FILE> <DEVICE>...\n       virt-pci add [OPTIONS] --domain <NAME> <DEVICE>..."
 )]
-pub struct AddArgs {
+pub(super) struct AddArgs {
     /// The domain XML file (`-` for stdin), then the devices: 0000:03:00.0, 03:00.0,
     /// pci_0000_03_00_0, 03:00 (all functions), 10de:1f82, ... (no FILE with --domain)
     #[arg(required = true, value_name = "FILE DEVICE")]
-    pub targets: Vec<String>,
+    targets: Vec<String>,
     #[command(flatten)]
-    pub target: DomainArgs,
+    pub(super) target: DomainArgs,
     #[command(flatten)]
-    pub hostdev: HostdevArgs,
+    hostdev: HostdevArgs,
     #[command(flatten)]
-    pub group: GroupArgs,
+    group: GroupArgs,
     /// With --force: the reason recorded in the domain's consent entry (see `virt-pci guard --help`).
     #[arg(long, value_name = "TEXT", requires = "force")]
-    pub reason: Option<String>,
+    reason: Option<String>,
     /// Print the change as JSON (schemas/edit.schema.json: the XML before and after, the
     /// functions added and removed) instead of the XML; written only with -i, -o FILE or
     /// --domain, and with --diff nothing is written or defined.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
     #[command(flatten)]
-    pub out: OutputArgs,
+    out: OutputArgs,
 }
 
 #[derive(ClapArgs, Debug)]
 #[command(
     override_usage = "virt-pci remove [OPTIONS] <FILE> (<DEVICE>...|--all)\n       virt-pci remove [OPTIONS] --domain <NAME> (<DEVICE>...|--all)"
 )]
-pub struct RemoveArgs {
+pub(super) struct RemoveArgs {
     /// The domain XML file (`-` for stdin), then the devices to remove: functions
     /// (0000:03:00.0) or slots (03:00, all functions). No FILE with --domain.
     #[arg(value_name = "FILE DEVICE")]
-    pub targets: Vec<String>,
+    pub(super) targets: Vec<String>,
     /// Remove every PCI <hostdev> (not <interface type='hostdev'>).
     #[arg(long)]
-    pub all: bool,
+    all: bool,
     #[command(flatten)]
-    pub target: DomainArgs,
+    pub(super) target: DomainArgs,
     /// Print the change as JSON (schemas/edit.schema.json: the XML before and after, the
     /// functions added and removed) instead of the XML; written only with -i, -o FILE or
     /// --domain, and with --diff nothing is written or defined.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
     #[command(flatten)]
-    pub out: OutputArgs,
+    out: OutputArgs,
 }
 
 /// The document to edit: a libvirt domain's persistent XML (with the
@@ -147,12 +147,12 @@ fn split_targets<'a>(
     Ok((file, devices))
 }
 
-pub(crate) struct Input {
+pub(super) struct Input {
     /// The name in messages and diff labels.
-    pub(crate) name: String,
+    pub(super) name: String,
     /// `None` for stdin.
-    pub(crate) path: Option<PathBuf>,
-    pub(crate) text: String,
+    path: Option<PathBuf>,
+    pub(super) text: String,
     /// With -i: the file's lock, held from before the read to after the
     /// rename, so concurrent edits of one file are serialised.
     _lock: Option<fsutil::FileLock>,
@@ -160,7 +160,7 @@ pub(crate) struct Input {
 
 impl Input {
     /// A document that is no file (a libvirt domain's XML).
-    pub(crate) fn unlocked(name: String, text: String) -> Input {
+    pub(super) fn unlocked(name: String, text: String) -> Input {
         Input {
             name,
             path: None,
@@ -170,7 +170,7 @@ impl Input {
     }
 }
 
-pub(crate) fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result<Input, CliError> {
+pub(super) fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result<Input, CliError> {
     if file.as_os_str() == "-" {
         if ctx.global.snapshot.as_deref() == Some(Path::new("-")) {
             return Err(
@@ -234,7 +234,7 @@ pub(crate) fn read_input(ctx: &Context, file: &Path, out: &OutputArgs) -> Result
     })
 }
 
-pub(crate) fn edit_error(input: &Input, e: EditError) -> CliError {
+pub(super) fn edit_error(input: &Input, e: EditError) -> CliError {
     let code = match e {
         EditError::Absent { .. }
         | EditError::Internal(_)
@@ -308,7 +308,7 @@ fn write_error(e: fsutil::WriteError, original: bool) -> CliError {
 }
 
 /// Send the result where the options say.
-pub(crate) fn emit(
+pub(super) fn emit(
     ctx: &Context,
     out: &OutputArgs,
     input: &Input,
@@ -360,7 +360,7 @@ fn list(a: &[virt_pci::PciAddress]) -> String {
         .join(", ")
 }
 
-pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
+pub(super) fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
     check_options_early(&args.hostdev)?;
     let (file, devices) = split_targets(&args.targets, &args.target, &args.out, true)?;
     let devices = devices.to_vec();
@@ -400,7 +400,7 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
     let live = || {
         edit.added
             .iter()
-            .map(|a| virt_pci::domain::hostdev::render(&[*a], &opts, &Default::default()))
+            .map(|a| domain::hostdev::render(&[*a], &opts, &Default::default()))
             .collect()
     };
     let to = Destination {
@@ -412,7 +412,7 @@ pub fn run_add(ctx: &Context, args: AddArgs) -> CliResult {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn run_remove(ctx: &Context, args: RemoveArgs) -> CliResult {
+pub(super) fn run_remove(ctx: &Context, args: RemoveArgs) -> CliResult {
     let (file, devices) = split_targets(&args.targets, &args.target, &args.out, false)?;
     if args.all && !devices.is_empty() {
         return Err(CliError::usage(

@@ -10,14 +10,14 @@ use virt_pci::libvirt::{commit_edit, Change, Committed};
 
 /// `--domain NAME`: the domain's persistent XML in, a validated redefine
 /// out ([`virt_pci::libvirt::commit_edit`] holds the order).
-pub(crate) struct DomainSession {
+pub(super) struct DomainSession {
     name: String,
     live: bool,
     conn: virt_pci::libvirt::Conn,
 }
 
 impl DomainSession {
-    pub(crate) fn open(ctx: &Context, t: &DomainArgs) -> Result<Option<DomainSession>, CliError> {
+    pub(super) fn open(ctx: &Context, t: &DomainArgs) -> Result<Option<DomainSession>, CliError> {
         let Some(name) = &t.domain else {
             return Ok(None);
         };
@@ -31,7 +31,7 @@ impl DomainSession {
         }))
     }
 
-    pub(crate) fn input(&self) -> Result<Input, CliError> {
+    pub(super) fn input(&self) -> Result<Input, CliError> {
         let text = self
             .conn
             .domain_xml_inactive(&self.name)
@@ -42,7 +42,7 @@ impl DomainSession {
     /// Redefine with the edited XML, then (with --live, on a running
     /// domain) hot-plug or unplug each changed device; say what was done.
     /// Returns whether the domain was defined.
-    pub(crate) fn commit(
+    pub(super) fn commit(
         &self,
         ctx: &Context,
         input: &Input,

@@ -10,16 +10,16 @@ use std::process::ExitCode;
 use virt_pci::host::{fake, snapshot};
 
 #[derive(ClapArgs, Debug)]
-pub struct Args {
+pub(super) struct Args {
     /// The snapshot to lay out (samples/hosts/*.json).
     #[arg(value_name = "SNAPSHOT", value_hint = clap::ValueHint::FilePath)]
-    pub snapshot: PathBuf,
+    snapshot: PathBuf,
     /// An empty or absent directory; DIR/sys and DIR/proc are created.
     #[arg(value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
-    pub dir: PathBuf,
+    dir: PathBuf,
 }
 
-pub fn run(_ctx: &Context, args: Args) -> CliResult {
+pub(super) fn run(_ctx: &Context, args: Args) -> CliResult {
     let host = snapshot::load(&args.snapshot).map_err(super::snapshot_error)?;
     if args.dir == std::path::Path::new("/") {
         return Err(CliError::usage("refusing to write a fake tree over /"));

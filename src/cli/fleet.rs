@@ -18,19 +18,19 @@ impl From<FleetError> for CliError {
 }
 
 /// Whether any HOST argument is a libvirt URI (the companion decides on it).
-pub fn any_uri(hosts: &[String]) -> bool {
+pub(super) fn any_uri(hosts: &[String]) -> bool {
     hosts.iter().any(|h| fleet::is_uri(fleet::split_name(h).1))
 }
 
 /// Read the HOST arguments.
-pub fn load_hosts(ctx: &Context, hosts: &[String]) -> Result<Vec<FleetHost>, CliError> {
+pub(super) fn load_hosts(ctx: &Context, hosts: &[String]) -> Result<Vec<FleetHost>, CliError> {
     let sources = fleet::sources(hosts)?;
     let read = |uri: &str| libvirt_host(ctx, uri);
     Ok(fleet::load(sources, &read)?)
 }
 
 /// Read the HOST arguments one by one (on all cores) and ask `f` about each.
-pub fn map_hosts<R: Send>(
+pub(super) fn map_hosts<R: Send>(
     ctx: &Context,
     hosts: &[String],
     f: &(dyn Fn(FleetHost) -> R + Sync),
@@ -50,7 +50,7 @@ fn libvirt_host(ctx: &Context, uri: &str) -> Result<Host, FleetError> {
 }
 
 /// Read a mapping file, errors in rustc's shape with the file position.
-pub fn load_mapping(path: &Path) -> Result<mapping::Mapping, CliError> {
+pub(super) fn load_mapping(path: &Path) -> Result<mapping::Mapping, CliError> {
     mapping::load(path).map_err(|e| {
         let mut c = CliError::usage(e.message);
         if e.line > 0 {
@@ -65,7 +65,7 @@ pub fn load_mapping(path: &Path) -> Result<mapping::Mapping, CliError> {
 
 /// The host the usual host options name (`--snapshot`, `--root`, `-c`,
 /// this machine) as a fleet host, named by `name` or after its source.
-pub fn source_host(ctx: &Context, name: Option<&str>) -> Result<FleetHost, CliError> {
+pub(super) fn source_host(ctx: &Context, name: Option<&str>) -> Result<FleetHost, CliError> {
     let host = ctx.host()?;
     let (default, origin) = match &ctx.inv.host {
         HostSource::Snapshot(p) => (
@@ -95,6 +95,6 @@ pub fn source_host(ctx: &Context, name: Option<&str>) -> Result<FleetHost, CliEr
 }
 
 /// Whether the usual host options name a host at all.
-pub fn has_source(ctx: &Context) -> bool {
+pub(super) fn has_source(ctx: &Context) -> bool {
     ctx.inv.host != HostSource::None
 }

@@ -31,19 +31,19 @@ Try it by hand: virsh dumpxml NAME | virt-pci guard NAME prepare begin -";
 /// Arguments as libvirt passes them to a hook.
 #[derive(ClapArgs, Debug)]
 #[command(after_long_help = GUARD_AFTER)]
-pub struct GuardArgs {
+pub(super) struct GuardArgs {
     /// The domain's name.
-    pub domain: String,
+    domain: String,
     /// The hook operation (prepare, start, started, stopped, release, migrate, restore, reconnect, attach).
-    pub operation: String,
+    operation: String,
     /// begin or end (`-` when none).
-    pub sub_op: String,
+    sub_op: String,
     /// libvirt's extra argument (`-` when none); ignored.
     #[arg(num_args = 0.., trailing_var_arg = true, allow_hyphen_values = true)]
-    pub extra: Vec<String>,
+    extra: Vec<String>,
 }
 
-pub fn run_guard(ctx: &Context, a: GuardArgs) -> CliResult {
+pub(super) fn run_guard(ctx: &Context, a: GuardArgs) -> CliResult {
     if !guard::applies(&a.operation, &a.sub_op) {
         return Ok(ExitCode::SUCCESS);
     }
@@ -128,23 +128,23 @@ fn guard_input(m: String) -> CliError {
 }
 
 #[derive(ClapArgs, Debug)]
-pub struct HookArgs {
+pub(super) struct HookArgs {
     #[command(subcommand)]
-    pub action: HookAction,
+    action: HookAction,
 }
 
 #[derive(ClapArgs, Debug, Clone)]
-pub struct ReloadArgs {
+struct ReloadArgs {
     /// Reload the daemon (SIGHUP to libvirtd/virtqemud) after the change; the default without --root.
     #[arg(long, conflicts_with = "no_reload")]
-    pub reload: bool,
+    reload: bool,
     /// Only say how to reload; the default with --root.
     #[arg(long)]
-    pub no_reload: bool,
+    no_reload: bool,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum HookAction {
+enum HookAction {
     /// Install the guard as /etc/libvirt/hooks/qemu.d/virt-pci-guard (idempotent).
     Install {
         /// The virt-pci binary the hook runs (default: this one).
@@ -194,7 +194,7 @@ fn hook_error(e: hook::HookError) -> CliError {
     }
 }
 
-pub fn run_hook(ctx: &Context, a: HookArgs) -> CliResult {
+pub(super) fn run_hook(ctx: &Context, a: HookArgs) -> CliResult {
     let root = ctx
         .global
         .root

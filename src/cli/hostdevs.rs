@@ -15,13 +15,13 @@ use virt_pci::report;
     after_help = "The host is the one every command reads: --snapshot FILE, --root DIR, \
 -c URI, or this machine. `virt-pci validate` judges the file; this lists what is in it."
 )]
-pub struct Args {
+pub(super) struct Args {
     /// A domain XML file (`virsh dumpxml NAME > vm.xml`), a snippet file, or `-` for stdin.
     #[arg(value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
-    pub file: String,
+    file: String,
     /// Print JSON (schemas/hostdevs.schema.json).
     #[arg(long)]
-    pub json: bool,
+    json: bool,
 }
 
 fn read(ctx: &Context, file: &str) -> Result<(String, String), CliError> {
@@ -45,7 +45,7 @@ fn read(ctx: &Context, file: &str) -> Result<(String, String), CliError> {
     Ok((file.to_string(), text))
 }
 
-pub fn run(ctx: &Context, args: Args) -> CliResult {
+pub(super) fn run(ctx: &Context, args: Args) -> CliResult {
     // The file first: a bad file is refused before the host is read.
     let (name, text) = read(ctx, &args.file)?;
     virt_pci::domain::parse(&text).map_err(|e| {

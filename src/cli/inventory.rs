@@ -7,23 +7,23 @@ use std::process::ExitCode;
 use virt_pci::fleet::inventory::{self, Filter, HostInventory, Status};
 
 #[derive(ClapArgs, Debug)]
-pub struct Args {
+pub(super) struct Args {
     /// Hosts: snapshot files, directories of snapshots (*.json), or libvirt URIs
     /// (qemu+ssh://hv1/system); NAME=SPEC names one.
     #[arg(required = true, value_name = "HOST")]
-    pub hosts: Vec<String>,
+    pub(super) hosts: Vec<String>,
     /// Only these classes: gpu, audio, usb, net, storage, nvme, sata, accelerator, or hex (03, 0c03).
     #[arg(long, value_name = "CLASS")]
-    pub class: Vec<String>,
+    class: Vec<String>,
     /// Only these ids: vendor (10de) or vendor:device (10de:1e84).
     #[arg(long, value_name = "ID")]
-    pub id: Vec<String>,
+    id: Vec<String>,
     /// Only functions whose group has this status.
     #[arg(long, value_name = "clean|in-use|unverified|blocked")]
-    pub status: Vec<String>,
+    status: Vec<String>,
     /// Print JSON (schema: schemas/inventory.schema.json).
     #[arg(long)]
-    pub json: bool,
+    json: bool,
 }
 
 fn filter(args: &Args) -> Result<Filter, CliError> {
@@ -55,7 +55,7 @@ fn filter(args: &Args) -> Result<Filter, CliError> {
     Ok(f)
 }
 
-pub fn run(ctx: &Context, args: Args) -> CliResult {
+pub(super) fn run(ctx: &Context, args: Args) -> CliResult {
     let f = filter(&args)?;
     let hosts =
         super::fleet::map_hosts(ctx, &args.hosts, &|fh| inventory::host_inventory(&fh, &f))?;

@@ -18,28 +18,28 @@ bridges above a match. Text matches ignore case.\n\
 Examples: --class 03 (display), --class usb, --vendor 10de, --vendor nvidia, --name 'RTX 3090', \
 --group 14 --group 15, --driver vfio-pci, --driver none."
 )]
-pub struct Args {
+pub(super) struct Args {
     /// Show the bus topology (bridges and what hangs below them) instead of groups.
     #[arg(long)]
-    pub tree: bool,
+    tree: bool,
     /// Print JSON (schemas/list.schema.json; with --tree schemas/list-tree.schema.json).
     #[arg(long)]
-    pub json: bool,
+    json: bool,
     /// Class: a hex prefix of the class code (03, 0300, 0c03) or part of its name (vga, usb).
     #[arg(long, value_name = "CLASS")]
-    pub class: Option<String>,
+    class: Option<String>,
     /// Vendor: a vendor id (10de) or part of the vendor's name (nvidia).
     #[arg(long, value_name = "VENDOR")]
-    pub vendor: Option<String>,
+    vendor: Option<String>,
     /// Part of the device's name ("Vendor Device", as printed).
     #[arg(long, value_name = "TEXT")]
-    pub name: Option<String>,
+    name: Option<String>,
     /// The bound driver (`none`: no driver).
     #[arg(long, value_name = "DRIVER")]
-    pub driver: Option<String>,
+    driver: Option<String>,
     /// Only this IOMMU group (repeatable).
     #[arg(long = "group", value_name = "N")]
-    pub groups: Vec<u32>,
+    groups: Vec<u32>,
 }
 
 impl Args {
@@ -54,7 +54,7 @@ impl Args {
     }
 }
 
-pub fn run(ctx: &Context, args: Args) -> CliResult {
+pub(super) fn run(ctx: &Context, args: Args) -> CliResult {
     let host = ctx.host()?;
     let filter = args.filter();
     if args.json && args.tree {
@@ -81,7 +81,7 @@ pub fn run(ctx: &Context, args: Args) -> CliResult {
 }
 
 /// One line for a function: address, class, name, ids, driver, reset, flags.
-pub fn device_line(ctx: &Context, host: &Host, d: &Device) -> String {
+fn device_line(ctx: &Context, host: &Host, d: &Device) -> String {
     let s = &ctx.out;
     let mut line = format!(
         "{} {} [{:04x}]: {} [{:04x}:{:04x}]",

@@ -8,13 +8,13 @@ use std::process::ExitCode;
 use virt_pci::fleet::mapping;
 
 #[derive(ClapArgs, Debug)]
-pub struct Args {
+pub(super) struct Args {
     #[command(subcommand)]
-    pub command: MapCommand,
+    pub(super) command: MapCommand,
 }
 
 #[derive(Subcommand, Debug)]
-pub enum MapCommand {
+pub(super) enum MapCommand {
     /// Check every entry of a mapping against its host: card moved, replaced, group changed.
     Check(CheckArgs),
     /// Where logical devices are on the host the usual host options name (checked first).
@@ -22,35 +22,35 @@ pub enum MapCommand {
 }
 
 #[derive(ClapArgs, Debug)]
-pub struct ResolveArgs {
+pub(super) struct ResolveArgs {
     /// The mapping file.
     #[arg(value_name = "MAPPING", value_hint = clap::ValueHint::FilePath)]
-    pub mapping: PathBuf,
+    mapping: PathBuf,
     /// Logical device names.
     #[arg(required = true, value_name = "NAME")]
-    pub names: Vec<String>,
+    names: Vec<String>,
     /// This host's name in the mapping (default: the snapshot's file name).
     #[arg(long, value_name = "HOST")]
-    pub from: Option<String>,
+    from: Option<String>,
     /// Print JSON: [{"name", "host", "path", "functions", "warnings"}].
     #[arg(long)]
-    pub json: bool,
+    json: bool,
 }
 
 #[derive(ClapArgs, Debug)]
-pub struct CheckArgs {
+pub(super) struct CheckArgs {
     /// The mapping file (format: README.md "Many hosts"; schema: schemas/mapping.schema.json).
     #[arg(value_name = "MAPPING", value_hint = clap::ValueHint::FilePath)]
-    pub mapping: PathBuf,
+    mapping: PathBuf,
     /// The hosts to check against: snapshot files, directories of snapshots, libvirt URIs.
     #[arg(long, required = true, num_args = 1.., value_name = "HOST")]
-    pub hosts: Vec<String>,
+    pub(super) hosts: Vec<String>,
     /// Print JSON: {"checked", "not_checked", "problems": [{code, device, host, address, message, help, error}]}.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
 }
 
-pub fn run(ctx: &Context, args: Args) -> CliResult {
+pub(super) fn run(ctx: &Context, args: Args) -> CliResult {
     match args.command {
         MapCommand::Check(a) => check(ctx, a),
         MapCommand::Resolve(a) => resolve(ctx, a),

@@ -11,17 +11,17 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[derive(ClapArgs, Debug)]
-pub struct ManArgs {
+pub(super) struct ManArgs {
     /// Print this subcommand's page, virt-pci-CMD(1), instead of virt-pci(1).
     #[arg(value_name = "CMD", conflicts_with = "dir")]
-    pub command: Option<String>,
+    command: Option<String>,
     /// Write virt-pci.1 and every virt-pci-CMD.1 into DIR (created if missing).
     #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
-    pub dir: Option<PathBuf>,
+    dir: Option<PathBuf>,
 }
 
 /// The pages: `virt-pci.1`, then `virt-pci-CMD.1` for each listed subcommand.
-pub fn pages(cmd: clap::Command) -> Result<Vec<(String, Vec<u8>)>, CliError> {
+fn pages(cmd: clap::Command) -> Result<Vec<(String, Vec<u8>)>, CliError> {
     let mut cmd = cmd;
     cmd.build();
     let mut out = vec![("virt-pci.1".to_string(), render(cmd.clone())?)];
@@ -45,7 +45,7 @@ fn render(cmd: clap::Command) -> Result<Vec<u8>, CliError> {
     Ok(buf)
 }
 
-pub fn man(cmd: clap::Command, a: ManArgs) -> CliResult {
+pub(super) fn man(cmd: clap::Command, a: ManArgs) -> CliResult {
     let pages = pages(cmd)?;
     if let Some(dir) = a.dir {
         std::fs::create_dir_all(&dir)

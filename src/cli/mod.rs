@@ -1,6 +1,11 @@
 //! Shared pieces of the command line: global options, where the host comes
 //! from, colour, and error reporting in rustc's shape
 //! (`error: what`, `  --> where`, `help: what to do`).
+//!
+//! The items here are private: every `cli/` file is a child module and sees
+//! them; only [`app::main`] is visible to the binaries. Items of the child
+//! files are `pub(super)` when other `cli/` files use them (src/main.rs
+//! says why nothing in this tree is a bare `pub`).
 
 /// `println!` that ends quietly when the reader went away (`| head`)
 /// instead of panicking; see [`emit`].
@@ -10,30 +15,30 @@ macro_rules! outln {
     };
 }
 
-pub mod actions;
-pub mod app;
-pub mod companion;
-pub mod complete;
-pub mod consent;
-pub mod doctor;
-pub mod edit;
+mod actions;
+pub(crate) mod app;
+mod companion;
+mod complete;
+mod consent;
+mod doctor;
+mod edit;
 mod edit_domain;
-pub mod fake;
-pub mod fleet;
-pub mod guard;
-pub mod hostdevs;
-pub mod inventory;
-pub mod list;
-pub mod map;
-pub mod meta;
-pub mod persist;
-pub mod place;
-pub mod retarget;
-pub mod show;
-pub mod snapshot;
-pub mod snippet;
-pub mod usb;
-pub mod validate;
+mod fake;
+mod fleet;
+mod guard;
+mod hostdevs;
+mod inventory;
+mod list;
+mod map;
+mod meta;
+mod persist;
+mod place;
+mod retarget;
+mod show;
+mod snapshot;
+mod snippet;
+mod usb;
+mod validate;
 
 use clap::{Args as ClapArgs, ValueEnum};
 use std::cell::OnceCell;
@@ -47,7 +52,7 @@ use virt_pci::invocation::{DomainSource, Given, HostSource, Invocation, Invocati
 use virt_pci::pciids::PciIds;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum ColorChoice {
+enum ColorChoice {
     Auto,
     Always,
     Never,
@@ -55,13 +60,13 @@ pub enum ColorChoice {
 
 /// Options every command accepts: where the host comes from, names, colour.
 #[derive(ClapArgs, Debug, Clone)]
-pub struct GlobalArgs {
+struct GlobalArgs {
     /// Read the host from DIR/sys and DIR/proc instead of / (fake trees, chroots).
     #[arg(long, global = true, env = "VIRT_PCI_ROOT", value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
-    pub root: Option<PathBuf>,
+    root: Option<PathBuf>,
     /// Read the host from a snapshot made by `virt-pci snapshot` (offline, CI).
     #[arg(long, global = true, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
-    pub snapshot: Option<PathBuf>,
+    snapshot: Option<PathBuf>,
     /// libvirt connection URI (qemu:///system, qemu+ssh://host/system, test:///path.xml).
     #[arg(
         short = 'c',
@@ -70,20 +75,20 @@ pub struct GlobalArgs {
         env = "LIBVIRT_DEFAULT_URI",
         value_name = "URI"
     )]
-    pub connect: Option<String>,
+    connect: Option<String>,
     /// `-c/--connect` was typed (as opposed to coming from
     /// `LIBVIRT_DEFAULT_URI`); set from clap's value source after parsing.
     #[arg(skip)]
-    pub connect_on_command_line: bool,
+    connect_on_command_line: bool,
     /// `--root` was typed (as opposed to coming from `VIRT_PCI_ROOT`).
     #[arg(skip)]
-    pub root_on_command_line: bool,
+    root_on_command_line: bool,
     /// pci.ids file for device names (default: /usr/share/misc/pci.ids).
     #[arg(long, global = true, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
-    pub pci_ids: Option<PathBuf>,
+    pci_ids: Option<PathBuf>,
     /// When to use colour (NO_COLOR is respected with auto).
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
-    pub color: ColorChoice,
+    color: ColorChoice,
 }
 
 /// A failure to report: message, optional location, help lines, exit code.
@@ -92,16 +97,16 @@ pub struct GlobalArgs {
 /// `location` is for places that are not a file position (a domain and
 /// device, a key in a document).
 #[derive(Debug)]
-pub struct CliError {
-    pub message: String,
-    pub location: Option<String>,
-    pub file: Option<Box<Located>>,
-    pub help: Vec<String>,
-    pub exit_code: u8,
+struct CliError {
+    message: String,
+    location: Option<String>,
+    file: Option<Box<Located>>,
+    help: Vec<String>,
+    exit_code: u8,
 }
 
 impl CliError {
-    pub fn new(message: impl Into<String>) -> CliError {
+    fn new(message: impl Into<String>) -> CliError {
         CliError {
             message: message.into(),
             location: None,
@@ -112,30 +117,30 @@ impl CliError {
     }
 
     /// A usage or I/O problem (exit code 2).
-    pub fn usage(message: impl Into<String>) -> CliError {
+    fn usage(message: impl Into<String>) -> CliError {
         CliError {
             exit_code: 2,
             ..CliError::new(message)
         }
     }
 
-    pub fn help(mut self, h: impl Into<String>) -> CliError {
+    fn help(mut self, h: impl Into<String>) -> CliError {
         self.help.push(h.into());
         self
     }
 
-    pub fn at(mut self, loc: impl Into<String>) -> CliError {
+    fn at(mut self, loc: impl Into<String>) -> CliError {
         self.location = Some(loc.into());
         self
     }
 
     /// The error is at this place in a file.
-    pub fn in_file(mut self, loc: Located) -> CliError {
+    fn in_file(mut self, loc: Located) -> CliError {
         self.file = Some(Box::new(loc));
         self
     }
 
-    pub fn code(mut self, c: u8) -> CliError {
+    fn code(mut self, c: u8) -> CliError {
         self.exit_code = c;
         self
     }
@@ -155,12 +160,12 @@ impl From<host::ResolveError> for CliError {
     }
 }
 
-pub type CliResult = Result<ExitCode, CliError>;
+type CliResult = Result<ExitCode, CliError>;
 
 /// Styles for terminal output (plain when colour is off).
 #[derive(Clone, Copy, Debug)]
-pub struct Styles {
-    pub on: bool,
+struct Styles {
+    on: bool,
 }
 
 impl Styles {
@@ -171,33 +176,33 @@ impl Styles {
             s.to_string()
         }
     }
-    pub fn bold(&self, s: &str) -> String {
+    fn bold(&self, s: &str) -> String {
         self.paint(anstyle::Style::new().bold(), s)
     }
-    pub fn red(&self, s: &str) -> String {
+    fn red(&self, s: &str) -> String {
         self.paint(anstyle::AnsiColor::Red.on_default().bold(), s)
     }
-    pub fn yellow(&self, s: &str) -> String {
+    fn yellow(&self, s: &str) -> String {
         self.paint(anstyle::AnsiColor::Yellow.on_default().bold(), s)
     }
-    pub fn green(&self, s: &str) -> String {
+    fn green(&self, s: &str) -> String {
         self.paint(anstyle::AnsiColor::Green.on_default(), s)
     }
-    pub fn cyan(&self, s: &str) -> String {
+    fn cyan(&self, s: &str) -> String {
         self.paint(anstyle::AnsiColor::Cyan.on_default(), s)
     }
-    pub fn dim(&self, s: &str) -> String {
+    fn dim(&self, s: &str) -> String {
         self.paint(anstyle::Style::new().dimmed(), s)
     }
 }
 
 /// What every command gets: the global options and the invocation,
 /// resolved once ([`virt_pci::invocation`] holds every precedence rule).
-pub struct Context {
-    pub global: GlobalArgs,
-    pub inv: Invocation,
-    pub out: Styles,
-    pub err: Styles,
+struct Context {
+    global: GlobalArgs,
+    inv: Invocation,
+    out: Styles,
+    err: Styles,
     ids: OnceCell<PciIds>,
 }
 
@@ -221,7 +226,7 @@ impl From<InvocationError> for CliError {
 }
 
 impl Context {
-    pub fn new(global: GlobalArgs, inv: Invocation) -> Context {
+    fn new(global: GlobalArgs, inv: Invocation) -> Context {
         let out = Styles {
             on: color_on(global.color, std::io::stdout().is_terminal()),
         };
@@ -238,7 +243,7 @@ impl Context {
     }
 
     /// The options as given, for [`Invocation::resolve`].
-    pub fn given(global: &GlobalArgs) -> Given {
+    fn given(global: &GlobalArgs) -> Given {
         Given {
             snapshot: global.snapshot.clone(),
             root: global.root.clone(),
@@ -249,7 +254,7 @@ impl Context {
     }
 
     /// The libvirt URI domains come from (`None`: libvirt's default).
-    pub fn domains_uri(&self) -> Option<String> {
+    fn domains_uri(&self) -> Option<String> {
         match &self.inv.domains {
             DomainSource::Libvirt(u) => u.clone(),
             DomainSource::None => None,
@@ -258,7 +263,7 @@ impl Context {
 
     /// Read the host from the source the invocation chose; domains from its
     /// domain source.
-    pub fn host(&self) -> Result<Host, CliError> {
+    fn host(&self) -> Result<Host, CliError> {
         let mut h = match &self.inv.host {
             HostSource::Snapshot(p) => host::snapshot::load(p).map_err(snapshot_error)?,
             HostSource::Root(r) => read_sysfs(r)?,
@@ -301,7 +306,7 @@ impl Context {
 
     /// The host through a connection ([`virt_pci::libvirt::read_host`]: on
     /// this machine completed with what only sysfs knows).
-    pub fn read_libvirt_host(&self, conn: &virt_pci::libvirt::Conn) -> Result<Host, CliError> {
+    fn read_libvirt_host(&self, conn: &virt_pci::libvirt::Conn) -> Result<Host, CliError> {
         let (mut h, missed) = virt_pci::libvirt::read_host(conn).map_err(libvirt_error)?;
         if let Some(e) = missed {
             eprintln!(
@@ -314,7 +319,7 @@ impl Context {
     }
 
     /// Open a libvirt connection (`uri` None: libvirt's default).
-    pub fn libvirt(
+    fn libvirt(
         &self,
         uri: Option<&str>,
         read_only: bool,
@@ -323,7 +328,7 @@ impl Context {
     }
 
     /// Device names, loaded on first use.
-    pub fn ids(&self) -> &PciIds {
+    fn ids(&self) -> &PciIds {
         self.ids
             .get_or_init(|| match PciIds::load(self.global.pci_ids.as_deref()) {
                 Ok(ids) => ids,
@@ -341,7 +346,7 @@ impl Context {
     }
 
     /// Print an error in rustc's shape on stderr.
-    pub fn report(&self, e: &CliError) {
+    fn report(&self, e: &CliError) {
         use virt_pci::text::terminal_safe as safe;
         let s = &self.err;
         if let Some(f) = &e.file {
@@ -365,7 +370,7 @@ impl Context {
 
 /// A libvirt failure at the CLI edge: libvirt's message verbatim, our help.
 /// A binary without libvirt is a usage problem (exit 2).
-pub fn libvirt_error(e: virt_pci::libvirt::LibvirtError) -> CliError {
+fn libvirt_error(e: virt_pci::libvirt::LibvirtError) -> CliError {
     let mut c = CliError::new(e.to_string());
     if e.is_not_linked() {
         c = c.code(2);
@@ -377,7 +382,7 @@ pub fn libvirt_error(e: virt_pci::libvirt::LibvirtError) -> CliError {
 }
 
 /// A snapshot that cannot be read; a JSON error shows its line with a caret.
-pub(crate) fn snapshot_error(e: host::snapshot::SnapshotError) -> CliError {
+fn snapshot_error(e: host::snapshot::SnapshotError) -> CliError {
     let help = "make a snapshot on the host with `virt-pci snapshot -o FILE`";
     if e.line == 0 {
         return CliError::usage(e.to_string()).help(help);
@@ -392,7 +397,7 @@ pub(crate) fn snapshot_error(e: host::snapshot::SnapshotError) -> CliError {
         .help(help)
 }
 
-pub(crate) fn read_sysfs(root: &std::path::Path) -> Result<Host, CliError> {
+fn read_sysfs(root: &std::path::Path) -> Result<Host, CliError> {
     host::sysfs::read(root).map_err(|e| {
         let mut c = CliError::usage(e.to_string());
         if let Some(h) = e.help {
@@ -404,7 +409,7 @@ pub(crate) fn read_sysfs(root: &std::path::Path) -> Result<Host, CliError> {
 
 /// The host, the functions the specs name on it, and the plan for them:
 /// what `show`, `snippet` and `add` all start from.
-pub fn host_and_plan(
+fn host_and_plan(
     ctx: &Context,
     devices: &[String],
     opts: virt_pci::plan::PlanOptions,
@@ -417,7 +422,7 @@ pub fn host_and_plan(
 }
 
 /// Parse device specs given on the command line.
-pub fn parse_specs(specs: &[String]) -> Result<Vec<DeviceSpec>, CliError> {
+fn parse_specs(specs: &[String]) -> Result<Vec<DeviceSpec>, CliError> {
     specs
         .iter()
         .map(|s| DeviceSpec::parse(s).map_err(CliError::from))
@@ -425,7 +430,7 @@ pub fn parse_specs(specs: &[String]) -> Result<Vec<DeviceSpec>, CliError> {
 }
 
 /// A device's display name: pci.ids, else the source's names, else ids.
-pub fn device_name(ctx: &Context, d: &virt_pci::host::Device) -> String {
+fn device_name(ctx: &Context, d: &host::Device) -> String {
     name_of(
         ctx,
         d.vendor(),
@@ -436,7 +441,7 @@ pub fn device_name(ctx: &Context, d: &virt_pci::host::Device) -> String {
 }
 
 /// [`device_name`] from the ids and the source's names.
-pub fn name_of(
+fn name_of(
     ctx: &Context,
     vendor_id: u16,
     device_id: u16,
@@ -454,7 +459,7 @@ pub fn name_of(
 }
 
 /// Print JSON on stdout.
-pub fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
+fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
     let s = serde_json::to_string_pretty(v)
         .map_err(|e| CliError::new(format!("cannot encode JSON: {e}")))?;
     emit(&format!("{s}\n"));
@@ -463,7 +468,7 @@ pub fn print_json<T: serde::Serialize>(v: &T) -> CliResult {
 
 /// Write command output to stdout. A reader that went away (`| head`) ends
 /// the output quietly instead of panicking as `print!` does.
-pub fn emit(text: &str) {
+fn emit(text: &str) {
     use std::io::Write;
     let text = virt_pci::text::terminal_safe(text);
     let mut out = std::io::stdout().lock();

@@ -12,15 +12,15 @@ use virt_pci::invocation::Backend;
 use virt_pci::persist::{self, PersistPlan};
 
 #[derive(ClapArgs, Debug, Clone)]
-pub struct PersistOpts {
+pub(super) struct PersistOpts {
     /// Bind at boot instead of now (detach) / stop binding at boot (reattach):
     /// writes a udev rule, modprobe.d and modules-load.d files and an initramfs
     /// hook under the root, per address. Takes effect at the next boot.
     #[arg(long)]
-    pub persist: bool,
+    pub(super) persist: bool,
     /// With --persist: rebuild the initramfs (`update-initramfs -u` or `dracut -f`) when it changes.
     #[arg(long, requires = "persist")]
-    pub update_initramfs: bool,
+    update_initramfs: bool,
 }
 
 #[derive(Serialize)]
@@ -46,7 +46,7 @@ fn root_for(ctx: &Context) -> Result<PathBuf, CliError> {
     }
 }
 
-pub fn run(ctx: &Context, a: &DeviceActionArgs, p: &PersistOpts, add: bool) -> CliResult {
+pub(super) fn run(ctx: &Context, a: &DeviceActionArgs, p: &PersistOpts, add: bool) -> CliResult {
     let act = &a.act;
     let root = root_for(ctx)?;
     if p.update_initramfs && root.as_path() != std::path::Path::new("/") && !act.dry_run {

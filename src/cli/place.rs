@@ -10,33 +10,33 @@ use std::process::ExitCode;
 use virt_pci::fleet::place::{self, Fit};
 
 #[derive(ClapArgs, Debug)]
-pub struct Args {
+pub(super) struct Args {
     /// The domain XML file (`-` for stdin).
     #[arg(value_name = "DOMAIN.xml", value_hint = clap::ValueHint::FilePath)]
-    pub domain: PathBuf,
+    domain: PathBuf,
     /// Candidate hosts: snapshot files, directories of snapshots, libvirt URIs; NAME=SPEC names one.
     #[arg(required = true, value_name = "HOST")]
-    pub hosts: Vec<String>,
+    pub(super) hosts: Vec<String>,
     #[command(flatten)]
-    pub logical: LogicalArgs,
+    logical: LogicalArgs,
     /// Print JSON (schema: schemas/placement.schema.json).
     #[arg(long)]
-    pub json: bool,
+    json: bool,
 }
 
 /// How hostdevs become logical devices (shared with `retarget`).
 #[derive(ClapArgs, Debug, Clone)]
-pub struct LogicalArgs {
+pub(super) struct LogicalArgs {
     /// A logical-device mapping: hostdevs with alias ua-NAME (or the source host's
     /// mapped addresses) are matched by name instead of by vendor:device.
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
-    pub mapping: Option<PathBuf>,
+    pub(super) mapping: Option<PathBuf>,
     /// The source host's name in the mapping (default: the snapshot's file name).
     #[arg(long, value_name = "NAME")]
-    pub from: Option<String>,
+    pub(super) from: Option<String>,
 }
 
-pub fn run(ctx: &Context, args: Args) -> CliResult {
+pub(super) fn run(ctx: &Context, args: Args) -> CliResult {
     let out = OutputArgs {
         diff: false,
         in_place: false,

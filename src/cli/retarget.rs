@@ -13,24 +13,24 @@ use virt_pci::fleet::place::{self, Fit};
 use virt_pci::fleet::FleetHost;
 
 #[derive(ClapArgs, Debug)]
-pub struct Args {
+pub(super) struct Args {
     /// The domain XML file (`-` for stdin), written for the host the usual host
     /// options name (--snapshot FROM.json, --root, -c).
     #[arg(value_name = "DOMAIN.xml", value_hint = clap::ValueHint::FilePath)]
-    pub domain: PathBuf,
+    domain: PathBuf,
     /// The host to move to: a snapshot file or a libvirt URI (NAME=SPEC names it).
     #[arg(long, required = true, value_name = "HOST")]
-    pub to: String,
+    pub(super) to: String,
     #[command(flatten)]
-    pub logical: LogicalArgs,
+    logical: LogicalArgs,
     /// Write even when the target's plan blocks or a domain there holds the devices.
     #[arg(long)]
-    pub force: bool,
+    force: bool,
     #[command(flatten)]
-    pub out: OutputArgs,
+    out: OutputArgs,
 }
 
-pub fn run(ctx: &Context, args: Args) -> CliResult {
+pub(super) fn run(ctx: &Context, args: Args) -> CliResult {
     let input = read_input(ctx, &args.domain, &args.out)?;
     let dom = place::read_domain(&input.text).map_err(|e| edit_error(&input, e))?;
     let mapping = match &args.logical.mapping {
@@ -170,6 +170,6 @@ fn dom_managed(text: &str) -> bool {
     let Ok(doc) = domain::edit::parse_domain(text) else {
         return true;
     };
-    let hs = virt_pci::domain::pci_hostdevs(&doc);
+    let hs = domain::pci_hostdevs(&doc);
     hs.is_empty() || hs.iter().any(|h| h.is_managed())
 }

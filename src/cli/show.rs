@@ -11,16 +11,16 @@ use virt_pci::report::{self, DeviceView};
 use virt_pci::PciAddress;
 
 #[derive(ClapArgs, Debug)]
-pub struct Args {
+pub(super) struct Args {
     /// The device: 0000:03:00.0, 03:00.0, pci_0000_03_00_0, 03:00 (all functions), 10de:1f82, ...
     #[arg(required = true, value_name = "DEVICE")]
-    pub devices: Vec<String>,
+    devices: Vec<String>,
     /// Plan for the named functions only (qvm-pci's no-strict-reset), not the whole group.
     #[arg(long)]
-    pub no_strict_group: bool,
+    no_strict_group: bool,
     /// Print JSON.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
 }
 
 #[derive(Serialize)]
@@ -29,7 +29,7 @@ struct ShowReport {
     plan: Plan,
 }
 
-pub fn run(ctx: &Context, args: Args) -> CliResult {
+pub(super) fn run(ctx: &Context, args: Args) -> CliResult {
     let opts = virt_pci::plan::PlanOptions {
         strict_group: !args.no_strict_group,
         for_domain: None,
@@ -166,7 +166,7 @@ fn device_relations(out: &mut String, s: &Styles, host: &Host, a: &PciAddress, d
 /// `check`): 0 when it can go, 1 when it needs `--force` (blocked or
 /// unverified) — exactly when `snippet`, `add` and the actions refuse it
 /// with 1. Usage and I/O errors are 2.
-pub fn blocked_code(blocked: bool) -> ExitCode {
+pub(super) fn blocked_code(blocked: bool) -> ExitCode {
     if blocked {
         ExitCode::from(1)
     } else {
@@ -175,7 +175,7 @@ pub fn blocked_code(blocked: bool) -> ExitCode {
 }
 
 /// The plan in words: what travels, what stays, what blocks, what warns.
-pub fn render_plan(_host: &Host, p: &Plan, s: &Styles) -> String {
+pub(super) fn render_plan(_host: &Host, p: &Plan, s: &Styles) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "{}", s.bold("Passing through"));
     for g in &p.groups {

@@ -7,39 +7,39 @@ use std::process::ExitCode;
 use virt_pci::host::{listing, snapshot, CriticalFact};
 
 #[derive(ClapArgs, Debug)]
-pub struct Args {
+pub(super) struct Args {
     /// Write to FILE instead of stdout.
     #[arg(short = 'o', long = "output", value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
-    pub output: Option<PathBuf>,
+    output: Option<PathBuf>,
     /// `json` (the model, read back with --snapshot) or `libvirt-test` (a
     /// libvirt test-driver node file: `virsh -c test:///abs/FILE.xml`).
     #[arg(long, value_enum, default_value_t = Format::Json)]
-    pub format: Format,
+    format: Format,
     /// Convert a published IOMMU listing (Arch-wiki script output, `lspci -nnk`,
     /// r15ch13 iommu.sh, `find /sys/kernel/iommu_groups`; `-` for stdin) instead of reading a host.
     #[arg(long, value_name = "FILE", value_hint = clap::ValueHint::FilePath)]
-    pub from_listing: Option<PathBuf>,
+    pub(super) from_listing: Option<PathBuf>,
     /// State which function controls the root filesystem's disk (repeatable;
     /// `none`: no PCI function). Recorded as *stated*, replacing what the
     /// source says; plans rely on it instead of saying `unverified`.
     #[arg(long, value_name = "ADDR|none")]
-    pub root_disk: Vec<String>,
+    root_disk: Vec<String>,
     /// State which NIC carries the default route (repeatable; `none`).
     #[arg(long, value_name = "ADDR|none")]
-    pub default_nic: Vec<String>,
+    default_nic: Vec<String>,
     /// State which function is the firmware's boot VGA device (`none`: the host
     /// has none, e.g. headless with a serial console).
     #[arg(long, value_name = "ADDR|none")]
-    pub boot_vga: Vec<String>,
+    boot_vga: Vec<String>,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, clap::ValueEnum)]
-pub enum Format {
+enum Format {
     Json,
     LibvirtTest,
 }
 
-pub fn run(ctx: &Context, args: Args) -> CliResult {
+pub(super) fn run(ctx: &Context, args: Args) -> CliResult {
     let host = match &args.from_listing {
         Some(p) if p.as_os_str() == "-" => {
             let mut text = String::new();

@@ -12,57 +12,57 @@ use virt_pci::plan::Plan;
 use virt_pci::PciAddress;
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum YesNo {
+enum YesNo {
     Yes,
     No,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OnOff {
+enum OnOff {
     On,
     Off,
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum DriverArg {
+enum DriverArg {
     Vfio,
     Xen,
 }
 
 /// The options of generated hostdevs (shared by `snippet` and `add`).
 #[derive(ClapArgs, Debug, Clone)]
-pub struct HostdevArgs {
+pub(super) struct HostdevArgs {
     /// managed='yes': libvirt detaches the devices at start and gives them back at stop.
     #[arg(long, value_enum, default_value_t = YesNo::Yes, value_name = "yes|no")]
-    pub managed: YesNo,
+    managed: YesNo,
     /// The backend: <driver name='vfio|xen'/> (default: libvirt picks VFIO on KVM).
     #[arg(long, value_enum, value_name = "vfio|xen")]
-    pub driver: Option<DriverArg>,
+    driver: Option<DriverArg>,
     /// Xen only: <source writeFiltering='no'> (qvm-pci's permissive=true); unsafe, see the warning.
     #[arg(long)]
-    pub permissive: bool,
+    permissive: bool,
     /// Expose the device's option ROM BAR to the guest: <rom bar='on|off'/> (all functions).
     #[arg(long, value_enum, value_name = "on|off")]
-    pub rom_bar: Option<OnOff>,
+    rom_bar: Option<OnOff>,
     /// Give the guest this ROM image instead of the device's (absolute path; first device only).
     #[arg(long, value_name = "PATH", value_hint = clap::ValueHint::FilePath)]
-    pub rom_file: Option<String>,
+    rom_file: Option<String>,
     /// Boot from the device: <boot order='N'/> (first device only).
     #[arg(long, value_name = "N")]
-    pub boot_order: Option<u32>,
+    boot_order: Option<u32>,
     /// User alias <alias name='ua-NAME'/>; further devices get ua-NAME-1, ua-NAME-2, ...
     #[arg(long, value_name = "ua-NAME")]
-    pub alias: Option<String>,
+    alias: Option<String>,
     /// Guest PCI address of the first device (0000:06:00.0); further devices take the next slots.
     #[arg(long, value_name = "ADDR")]
-    pub guest_address: Option<String>,
+    guest_address: Option<String>,
     /// Keep the functions of one physical device on one guest slot, multifunction='on' on function 0.
     #[arg(long, requires = "guest_address")]
-    pub guest_multifunction: bool,
+    guest_multifunction: bool,
 }
 
 impl HostdevArgs {
-    pub fn options(&self, primary: Option<PciAddress>) -> Result<HostdevOptions, CliError> {
+    fn options(&self, primary: Option<PciAddress>) -> Result<HostdevOptions, CliError> {
         let guest_address = match &self.guest_address {
             Some(s) => Some(PciAddress::parse(s).map_err(|e| {
                 CliError::usage(format!("--guest-address: {e}"))
@@ -90,36 +90,36 @@ impl HostdevArgs {
 
 /// Group options shared by `snippet` and `add`.
 #[derive(ClapArgs, Debug, Clone)]
-pub struct GroupArgs {
+pub(super) struct GroupArgs {
     /// Pass only the named functions, not the whole IOMMU group (the VM will
     /// not start under VFIO unless the rest of the group is unbound).
     #[arg(long)]
-    pub no_strict_group: bool,
+    no_strict_group: bool,
     /// Go ahead although the plan is blocked (host-critical device, bridge, ...).
     #[arg(long)]
-    pub force: bool,
+    pub(super) force: bool,
 }
 
 #[derive(ClapArgs, Debug)]
-pub struct Args {
+pub(super) struct Args {
     /// The devices: 0000:03:00.0, 03:00.0, pci_0000_03_00_0, 03:00 (all functions), 10de:1f82, ...
     #[arg(required = true, value_name = "DEVICE")]
-    pub devices: Vec<String>,
+    devices: Vec<String>,
     /// Write one file per <hostdev> into DIR (created if missing), named by
     /// node device: DIR/pci_0000_03_00_0.xml, for `virsh attach-device`;
     /// stdout lists the files.
     #[arg(long, value_name = "DIR", value_hint = clap::ValueHint::DirPath)]
-    pub split: Option<std::path::PathBuf>,
+    split: Option<std::path::PathBuf>,
     #[command(flatten)]
-    pub hostdev: HostdevArgs,
+    hostdev: HostdevArgs,
     #[command(flatten)]
-    pub group: GroupArgs,
+    group: GroupArgs,
 }
 
 /// Check the options that need no host (spelling, boot order, alias, ROM
 /// path, `--permissive` without Xen): before the host is read or anything
 /// is printed.
-pub fn check_options_early(h: &HostdevArgs) -> Result<(), CliError> {
+pub(super) fn check_options_early(h: &HostdevArgs) -> Result<(), CliError> {
     h.options(None)?.check().map_err(option_error)
 }
 
@@ -128,7 +128,7 @@ pub fn check_options_early(h: &HostdevArgs) -> Result<(), CliError> {
 /// refusal of a blocked plan (unless `--force`) and the option warnings.
 /// Returns the functions to write (requested first function = primary)
 /// and the options for them.
-pub fn plan_hostdevs(
+pub(super) fn plan_hostdevs(
     ctx: &Context,
     devices: &[String],
     group: &GroupArgs,
@@ -189,13 +189,13 @@ fn refusal(devices: &[String], p: &Plan) -> CliError {
 }
 
 /// Print the option warnings on stderr.
-pub fn warn_options(ctx: &Context, opts: &HostdevOptions) {
+fn warn_options(ctx: &Context, opts: &HostdevOptions) {
     for w in opts.warnings() {
         eprintln!("{}{} {w}", ctx.err.yellow("warning"), ctx.err.bold(":"));
     }
 }
 
-pub fn option_error(e: hostdev::OptionError) -> CliError {
+fn option_error(e: hostdev::OptionError) -> CliError {
     let mut c = CliError::usage(e.message);
     if let Some(h) = e.help {
         c = c.help(h);
@@ -203,7 +203,7 @@ pub fn option_error(e: hostdev::OptionError) -> CliError {
     c
 }
 
-pub fn run(ctx: &Context, args: Args) -> CliResult {
+pub(super) fn run(ctx: &Context, args: Args) -> CliResult {
     check_options_early(&args.hostdev)?;
     if let Some(dir) = &args.split {
         if dir.exists() && !dir.is_dir() {

@@ -11,13 +11,13 @@ use virt_pci::invocation::HostSource;
 use virt_pci::plan::{self, Plan, PlanOptions};
 
 #[derive(ClapArgs, Debug)]
-pub struct Args {
+pub(super) struct Args {
     /// A USB bus number (`3`, `003`) or a USB device's vendor:product (`046d:c52b`).
     #[arg(value_name = "BUS|VENDOR:PRODUCT")]
-    pub what: String,
+    what: String,
     /// Print JSON.
     #[arg(long)]
-    pub json: bool,
+    json: bool,
 }
 
 #[derive(Serialize)]
@@ -92,7 +92,7 @@ fn find_buses<'h>(
     Ok(buses)
 }
 
-pub fn run(ctx: &Context, args: Args) -> CliResult {
+pub(super) fn run(ctx: &Context, args: Args) -> CliResult {
     let host = ctx.host()?;
     let none_here = match &ctx.inv.host {
         HostSource::Snapshot(p) => format!(

@@ -9,7 +9,7 @@ use virt_pci::invocation::HostSource;
 use virt_pci::validate::{self, render::Format, Options};
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum OutputFormat {
+enum OutputFormat {
     /// rustc-style text with the source line and a caret.
     Human,
     /// One JSON document (schemas/validate.schema.json).
@@ -19,7 +19,7 @@ pub enum OutputFormat {
 }
 
 #[derive(Copy, Clone, Debug, PartialEq, Eq, ValueEnum)]
-pub enum Deny {
+enum Deny {
     /// Every warning is an error.
     Warnings,
     /// A device or IOMMU group shared between domains is an error.
@@ -33,41 +33,41 @@ devices, reset) run only when a host is named: --this-machine, --root DIR, --sna
 Exit status: 0 no errors, 1 errors (or warnings with --deny warnings), 2 usage or I/O problems \
 (also: nothing to check, unless --allow-empty)."
 )]
-pub struct Args {
+pub(super) struct Args {
     /// Files, or directories searched for *.xml; `-` reads stdin.
     #[arg(
         required_unless_present_any = ["domains", "all_domains"],
         value_name = "PATH",
         value_hint = clap::ValueHint::AnyPath
     )]
-    pub paths: Vec<PathBuf>,
+    paths: Vec<PathBuf>,
     /// Check a libvirt domain's persistent XML by name (repeatable); host checks
     /// run against the same connection's host (-c, LIBVIRT_DEFAULT_URI, or qemu:///system).
     #[arg(long = "domain", value_name = "NAME")]
-    pub domains: Vec<String>,
+    pub(super) domains: Vec<String>,
     /// Check every defined domain of the connection.
     #[arg(long)]
-    pub all_domains: bool,
+    pub(super) all_domains: bool,
     /// Also check against this machine (its sysfs).
     #[arg(long)]
-    pub this_machine: bool,
+    pub(super) this_machine: bool,
     /// Renamed to --this-machine (`--live` means hot-plug in add/remove).
     #[arg(long, hide = true)]
-    pub live: bool,
+    live: bool,
     /// Output format.
     #[arg(long, value_enum, default_value_t = OutputFormat::Human, value_name = "FORMAT")]
-    pub format: OutputFormat,
+    format: OutputFormat,
     /// Make warnings (or only sharing between domains) errors; repeatable.
     #[arg(long, value_enum, value_name = "WHAT")]
-    pub deny: Vec<Deny>,
+    deny: Vec<Deny>,
     /// Pass when there is nothing to check (a directory with no *.xml, no
     /// defined domain); without it that is an error (exit 2), since a wrong
     /// path would otherwise pass.
     #[arg(long)]
-    pub allow_empty: bool,
+    allow_empty: bool,
 }
 
-pub fn run(ctx: &Context, args: Args) -> CliResult {
+pub(super) fn run(ctx: &Context, args: Args) -> CliResult {
     if args.live {
         return Err(CliError::usage(
             "validate --live is now --this-machine (--live means hot-plug, as in add and remove)",

@@ -164,49 +164,6 @@ pub struct NewAllow {
     pub reason: String,
 }
 
-/// Append `body` (children already indented) to the element `el`, whose
-/// start tag is indented `indent`: a self-closing `<x/>` becomes
-/// `<x>…</x>`; otherwise the children go after the last child element, or
-/// inside an empty element, closing it on its own line unless compact.
-fn append_children(
-    text: &str,
-    el: Node<'_, '_>,
-    indent: &str,
-    body: &str,
-    close_name: &str,
-    compact: bool,
-    nl: &str,
-) -> (Range<usize>, String) {
-    let r = el.range();
-    if splice::is_self_closing(text, &r) {
-        let head = text[r.start..r.end - 2].trim_end_matches([' ', '\t', '\r', '\n']);
-        let close = if compact {
-            String::new()
-        } else {
-            format!("{nl}{indent}")
-        };
-        return (
-            r.start + head.len()..r.end,
-            format!(">{body}{close}</{close_name}>"),
-        );
-    }
-    let last = el.children().rfind(|x| x.is_element());
-    let at = match last {
-        Some(l) => l.range().end,
-        None => {
-            let cs = splice::start_tag_end(text, r.start);
-            splice::skip_ws_back(text, splice::end_tag_start(text, &r), cs)
-        }
-    };
-    let end = splice::end_tag_start(text, &r);
-    let tail = if !compact && last.is_none() && !text[at..end].contains('\n') {
-        format!("{nl}{indent}")
-    } else {
-        String::new()
-    };
-    (at..at, format!("{body}{tail}"))
-}
-
 /// The prefix (with `:`) an element's name is written with.
 fn written_prefix<'t>(text: &'t str, n: Node<'_, '_>) -> &'t str {
     let start = n.range().start + 1;
@@ -241,7 +198,8 @@ pub fn insert(text: &str, new: &[NewAllow]) -> Result<String, EditError> {
         (Some(m), None) => {
             let mi = splice::line_indent(text, m.range().start).unwrap_or("");
             let block = w.consent_block(mi);
-            append_children(text, m, mi, &block, "metadata", w.st.compact, &w.st.newline)
+            let last = m.children().rfind(|x| x.is_element());
+            splice::append_children(text, m, last, mi, &block, "metadata", &w.st)
         }
         (None, None) => w.new_metadata(doc.root_element())?,
     };
@@ -313,16 +271,9 @@ impl Writer<'_> {
         let prefix = written_prefix(self.text, c);
         let ci = splice::line_indent(self.text, c.range().start).unwrap_or("");
         let body = self.allows(prefix, &format!("{ci}{}", self.st.unit));
-        let (compact, nl) = (self.st.compact, self.st.newline.as_str());
-        append_children(
-            self.text,
-            c,
-            ci,
-            &body,
-            &format!("{prefix}consent"),
-            compact,
-            nl,
-        )
+        let last = c.children().rfind(|x| x.is_element());
+        let name = format!("{prefix}consent");
+        splice::append_children(self.text, c, last, ci, &body, &name, &self.st)
     }
 
     /// A new `<virt-pci:consent>` for a `<metadata>` indented by `mi`.

@@ -231,6 +231,20 @@ impl Device {
 
 /// Parse `0x8086` / `8086` as hex; 0 when unreadable (sources validate first).
 pub(crate) fn parse_hex(s: &str) -> u32 {
+    // The spelling sysfs and snapshots use, `0x` and up to 8 digits, read
+    // directly: every device's ids and class are read this way, and the
+    // general way (trim, prefixes, `from_str_radix`) was a twentieth of an
+    // inventory over a fleet.
+    if let Some(digits) = s.as_bytes().strip_prefix(b"0x") {
+        if (1..=8).contains(&digits.len()) {
+            let v = digits.iter().try_fold(0u32, |n, c| {
+                char::from(*c).to_digit(16).map(|d| (n << 4) | d)
+            });
+            if let Some(v) = v {
+                return v;
+            }
+        }
+    }
     let t = s.trim();
     let t = t
         .strip_prefix("0x")
@@ -242,6 +256,38 @@ pub(crate) fn parse_hex(s: &str) -> u32 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The short way reads what the general way reads.
+    #[test]
+    fn hex_is_read_one_way() {
+        let general = |s: &str| {
+            let t = s.trim();
+            let t = t
+                .strip_prefix("0x")
+                .or_else(|| t.strip_prefix("0X"))
+                .unwrap_or(t);
+            u32::from_str_radix(t, 16).unwrap_or(0)
+        };
+        for s in [
+            "0x8086",
+            "0x0c0330",
+            "0xFFFFFFFF",
+            "0x100000000",
+            "0x",
+            "0x+1",
+            "0x 1",
+            " 0x10",
+            "0X10",
+            "10de",
+            "0xg",
+            "0x00000001",
+            "",
+            "0x-1",
+        ] {
+            assert_eq!(parse_hex(s), general(s), "{s:?}");
+        }
+        assert_eq!(parse_hex("0x0c0330"), 0x0c0330);
+    }
 
     #[test]
     fn kinds_from_class_and_header() {

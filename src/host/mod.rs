@@ -90,6 +90,9 @@ impl fmt::Display for GroupMember {
 impl GroupMember {
     /// A group member as the kernel names it in `iommu_groups/N/devices`.
     pub(crate) fn from_name(name: &str) -> GroupMember {
+        if let Some(a) = PciAddress::parse_canonical(name) {
+            return GroupMember::Pci(a);
+        }
         match crate::host::sysfs::parse_sysfs_bdf(name) {
             Some(a) => GroupMember::Pci(a),
             None => GroupMember::Other(name.to_string()),
@@ -316,7 +319,54 @@ mod group_list {
     pub fn deserialize<'de, D: Deserializer<'de>>(
         d: D,
     ) -> Result<BTreeMap<u32, Vec<GroupMember>>, D::Error> {
-        let v: Vec<Group> = Vec::deserialize(d)?;
-        Ok(v.into_iter().map(|g| (g.id, g.members)).collect())
+        GroupTable::deserialize(d).map(|t| t.groups)
+    }
+
+    /// The group list as written: each group straight into the map (a
+    /// later group of the same id replaces the earlier one), and the ids
+    /// that were given more than once, for the reader to report.
+    pub(crate) struct GroupTable {
+        pub groups: BTreeMap<u32, Vec<GroupMember>>,
+        pub repeated: Vec<u32>,
+    }
+
+    impl<'de> Deserialize<'de> for GroupTable {
+        fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+            struct V;
+            impl<'de> serde::de::Visitor<'de> for V {
+                type Value = GroupTable;
+                fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                    f.write_str("a sequence")
+                }
+                fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                    self,
+                    mut seq: A,
+                ) -> Result<GroupTable, A::Error> {
+                    let mut t = GroupTable {
+                        groups: BTreeMap::new(),
+                        repeated: Vec::new(),
+                    };
+                    while let Some(g) = seq.next_element::<Group>()? {
+                        if t.groups.insert(g.id, g.members).is_some() {
+                            t.repeated.push(g.id);
+                        }
+                    }
+                    Ok(t)
+                }
+            }
+            d.deserialize_seq(V)
+        }
     }
 }
+
+/// The device list as written, for readers that take a host's fields one
+/// by one (the snapshot reader).
+pub(crate) struct DeviceTable(pub BTreeMap<PciAddress, Device>);
+
+impl<'de> Deserialize<'de> for DeviceTable {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        device_list::deserialize(d).map(DeviceTable)
+    }
+}
+
+pub(crate) use group_list::GroupTable;

@@ -73,12 +73,16 @@ pub fn to_string(host: &Host) -> String {
 
 /// Parse a snapshot document.
 ///
-/// Two passes over the text, neither of which builds a tree of the whole
-/// document: [`Head`] reads the envelope and the group ids (skipping
-/// everything else), then [`Host`] is read straight from the text. A
-/// `serde_json::Value` of the document, or an envelope with
+/// One pass over the text, straight into the [`Host`] ([`Document`]): the
+/// envelope's two fields and the ids of the groups are taken on the way.
+/// Only when that read fails is the text read again, for its shape only
+/// ([`Head`]), so that a bad document gets the message it always got, in
+/// the same order: malformed JSON first, then a wrong format, then a wrong
+/// version, then whatever the host's fields have wrong. A
+/// `serde_json::Value` of the document, an envelope with
 /// `#[serde(flatten)]` (which buffers the document in serde's `Content`),
-/// cost four times as much on a fleet of snapshots (BENCHMARKS.md "fleet").
+/// or a first pass for the envelope on every read cost from a quarter to
+/// four times as much on a fleet of snapshots (BENCHMARKS.md "fleet").
 pub fn from_str(text: &str, path: &Path) -> Result<Host, SnapshotError> {
     let err = |e: serde_json::Error| SnapshotError {
         path: path.to_path_buf(),
@@ -86,43 +90,47 @@ pub fn from_str(text: &str, path: &Path) -> Result<Host, SnapshotError> {
         column: e.column(),
         message: e.to_string(),
     };
-    let head: Head = serde_json::from_str(text).map_err(err)?;
-    match head.format.as_ref().and_then(|f| f.as_str()) {
-        Some(FORMAT) => {}
-        other => {
-            return Err(SnapshotError {
-                path: path.to_path_buf(),
-                line: 0,
-                column: 0,
-                message: format!(
-                    "not a virt-pci snapshot (format is {}, expected \"{FORMAT}\"); make one with `virt-pci snapshot -o FILE`",
-                    other.map(|s| format!("\"{s}\"")).unwrap_or_else(|| "missing".into())
-                ),
-            })
+    let doc: Document = match serde_json::from_str(text) {
+        Ok(doc) => doc,
+        Err(e) => {
+            let head: Head = serde_json::from_str(text).map_err(err)?;
+            check_format(head.format.as_ref(), path)?;
+            check_version(head.version.as_ref(), path)?;
+            return Err(err(e));
         }
-    }
-    let version = check_version(head.version.as_ref(), path)?;
-    // `Host` ignores the envelope's two fields.
-    let mut host: Host = serde_json::from_str(text).map_err(err)?;
+    };
+    check_format(doc.format.as_ref(), path)?;
+    let version = check_version(doc.version.as_ref(), path)?;
+    let mut host = doc.host;
     if version == 1 {
         host.facts = facts_of_version_1(&host);
     }
     // A group id listed twice: the later list replaced the earlier one while
     // reading, so the group's membership is not known.
-    let mut seen = std::collections::BTreeSet::new();
-    for id in head.groups.0 {
-        if !seen.insert(id) {
-            if let Ok(id) = u32::try_from(id) {
-                host.facts.inconsistent_groups.insert(
-                    id,
-                    format!("{} lists IOMMU group {id} more than once", path.display()),
-                );
-            }
-        }
+    for id in doc.repeated_groups {
+        host.facts.inconsistent_groups.insert(
+            id,
+            format!("{} lists IOMMU group {id} more than once", path.display()),
+        );
     }
     host.check_group_consistency();
     host.link_groups();
     Ok(host)
+}
+
+fn check_format(f: Option<&serde_json::Value>, path: &Path) -> Result<(), SnapshotError> {
+    match f.and_then(|f| f.as_str()) {
+        Some(FORMAT) => Ok(()),
+        other => Err(SnapshotError {
+            path: path.to_path_buf(),
+            line: 0,
+            column: 0,
+            message: format!(
+                "not a virt-pci snapshot (format is {}, expected \"{FORMAT}\"); make one with `virt-pci snapshot -o FILE`",
+                other.map(|s| format!("\"{s}\"")).unwrap_or_else(|| "missing".into())
+            ),
+        }),
+    }
 }
 
 /// The version this virt-pci reads, or what is wrong with it: the value as
@@ -152,24 +160,15 @@ fn check_version(v: Option<&serde_json::Value>, path: &Path) -> Result<u64, Snap
     }
 }
 
-/// The first pass: what a document says its format and version are, and
-/// the ids its groups list, in order. Any JSON document reads (a key given
+/// The second read, for a document [`Document`] could not read: what it
+/// says its format and version are. Any JSON document reads (a key given
 /// twice counts as its last value, as in a `serde_json::Value`); everything
 /// else in it is only checked to be JSON.
 #[derive(Default)]
 struct Head {
     format: Option<serde_json::Value>,
     version: Option<serde_json::Value>,
-    groups: GroupIds,
 }
-
-/// The `id` of each object in `groups` that has a non-negative integer one.
-#[derive(Default)]
-struct GroupIds(Vec<u64>);
-
-/// One entry of `groups`: its `id` when that is a non-negative integer.
-#[derive(Default)]
-struct GroupId(Option<u64>);
 
 /// A value read for its shape: objects through `map`, arrays through `seq`,
 /// anything else is `Default`. The defaults skip what they are given, the
@@ -202,37 +201,12 @@ impl<'de> Shaped<'de> for Head {
             match k.0 {
                 Some("format") => h.format = Some(a.next_value()?),
                 Some("version") => h.version = Some(a.next_value()?),
-                Some("groups") => h.groups = a.next_value::<Shape<GroupIds>>()?.0,
                 _ => {
                     a.next_value::<Shape<Skip>>()?;
                 }
             }
         }
         Ok(h)
-    }
-}
-
-impl<'de> Shaped<'de> for GroupIds {
-    fn seq<A: SeqAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
-        let mut ids = Vec::new();
-        while let Some(g) = a.next_element::<Shape<GroupId>>()? {
-            ids.extend(g.0 .0);
-        }
-        Ok(GroupIds(ids))
-    }
-}
-
-impl<'de> Shaped<'de> for GroupId {
-    fn map<A: MapAccess<'de>>(mut a: A) -> Result<Self, A::Error> {
-        let mut id = None;
-        while let Some(k) = a.next_key::<Key>()? {
-            if k.0 == Some("id") {
-                id = Some(a.next_value::<serde_json::Value>()?);
-            } else {
-                a.next_value::<Shape<Skip>>()?;
-            }
-        }
-        Ok(GroupId(id.and_then(|v| v.as_u64())))
     }
 }
 
@@ -281,9 +255,104 @@ impl<'de, T: Shaped<'de>> Deserialize<'de> for Shape<T> {
     }
 }
 
-/// An object key, kept only when it is one of the few the first pass
-/// looks for (the others are not allocated).
+/// The one pass: the envelope's two fields (each as any JSON value, the
+/// last of a repeated one counting, as [`Head`] reads them) and the host's
+/// fields, read as `#[derive(Deserialize)]` on [`Host`] reads them (same
+/// defaults, same "missing field" and "duplicate field" messages, unknown
+/// keys skipped), with the group ids that were given more than once.
+struct Document {
+    format: Option<serde_json::Value>,
+    version: Option<serde_json::Value>,
+    host: Host,
+    repeated_groups: Vec<u32>,
+}
+
+impl<'de> Deserialize<'de> for Document {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Document;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("struct Host")
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut a: A) -> Result<Document, A::Error> {
+                use serde::de::Error;
+                let (mut format, mut version) = (None, None);
+                let (mut source, mut provenance, mut iommu, mut devices) = (None, None, None, None);
+                let (mut groups, mut usb, mut domains, mut facts) = (None, None, None, None);
+                fn once<'de, T: Deserialize<'de>, A: MapAccess<'de>>(
+                    slot: &mut Option<T>,
+                    a: &mut A,
+                    name: &'static str,
+                ) -> Result<(), A::Error> {
+                    if slot.is_some() {
+                        return Err(A::Error::duplicate_field(name));
+                    }
+                    *slot = Some(a.next_value()?);
+                    Ok(())
+                }
+                while let Some(k) = a.next_key::<Key>()? {
+                    match k.0 {
+                        Some("format") => format = Some(a.next_value()?),
+                        Some("version") => version = Some(a.next_value()?),
+                        Some("source") => once(&mut source, &mut a, "source")?,
+                        Some("provenance") => once(&mut provenance, &mut a, "provenance")?,
+                        Some("iommu") => once(&mut iommu, &mut a, "iommu")?,
+                        Some("devices") => once(&mut devices, &mut a, "devices")?,
+                        Some("groups") => once(&mut groups, &mut a, "groups")?,
+                        Some("usb") => once(&mut usb, &mut a, "usb")?,
+                        Some("domains") => once(&mut domains, &mut a, "domains")?,
+                        Some("facts") => once(&mut facts, &mut a, "facts")?,
+                        _ => {
+                            a.next_value::<serde::de::IgnoredAny>()?;
+                        }
+                    }
+                }
+                let source = source.ok_or_else(|| A::Error::missing_field("source"))?;
+                let iommu = iommu.ok_or_else(|| A::Error::missing_field("iommu"))?;
+                let devices: super::DeviceTable =
+                    devices.ok_or_else(|| A::Error::missing_field("devices"))?;
+                let groups: super::GroupTable =
+                    groups.ok_or_else(|| A::Error::missing_field("groups"))?;
+                Ok(Document {
+                    format,
+                    version,
+                    repeated_groups: groups.repeated,
+                    host: Host {
+                        source,
+                        provenance: provenance.unwrap_or_default(),
+                        iommu,
+                        devices: devices.0,
+                        groups: groups.groups,
+                        usb: usb.unwrap_or_default(),
+                        domains: domains.unwrap_or_default(),
+                        facts: facts.unwrap_or_default(),
+                        invocation: None,
+                    },
+                })
+            }
+        }
+        d.deserialize_map(V)
+    }
+}
+
+/// An object key, kept only when it is one the readers look for (the
+/// others are not allocated).
 struct Key(Option<&'static str>);
+
+/// The keys [`Head`] and [`Document`] look for.
+const KEYS: [&str; 10] = [
+    "format",
+    "version",
+    "groups",
+    "source",
+    "provenance",
+    "iommu",
+    "devices",
+    "usb",
+    "domains",
+    "facts",
+];
 
 impl<'de> Deserialize<'de> for Key {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -294,9 +363,7 @@ impl<'de> Deserialize<'de> for Key {
                 f.write_str("a key")
             }
             fn visit_str<E>(self, s: &str) -> Result<Key, E> {
-                Ok(Key(["format", "version", "groups", "id"]
-                    .into_iter()
-                    .find(|k| *k == s)))
+                Ok(Key(KEYS.into_iter().find(|k| *k == s)))
             }
         }
         d.deserialize_str(V)
@@ -422,5 +489,74 @@ mod tests {
         assert!(e.line == 1 && e.column > 0, "{e}");
         let e = from_str(&doc("[{\"id\":3,\"members\":[\"a\",]}]"), p).unwrap_err();
         assert!(e.message.starts_with("trailing comma"), "{e}");
+    }
+
+    /// [`Document`] reads the host's fields as `#[derive(Deserialize)]` on
+    /// [`Host`] does: the same value or the same message at the same place.
+    #[test]
+    fn the_one_pass_reads_the_host_as_the_derived_reader_does() {
+        let p = Path::new("s.json");
+        let env = format!("\"format\":\"{FORMAT}\",\"version\":2");
+        let good = "\"source\":\"t\",\"iommu\":\"enabled\",\"devices\":[{\"address\":\"0000:01:00.0\",\"vendor_id\":\"0x10de\",\"device_id\":\"0x1e84\",\"class\":\"0x030000\",\"driver\":null,\"iommu_group\":1}],\"groups\":[{\"id\":1,\"members\":[\"0000:01:00.0\"]}]";
+        for body in [
+            good.to_string(),
+            format!("{good},\"usb\":[],\"domains\":[],\"provenance\":[\"x\"],\"extra\":{{\"a\":[1]}}"),
+            "\"iommu\":\"enabled\",\"devices\":[],\"groups\":[]".into(),
+            "\"source\":\"t\",\"devices\":[],\"groups\":[]".into(),
+            "\"source\":\"t\",\"iommu\":\"enabled\",\"groups\":[]".into(),
+            "\"source\":\"t\",\"iommu\":\"enabled\",\"devices\":[]".into(),
+            format!("{good},\"source\":\"u\""),
+            format!("{good},\"groups\":[]"),
+            format!("{good},\"facts\":{{}},\"facts\":{{}}"),
+            "\"source\":1,\"iommu\":\"enabled\",\"devices\":[],\"groups\":[]".into(),
+            "\"source\":\"t\",\"iommu\":\"maybe\",\"devices\":[],\"groups\":[]".into(),
+            "\"source\":\"t\",\"iommu\":\"enabled\",\"devices\":{},\"groups\":[]".into(),
+            "\"source\":\"t\",\"iommu\":\"enabled\",\"devices\":[],\"groups\":[{\"id\":-1,\"members\":[]}]".into(),
+            "\"source\":\"t\",\"iommu\":\"enabled\",\"devices\":[{\"address\":\"0000:01:00.9\"}],\"groups\":[]".into(),
+        ] {
+            let text = format!("{{{env},{body}}}");
+            let derived = serde_json::from_str::<Host>(&text).map_err(|e| (e.line(), e.column(), e.to_string()));
+            let ours = serde_json::from_str::<Document>(&text).map(|d| d.host).map_err(|e| (e.line(), e.column(), e.to_string()));
+            assert_eq!(ours, derived, "{body}");
+            // and through the whole reader, with the host's checks after it
+            match (from_str(&text, p), derived) {
+                (Ok(_), Ok(_)) => {}
+                (Err(e), Err((line, column, message))) => {
+                    assert_eq!((e.line, e.column, e.message), (line, column, message))
+                }
+                (a, b) => panic!("{body}: {a:?} against {b:?}"),
+            }
+        }
+    }
+
+    /// A document wrong in several ways gets the message it got from the
+    /// two-pass reader: JSON first, then format, then version, then fields.
+    #[test]
+    fn a_bad_document_gets_its_first_error_in_the_old_order() {
+        let p = Path::new("s.json");
+        let bad_fields = "\"source\":1,\"devices\":{}";
+        let e = from_str(
+            &format!("{{\"format\":\"x\",\"version\":2,{bad_fields}}}"),
+            p,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("format is \"x\""), "{e}");
+        let e = from_str(
+            &format!("{{\"format\":\"{FORMAT}\",\"version\":9,{bad_fields}}}"),
+            p,
+        )
+        .unwrap_err();
+        assert!(e.message.contains("version 9 is not supported"), "{e}");
+        let e = from_str(
+            &format!("{{\"format\":\"{FORMAT}\",\"version\":2,{bad_fields}}}"),
+            p,
+        )
+        .unwrap_err();
+        assert!(e.message.starts_with("invalid type: integer `1`"), "{e}");
+        let e = from_str(&format!("{{\"format\":\"x\",{bad_fields},]"), p).unwrap_err();
+        assert!(
+            e.line == 1 && e.column > 0 && !e.message.contains("format"),
+            "{e}"
+        );
     }
 }

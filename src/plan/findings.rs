@@ -11,8 +11,7 @@
 //! their own in the same [`Finding`] shape; their codes are here too, so
 //! there is one list of what a finding can say.
 
-use serde::{Serialize, Serializer};
-use std::fmt;
+use serde::Serialize;
 
 /// Declares [`Code`] and its one string table.
 macro_rules! codes {
@@ -116,17 +115,7 @@ codes! {
     NoInitramfsRebuild = "no-initramfs-rebuild",
 }
 
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for Code {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
+as_string!(Code);
 
 /// A blocker or warning with a stable code.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]

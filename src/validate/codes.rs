@@ -11,8 +11,6 @@
 //! severities; a test holds the two together.
 
 use super::Severity;
-use serde::{Serialize, Serializer};
-use std::fmt;
 
 /// Declares [`Code`] and its table from one list of
 /// `Variant "VPnnn" Severity "summary"`.
@@ -93,17 +91,7 @@ codes! {
     Vp061 "VP061" Warning "a consent entry the guard cannot use (device not a PCI address, or a rule consent cannot lift)";
 }
 
-impl fmt::Display for Code {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl Serialize for Code {
-    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        s.serialize_str(self.as_str())
-    }
-}
+as_string!(Code);
 
 #[cfg(test)]
 mod tests {

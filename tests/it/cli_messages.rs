@@ -6,27 +6,10 @@
 //! or a fake tree.
 
 use crate::run::Vp;
+use crate::setup::{listing, repo, sample, tempdir};
 use predicates::prelude::*;
 use predicates::str::contains;
 use std::path::{Path, PathBuf};
-
-fn root() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
-
-fn sample(prefix: &str) -> PathBuf {
-    let dir = root().join("samples/hosts");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "json")
-                && p.file_name().unwrap().to_string_lossy().starts_with(prefix)
-        })
-        .collect();
-    v.sort();
-    v.pop().unwrap_or_else(|| panic!("no sample {prefix}"))
-}
 
 /// Sample 004 with its host-critical facts stated (the root disk's SATA
 /// controller, the default-route NIC, no boot VGA), as a user would state
@@ -38,13 +21,8 @@ fn s004() -> &'static Path {
     static SNAP: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
     SNAP.get_or_init(|| {
         let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("004-stated.json");
-        let s = sample("004");
-        let listing = s.parent().unwrap().join(format!(
-            "listings/{}.txt",
-            s.file_stem().unwrap().to_string_lossy()
-        ));
         vp().args(["snapshot", "--from-listing"])
-            .arg(listing)
+            .arg(listing("004"))
             .args(["--root-disk", "02:00.1", "--default-nic", "2a:00.0"])
             .args(["--boot-vga", "none", "-o"])
             .arg(&out)
@@ -56,7 +34,7 @@ fn s004() -> &'static Path {
 
 /// The fixture host: a GPU on host drivers, an ISA bridge, the root NVMe.
 fn fixture() -> PathBuf {
-    root().join("tests/fixtures/host-gpu.json")
+    repo().join("tests/fixtures/host-gpu.json")
 }
 
 fn vp() -> Vp {
@@ -72,14 +50,6 @@ fn on(s: &Path, args: &[&str]) -> Vp {
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
-}
-
-fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("virt-pci-msg")
-        .tempdir_in("/dev/shm")
-        .or_else(|_| tempfile::tempdir())
-        .unwrap()
 }
 
 // ---- Validate arguments and environment first, then plan, then print ----
@@ -670,7 +640,7 @@ fn hostdevs_lists_a_domains_devices_with_the_hosts_names() {
     assert!(out.contains("note: IOMMU group 14 also holds 0000:2b:00.1, 0000:2b:00.2, 0000:2b:00.3, which the domain does not have"), "{out}");
     // Two hostdevs of one incomplete group: the note once.
     let o = on(s004(), &["hostdevs"])
-        .arg(root().join("samples/domains/bad-rtx2070-half-group.xml"))
+        .arg(repo().join("samples/domains/bad-rtx2070-half-group.xml"))
         .output()
         .unwrap();
     assert_eq!(

@@ -3,40 +3,12 @@
 //! errors, and lspci reading the same fake tree.
 
 use crate::run::Vp;
+use crate::setup::{listing, sample, tempdir};
 use predicates::prelude::*;
 use std::path::{Path, PathBuf};
 
-fn sample(prefix: &str) -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/hosts");
-    let mut v: Vec<PathBuf> = std::fs::read_dir(&dir)
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "json")
-                && p.file_name().unwrap().to_string_lossy().starts_with(prefix)
-        })
-        .collect();
-    v.sort();
-    v.pop().unwrap_or_else(|| panic!("no sample {prefix}"))
-}
-
-fn listing(prefix: &str) -> PathBuf {
-    let s = sample(prefix);
-    let name = s.file_stem().unwrap().to_string_lossy().into_owned();
-    s.parent().unwrap().join(format!("listings/{name}.txt"))
-}
-
 fn vp() -> Vp {
     crate::run::vp()
-}
-
-/// A scratch directory, on tmpfs when there is one (speed only).
-fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("virt-pci-cli")
-        .tempdir_in("/dev/shm")
-        .or_else(|_| tempfile::tempdir())
-        .unwrap()
 }
 
 /// A fake tree for a sample, written by the hidden developer command.

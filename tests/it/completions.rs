@@ -8,7 +8,8 @@
 //!
 //! bash, zsh and fish are installed by `make deps` (scripts/install-deps.sh).
 
-use std::path::{Path, PathBuf};
+use crate::setup::repo;
+use std::path::PathBuf;
 use std::process::Command;
 
 const S001: &str = "samples/hosts/001-asrock-z170-gaming-itx-gtx960.json";
@@ -16,10 +17,6 @@ const S001: &str = "samples/hosts/001-asrock-z170-gaming-itx-gtx960.json";
 /// For the shells, which run the binary themselves with the words they are given.
 fn exe() -> PathBuf {
     crate::run::bin_path()
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
 fn need(shell: &str) {

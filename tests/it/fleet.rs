@@ -4,30 +4,10 @@
 //! sample host to another and back to the original bytes.
 
 use crate::run::Vp;
+use crate::setup::{repo, sample, samples_dir};
 use predicates::prelude::*;
 use serde_json::Value;
 use std::path::{Path, PathBuf};
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).to_path_buf()
-}
-
-fn hosts_dir() -> PathBuf {
-    root().join("samples/hosts")
-}
-
-fn sample(prefix: &str) -> PathBuf {
-    let mut v: Vec<PathBuf> = std::fs::read_dir(hosts_dir())
-        .unwrap()
-        .filter_map(|e| e.ok().map(|e| e.path()))
-        .filter(|p| {
-            p.extension().is_some_and(|x| x == "json")
-                && p.file_name().unwrap().to_string_lossy().starts_with(prefix)
-        })
-        .collect();
-    v.sort();
-    v.pop().unwrap_or_else(|| panic!("no sample {prefix}"))
-}
 
 fn s(p: &Path) -> String {
     p.display().to_string()
@@ -35,7 +15,7 @@ fn s(p: &Path) -> String {
 
 fn vp() -> Vp {
     let mut c = crate::run::vp();
-    c.current_dir(root());
+    c.current_dir(repo());
     c
 }
 
@@ -74,7 +54,7 @@ const STATED: &[(&str, &str, &str, &str)] = &[
 fn stated() -> tempfile::TempDir {
     let d = tempfile::tempdir().unwrap();
     for (name, root, nic, vga) in STATED {
-        let listing = hosts_dir().join(format!("listings/{name}.txt"));
+        let listing = samples_dir().join(format!("listings/{name}.txt"));
         let out = d.path().join(format!("{name}.json"));
         vp().args([
             "snapshot",
@@ -131,7 +111,7 @@ fn inventory_counts_match_every_sample_snapshot() {
     for h in hosts {
         let name = h["name"].as_str().unwrap();
         let snap: Value = serde_json::from_str(
-            &std::fs::read_to_string(hosts_dir().join(format!("{name}.json"))).unwrap(),
+            &std::fs::read_to_string(samples_dir().join(format!("{name}.json"))).unwrap(),
         )
         .unwrap();
         let devs = snap["devices"].as_array().unwrap();
@@ -398,7 +378,7 @@ fn a_four_function_turing_card_runs_only_where_such_a_card_sits_in_a_clean_group
 /// A copy of the sample mapping with one entry changed.
 fn mapping_with(edit: impl Fn(&mut Value)) -> (tempfile::TempDir, PathBuf) {
     let mut m: Value = serde_json::from_str(
-        &std::fs::read_to_string(root().join("samples/mappings/gpus.json")).unwrap(),
+        &std::fs::read_to_string(repo().join("samples/mappings/gpus.json")).unwrap(),
     )
     .unwrap();
     edit(&mut m);
@@ -599,7 +579,7 @@ fn retarget_expands_groups_and_refuses_what_the_target_cannot_take() {
     // The half-passed RTX 2070 moves to the Quadro of 014: its whole group goes.
     let f = d.path().join("half.xml");
     std::fs::copy(
-        root().join("samples/domains/bad-rtx2070-half-group.xml"),
+        repo().join("samples/domains/bad-rtx2070-half-group.xml"),
         &f,
     )
     .unwrap();

@@ -29,6 +29,7 @@
 //! review the diff: these files are the proof that a restructuring changed
 //! nothing.
 
+use crate::setup::repo;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::fs;
@@ -48,14 +49,10 @@ struct Record {
     stdout: Vec<u8>,
 }
 
-fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
 /// The wild domains, as a path relative to the checkout (or `$VIRT_PCI_WILD`).
 fn wild_dir() -> String {
     let w = std::env::var("VIRT_PCI_WILD").unwrap_or_else(|_| "../shared/wild-domains".into());
-    let p = manifest().join(&w);
+    let p = repo().join(&w);
     assert!(
         p.is_dir(),
         "golden: the wild domains are not at {} (set VIRT_PCI_WILD to their directory)",
@@ -67,7 +64,7 @@ fn wild_dir() -> String {
 /// Runs the binary (through the guarded runner); stdout and exit code.
 fn run(args: &[String]) -> (i32, Vec<u8>) {
     let out = crate::run::vp()
-        .current_dir(manifest())
+        .current_dir(repo())
         .args(args)
         .output()
         .expect("run virt-pci");
@@ -85,7 +82,7 @@ fn sorted_files(dir: &Path, ext: &str) -> Vec<PathBuf> {
 }
 
 fn rel(p: &Path) -> String {
-    p.strip_prefix(manifest())
+    p.strip_prefix(repo())
         .unwrap_or(p)
         .to_string_lossy()
         .into_owned()
@@ -136,9 +133,9 @@ fn cases(tmp: &str, wild: &str) -> Vec<Case> {
     let mut v = Vec::new();
     let mut add =
         |family: &'static str, name: String, args: Vec<String>| v.push(Case { family, name, args });
-    let mut hosts = sorted_files(&manifest().join("samples/hosts"), "json");
-    hosts.push(manifest().join("tests/fixtures/host-gpu.json"));
-    let domains = sorted_files(&manifest().join("samples/domains"), "xml");
+    let mut hosts = sorted_files(&repo().join("samples/hosts"), "json");
+    hosts.push(repo().join("tests/fixtures/host-gpu.json"));
+    let domains = sorted_files(&repo().join("samples/domains"), "xml");
     for h in &hosts {
         let host = rel(h);
         let name = h.file_stem().unwrap().to_string_lossy().into_owned();
@@ -314,7 +311,7 @@ fn cases(tmp: &str, wild: &str) -> Vec<Case> {
         );
     }
     let host = "samples/hosts/004-msi-b550m-mortar-turing-4fn.json";
-    for d in sorted_files(&manifest().join(wild), "xml") {
+    for d in sorted_files(&repo().join(wild), "xml") {
         let dn = d.file_name().unwrap().to_string_lossy().into_owned();
         add(
             "wild",
@@ -457,7 +454,7 @@ fn pci_ids_hash() -> String {
 #[test]
 fn json_outputs_are_byte_identical_to_the_golden_files() {
     let bless = std::env::var_os("GOLDEN_BLESS").is_some_and(|v| !v.is_empty());
-    let dir = manifest().join("tests/golden");
+    let dir = repo().join("tests/golden");
     let tmpdir = tempfile::tempdir().unwrap();
     let tmp = tmpdir.path().to_string_lossy().into_owned();
     let wild = wild_dir();

@@ -464,9 +464,7 @@ fn comparable(h: &Host) -> Host {
 /// test checks something even before samples exist.
 #[test]
 fn sample_hosts_through_the_test_driver_plan_like_the_snapshot() {
-    let dir = std::env::var_os("VIRT_PCI_SAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/hosts"));
+    let dir = crate::setup::sweep_dir();
     let mut hosts: Vec<(String, Host)> = Vec::new();
     if let Ok(it) = std::fs::read_dir(&dir) {
         let mut paths: Vec<PathBuf> = it

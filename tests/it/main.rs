@@ -32,5 +32,6 @@ mod prop_edit;
 mod readme;
 mod run;
 mod samples;
+mod setup;
 mod snapshots;
 mod validate_cli;

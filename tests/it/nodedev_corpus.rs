@@ -141,9 +141,7 @@ fn emitted_devices_validate_against_libvirts_schema() {
         }
     }
     // the sample hosts, when present (samples/hosts/*.json; VIRT_PCI_SAMPLES overrides)
-    let dir = std::env::var_os("VIRT_PCI_SAMPLES")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/hosts"));
+    let dir = crate::setup::sweep_dir();
     if let Ok(it) = std::fs::read_dir(&dir) {
         for p in it.map(|e| e.unwrap().path()) {
             if p.extension().is_some_and(|e| e == "json") {

@@ -4,15 +4,12 @@
 //! own these machines; the tree follows the kernel's layout exactly) and read
 //! back through the same sysfs reader that reads `/`.
 
+use crate::setup::{samples_dir, tempdir};
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use virt_pci::host::{fake, listing, snapshot, sysfs, Critical, GroupMember, Host, IommuState};
 use virt_pci::plan::{plan, Code, Plan, PlanOptions, Role};
 use virt_pci::PciAddress;
-
-fn samples_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/hosts")
-}
 
 /// Every sample: (name without extension).
 fn sample_names() -> Vec<String> {
@@ -73,16 +70,6 @@ fn load_stated(prefix: &str) -> Host {
     .unwrap();
     h.state_fact(CriticalFact::BootVga, &[]).unwrap();
     h
-}
-
-/// A scratch directory, on tmpfs when there is one: a tree is hundreds of
-/// small files, and a disk-backed /tmp makes that seconds per sample.
-pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("virt-pci-test")
-        .tempdir_in("/dev/shm")
-        .or_else(|_| tempfile::tempdir())
-        .unwrap()
 }
 
 /// The sample laid out as a fake tree and read back through sysfs.

@@ -11,16 +11,13 @@
 //! After an intended change of output, `SNAPSHOT_BLESS=1 cargo test --test
 //! it snapshots::` rewrites the files; review the diff.
 
-use std::path::{Path, PathBuf};
+use crate::setup::repo;
+use std::path::Path;
 
 const S004: &str = "samples/hosts/004-msi-b550m-mortar-turing-4fn.json";
 const S018: &str = "samples/hosts/018-gigabyte-x570-aorus-pro-3900x.json";
 const S028: &str = "samples/hosts/028-skylake-sp-8gpu-server-cx5-vf-partial.json";
 const FIXTURE: &str = "tests/fixtures/host-gpu.json";
-
-fn manifest() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A unified diff of two texts, at most `lines` lines (shared with golden.rs).
 pub fn diff(want: &str, got: &str, lines: usize) -> String {
@@ -41,7 +38,7 @@ pub fn diff(want: &str, got: &str, lines: usize) -> String {
 /// `SNAPSHOT_BLESS=1`, writes) `tests/snapshots/NAME.txt`.
 fn snapshot(name: &str, args: &[&str], tmp: Option<&Path>) {
     let out = crate::run::vp()
-        .current_dir(manifest())
+        .current_dir(repo())
         .args(args)
         .output()
         .expect("run virt-pci");
@@ -55,7 +52,7 @@ fn snapshot(name: &str, args: &[&str], tmp: Option<&Path>) {
     if let Some(t) = tmp {
         got = got.replace(t.to_str().unwrap(), "$TMP");
     }
-    let path = manifest().join(format!("tests/snapshots/{name}.txt"));
+    let path = repo().join(format!("tests/snapshots/{name}.txt"));
     if std::env::var_os("SNAPSHOT_BLESS").is_some_and(|v| !v.is_empty()) {
         std::fs::create_dir_all(path.parent().unwrap()).unwrap();
         std::fs::write(&path, &got).unwrap();
@@ -168,7 +165,7 @@ fn doctor_on_a_snapshot_and_on_a_fake_tree() {
     let root = t.path().join("004");
     let r = root.to_str().unwrap();
     let made = crate::run::vp()
-        .current_dir(manifest())
+        .current_dir(repo())
         .args(["fake-sysfs", S004, r])
         .output()
         .unwrap();

@@ -182,6 +182,13 @@ domain_part() {
   check "domain: no hostdev is left" '! inactive win11 | grep -q "<hostdev" && ! inactive win11-014 | grep -q "<hostdev"'
   dplay -e state=absent tests/ansible/domain.yml > "$work/dom-absent2.out" 2>&1 || { cat "$work/dom-absent2.out"; return 1; }
   check "domain: absent again changes nothing" '[ "$(changed "$work/dom-absent2.out")" -eq 0 ]'
+  # --force writes what was asked for beside what travels (Plan::hostdev_set);
+  # absent takes out the same set.
+  local forced='{"devices004": ["04:00.0"], "force": true}'
+  dplay -e "$forced" tests/ansible/domain.yml > "$work/dom-forced.out" 2>&1 || { cat "$work/dom-forced.out"; return 1; }
+  check "domain: force adds the boot GPU" 'inactive win11 | grep -q "<address domain=.0x0000. bus=.0x04. slot=.0x00. function=.0x0./>"'
+  dplay -e "$forced" -e state=absent tests/ansible/domain.yml > "$work/dom-forced-absent.out" 2>&1 || { cat "$work/dom-forced-absent.out"; return 1; }
+  check "domain: absent takes out everything force added" '! inactive win11 | grep -q "<hostdev"'
 }
 session_cleanup() {
   # The session daemon this suite autostarted (its pid file), nothing else.

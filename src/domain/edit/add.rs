@@ -167,77 +167,24 @@ fn element_block(st: &Style, rendered: String) -> String {
 /// last `<hostdev>`, else at the end of its content; `<devices/>` becomes
 /// `<devices>...</devices>`.
 fn into_devices(text: &str, d: Node<'_, '_>, st: &Style, block: &str) -> Splice {
-    let r = d.range();
-    if splice::is_self_closing(text, &r) {
-        // `<devices/>` becomes `<devices>...</devices>`.
-        let di = splice::line_indent(text, r.start).unwrap_or("");
-        let close = if st.compact {
-            String::new()
-        } else {
-            format!("{}{di}", st.newline)
-        };
-        let slash = r.end - 2;
-        let head = text[r.start..slash].trim_end_matches([' ', '\t', '\r', '\n']);
-        let head_end = r.start + head.len();
-        (head_end..r.end, format!(">{block}{close}</devices>"))
-    } else {
-        let last_hostdev = d.children().rfind(|c| domain::is_el(*c, "hostdev"));
-        let at = match last_hostdev {
-            Some(h) => h.range().end,
-            None => {
-                let content_start = splice::start_tag_end(text, r.start);
-                let end = splice::end_tag_start(text, &r);
-                splice::skip_ws_back(text, end, content_start)
-            }
-        };
-        let end = splice::end_tag_start(text, &r);
-        let tail = if !st.compact && last_hostdev.is_none() && !text[at..end].contains('\n') {
-            let di = splice::line_indent(text, r.start).unwrap_or("");
-            format!("{}{di}", st.newline)
-        } else {
-            String::new()
-        };
-        (at..at, format!("{block}{tail}"))
-    }
+    let di = splice::line_indent(text, d.range().start).unwrap_or("");
+    let last_hostdev = d.children().rfind(|c| domain::is_el(*c, "hostdev"));
+    splice::append_children(text, d, last_hostdev, di, block, "devices", st)
 }
 
 /// The splice that gives a domain without `<devices>` one holding `block`,
 /// at the end of the root's content (a self-closing root is opened).
 fn with_new_devices(text: &str, doc: &Document<'_>, st: &Style, block: &str) -> Splice {
     let root = doc.root_element();
-    let r = root.range();
-    let ri = splice::line_indent(text, r.start).unwrap_or("");
-    let di = st
-        .base
-        .strip_suffix(st.unit.as_str())
-        .unwrap_or(ri)
-        .to_string();
+    let ri = splice::line_indent(text, root.range().start).unwrap_or("");
+    let di = st.base.strip_suffix(st.unit.as_str()).unwrap_or(ri);
     let nl = &st.newline;
     let new_devices = if st.compact {
         format!("<devices>{block}</devices>")
     } else {
         format!("{nl}{di}<devices>{block}{nl}{di}</devices>")
     };
-    if splice::is_self_closing(text, &r) {
-        let head = text[r.start..r.end - 2].trim_end_matches([' ', '\t', '\r', '\n']);
-        let head_end = r.start + head.len();
-        let close = if st.compact {
-            String::new()
-        } else {
-            format!("{nl}{ri}")
-        };
-        (head_end..r.end, format!(">{new_devices}{close}</domain>"))
-    } else {
-        let content_start = splice::start_tag_end(text, r.start);
-        let end = splice::end_tag_start(text, &r);
-        let at = splice::skip_ws_back(text, end, content_start);
-        let tail = if !st.compact && !text[at..end].contains('\n') {
-            format!("{nl}{ri}")
-        } else {
-            String::new()
-        };
-        (at..at, format!("{new_devices}{tail}"))
-    }
+    splice::append_children(text, root, None, ri, &new_devices, "domain", st)
 }
 
 /// The `<devices>` new hostdevs go into: the one holding the last
@@ -276,8 +223,6 @@ pub fn reversible(text: &str) -> bool {
     if st.compact {
         return true;
     }
-    let content_start = splice::start_tag_end(text, r.start);
-    let end = splice::end_tag_start(text, &r);
-    let at = splice::skip_ws_back(text, end, content_start);
-    text[at..end].contains('\n')
+    let at = splice::content_end(text, &r);
+    text[at..splice::end_tag_start(text, &r)].contains('\n')
 }

@@ -128,7 +128,7 @@ pub enum EditError {
     },
     /// A guest-side option that does not fit the domain (an occupied or
     /// impossible guest address, a boot order or alias already used).
-    Guest(crate::domain::guest::GuestError),
+    Guest(domain::guest::GuestError),
     /// Options for devices the domain already has: they would not be
     /// applied, so nothing is written. `line` is where the first one is.
     PresentWithOptions {

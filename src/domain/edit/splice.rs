@@ -5,6 +5,8 @@
 //! the indentation of a line) by looking at the original bytes, so an edit
 //! never re-serialises anything it did not create.
 
+use crate::domain::hostdev::Style;
+use roxmltree::Node;
 use std::ops::Range;
 
 /// The indentation of the line `pos` is on, when only spaces and tabs
@@ -52,6 +54,55 @@ pub(crate) fn skip_ws_back(text: &str, mut pos: usize, floor: usize) -> usize {
         pos -= 1;
     }
     pos
+}
+
+/// Where the content of the non-self-closing element at `range` ends: before
+/// the whitespace that precedes its end tag.
+pub(crate) fn content_end(text: &str, range: &Range<usize>) -> usize {
+    let content_start = start_tag_end(text, range.start);
+    skip_ws_back(text, end_tag_start(text, range), content_start)
+}
+
+/// The splice that appends `body` (children already indented, each led by
+/// its own line end unless the file is compact) to the element `el`, whose
+/// end tag is `</close_name>` and whose start tag is indented `indent`:
+/// right after its child `after` when given, else at the end of its
+/// content. A self-closing `<x/>` becomes `<x>…</x>`; an end tag that would
+/// share its line with the new children moves to a line of its own.
+pub(crate) fn append_children(
+    text: &str,
+    el: Node<'_, '_>,
+    after: Option<Node<'_, '_>>,
+    indent: &str,
+    body: &str,
+    close_name: &str,
+    st: &Style,
+) -> (Range<usize>, String) {
+    let r = el.range();
+    let nl = &st.newline;
+    if is_self_closing(text, &r) {
+        let head = text[r.start..r.end - 2].trim_end_matches([' ', '\t', '\r', '\n']);
+        let close = if st.compact {
+            String::new()
+        } else {
+            format!("{nl}{indent}")
+        };
+        return (
+            r.start + head.len()..r.end,
+            format!(">{body}{close}</{close_name}>"),
+        );
+    }
+    let at = match after {
+        Some(a) => a.range().end,
+        None => content_end(text, &r),
+    };
+    let end = end_tag_start(text, &r);
+    let tail = if !st.compact && after.is_none() && !text[at..end].contains('\n') {
+        format!("{nl}{indent}")
+    } else {
+        String::new()
+    };
+    (at..at, format!("{body}{tail}"))
 }
 
 /// The range to delete for an element: the element and the indentation and

@@ -207,9 +207,11 @@ def apply(module, base, steps, target, how):
             added.append(spec)
         else:
             # The plan's verdict does not matter for taking devices out (exit 1
-            # with a blocked plan still prints it); which functions travel does.
+            # with a blocked plan still prints it); what `add` writes does:
+            # what travels and, under --force, what was asked for
+            # (Plan::hostdev_set). Functions the domain lacks are skipped.
             plan = run_json(module, base + ['show', spec, '--json'], ok_codes=(0, 1))['plan']
-            for a in plan['travels']:
+            for a in sorted(set(plan['travels']) | set(plan['requested'])):
                 r = edit(module, base + ['remove'] + target + [a] + how, absent_ok=True)
                 if r is not None:
                     reports.append(r)
