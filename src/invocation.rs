@@ -191,38 +191,42 @@ fn backend(
                     "--backend sysfs acts on this machine's sysfs, but the host was given with -c",
                     &["drop -c to act through sysfs, or use --backend libvirt"],
                 )),
-                HostSource::Root(r) => Backend::Sysfs {
-                    root: r.clone(),
-                    execute: true,
-                },
-                HostSource::Snapshot(_) => Backend::Sysfs {
-                    root: PathBuf::from("/"),
-                    execute: false,
-                },
-                _ => {
-                    // LIBVIRT_DEFAULT_URI alone does not outrank an explicit
-                    // --backend sysfs: act on this machine.
-                    *host = HostSource::ThisMachine;
-                    Backend::Sysfs {
-                        root: PathBuf::from("/"),
-                        execute: true,
+                h => match sysfs_on(h) {
+                    Some(b) => b,
+                    None => {
+                        // LIBVIRT_DEFAULT_URI alone does not outrank an explicit
+                        // --backend sysfs: act on this machine.
+                        *host = HostSource::ThisMachine;
+                        Backend::Sysfs {
+                            root: PathBuf::from("/"),
+                            execute: true,
+                        }
                     }
-                }
+                },
             }
         }
         Some(BackendChoice::Auto) => match &*host {
             HostSource::Libvirt(u) => Backend::Libvirt(u.clone()),
-            HostSource::Root(r) => Backend::Sysfs {
-                root: r.clone(),
-                execute: true,
-            },
-            HostSource::Snapshot(_) => Backend::Sysfs {
-                root: PathBuf::from("/"),
-                execute: false,
-            },
-            _ => Backend::LibvirtElseSysfs,
+            h => sysfs_on(h).unwrap_or(Backend::LibvirtElseSysfs),
         },
     })
+}
+
+/// The sysfs backend for a host named by `--root` (acts under that root)
+/// or `--snapshot` (plans only: a snapshot is never acted on); `None` for
+/// any other source.
+fn sysfs_on(host: &HostSource) -> Option<Backend> {
+    match host {
+        HostSource::Root(r) => Some(Backend::Sysfs {
+            root: r.clone(),
+            execute: true,
+        }),
+        HostSource::Snapshot(_) => Some(Backend::Sysfs {
+            root: PathBuf::from("/"),
+            execute: false,
+        }),
+        _ => None,
+    }
 }
 
 /// Where domains come from: libvirt when the command names domains, when

@@ -85,7 +85,7 @@ pub fn group_verdict(host: &Host, id: u32) -> GroupVerdict {
 }
 
 /// A device's display name: pci.ids, else the source's names, else ids.
-pub(crate) fn display_name(ids: &PciIds, d: &Device) -> String {
+pub fn display_name(ids: &PciIds, d: &Device) -> String {
     name_of(
         ids,
         d.vendor(),

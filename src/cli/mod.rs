@@ -429,15 +429,10 @@ fn parse_specs(specs: &[String]) -> Result<Vec<DeviceSpec>, CliError> {
         .collect()
 }
 
-/// A device's display name: pci.ids, else the source's names, else ids.
+/// A device's display name ([`virt_pci::report::display_name`]: pci.ids,
+/// else the source's names, else ids), escaped for printing.
 fn device_name(ctx: &Context, d: &host::Device) -> String {
-    name_of(
-        ctx,
-        d.vendor(),
-        d.device(),
-        d.vendor_name.as_deref(),
-        d.device_name.as_deref(),
-    )
+    virt_pci::text::escape(&virt_pci::report::display_name(ctx.ids(), d))
 }
 
 /// [`device_name`] from the ids and the source's names.

@@ -9,7 +9,9 @@
 //! [`param`]) and their fixes point at each other (enable the firmware's
 //! IOMMU first, then the kernel's).
 
-use super::read::{add_param, check, cmdline, param, unknown_in_snapshot, Read, Reader};
+use super::read::{
+    add_param, check, cmdline, cmdline_check, param, unknown_in_snapshot, Read, Reader,
+};
 use super::{Check, Evidence, Facts, Status};
 use crate::host::{Host, IommuState};
 
@@ -214,17 +216,15 @@ pub fn iommu_passthrough_mode(facts: Facts) -> Check {
     const ID: &str = "iommu-pt";
     const T: &str = "IOMMU mode for host devices (iommu=pt)";
     const RULE: &str = "kernel-parameters.txt: iommu=pt";
-    let Facts::Root(root) = facts else {
-        return unknown_in_snapshot(ID, T, "the kernel command line", RULE);
-    };
-    let r = Reader { root };
-    let (cl, words) = cmdline(&r);
-    let ev = vec![r.ev("/proc/cmdline", &cl)];
-    match words {
-        None => check(ID, T, Status::Unknown, "cannot read the kernel command line", ev, None, RULE),
-        Some(w) if param(&w, "iommu") == Some("pt") => check(ID, T, Status::Pass, "iommu=pt: host devices bypass translation (performance note only)", ev, None, RULE),
-        Some(_) => check(ID, T, Status::Pass, "iommu=pt not set: host devices' DMA is translated too (a small cost on I/O-heavy hosts; a performance note, not a problem)", ev, Some("optional: add `iommu=pt` to the kernel command line".into()), RULE),
-    }
+    cmdline_check(facts, ID, T, RULE, |w| {
+        if param(w, "iommu") == Some("pt") {
+            let msg = "iommu=pt: host devices bypass translation (performance note only)";
+            return (Status::Pass, msg.into(), None);
+        }
+        let msg = "iommu=pt not set: host devices' DMA is translated too (a small cost on I/O-heavy hosts; a performance note, not a problem)";
+        let fix = "optional: add `iommu=pt` to the kernel command line";
+        (Status::Pass, msg.into(), Some(fix.into()))
+    })
 }
 
 /// Interrupt remapping: without it, VFIO's type1 backend refuses a group
@@ -333,17 +333,16 @@ pub fn acs_override(facts: Facts) -> Check {
     const ID: &str = "acs-override";
     const T: &str = "pcie_acs_override";
     const RULE: &str = "out-of-tree patch \"pci: Enable overrides for missing ACS capabilities\" (not in mainline Linux)";
-    let Facts::Root(root) = facts else {
-        return unknown_in_snapshot(ID, T, "the kernel command line", RULE);
-    };
-    let r = Reader { root };
-    let (cl, words) = cmdline(&r);
-    let ev = vec![r.ev("/proc/cmdline", &cl)];
-    match words {
-        None => check(ID, T, Status::Unknown, "cannot read the kernel command line", ev, None, RULE),
-        Some(w) => match param(&w, "pcie_acs_override") {
-            Some(v) => check(ID, T, Status::Warn, format!("pcie_acs_override={v}: the IOMMU groups are split by a patch, not by the hardware — devices in one group are NOT isolated from each other, and virt-pci's plan trusts the groups it is shown"), ev, Some("remove pcie_acs_override to see the real groups; put the device in a slot with its own group (a CPU-attached slot) instead".into()), RULE),
-            None => check(ID, T, Status::Pass, "not set: the groups are the hardware's", ev, None, RULE),
-        },
-    }
+    cmdline_check(facts, ID, T, RULE, |w| {
+        let Some(v) = param(w, "pcie_acs_override") else {
+            return (
+                Status::Pass,
+                "not set: the groups are the hardware's".into(),
+                None,
+            );
+        };
+        let msg = format!("pcie_acs_override={v}: the IOMMU groups are split by a patch, not by the hardware — devices in one group are NOT isolated from each other, and virt-pci's plan trusts the groups it is shown");
+        let fix = "remove pcie_acs_override to see the real groups; put the device in a slot with its own group (a CPU-attached slot) instead";
+        (Status::Warn, msg, Some(fix.into()))
+    })
 }

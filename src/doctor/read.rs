@@ -7,7 +7,7 @@
 //! directory)`) are part of `doctor --json` and of what users compare
 //! between hosts; one reader keeps them the same in every check.
 
-use super::{Check, Evidence, Status};
+use super::{Check, Evidence, Facts, Status};
 use crate::address::PciAddress;
 use std::fs;
 use std::io;
@@ -124,6 +124,31 @@ pub(super) fn cmdline(r: &Reader) -> (Read, Option<Vec<String>>) {
         _ => None,
     };
     (c, words)
+}
+
+/// A check that judges the kernel command line alone: unknown in a
+/// snapshot (it records none) and where `/proc/cmdline` cannot be read;
+/// otherwise `judge` gives the status, message and fix from its words, and
+/// the file is the evidence.
+pub(super) fn cmdline_check(
+    facts: Facts,
+    id: &'static str,
+    title: &'static str,
+    rule: &'static str,
+    judge: impl FnOnce(&[String]) -> (Status, String, Option<String>),
+) -> Check {
+    let Facts::Root(root) = facts else {
+        return unknown_in_snapshot(id, title, "the kernel command line", rule);
+    };
+    let r = Reader { root };
+    let (cl, words) = cmdline(&r);
+    let ev = vec![r.ev("/proc/cmdline", &cl)];
+    let Some(w) = words else {
+        let msg = "cannot read the kernel command line";
+        return check(id, title, Status::Unknown, msg, ev, None, rule);
+    };
+    let (status, message, fix) = judge(&w);
+    check(id, title, status, message, ev, fix, rule)
 }
 
 pub(super) fn param<'a>(words: &'a [String], name: &str) -> Option<&'a str> {

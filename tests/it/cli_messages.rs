@@ -6,31 +6,10 @@
 //! or a fake tree.
 
 use crate::run::Vp;
-use crate::setup::{listing, repo, sample, tempdir};
+use crate::setup::{repo, sample, stated_004, tempdir};
 use predicates::prelude::*;
 use predicates::str::contains;
 use std::path::{Path, PathBuf};
-
-/// Sample 004 with its host-critical facts stated (the root disk's SATA
-/// controller, the default-route NIC, no boot VGA), as a user would state
-/// them for a listing: plans on it say `ok` or `blocked`, not `unverified`.
-fn s004() -> &'static Path {
-    // In cargo's per-target scratch directory, not a TempDir: a static is
-    // never dropped, so a TempDir here left one directory behind per run.
-    // `-o` writes atomically and the content is fixed, so runs may race.
-    static SNAP: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    SNAP.get_or_init(|| {
-        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("004-stated.json");
-        vp().args(["snapshot", "--from-listing"])
-            .arg(listing("004"))
-            .args(["--root-disk", "02:00.1", "--default-nic", "2a:00.0"])
-            .args(["--boot-vga", "none", "-o"])
-            .arg(&out)
-            .assert()
-            .success();
-        out
-    })
-}
 
 /// The fixture host: a GPU on host drivers, an ISA bridge, the root NVMe.
 fn fixture() -> PathBuf {
@@ -56,7 +35,7 @@ fn text(b: &[u8]) -> String {
 
 #[test]
 fn detach_on_a_snapshot_refuses_before_printing_any_step() {
-    on(s004(), &["detach", "2b:00.0"])
+    on(stated_004(), &["detach", "2b:00.0"])
         .assert()
         .code(2)
         .stdout("")
@@ -68,7 +47,7 @@ fn detach_on_a_snapshot_refuses_before_printing_any_step() {
         &["reset", "2b:00.0"],
         &["check", "2b:00.0", "--try"],
     ] {
-        on(s004(), args).assert().code(2).stdout("");
+        on(stated_004(), args).assert().code(2).stdout("");
     }
     // A bad address is reported before the host is read.
     on(Path::new("/nonexistent/host.json"), &["detach", "zz"])
@@ -77,7 +56,7 @@ fn detach_on_a_snapshot_refuses_before_printing_any_step() {
         .stderr(contains("`zz` is not a PCI device address"))
         .stderr(contains("nonexistent").not());
     // --dry-run still prints the steps.
-    on(s004(), &["detach", "2b:00.0", "--dry-run"])
+    on(stated_004(), &["detach", "2b:00.0", "--dry-run"])
         .assert()
         .success()
         .stdout(contains("1. detach (to vfio) 0000:2b:00.0"));
@@ -85,7 +64,7 @@ fn detach_on_a_snapshot_refuses_before_printing_any_step() {
 
 #[test]
 fn snippet_rejects_options_before_printing_the_plan() {
-    on(s004(), &["snippet", "2b:00.0", "--boot-order", "0"])
+    on(stated_004(), &["snippet", "2b:00.0", "--boot-order", "0"])
         .assert()
         .code(2)
         .stdout("")
@@ -94,7 +73,7 @@ fn snippet_rejects_options_before_printing_the_plan() {
     // An option that needs the plan (four functions from slot 0x1e run
     // past 0x1f) is checked after planning, still before printing.
     on(
-        s004(),
+        stated_004(),
         &["snippet", "2b:00.0", "--guest-address", "0000:06:1e.0"],
     )
     .assert()
@@ -110,7 +89,7 @@ fn snippet_rejects_options_before_printing_the_plan() {
         "<domain type='kvm'><name>vm</name><devices/></domain>\n",
     )
     .unwrap();
-    on(s004(), &["add"])
+    on(stated_004(), &["add"])
         .arg(&f)
         .args(["2b:00.0", "--boot-order", "0"])
         .assert()
@@ -120,7 +99,7 @@ fn snippet_rejects_options_before_printing_the_plan() {
 
 #[test]
 fn permissive_without_xen_is_an_error_not_a_warning() {
-    on(s004(), &["snippet", "2b:00.0", "--permissive"])
+    on(stated_004(), &["snippet", "2b:00.0", "--permissive"])
         .assert()
         .code(2)
         .stdout("")
@@ -130,7 +109,7 @@ fn permissive_without_xen_is_an_error_not_a_warning() {
         ))
         .stderr(contains("--driver xen"));
     on(
-        s004(),
+        stated_004(),
         &["snippet", "2b:00.0", "--permissive", "--driver", "xen"],
     )
     .assert()
@@ -147,7 +126,7 @@ fn split_writes_one_root_element_per_file_named_by_node_device() {
     let d = tempdir();
     let dir = d.path().join("gpu");
     let out = on(
-        s004(),
+        stated_004(),
         &["snippet", "2b:00", "--alias", "ua-gpu", "--split"],
     )
     .arg(&dir)
@@ -187,7 +166,7 @@ fn split_writes_one_root_element_per_file_named_by_node_device() {
     // Numbered across the files as in the stream.
     assert_eq!(aliases, ["ua-gpu", "ua-gpu-1", "ua-gpu-2", "ua-gpu-3"]);
     // The stream and the files hold the same bytes.
-    let stream = on(s004(), &["snippet", "2b:00", "--alias", "ua-gpu"])
+    let stream = on(stated_004(), &["snippet", "2b:00", "--alias", "ua-gpu"])
         .assert()
         .success()
         .get_output()
@@ -201,7 +180,7 @@ fn split_writes_one_root_element_per_file_named_by_node_device() {
     // A file where the directory should be: usage error, nothing written.
     let file = d.path().join("plain");
     std::fs::write(&file, "x").unwrap();
-    on(s004(), &["snippet", "2b:00.0", "--split"])
+    on(stated_004(), &["snippet", "2b:00.0", "--split"])
         .arg(&file)
         .assert()
         .code(2)
@@ -244,7 +223,7 @@ fn validate_and_snapshot_read_stdin_with_a_dash() {
         .assert()
         .code(2)
         .stderr(contains("more than once"));
-    let snap = std::fs::read_to_string(s004()).unwrap();
+    let snap = std::fs::read_to_string(stated_004()).unwrap();
     vp().args(["--snapshot", "-", "show", "2b:00.0"])
         .write_stdin(snap.clone())
         .assert()
@@ -263,7 +242,7 @@ fn validate_and_snapshot_read_stdin_with_a_dash() {
 fn a_split_group_warns_once_and_a_driverless_function_is_not_told_to_unbind() {
     // A listing does not say which drivers the others are on: said so,
     // once for the group.
-    let o = on(s004(), &["snippet", "2b:00.0", "--no-strict-group"])
+    let o = on(stated_004(), &["snippet", "2b:00.0", "--no-strict-group"])
         .assert()
         .success()
         .get_output()
@@ -280,7 +259,7 @@ fn a_split_group_warns_once_and_a_driverless_function_is_not_told_to_unbind() {
     let d = tempdir();
     let tree = d.path().join("host");
     vp().arg("fake-sysfs")
-        .arg(s004())
+        .arg(stated_004())
         .arg(&tree)
         .assert()
         .success();
@@ -328,7 +307,7 @@ fn prepare_and_release_name_their_domain_and_group_absent_devices() {
         ),
     )
     .unwrap();
-    let o = on(s004(), &["prepare"])
+    let o = on(stated_004(), &["prepare"])
         .arg(&f)
         .arg("--dry-run")
         .assert()
@@ -342,7 +321,7 @@ fn prepare_and_release_name_their_domain_and_group_absent_devices() {
     assert!(err.contains("error: refusing to prepare: domain `vm1` uses 0000:77:00.0, 0000:77:00.1, 0000:78:00.0, which are not present"), "{err}");
     assert_eq!(err.matches("virt-pci list").count(), 1, "{err}");
     assert!(!err.contains("also refused"), "{err}");
-    on(s004(), &["release"])
+    on(stated_004(), &["release"])
         .arg(&f)
         .arg("--dry-run")
         .assert()
@@ -356,7 +335,7 @@ fn prepare_and_release_name_their_domain_and_group_absent_devices() {
         "<domain type='kvm'><name>vm2</name><devices/></domain>\n",
     )
     .unwrap();
-    on(s004(), &["prepare"])
+    on(stated_004(), &["prepare"])
         .arg(&g)
         .arg("--dry-run")
         .assert()
@@ -376,12 +355,12 @@ fn functions_on_host_drivers_are_one_warning() {
 
 #[test]
 fn usb_on_a_snapshot_without_usb_data_says_so() {
-    on(s004(), &["usb", "1"])
+    on(stated_004(), &["usb", "1"])
         .assert()
         .code(1)
         .stderr(contains("holds no USB data"))
         .stderr(contains("this host has no USB buses").not());
-    on(s004(), &["usb", "046d:c52b"])
+    on(stated_004(), &["usb", "046d:c52b"])
         .assert()
         .code(1)
         .stderr(contains("holds no USB data"));
@@ -412,7 +391,7 @@ fn show_and_check_describe_a_reset_in_the_same_words() {
         (sample("013"), "03:00.0"),
         (fixture(), "01:00.0"),
         (sample("000"), "00:05.0"),
-        (s004().to_path_buf(), "2b:00.0"),
+        (stated_004().to_path_buf(), "2b:00.0"),
     ] {
         let show = on(&s, &["show", dev]).output().unwrap();
         let check = on(&s, &["check", dev]).output().unwrap();
@@ -429,7 +408,7 @@ fn show_and_check_describe_a_reset_in_the_same_words() {
 
 #[test]
 fn check_ends_with_a_verdict_and_exits_by_it() {
-    on(s004(), &["check", "2b:00.0"])
+    on(stated_004(), &["check", "2b:00.0"])
         .assert()
         .success()
         .stdout(contains(
@@ -441,13 +420,13 @@ fn check_ends_with_a_verdict_and_exits_by_it() {
         .stdout(contains(
             "verdict: ok — 0000:01:00.0 can be assigned once its group is detached",
         ));
-    on(s004(), &["check", "04:00.0"])
+    on(stated_004(), &["check", "04:00.0"])
         .assert()
         .code(1)
         .stdout(contains(
             "verdict: blocked — 0000:04:00.0 cannot be assigned",
         ));
-    let o = on(s004(), &["check", "2b:00.0", "--try", "--dry-run"])
+    let o = on(stated_004(), &["check", "2b:00.0", "--try", "--dry-run"])
         .output()
         .unwrap();
     assert!(o.status.success());
@@ -461,7 +440,7 @@ fn check_ends_with_a_verdict_and_exits_by_it() {
         text(&o.stdout)
     );
     let j: serde_json::Value = serde_json::from_slice(
-        &on(s004(), &["check", "04:00.0", "--json"])
+        &on(stated_004(), &["check", "04:00.0", "--json"])
             .output()
             .unwrap()
             .stdout,
@@ -496,7 +475,7 @@ fn vp024_is_silent_when_the_host_proves_the_decimal_reading() {
         .success()
         .stdout(contains("warning[VP024]: bus='43' is decimal 43 (0x2b)"));
     // 004 has 2b:00.x and no bus 0x43: the host answers it.
-    on(s004(), &["validate"])
+    on(stated_004(), &["validate"])
         .arg(&f)
         .assert()
         .success()
@@ -512,7 +491,7 @@ fn vp024_is_silent_when_the_host_proves_the_decimal_reading() {
         ),
     )
     .unwrap();
-    on(s004(), &["validate"])
+    on(stated_004(), &["validate"])
         .arg(&g)
         .assert()
         .code(1)
@@ -524,7 +503,9 @@ fn vp024_is_silent_when_the_host_proves_the_decimal_reading() {
 
 #[test]
 fn list_tree_json_is_a_tree() {
-    let o = on(s004(), &["list", "--tree", "--json"]).output().unwrap();
+    let o = on(stated_004(), &["list", "--tree", "--json"])
+        .output()
+        .unwrap();
     assert!(o.status.success());
     let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
     assert!(j.get("devices").is_none(), "--tree was dropped");
@@ -555,7 +536,7 @@ fn headers(out: &[u8]) -> Vec<String> {
 
 #[test]
 fn list_filters_select_whole_groups_with_a_can_pass_column() {
-    let s = s004();
+    let s = stated_004();
     let all = on(s, &["list"]).output().unwrap();
     let h = headers(&all.stdout);
     assert!(
@@ -629,7 +610,7 @@ fn hostdevs_lists_a_domains_devices_with_the_hosts_names() {
     let d = tempdir();
     let f = d.path().join("vm3.xml");
     std::fs::write(&f, "<domain type='kvm'>\n  <name>vm3</name>\n  <devices>\n    <hostdev mode='subsystem' type='pci' managed='yes'><source><address domain='0x0000' bus='0x2b' slot='0x00' function='0x0'/></source></hostdev>\n    <hostdev mode='subsystem' type='pci' managed='no'><source><address domain='0x0000' bus='0x77' slot='0x00' function='0x1'/></source></hostdev>\n  </devices>\n</domain>\n").unwrap();
-    let o = on(s004(), &["hostdevs"]).arg(&f).output().unwrap();
+    let o = on(stated_004(), &["hostdevs"]).arg(&f).output().unwrap();
     assert!(o.status.success());
     let out = text(&o.stdout);
     assert!(
@@ -639,7 +620,7 @@ fn hostdevs_lists_a_domains_devices_with_the_hosts_names() {
     assert!(out.contains("0000:2b:00.0  managed      NVIDIA Corporation TU104 [GeForce RTX 2070 SUPER]  group 14  driver=none  line 4"), "{out}");
     assert!(out.contains("note: IOMMU group 14 also holds 0000:2b:00.1, 0000:2b:00.2, 0000:2b:00.3, which the domain does not have"), "{out}");
     // Two hostdevs of one incomplete group: the note once.
-    let o = on(s004(), &["hostdevs"])
+    let o = on(stated_004(), &["hostdevs"])
         .arg(repo().join("samples/domains/bad-rtx2070-half-group.xml"))
         .output()
         .unwrap();
@@ -654,7 +635,7 @@ fn hostdevs_lists_a_domains_devices_with_the_hosts_names() {
         "{out}"
     );
     let j: serde_json::Value = serde_json::from_slice(
-        &on(s004(), &["hostdevs", "-", "--json"])
+        &on(stated_004(), &["hostdevs", "-", "--json"])
             .write_stdin(std::fs::read(&f).unwrap())
             .output()
             .unwrap()
@@ -680,7 +661,7 @@ fn hostdevs_lists_a_domains_devices_with_the_hosts_names() {
 
 #[test]
 fn a_blocked_plan_exits_1_in_every_command_that_plans() {
-    let s = s004();
+    let s = stated_004();
     for args in [
         &["show", "04:00.0"][..],
         &["check", "04:00.0"],

@@ -3,9 +3,8 @@
 //! errors, and lspci reading the same fake tree.
 
 use crate::run::Vp;
-use crate::setup::{listing, sample, tempdir};
+use crate::setup::{listing, sample, stated_004, tempdir};
 use predicates::prelude::*;
-use std::path::{Path, PathBuf};
 
 fn vp() -> Vp {
     crate::run::vp()
@@ -125,21 +124,6 @@ fn snapshot_option_works_for_every_reading_command() {
         .stderr(predicate::str::contains("/nonexistent/host.json"));
 }
 
-/// Sample 004 converted with the host-critical facts stated (the listing
-/// shows none of them): SATA 02:00.1 holds the root disk, NIC 2a:00.0 the
-/// default route, no boot VGA (a stated assumption for the tests).
-fn stated_004(dir: &Path) -> PathBuf {
-    let out = dir.join("004-stated.json");
-    vp().args(["snapshot", "--from-listing"])
-        .arg(listing("004"))
-        .args(["--root-disk", "02:00.1", "--default-nic", "2a:00.0"])
-        .args(["--boot-vga", "none", "-o"])
-        .arg(&out)
-        .assert()
-        .success();
-    out
-}
-
 #[test]
 fn a_converted_listing_without_stated_facts_is_unverified_in_text_and_json() {
     // Changed deliberately with provenance: the converter used to name the
@@ -201,10 +185,9 @@ fn a_converted_listing_without_stated_facts_is_unverified_in_text_and_json() {
 
 #[test]
 fn show_reports_the_plan_and_the_blockers() {
-    let t = tempdir();
-    let s = stated_004(t.path());
+    let s = stated_004();
     vp().arg("--snapshot")
-        .arg(&s)
+        .arg(s)
         .args(["show", "2b:00.0"])
         .assert()
         .success()
@@ -212,7 +195,7 @@ fn show_reports_the_plan_and_the_blockers() {
             "verdict: ok — 4 travel together: 0000:2b:00.0 0000:2b:00.1 0000:2b:00.2 0000:2b:00.3",
         ));
     vp().arg("--snapshot")
-        .arg(&s)
+        .arg(s)
         .args(["show", "04:00.0"])
         .assert()
         .code(1)
@@ -224,7 +207,7 @@ fn show_reports_the_plan_and_the_blockers() {
         ))
         .stdout(predicate::str::contains("verdict: blocked"));
     vp().arg("--snapshot")
-        .arg(&s)
+        .arg(s)
         .args(["show", "02:00.1"])
         .assert()
         .code(1)
@@ -625,8 +608,8 @@ fn unknown_groups_make_the_plan_unverified() {
 #[test]
 fn missing_or_duplicated_groups_are_unverified_not_smaller() {
     let t = tempdir();
-    let s = stated_004(t.path());
-    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&s).unwrap()).unwrap();
+    let s = stated_004();
+    let v: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(s).unwrap()).unwrap();
     let edit = |f: &dyn Fn(&mut Vec<serde_json::Value>)| {
         let mut w = v.clone();
         f(w["groups"].as_array_mut().unwrap());
@@ -636,7 +619,7 @@ fn missing_or_duplicated_groups_are_unverified_not_smaller() {
     };
     // Whole, stated: ok.
     vp().arg("--snapshot")
-        .arg(&s)
+        .arg(s)
         .args(["show", "2b:00.0"])
         .assert()
         .success()
@@ -675,9 +658,9 @@ fn missing_or_duplicated_groups_are_unverified_not_smaller() {
 #[test]
 fn an_unreadable_group_in_a_tree_is_unverified() {
     let t = tempdir();
-    let s = stated_004(t.path());
+    let s = stated_004();
     let root = t.path().join("host");
-    vp().arg("fake-sysfs").arg(&s).arg(&root).assert().success();
+    vp().arg("fake-sysfs").arg(s).arg(&root).assert().success();
     vp().arg("--root")
         .arg(&root)
         .args(["show", "2b:00.0"])

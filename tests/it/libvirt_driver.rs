@@ -743,22 +743,7 @@ fn other_domains_use_blocks_running_and_warns_stopped() {
 fn sample_004_through_the_test_driver_is_unverified_not_ok() {
     let t = tempfile::tempdir().unwrap();
     let dir = t.path();
-    let stated = dir.join("004.json");
-    vp(&[
-        "snapshot",
-        "--from-listing",
-        "samples/hosts/listings/004-msi-b550m-mortar-turing-4fn.txt",
-        "--root-disk",
-        "02:00.1",
-        "--default-nic",
-        "2a:00.0",
-        "--boot-vga",
-        "none",
-        "-o",
-        stated.to_str().unwrap(),
-    ])
-    .assert()
-    .success();
+    let stated = crate::setup::stated_004();
     let node = dir.join("h.xml");
     vp(&[
         "--snapshot",

@@ -55,3 +55,26 @@ pub fn tempdir() -> tempfile::TempDir {
         .or_else(|_| tempfile::tempdir())
         .unwrap()
 }
+
+/// Sample 004 with its host-critical facts stated, as a user would state
+/// them for a listing (which shows none of them): SATA 02:00.1 holds the
+/// root disk, NIC 2a:00.0 the default route, no boot VGA. Plans on it say
+/// `ok` or `blocked`, not `unverified`. Read it; do not write next to it.
+pub fn stated_004() -> &'static Path {
+    // In cargo's per-target scratch directory, not a TempDir: a static is
+    // never dropped, so a TempDir here left one directory behind per run.
+    // `-o` writes atomically and the content is fixed, so runs may race.
+    static SNAP: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    SNAP.get_or_init(|| {
+        let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("004-stated.json");
+        crate::run::vp()
+            .args(["snapshot", "--from-listing"])
+            .arg(listing("004"))
+            .args(["--root-disk", "02:00.1", "--default-nic", "2a:00.0"])
+            .args(["--boot-vga", "none", "-o"])
+            .arg(&out)
+            .assert()
+            .success();
+        out
+    })
+}

@@ -27,6 +27,8 @@ cd "$(dirname "$0")/../.."
 here=$(pwd)
 # Exact, unlike 42-ansible.sh's range: sanity's rules change between
 # releases, and a lint must not start failing on its own.
+# A new minor version reads its own ignore file: rename the collection's
+# tests/sanity/ignore-2.19.txt with it.
 core='ansible-core==2.19.14'
 cache=${VIRT_PCI_TEST_CACHE:-$here/target/ansible-sanity}
 venv=$cache/venv
