@@ -151,16 +151,17 @@ impl PciAddress {
                 char::from(*c).to_digit(16).map(|d| (n << 4) | d)
             })
         };
-        let (domain, bus, slot, function) = (hex(0..4)?, hex(5..7)?, hex(8..10)?, hex(11..12)?);
+        Self::from_fields(hex(0..4)?, hex(5..7)?, hex(8..10)?, hex(11..12)?)
+    }
+
+    /// An address from its numbers as read, when they are in range (bus up
+    /// to 0xff, slot 0x1f, function 7).
+    pub(crate) fn from_fields(domain: u32, bus: u32, slot: u32, function: u32) -> Option<Self> {
+        let bus = u8::try_from(bus).ok()?;
         if slot > 0x1f || function > 7 {
             return None;
         }
-        Some(PciAddress::new(
-            domain,
-            bus as u8,
-            slot as u8,
-            function as u8,
-        ))
+        Some(PciAddress::new(domain, bus, slot as u8, function as u8))
     }
 }
 

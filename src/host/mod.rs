@@ -90,10 +90,7 @@ impl fmt::Display for GroupMember {
 impl GroupMember {
     /// A group member as the kernel names it in `iommu_groups/N/devices`.
     pub(crate) fn from_name(name: &str) -> GroupMember {
-        if let Some(a) = PciAddress::parse_canonical(name) {
-            return GroupMember::Pci(a);
-        }
-        match crate::host::sysfs::parse_sysfs_bdf(name) {
+        match sysfs::parse_sysfs_bdf(name) {
             Some(a) => GroupMember::Pci(a),
             None => GroupMember::Other(name.to_string()),
         }

@@ -45,6 +45,9 @@ impl std::error::Error for SysfsError {}
 
 /// Parse a sysfs device name `DDDD:BB:SS.F` (domain of 4 or more hex digits).
 pub(crate) fn parse_sysfs_bdf(name: &str) -> Option<PciAddress> {
+    if let Some(a) = PciAddress::parse_canonical(name) {
+        return Some(a);
+    }
     let (dom, rest) = name.split_once(':')?;
     let (bus, rest) = rest.split_once(':')?;
     let (slot, func) = rest.split_once('.')?;
@@ -55,19 +58,12 @@ pub(crate) fn parse_sysfs_bdf(name: &str) -> Option<PciAddress> {
             None
         }
     };
-    let domain = hex(dom, 4, 8)?;
-    let bus = hex(bus, 2, 2)?;
-    let slot = hex(slot, 2, 2)?;
-    let function = hex(func, 1, 1)?;
-    if slot > 0x1f || function > 7 {
-        return None;
-    }
-    Some(PciAddress::new(
-        domain,
-        bus as u8,
-        slot as u8,
-        function as u8,
-    ))
+    PciAddress::from_fields(
+        hex(dom, 4, 8)?,
+        hex(bus, 2, 2)?,
+        hex(slot, 2, 2)?,
+        hex(func, 1, 1)?,
+    )
 }
 
 /// The most we read of one sysfs attribute: 64 KiB. The kernel's
