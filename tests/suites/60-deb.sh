@@ -17,7 +17,7 @@ if [ "$(id -u)" -ne 0 ] || [ "${VIRT_PCI_CI:-}" != 1 ]; then
   echo "SKIP: 60-deb installs a package; it runs as root with VIRT_PCI_CI=1 (.ci/run)"
   exit 0
 fi
-if dpkg-query -W -f='${Status}' virt-pci 2>/dev/null | grep -q installed; then
+if dpkg-query -W -f='${Status}' virt-pci 2>/dev/null | grep installed >/dev/null; then
   echo "FAIL: a virt-pci package is already installed; this test installs and removes its own"
   exit 1
 fi
@@ -42,7 +42,7 @@ if grep -q '^/etc/libvirt' "$tmp/contents"; then bad "the package installs into 
 # Install as users do: dpkg -i fails on missing dependencies, apt-get -f fetches them.
 dpkg -i "$deb" >"$tmp/dpkg.out" 2>&1 || true
 apt-get -f install -y -qq >"$tmp/apt.out" 2>&1 || { cat "$tmp/dpkg.out" "$tmp/apt.out"; bad "apt-get -f install"; }
-if dpkg-query -W -f='${Status}' virt-pci | grep -q "install ok installed"; then ok "dpkg -i + apt-get -f install"; else bad "not installed: $(dpkg-query -W -f='${Status}' virt-pci)"; fi
+if dpkg-query -W -f='${Status}' virt-pci | grep "install ok installed" >/dev/null; then ok "dpkg -i + apt-get -f install"; else bad "not installed: $(dpkg-query -W -f='${Status}' virt-pci)"; fi
 dpkg -L virt-pci | sort >"$tmp/installed"
 
 v=$(/usr/bin/virt-pci --version)
@@ -50,8 +50,8 @@ want="virt-pci $(sed -n 's/^version = "\(.*\)"/\1/p' Cargo.toml | head -1)"
 [ "$v" = "$want" ] && ok "virt-pci --version: $v" || bad "--version printed '$v', not '$want'"
 
 command -v man >/dev/null || apt-get install -y -qq --no-install-recommends man-db >/dev/null
-if MANWIDTH=80 man virt-pci 2>"$tmp/man.err" | grep -q "virt-pci-snippet(1)" && [ ! -s "$tmp/man.err" ] \
-   && MANWIDTH=80 man virt-pci-snippet 2>/dev/null | grep -q -- "--boot-order"; then
+if MANWIDTH=80 man virt-pci 2>"$tmp/man.err" | grep "virt-pci-snippet(1)" >/dev/null && [ ! -s "$tmp/man.err" ] \
+   && MANWIDTH=80 man virt-pci-snippet 2>/dev/null | grep -- "--boot-order" >/dev/null; then
   ok "man virt-pci and man virt-pci-snippet render"
 else bad "man: $(cat "$tmp/man.err")"; fi
 
