@@ -137,10 +137,8 @@ impl PciAddress {
 }
 
 impl PciAddress {
-    /// The form this program writes, `0000:03:00.0` (and nothing else): read
-    /// without the general parser's copies, because a fleet's snapshots hold
-    /// a million of them. Anything else is `None` and goes the general way,
-    /// which reads these the same.
+    /// `0000:03:00.0` only, read without the general parser's copies (a
+    /// fleet's snapshots hold a million); anything else is `None`.
     pub(crate) fn parse_canonical(s: &str) -> Option<PciAddress> {
         let b = s.as_bytes();
         if b.len() != 12 || b[4] != b':' || b[7] != b':' || b[10] != b'.' {

@@ -368,7 +368,13 @@ fn group_verdict(host: &Host, from_host: bool, g: u32, first: PciAddress) -> Ver
     if !req.contains(&first) {
         req.push(first);
     }
-    let p = plan::plan(host, &req, PlanOptions::default());
+    // Most groups are clean, and a clean group's status needs no words
+    // (what travels and who uses it): the words are written only for a
+    // group whose message is shown.
+    let mut p = plan::plan_without_words(host, &req, PlanOptions::default());
+    if !matches!(p.verdict, plan::Verdict::Ok | plan::Verdict::Nothing) {
+        p = plan::plan(host, &req, PlanOptions::default());
+    }
     let (status, reason, code, used_by) = plan_status(host, from_host, &p);
     Verdict {
         status,

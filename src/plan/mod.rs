@@ -171,9 +171,7 @@ pub fn plan(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
 /// column): formatting messages nobody reads was most of `list --json`'s
 /// time on large hosts (BENCHMARKS.md, Findings).
 pub fn verdict(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> (Verdict, Vec<Code>) {
-    let p = planner::Planner::new(host, requested, opts)
-        .without_words()
-        .run();
+    let p = plan_without_words(host, requested, opts);
     let why = match p.verdict {
         Verdict::Blocked => &p.blockers,
         Verdict::Unverified => &p.unverified,
@@ -186,6 +184,16 @@ pub fn verdict(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> (Ver
         }
     }
     (p.verdict, codes)
+}
+
+/// [`plan`]'s verdict, travellers and findings' codes, from the same rules,
+/// with no words: no messages, help lines or member reasons, and no
+/// warnings. For callers that want the words only when the verdict is not
+/// ok (`inventory`: the first blocker's message).
+pub(crate) fn plan_without_words(host: &Host, requested: &[PciAddress], opts: PlanOptions) -> Plan {
+    planner::Planner::new(host, requested, opts)
+        .without_words()
+        .run()
 }
 
 #[cfg(test)]
@@ -254,6 +262,13 @@ mod tests {
                             want.push(c);
                         }
                     }
+                    // inventory counts the travellers of a wordless plan
+                    assert_eq!(
+                        plan_without_words(h, req, opts.clone()).travels,
+                        p.travels,
+                        "{} {req:?}",
+                        h.source
+                    );
                     assert_eq!(
                         verdict(h, req, opts),
                         (p.verdict, want),
