@@ -245,6 +245,11 @@ pub(crate) fn parse_hex(s: &str) -> u32 {
             }
         }
     }
+    parse_hex_any(s)
+}
+
+/// Every spelling [`parse_hex`] reads: spaces around, `0x`, `0X` or none.
+fn parse_hex_any(s: &str) -> u32 {
     let t = s.trim();
     let t = t
         .strip_prefix("0x")
@@ -260,14 +265,6 @@ mod tests {
     /// The short way reads what the general way reads.
     #[test]
     fn hex_is_read_one_way() {
-        let general = |s: &str| {
-            let t = s.trim();
-            let t = t
-                .strip_prefix("0x")
-                .or_else(|| t.strip_prefix("0X"))
-                .unwrap_or(t);
-            u32::from_str_radix(t, 16).unwrap_or(0)
-        };
         for s in [
             "0x8086",
             "0x0c0330",
@@ -284,7 +281,7 @@ mod tests {
             "",
             "0x-1",
         ] {
-            assert_eq!(parse_hex(s), general(s), "{s:?}");
+            assert_eq!(parse_hex(s), parse_hex_any(s), "{s:?}");
         }
         assert_eq!(parse_hex("0x0c0330"), 0x0c0330);
     }
