@@ -15,13 +15,6 @@
 #[path = "../cli/mod.rs"]
 mod cli;
 
-/// mimalloc, not the system allocator: reading a fleet's snapshots makes
-/// millions of small allocations, and glibc's malloc and free were a
-/// fifth of that work. It costs every start about 0.25 ms (BENCHMARKS.md,
-/// Findings, 2026-12-01).
-#[global_allocator]
-static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
-
 fn main() -> std::process::ExitCode {
     cli::app::main()
 }

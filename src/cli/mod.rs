@@ -15,6 +15,14 @@ macro_rules! outln {
     };
 }
 
+/// Both binaries' allocator (each compiles this tree as its own `cli`):
+/// mimalloc, not the system allocator. Reading a fleet's snapshots makes
+/// millions of small allocations, and glibc's malloc and free were a fifth
+/// of that work; it costs every start about 0.25 ms (BENCHMARKS.md,
+/// Findings, 2026-12-01).
+#[global_allocator]
+static ALLOC: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 mod actions;
 pub(crate) mod app;
 mod companion;
