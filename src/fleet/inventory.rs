@@ -368,9 +368,12 @@ fn group_verdict(host: &Host, from_host: bool, g: u32, first: PciAddress) -> Ver
     if !req.contains(&first) {
         req.push(first);
     }
-    // Most groups are clean, and a clean group's status needs no words
-    // (what travels and who uses it): the words are written only for a
-    // group whose message is shown.
+    // A clean group's status needs no words (what travels and who uses
+    // it), so the words are written only for a group whose message is
+    // shown: planned twice, but the wordless pass is the cheap part. On 50
+    // generated hosts with measured facts (mostly clean) `inventory --json`
+    // took 1.86 G instructions with one full plan per group and 0.95 G this
+    // way; with unknown facts (mostly unverified) 2.20 G against 2.41 G.
     let mut p = plan::plan_without_words(host, &req, PlanOptions::default());
     if !matches!(p.verdict, plan::Verdict::Ok | plan::Verdict::Nothing) {
         p = plan::plan(host, &req, PlanOptions::default());
